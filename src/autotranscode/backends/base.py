@@ -1,0 +1,120 @@
+"""The small interfaces the pipeline and workers are written against.
+
+A backend is three things: an object store, queues (job queue, its dead-letter
+queue, and the client's notification queue) and a notification topic. The local
+backend implements them with a folder and SQLite, the aws backend with S3, SQS
+and SNS; nothing above this module knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Called with the number of bytes moved since the last call.
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message taken from a queue, invisible to others until its lease ends."""
+
+    body: str
+    receipt: str
+    receive_count: int = 1
+
+
+class MessageQueue(abc.ABC):
+    """At-least-once queue with visibility leases, as SQS defines them."""
+
+    name: str
+
+    @abc.abstractmethod
+    def send(self, body: str) -> None: ...
+
+    @abc.abstractmethod
+    def receive(self, wait: float, max_messages: int = 1) -> list[Received]:
+        """Wait up to ``wait`` seconds for messages; an empty list means none came."""
+
+    @abc.abstractmethod
+    def extend(self, message: Received, seconds: float) -> None:
+        """Keep ``message`` invisible ``seconds`` from now (the heartbeat of a long job)."""
+
+    @abc.abstractmethod
+    def delete(self, message: Received) -> None: ...
+
+    @abc.abstractmethod
+    def release(self, message: Received) -> None:
+        """Make ``message`` visible again now, for another consumer to retry."""
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """Messages in the queue, visible or not (approximate where the service is)."""
+
+
+class Topic(abc.ABC):
+    """Where workers publish job notifications; ``arn`` identifies it in messages."""
+
+    arn: str
+
+    @abc.abstractmethod
+    def publish(self, body: str) -> None: ...
+
+
+class ObjectStore(abc.ABC):
+    """Input and output objects, addressed by bucket and key."""
+
+    input_bucket: str
+    output_bucket: str
+
+    @abc.abstractmethod
+    def upload(
+        self, path: Path, bucket: str, key: str, progress: ProgressCallback | None = None
+    ) -> None:
+        """Store a copy of ``path``; the file itself is left as it is."""
+
+    @abc.abstractmethod
+    def put(self, path: Path, bucket: str, key: str) -> None:
+        """Store ``path`` and take it: the caller's file is gone afterwards (a worker's output)."""
+
+    @abc.abstractmethod
+    def download(
+        self, bucket: str, key: str, dest: Path, progress: ProgressCallback | None = None
+    ) -> None:
+        """Write the object to ``dest`` (which must not exist yet)."""
+
+    @abc.abstractmethod
+    @contextmanager
+    def local_path(self, bucket: str, key: str, workdir: Path) -> Iterator[Path]:
+        """A readable local file with the object's content, for as long as the block runs."""
+
+    @abc.abstractmethod
+    def size(self, bucket: str, key: str) -> int: ...
+
+    @abc.abstractmethod
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many were deleted."""
+
+    @abc.abstractmethod
+    def keys(self, bucket: str, prefix: str = "") -> list[str]: ...
+
+
+class Backend(abc.ABC):
+    """One deployment: store, job queue, dead-letter queue, topic and our notification queue."""
+
+    kind: str
+    store: ObjectStore
+    jobs: MessageQueue
+    dead_letters: MessageQueue
+    topic: Topic
+    notifications: MessageQueue
+
+    @abc.abstractmethod
+    def open_notification(self, body: str) -> str:
+        """The notification inside a message from ``notifications``; MessageError if not from our topic."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and threads."""

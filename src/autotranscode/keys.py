@@ -1,0 +1,78 @@
+"""Names that cross a trust boundary: object keys, and file names in the output folder.
+
+Keys are derived from a file's identity, never used raw, so a hostile or odd
+file name cannot traverse paths, collide with another file, or break a key.
+Names coming back from messages are checked again before they touch the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import Path, PurePosixPath
+
+from .errors import MessageError
+
+INPUT_PREFIX = "inputs/"
+OUTPUT_PREFIX = "outputs/"
+#: S3 allows 1024 bytes per key; leave room for prefixes and ids.
+MAX_NAME_BYTES = 200
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
+
+
+def safe_name(name: str) -> str:
+    """A single path component that is safe as a key segment and as a file name."""
+    name = unicodedata.normalize("NFC", name)
+    name = _UNSAFE.sub("_", name).strip().lstrip(".-").strip()
+    if not name:
+        name = "file"
+    encoded = name.encode("utf-8")
+    if len(encoded) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        if not dot or len(ext) > 10:
+            stem, ext = name, ""
+        keep = MAX_NAME_BYTES - len(ext.encode()) - 1
+        stem = stem.encode("utf-8")[:keep].decode("utf-8", "ignore")
+        name = f"{stem}.{ext}" if ext else stem
+    return name
+
+
+def file_id(path: Path, size: int, mtime_ns: int) -> str:
+    """Stable id for one version of one file: same path and content stamp, same id."""
+    digest = hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()
+    return digest[:20]
+
+
+def input_key(fid: str, path: Path) -> str:
+    return f"{INPUT_PREFIX}{fid}/{safe_name(path.name)}"
+
+
+def output_key(job_id: str, stem: str, preset_id: str, extension: str) -> str:
+    return f"{OUTPUT_PREFIX}{job_id}/{safe_name(stem)}.{preset_id}{extension}"
+
+
+def check_job_id(job_id: str) -> str:
+    if not _JOB_ID.match(job_id):
+        raise MessageError(f"job id {job_id!r} is not a valid id")
+    return job_id
+
+
+def check_key(key: str, prefix: str) -> str:
+    """Accept a key from a message only if it stays under ``prefix`` and has no tricks."""
+    if not key.startswith(prefix) or len(key.encode("utf-8")) > 1024:
+        raise MessageError(f"key {key!r} is outside {prefix!r}")
+    parts = PurePosixPath(key).parts
+    if key.startswith("/") or any(p in ("", ".", "..") for p in key.split("/")) or len(parts) < 2:
+        raise MessageError(f"key {key!r} is not a plain relative key")
+    if _UNSAFE.sub("", key.replace("/", "")) != key.replace("/", ""):
+        raise MessageError(f"key {key!r} has control or reserved characters")
+    return key
+
+
+def output_name(stem: str, extension: str, preset_id: str, multiple: bool) -> str:
+    """The file name in OUT: ``clip.mp4``, or ``clip.web-720p.mp4`` when a job has several outputs."""
+    base = safe_name(stem)
+    return f"{base}.{preset_id}{extension}" if multiple else f"{base}{extension}"

@@ -1,0 +1,85 @@
+"""What is inside a media file, read with PyAV (imageio-ffmpeg ships no ffprobe)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from .errors import ProbeError
+
+log = logging.getLogger(__name__)
+
+#: Extensions taken as media when no ``--pattern`` is given.
+DEFAULT_EXTENSIONS: tuple[str, ...] = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg",
+    ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".mxf", ".dv",
+    ".m4a", ".mp3", ".wav", ".flac", ".aac", ".ogg", ".opus", ".aif", ".aiff", ".wma",
+)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """The facts about a file that presets and output checks depend on."""
+
+    duration: float | None
+    format_name: str
+    video_codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    audio_codec: str | None = None
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_codec is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+
+def probe(path: Path | str) -> MediaInfo:
+    """Read stream facts; raises ProbeError when the file is not decodable media."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            video = next(
+                (
+                    s
+                    for s in container.streams.video
+                    if s.codec_context is not None
+                    and not (s.disposition & av.stream.Disposition.attached_pic)
+                ),
+                None,
+            )
+            audio = next(iter(container.streams.audio), None)
+            if video is None and audio is None:
+                raise ProbeError(f"{Path(path).name}: no audio or video stream found")
+            duration = _duration(container, video or audio)
+            return MediaInfo(
+                duration=duration,
+                format_name=container.format.name,
+                video_codec=video.codec_context.name if video else None,
+                width=video.codec_context.width or None if video else None,
+                height=video.codec_context.height or None if video else None,
+                audio_codec=audio.codec_context.name if audio else None,
+            )
+    except ProbeError:
+        raise
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ProbeError(f"{Path(path).name}: not a readable media file ({_reason(exc)})") from exc
+
+
+def _duration(container: av.container.InputContainer, stream: av.stream.Stream | None) -> float | None:
+    if container.duration is not None and container.duration > 0:
+        return float(container.duration) / av.time_base
+    if stream is not None and stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, av.FFmpegError) and exc.strerror:
+        return str(exc.strerror)
+    return str(exc) or type(exc).__name__

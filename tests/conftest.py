@@ -1,0 +1,162 @@
+"""Shared fixtures: real media made by ffmpeg, a real S3/SQS/SNS endpoint (moto server), leak checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import imageio_ffmpeg
+import pytest
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+REPO = Path(__file__).resolve().parent.parent
+
+# (file name, ffmpeg arguments between the inputs and the output, duration, has_audio, height)
+_LAVFI_V = "testsrc2=size={size}:rate=25:duration={d}"
+_LAVFI_A = "sine=frequency=440:sample_rate=48000:duration={d}"
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    duration: float
+    height: int | None
+    has_audio: bool
+    has_video: bool = True
+
+
+_CLIPS: dict[str, tuple[str, str, float, bool, bool]] = {
+    # name: (size, codec args, duration, audio, video)
+    "prores 10bit.mov": (
+        "1920x1080",
+        "-c:v prores_ks -profile:v 1 -pix_fmt yuv422p10le -c:a pcm_s16le",
+        1.0,
+        True,
+        True,
+    ),
+    "mjpeg.avi": ("320x240", "-c:v mjpeg -q:v 5 -pix_fmt yuvj420p -c:a pcm_s16le", 2.0, True, True),
+    "vp9.mkv": ("320x240", "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 200k -c:a libopus", 2.0, True, True),
+    "h264.mp4": ("320x240", "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac", 2.0, True, True),
+    "no audio.mp4": ("320x240", "-c:v libx264 -preset ultrafast -pix_fmt yuv420p", 2.0, False, True),
+    "tone.m4a": ("", "-c:a aac", 2.0, True, False),
+}
+#: The same content as h264.mp4, under a name with spaces and non-ASCII characters.
+UNICODE_NAME = "Früh stück — 東京 clip.mp4"
+
+
+def _generate(name: str, dest: Path) -> None:
+    size, codec, duration, audio, video = _CLIPS[name]
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y"]
+    if video:
+        cmd += ["-f", "lavfi", "-i", _LAVFI_V.format(size=size, d=duration)]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", _LAVFI_A.format(d=duration)]
+    cmd += [*codec.split(), "-shortest", str(dest)]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test clip, generated once per session (a few seconds, all tiny)."""
+    root = tmp_path_factory.mktemp("media")
+    for name in _CLIPS:
+        _generate(name, root / name)
+    shutil.copyfile(root / "h264.mp4", root / UNICODE_NAME)
+    (root / "notes.mp4").write_text("this is a text file with a media extension\n")
+    (root / "empty.mov").write_bytes(b"")
+    data = (root / "h264.mp4").read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 8])
+    return root
+
+
+@pytest.fixture(scope="session")
+def clips(media_dir: Path) -> dict[str, Clip]:
+    """The good clips, with what a transcode to web-720p must preserve."""
+    out = {
+        name: Clip(media_dir / name, d, int(size.split("x")[1]) if video else None, audio, video)
+        for name, (size, _, d, audio, video) in _CLIPS.items()
+    }
+    out[UNICODE_NAME] = Clip(media_dir / UNICODE_NAME, 2.0, 240, True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def broken(media_dir: Path) -> dict[str, Path]:
+    return {n: media_dir / n for n in ("notes.mp4", "empty.mov", "truncated.mp4")}
+
+
+# --- a real AWS-compatible endpoint -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's threaded server on an ephemeral loopback port, spoken to over HTTP."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for code (and subprocesses) that should reach the test endpoint only."""
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return env
+
+
+@pytest.fixture
+def deployment_name() -> str:
+    """A fresh deployment name per test, so tests sharing the endpoint never see each other."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def boto_session(aws_env: dict[str, str]) -> boto3.Session:
+    return boto3.Session(region_name="us-east-1")
+
+
+# --- hygiene ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Every thread autotranscode starts in a test (all are named ``autotranscode-*``) must end."""
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leaked = [t for t in threading.enumerate() if t.name.startswith("autotranscode")]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"threads left running: {leaked}"
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for running the CLI as a subprocess, isolated from the user's config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRANSCODE_", "AWS_"))}
+    env["XDG_CONFIG_HOME"] = str(REPO / "tests" / "_no_config")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
