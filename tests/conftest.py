@@ -1,4 +1,4 @@
-"""Shared fixtures: real media made by ffmpeg, a real S3/SQS/SNS endpoint (moto server), leak checks."""
+"""Shared fixtures: real media made by ffmpeg, a real S3/SQS/SNS endpoint (moto), leak checks."""
 
 from __future__ import annotations
 
@@ -43,9 +43,27 @@ _CLIPS: dict[str, tuple[str, str, float, bool, bool]] = {
         True,
     ),
     "mjpeg.avi": ("320x240", "-c:v mjpeg -q:v 5 -pix_fmt yuvj420p -c:a pcm_s16le", 2.0, True, True),
-    "vp9.mkv": ("320x240", "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 200k -c:a libopus", 2.0, True, True),
-    "h264.mp4": ("320x240", "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac", 2.0, True, True),
-    "no audio.mp4": ("320x240", "-c:v libx264 -preset ultrafast -pix_fmt yuv420p", 2.0, False, True),
+    "vp9.mkv": (
+        "320x240",
+        "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 200k -c:a libopus",
+        2.0,
+        True,
+        True,
+    ),
+    "h264.mp4": (
+        "320x240",
+        "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac",
+        2.0,
+        True,
+        True,
+    ),
+    "no audio.mp4": (
+        "320x240",
+        "-c:v libx264 -preset ultrafast -pix_fmt yuv420p",
+        2.0,
+        False,
+        True,
+    ),
     "tone.m4a": ("", "-c:a aac", 2.0, True, False),
 }
 #: The same content as h264.mp4, under a name with spaces and non-ASCII characters.

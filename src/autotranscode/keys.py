@@ -40,9 +40,9 @@ def safe_name(name: str) -> str:
     return name
 
 
-def file_id(path: Path, size: int, mtime_ns: int) -> str:
-    """Stable id for one version of one file: same path and content stamp, same id."""
-    digest = hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()
+def file_id(path: Path, size: int, mtime_ns: int, destination: str) -> str:
+    """Stable id for one version of one file bound for one destination (folder and presets)."""
+    digest = hashlib.sha256(f"{path}\0{size}\0{mtime_ns}\0{destination}".encode()).hexdigest()
     return digest[:20]
 
 
@@ -73,6 +73,6 @@ def check_key(key: str, prefix: str) -> str:
 
 
 def output_name(stem: str, extension: str, preset_id: str, multiple: bool) -> str:
-    """The file name in OUT: ``clip.mp4``, or ``clip.web-720p.mp4`` when a job has several outputs."""
+    """The name in OUT: ``clip.mp4``, or ``clip.web-720p.mp4`` when a job has several outputs."""
     base = safe_name(stem)
     return f"{base}.{preset_id}{extension}" if multiple else f"{base}{extension}"

@@ -14,9 +14,33 @@ log = logging.getLogger(__name__)
 
 #: Extensions taken as media when no ``--pattern`` is given.
 DEFAULT_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg",
-    ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".mxf", ".dv",
-    ".m4a", ".mp3", ".wav", ".flac", ".aac", ".ogg", ".opus", ".aif", ".aiff", ".wma",
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".wmv",
+    ".flv",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".3gp",
+    ".ogv",
+    ".mxf",
+    ".dv",
+    ".m4a",
+    ".mp3",
+    ".wav",
+    ".flac",
+    ".aac",
+    ".ogg",
+    ".opus",
+    ".aif",
+    ".aiff",
+    ".wma",
 )
 
 
@@ -71,7 +95,9 @@ def probe(path: Path | str) -> MediaInfo:
         raise ProbeError(f"{Path(path).name}: not a readable media file ({_reason(exc)})") from exc
 
 
-def _duration(container: av.container.InputContainer, stream: av.stream.Stream | None) -> float | None:
+def _duration(
+    container: av.container.InputContainer, stream: av.stream.Stream | None
+) -> float | None:
     if container.duration is not None and container.duration > 0:
         return float(container.duration) / av.time_base
     if stream is not None and stream.duration is not None and stream.time_base is not None:

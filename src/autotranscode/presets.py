@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, MediaError
 from .media import MediaInfo
 
 DEFAULT_PRESET = "web-720p"
@@ -49,11 +49,11 @@ class Preset:
         args = ["-hide_banner", "-nostdin", "-y", "-i", str(src), "-map_metadata", "-1"]
         if self.audio_only:
             if not source.has_audio:
-                raise ConfigError(f"preset {self.id} needs an audio stream and the input has none")
+                raise MediaError(f"preset {self.id} needs an audio stream and the input has none")
             args += ["-vn", "-map", "0:a:0"]
         else:
             if not source.has_video:
-                raise ConfigError(f"preset {self.id} needs a video stream and the input has none")
+                raise MediaError(f"preset {self.id} needs a video stream and the input has none")
             args += ["-map", "0:v:0"]
             if source.has_audio and self.audio_codec:
                 args += ["-map", "0:a:0"]

@@ -1,4 +1,4 @@
-"""Backends: where objects, jobs and notifications live. ``open_backend`` picks one from settings."""
+"""Backends: where objects, jobs and notifications live; ``open_backend`` picks one."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def open_notification(self, body: str) -> str:
-        """The notification inside a message from ``notifications``; MessageError if not from our topic."""
+        """The notification inside a queue message; MessageError unless from our topic."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads."""

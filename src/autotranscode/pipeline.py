@@ -1,0 +1,420 @@
+"""The flow of one file, start to finish; read this module to know what happens to a drop.
+
+    DISCOVERED → UPLOADING → UPLOADED → SUBMITTED → TRANSCODING → COMPLETED
+      → DOWNLOADING → DONE → CLEANED                  (any step → FAILED with a reason)
+
+Every step is recorded in the journal before the next one starts; ``_step``
+reads a file's state and does the one thing that state calls for, so a restart
+simply calls ``_step`` again for every unfinished file. Transfers run on a small
+thread pool; one listener thread long-polls the notification queue and moves
+files from SUBMITTED to COMPLETED (or FAILED). The backend is only ever used
+through its interface, so this code is the same for local and aws.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import keys, presets
+from .backends import Backend, Received
+from .errors import (
+    AutotranscodeError,
+    BackendError,
+    ConfigError,
+    MediaError,
+    MessageError,
+    OutputError,
+)
+from .journal import FileRecord, FileState, Journal
+from .media import probe
+from .messages import Input, Job, JobOutput, Notification, State, parse_notification
+from .progress import Subscriber
+
+log = logging.getLogger(__name__)
+
+#: How long one receive on the notification queue waits; also bounds how long stop() takes.
+LISTEN_WAIT_SECONDS = 2.0
+#: Backend failures are retried with exponential backoff up to this delay, until stopped.
+MAX_BACKOFF_SECONDS = 30.0
+#: Temporary names in OUT end with this, so watchers (ours included) ignore them.
+PART_SUFFIX = ".autotranscode-part"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one input, for ``transcode``'s summary."""
+
+    path: Path
+    state: FileState
+    detail: str
+
+
+class Pipeline:
+    def __init__(
+        self,
+        backend: Backend,
+        journal: Journal,
+        out_dir: Path,
+        preset_ids: Iterable[str],
+        *,
+        pipeline_id: str = "autotranscode",
+        transfers: int = 4,
+        hooks: Subscriber | None = None,
+    ) -> None:
+        self.backend = backend
+        self.journal = journal
+        self.out_dir = out_dir
+        self.presets = [presets.get(p) for p in preset_ids]
+        self.pipeline_id = pipeline_id
+        self.hooks = hooks or Subscriber()
+        self._executor = ThreadPoolExecutor(transfers, thread_name_prefix="autotranscode-transfer")
+        self._stop = threading.Event()
+        self._active: set[str] = set()
+        self._cond = threading.Condition()
+        self._listener: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, resume: bool = True) -> None:
+        """Resume what a previous run left unfinished, then start listening for notifications."""
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {self.out_dir}: {exc}") from exc
+        for record in self.journal.unfinished() if resume else ():
+            log.info("resuming %s at %s", record.name, record.state)
+            self._schedule(record.id)
+        self._listener = threading.Thread(target=self._listen, name="autotranscode-listener")
+        self._listener.start()
+
+    def stop(self) -> None:
+        """Stop taking work; a transfer under way finishes, the rest resumes on the next start."""
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, path: Path, retry_failed: bool = False) -> str | None:
+        """Take a (stable) file into the pipeline; returns its id, or None if it is not taken.
+
+        A file already done for this destination is not done again; a failed one only
+        when ``retry_failed`` (the user named it explicitly).
+        """
+        try:
+            st = path.stat()
+        except OSError as exc:
+            log.warning("%s: cannot read (%s); skipped", path.name, exc.strerror or exc)
+            return None
+        path = path.resolve()
+        out_dir = self.out_dir.resolve()
+        preset_ids = tuple(p.id for p in self.presets)
+        fid = keys.file_id(path, st.st_size, st.st_mtime_ns, f"{out_dir}\0{preset_ids}")
+        record, created = self.journal.record(
+            fid, path, out_dir, preset_ids, st.st_size, st.st_mtime_ns
+        )
+        if not created:
+            if record.state == FileState.FAILED and retry_failed:
+                self.journal.reset(fid)
+            elif record.state.finished:
+                log.debug("%s already %s; skipped", path.name, record.state)
+                return fid
+            with self._cond:
+                if fid in self._active:
+                    return fid
+        self.hooks.on_state(path=record.path, state=FileState.DISCOVERED)
+        self._schedule(fid)
+        return fid
+
+    def wait(self, fids: Iterable[str], timeout: float | None = None) -> bool:
+        """Block until the given files are finished (CLEANED or FAILED)."""
+        wanted = set(fids)
+        with self._cond:
+            return self._cond.wait_for(lambda: not (wanted & self._active), timeout)
+
+    def outcome(self, fid: str) -> Outcome:
+        record = self.journal.get(fid)
+        assert record is not None
+        detail = record.reason or ", ".join(Path(p).name for p in record.outputs.values())
+        return Outcome(record.path, record.state, detail)
+
+    # -- the steps -------------------------------------------------------------------------------
+
+    def _schedule(self, fid: str, delay: float = 0.0) -> None:
+        with self._cond:
+            self._active.add(fid)
+        if not self._stop.is_set():
+            self._executor.submit(self._run_step, fid, delay)
+
+    def _run_step(self, fid: str, delay: float) -> None:
+        if delay and self._stop.wait(delay):
+            return
+        record = self.journal.get(fid)
+        if record is None:
+            return
+        try:
+            self._step(record)
+        except BackendError as exc:
+            backoff = min(max(delay * 2, 1.0), MAX_BACKOFF_SECONDS)
+            log.warning("%s: %s; retrying in %.0fs", record.name, exc, backoff)
+            self._schedule(fid, backoff)
+        except (MediaError, OutputError, ConfigError, MessageError) as exc:
+            self._fail(record, str(exc))
+        except Exception as exc:
+            log.exception("%s: unexpected error", record.name)
+            self._fail(record, f"internal error: {exc!r}")
+
+    def _step(self, record: FileRecord) -> None:
+        state = record.state
+        if state in (FileState.DISCOVERED, FileState.UPLOADING):
+            self._upload(record)
+        elif state == FileState.UPLOADED:
+            self._submit(record)
+        elif state in (FileState.COMPLETED, FileState.DOWNLOADING):
+            self._download(record)
+        elif state == FileState.DONE:
+            self._clean(record)
+        elif state.finished:
+            self._finished(record.id)
+        # SUBMITTED and TRANSCODING wait for the listener.
+
+    def _upload(self, record: FileRecord) -> None:
+        path = record.path
+        try:
+            st = path.stat()
+        except FileNotFoundError as exc:
+            raise MediaError("the file was deleted before it could be uploaded") from exc
+        except OSError as exc:
+            raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
+        if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
+            raise MediaError("the file changed before upload; its new version is taken separately")
+        if st.st_size == 0:
+            raise MediaError("the file is empty")
+        source = probe(path)
+        for preset in map(presets.get, record.presets):
+            preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch (no audio…)
+        key = record.input_key or keys.input_key(record.id, path)
+        job_id = record.job_id or uuid.uuid4().hex
+        self._advance(record, FileState.UPLOADING, input_key=key, job_id=job_id)
+
+        progress = _Bytes(self.hooks, path, "uploading", st.st_size)
+        self.backend.store.upload(path, self.backend.store.input_bucket, key, progress)
+        self._advance(record, FileState.UPLOADED)
+        self._submit(record)
+
+    def _submit(self, record: FileRecord) -> None:
+        record = self._reload(record)
+        assert record.job_id and record.input_key
+        wanted = [presets.get(p) for p in record.presets]
+        multiple = len(wanted) > 1
+        stem = record.path.stem
+        job = Job(
+            jobId=record.job_id,
+            pipelineId=self.pipeline_id,
+            input=Input(bucket=self.backend.store.input_bucket, key=record.input_key),
+            outputBucket=self.backend.store.output_bucket,
+            outputs=tuple(
+                JobOutput(
+                    key=keys.output_key(record.job_id, stem, p.id, p.extension), presetId=p.id
+                )
+                for p in wanted
+            ),
+            topicArn=self.backend.topic.arn,
+            userMetadata={"fileId": record.id, "source": record.name[:256]},
+        )
+        names = {
+            o.key: keys.output_name(stem, presets.get(o.preset_id).extension, o.preset_id, multiple)
+            for o in job.outputs
+        }
+        self.backend.jobs.send(job.to_json())
+        self._advance(record, FileState.SUBMITTED, outputs=names)
+
+    def _download(self, record: FileRecord) -> None:
+        """Outputs go to a hidden temp name, then are linked into place: never half, never over."""
+        store = self.backend.store
+        for leftover in record.out_dir.glob(f".*.{record.job_id}{PART_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+        placed: dict[str, str] = {}
+        for key, target in record.outputs.items():
+            size = store.size(store.output_bucket, key)
+            final = Path(target)
+            if final.is_absolute() and final.is_file() and final.stat().st_size == size:
+                placed[key] = target  # a crash came between the rename and the journal
+                continue
+            final = _free_name(record.out_dir / final.name)
+            placed[key] = str(final)
+            self._advance(record, FileState.DOWNLOADING, outputs={**record.outputs, **placed})
+            tmp = record.out_dir / f".{final.name}.{record.job_id}{PART_SUFFIX}"
+            try:
+                store.download(
+                    store.output_bucket,
+                    key,
+                    tmp,
+                    _Bytes(self.hooks, record.path, "downloading", size),
+                )
+                placed[key] = str(_place(tmp, final))
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise OutputError(
+                    f"cannot write into {record.out_dir}: {exc.strerror or exc}"
+                ) from exc
+        self._advance(record, FileState.DONE, outputs=placed)
+        self._clean(self._reload(record))
+
+    def _clean(self, record: FileRecord) -> None:
+        self._delete_objects(record)
+        names = ", ".join(Path(p).name for p in record.outputs.values())
+        self._advance(record, FileState.CLEANED, detail=names)
+        self._finished(record.id)
+
+    def _delete_objects(self, record: FileRecord) -> None:
+        store = self.backend.store
+        store.delete_prefix(store.input_bucket, f"{keys.INPUT_PREFIX}{record.id}/")
+        if record.job_id:
+            store.delete_prefix(store.output_bucket, f"{keys.OUTPUT_PREFIX}{record.job_id}/")
+
+    def _fail(self, record: FileRecord, reason: str) -> None:
+        try:
+            self._delete_objects(record)
+        except AutotranscodeError as exc:
+            log.warning("%s: objects left behind: %s", record.name, exc)
+        self.journal.fail(record.id, reason)
+        self.hooks.on_state(path=record.path, state=FileState.FAILED, detail=reason)
+        self._finished(record.id)
+
+    # -- notifications ---------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        queue = self.backend.notifications
+        while not self._stop.is_set():
+            try:
+                batch = queue.receive(wait=LISTEN_WAIT_SECONDS, max_messages=10)
+            except AutotranscodeError as exc:
+                log.warning("cannot receive notifications (%s); retrying", exc)
+                self._stop.wait(LISTEN_WAIT_SECONDS)
+                continue
+            for message in batch:
+                try:
+                    self._on_message(message)
+                    queue.delete(message)
+                except BackendError as exc:
+                    log.warning("notification not handled yet (%s); it will come back", exc)
+                except Exception:
+                    log.exception("notification handling failed; deleting it")
+                    queue.delete(message)
+
+    def _on_message(self, message: Received) -> None:
+        try:
+            note = parse_notification(self.backend.open_notification(message.body))
+        except MessageError as exc:
+            log.warning("ignored a notification: %s", exc)
+            return
+        record = self.journal.by_job(note.job_id)
+        if record is None or note.user_metadata.get("fileId") != record.id:
+            log.warning("ignored a notification for job %s, which is not ours", note.job_id)
+            return
+        if record.state not in (FileState.SUBMITTED, FileState.TRANSCODING, FileState.UPLOADED):
+            if note.state == State.COMPLETED and record.state.finished:
+                # A job run twice (a worker died after publishing): drop its second output.
+                self.backend.store.delete_prefix(
+                    self.backend.store.output_bucket, f"{keys.OUTPUT_PREFIX}{note.job_id}/"
+                )
+            return
+        if note.state == State.PROGRESSING:
+            self._on_progress(record, note)
+        elif note.state == State.COMPLETED:
+            self._on_completed(record, note)
+        elif note.state == State.ERROR:
+            self._fail(record, note.reason)
+        else:
+            log.warning("%s: worker warning: %s", record.name, note.reason)
+
+    def _on_progress(self, record: FileRecord, note: Notification) -> None:
+        if record.state != FileState.TRANSCODING:
+            self._advance(record, FileState.TRANSCODING)
+        fraction = min((o.percent or 0.0) for o in note.outputs) / 100 if note.outputs else 0.0
+        self.hooks.on_progress(
+            path=record.path,
+            stage="transcoding",
+            fraction=fraction,
+            speed=note.user_metadata.get("speed"),
+        )
+
+    def _on_completed(self, record: FileRecord, note: Notification) -> None:
+        got = {o.key for o in note.outputs}
+        if got != set(record.outputs):
+            raise MessageError(f"job {note.job_id} completed with outputs we did not ask for")
+        self._advance(record, FileState.COMPLETED)
+        self._schedule(record.id)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _advance(
+        self,
+        record: FileRecord,
+        state: FileState,
+        *,
+        detail: str | None = None,
+        job_id: str | None = None,
+        input_key: str | None = None,
+        outputs: dict[str, str] | None = None,
+    ) -> None:
+        self.journal.advance(
+            record.id, state, job_id=job_id, input_key=input_key, outputs=outputs, detail=detail
+        )
+        self.hooks.on_state(path=record.path, state=state, detail=detail)
+
+    def _reload(self, record: FileRecord) -> FileRecord:
+        fresh = self.journal.get(record.id)
+        assert fresh is not None
+        return fresh
+
+    def _finished(self, fid: str) -> None:
+        with self._cond:
+            self._active.discard(fid)
+            self._cond.notify_all()
+
+
+class _Bytes:
+    """Turns a transfer's byte counts into fraction-done progress hooks."""
+
+    def __init__(self, hooks: Subscriber, path: Path, stage: str, total: int) -> None:
+        self.hooks, self.path, self.stage, self.total = hooks, path, stage, max(total, 1)
+        self.done = 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.hooks.on_progress(path=self.path, stage=self.stage, fraction=self.done / self.total)
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``name (1).ext``… if taken: an existing output is never overwritten."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+    return candidate
+
+
+def _place(tmp: Path, final: Path) -> Path:
+    """Link the finished temp file to its final name without ever replacing a file there."""
+    while True:
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            final = _free_name(final)
+            continue
+        except OSError:
+            if final.exists():
+                final = _free_name(final)
+                continue
+            os.replace(tmp, final)  # no hard links here (some network shares): rename instead
+            return final
+        tmp.unlink()
+        return final

@@ -1,0 +1,172 @@
+"""Run ffmpeg for one output, report its progress, and check what it produced.
+
+ffmpeg writes ``key=value`` blocks on ``-progress pipe:1`` about every 0.5 s; we
+read ``out_time_us`` from them. A non-zero exit becomes TranscodeError carrying
+ffmpeg's own last error line, and an output that does not probe as expected is
+an error too, never a delivered file.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ConfigError, TranscodeError
+from .media import MediaInfo, probe
+from .presets import Preset
+
+log = logging.getLogger(__name__)
+
+#: Called with the fraction done (0..1) and ffmpeg's speed factor when it reports one.
+ProgressFn = Callable[[float, float | None], None]
+
+#: An output may differ from its source's duration by this much (seconds or fraction).
+DURATION_TOLERANCE_S = 0.5
+DURATION_TOLERANCE_FRACTION = 0.05
+
+
+def find_ffmpeg(override: str | None = None) -> str:
+    """The ffmpeg to run: ``--ffmpeg`` if given, else the binary bundled by imageio-ffmpeg."""
+    if override:
+        found = shutil.which(override)
+        if not found:
+            raise ConfigError(f"ffmpeg {override!r} not found or not executable")
+        return found
+    import imageio_ffmpeg
+
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"no ffmpeg available ({exc}); install one and pass --ffmpeg PATH"
+        ) from exc
+
+
+def command(ffmpeg: str, preset: Preset, source: MediaInfo, src: Path, dst: Path) -> list[str]:
+    """The exact command line a worker runs (also what ``presets show`` prints)."""
+    args = preset.ffmpeg_args(source, src, dst)
+    return [ffmpeg, "-loglevel", "error", "-progress", "pipe:1", "-nostats", *args]
+
+
+def transcode(
+    ffmpeg: str,
+    preset: Preset,
+    source: MediaInfo,
+    src: Path,
+    dst: Path,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> MediaInfo:
+    """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure."""
+    cmd = command(ffmpeg, preset, source, src, dst)
+    log.debug("running %s", subprocess.list2cmdline(cmd))
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot run ffmpeg {ffmpeg}: {exc}") from exc
+    errors: collections.deque[str] = collections.deque(maxlen=20)
+    reader = threading.Thread(
+        target=lambda: errors.extend(proc.stderr or ()), name="autotranscode-ffmpeg-stderr"
+    )
+    reader.start()
+    try:
+        _follow(proc, source.duration, progress, cancel)
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join()
+    if cancel is not None and cancel.is_set():
+        dst.unlink(missing_ok=True)
+        raise TranscodeError("transcode cancelled")
+    if code != 0:
+        dst.unlink(missing_ok=True)
+        detail = next((line.strip() for line in reversed(errors) if line.strip()), "")
+        raise TranscodeError(f"ffmpeg failed (exit {code}): {detail or 'no error message'}")
+    try:
+        return verify(preset, source, dst)
+    except TranscodeError:
+        dst.unlink(missing_ok=True)
+        raise
+
+
+def _follow(
+    proc: subprocess.Popen[str],
+    duration: float | None,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+) -> None:
+    assert proc.stdout is not None
+    block: dict[str, str] = {}
+    for line in proc.stdout:
+        if cancel is not None and cancel.is_set():
+            proc.terminate()
+            return
+        key, _, value = line.strip().partition("=")
+        block[key] = value
+        if key != "progress":
+            continue
+        if progress is not None:
+            progress(_fraction(block, duration, value == "end"), _speed(block))
+        block = {}
+
+
+def _fraction(block: dict[str, str], duration: float | None, ended: bool) -> float:
+    if ended:
+        return 1.0
+    try:
+        done = int(block.get("out_time_us", "0")) / 1e6
+    except ValueError:
+        return 0.0
+    if not duration:
+        return 0.0
+    return max(0.0, min(done / duration, 0.999))
+
+
+def _speed(block: dict[str, str]) -> float | None:
+    try:
+        return float(block.get("speed", "").rstrip("x"))
+    except ValueError:
+        return None
+
+
+def verify(preset: Preset, source: MediaInfo, output: Path) -> MediaInfo:
+    """Probe the output and check it is what the preset promises."""
+    info = probe(output)
+    problems = []
+    if preset.audio_only:
+        if not info.has_audio or info.has_video:
+            problems.append("expected audio only")
+    else:
+        if info.video_codec != _decoder_name(preset.video_codec):
+            problems.append(f"video codec {info.video_codec}, expected {preset.video_codec}")
+        if info.height != preset.output_height(source):
+            problems.append(f"height {info.height}, expected {preset.output_height(source)}")
+        if source.has_audio and preset.audio_codec and not info.has_audio:
+            problems.append("audio missing")
+    if source.duration and info.duration is not None:
+        tolerance = max(DURATION_TOLERANCE_S, source.duration * DURATION_TOLERANCE_FRACTION)
+        if abs(info.duration - source.duration) > tolerance:
+            problems.append(f"duration {info.duration:.2f}s, source {source.duration:.2f}s")
+    if problems:
+        raise TranscodeError(f"output check failed: {'; '.join(problems)}")
+    return info
+
+
+def _decoder_name(encoder: str | None) -> str | None:
+    return {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"}.get(
+        encoder or "", encoder
+    )

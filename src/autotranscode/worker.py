@@ -1,0 +1,257 @@
+"""The transcoding service: take a job, transcode, upload, notify, delete the job.
+
+A job message is deleted only after its outputs are stored and COMPLETED (or
+ERROR) is published, so a worker that dies mid-job leaves the message to
+reappear when its lease ends, for another worker. Bad media is answered with an
+ERROR notification at once (retrying cannot help); storage or queue trouble is
+retried through the lease until ``max_attempts``, then the job goes to the
+dead-letter queue with an ERROR notification, so no client waits forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import presets
+from .backends import Backend, Received
+from .errors import AutotranscodeError, ConfigError, MediaError, MessageError
+from .media import MediaInfo, probe
+from .messages import Job, Notification, OutputStatus, State, parse_job
+from .transcoder import transcode
+
+log = logging.getLogger(__name__)
+
+#: Long-poll this long for a job; also bounds how long a stop request waits.
+RECEIVE_WAIT_SECONDS = 2.0
+#: At most one PROGRESSING notification per job this often.
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+class Worker:
+    def __init__(
+        self,
+        backend: Backend,
+        ffmpeg: str,
+        workdir: Path,
+        *,
+        visibility: float,
+        max_attempts: int,
+        name: str = "worker",
+    ) -> None:
+        self.backend = backend
+        self.ffmpeg = ffmpeg
+        self.workdir = workdir
+        self.visibility = visibility
+        self.max_attempts = max_attempts
+        self.name = name
+        self.done = 0
+
+    def run(self, stop: threading.Event) -> None:
+        """Process jobs until ``stop`` is set; a job under way is stopped and released."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log.info("%s waiting for jobs on %s", self.name, self.backend.jobs.name)
+        while not stop.is_set():
+            try:
+                batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS)
+            except AutotranscodeError as exc:
+                log.warning("%s: cannot receive jobs (%s); retrying", self.name, exc)
+                stop.wait(RECEIVE_WAIT_SECONDS)
+                continue
+            for message in batch:
+                self.handle(message, stop)
+
+    def handle(self, message: Received, stop: threading.Event | None = None) -> None:
+        try:
+            job = parse_job(message.body)
+            if job.topic != self.backend.topic.arn:
+                raise MessageError(f"job {job.job_id} names a topic that is not ours: {job.topic}")
+            for output in job.outputs:
+                presets.get(output.preset_id)
+        except (MessageError, ConfigError) as exc:
+            log.warning("%s: rejected a job message: %s", self.name, exc)
+            self._dead_letter(message)
+            return
+        cancel = stop or threading.Event()
+        try:
+            with self._heartbeat(message):
+                outputs = self._transcode(job, cancel)
+        except MediaError as exc:
+            if cancel.is_set():
+                log.info(
+                    "%s: stopped during job %s; released for another worker", self.name, job.job_id
+                )
+                self.backend.jobs.release(message)
+                return
+            log.warning("%s: job %s failed: %s", self.name, job.job_id, exc)
+            self._publish_error(job, str(exc))
+            self.backend.jobs.delete(message)
+            return
+        except (AutotranscodeError, OSError) as exc:
+            if message.receive_count >= self.max_attempts:
+                reason = f"gave up after {message.receive_count} attempts: {exc}"
+                log.error("%s: job %s %s", self.name, job.job_id, reason)
+                self._publish_error(job, reason)
+                self._dead_letter(message)
+            else:
+                log.warning(
+                    "%s: job %s attempt %d failed (%s); it will be retried",
+                    self.name,
+                    job.job_id,
+                    message.receive_count,
+                    exc,
+                )
+            return
+        self._publish(
+            Notification(
+                state=State.COMPLETED,
+                jobId=job.job_id,
+                pipelineId=job.pipeline_id,
+                input=job.input,
+                outputs=outputs,
+                userMetadata=job.user_metadata,
+            )
+        )
+        self.backend.jobs.delete(message)
+        self.done += 1
+        log.info("%s: job %s completed", self.name, job.job_id)
+
+    def _transcode(self, job: Job, cancel: threading.Event) -> tuple[OutputStatus, ...]:
+        store = self.backend.store
+        self._progress(job, 0.0, None)
+        results = []
+        with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
+            source = probe(src)
+            for index, output in enumerate(job.outputs):
+                preset = presets.get(output.preset_id)
+                tmp = self.workdir / f"{job.job_id}-{index}{preset.extension}"
+                report = _Throttled(self, job, index)
+                info = transcode(self.ffmpeg, preset, source, src, tmp, report, cancel)
+                size = tmp.stat().st_size
+                store.put(tmp, job.output_bucket, output.key)
+                results.append(_status(output.key, preset.id, info, size))
+        return tuple(results)
+
+    def _progress(self, job: Job, fraction: float, speed: float | None) -> None:
+        status = [
+            OutputStatus(
+                key=o.key,
+                presetId=o.preset_id,
+                status="Progressing",
+                percentComplete=round(fraction * 100, 1),
+            )
+            for o in job.outputs
+        ]
+        meta = dict(job.user_metadata)
+        if speed:
+            meta["speed"] = f"{speed:.2f}"
+        try:
+            self._publish(
+                Notification(
+                    state=State.PROGRESSING,
+                    jobId=job.job_id,
+                    pipelineId=job.pipeline_id,
+                    input=job.input,
+                    outputs=tuple(status),
+                    userMetadata=meta,
+                )
+            )
+        except AutotranscodeError as exc:
+            log.debug("progress notification not sent: %s", exc)
+
+    def _publish_error(self, job: Job, reason: str) -> None:
+        status = tuple(
+            OutputStatus(key=o.key, presetId=o.preset_id, status="Error", statusDetail=reason)
+            for o in job.outputs
+        )
+        self._publish(
+            Notification(
+                state=State.ERROR,
+                jobId=job.job_id,
+                pipelineId=job.pipeline_id,
+                input=job.input,
+                outputs=status,
+                errorCode=4000,
+                messageDetails=reason,
+                userMetadata=job.user_metadata,
+            )
+        )
+
+    def _publish(self, notification: Notification) -> None:
+        self.backend.topic.publish(notification.to_json())
+
+    def _dead_letter(self, message: Received) -> None:
+        self.backend.dead_letters.send(message.body)
+        self.backend.jobs.delete(message)
+
+    @contextmanager
+    def _heartbeat(self, message: Received) -> Iterator[None]:
+        """Keep the job invisible to other workers for as long as we work on it."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.visibility / 3):
+                try:
+                    self.backend.jobs.extend(message, self.visibility)
+                except AutotranscodeError as exc:
+                    log.warning("%s: heartbeat failed: %s", self.name, exc)
+
+        thread = threading.Thread(target=beat, name=f"autotranscode-heartbeat-{self.name}")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+class _Throttled:
+    """ffmpeg reports twice a second; clients need at most one PROGRESSING per interval."""
+
+    def __init__(self, worker: Worker, job: Job, index: int) -> None:
+        self.worker, self.job, self.index = worker, job, index
+        self.last = 0.0
+
+    def __call__(self, fraction: float, speed: float | None) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_INTERVAL_SECONDS and fraction < 1.0:
+            self.last = now
+            overall = (self.index + fraction) / len(self.job.outputs)
+            self.worker._progress(self.job, overall, speed)
+
+
+def _status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatus:
+    return OutputStatus(
+        key=key,
+        presetId=preset_id,
+        status="Complete",
+        duration=info.duration,
+        width=info.width,
+        height=info.height,
+        fileSize=size,
+    )
+
+
+class WorkerPool:
+    """N workers on threads: the in-process transcoding service of ``run`` and ``transcode``."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for w in self.workers:
+            t = threading.Thread(target=w.run, args=(self._stop,), name=f"autotranscode-{w.name}")
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        self._threads.clear()
