@@ -79,7 +79,7 @@ def probe(path: Path | str) -> MediaInfo:
             )
             audio = next(iter(container.streams.audio), None)
             if video is None and audio is None:
-                raise ProbeError(f"{Path(path).name}: no audio or video stream found")
+                raise ProbeError("no audio or video stream found")
             duration = _duration(container, video or audio)
             return MediaInfo(
                 duration=duration,
@@ -92,7 +92,7 @@ def probe(path: Path | str) -> MediaInfo:
     except ProbeError:
         raise
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ProbeError(f"{Path(path).name}: not a readable media file ({_reason(exc)})") from exc
+        raise ProbeError(f"not a readable media file ({_reason(exc)})") from exc
 
 
 def _duration(

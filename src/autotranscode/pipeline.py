@@ -294,7 +294,7 @@ class Pipeline:
         queue = self.backend.notifications
         while not self._stop.is_set():
             try:
-                batch = queue.receive(wait=LISTEN_WAIT_SECONDS, max_messages=10)
+                batch = queue.receive(LISTEN_WAIT_SECONDS, max_messages=10, cancel=self._stop)
             except AutotranscodeError as exc:
                 log.warning("cannot receive notifications (%s); retrying", exc)
                 self._stop.wait(LISTEN_WAIT_SECONDS)

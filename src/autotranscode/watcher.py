@@ -61,7 +61,7 @@ class Watcher:
     def __init__(
         self,
         folder: Path,
-        on_ready: Callable[[Path], None],
+        on_ready: Callable[[Path], object],
         *,
         matches: Callable[[str], bool],
         settle: float,

@@ -57,7 +57,7 @@ class Worker:
         log.info("%s waiting for jobs on %s", self.name, self.backend.jobs.name)
         while not stop.is_set():
             try:
-                batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS)
+                batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS, cancel=stop)
             except AutotranscodeError as exc:
                 log.warning("%s: cannot receive jobs (%s); retrying", self.name, exc)
                 stop.wait(RECEIVE_WAIT_SECONDS)

@@ -41,10 +41,7 @@ log = logging.getLogger(__name__)
 DEFAULT_REGION = "us-east-1"
 CLIENT_ID_FILE = "aws-client-id"
 TAG_KEY = "autotranscode:deployment"
-_MIB = 1024 * 1024
-#: Incomplete multipart uploads and objects older than this are leftovers of a crash.
-ABORT_UPLOADS_DAYS = 1
-EXPIRE_OBJECTS_DAYS = 7
+_PART = 16 * 1024 * 1024
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the maximum: dead letters are for a human to inspect
 
 _CONFIG = Config(
@@ -68,12 +65,13 @@ _HINTS = {
     "AWS.SimpleQueueService.NonExistentQueue": "the queue is gone; start autotranscode again",
     "BucketAlreadyExists": "another account owns that bucket name; choose another --name",
 }
+#: Objects outlive their job only when something crashed; nothing here is kept on purpose.
 _LIFECYCLE = {
     "ID": "autotranscode-leftovers",
     "Filter": {"Prefix": ""},
     "Status": "Enabled",
-    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_UPLOADS_DAYS},
-    "Expiration": {"Days": EXPIRE_OBJECTS_DAYS},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    "Expiration": {"Days": 7},
 }
 _PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
@@ -114,7 +112,7 @@ class S3Store(ObjectStore):
         self.input_bucket = input_bucket
         self.output_bucket = output_bucket
         self._transfer = TransferConfig(
-            multipart_threshold=16 * _MIB, multipart_chunksize=16 * _MIB, max_concurrency=transfers
+            multipart_threshold=_PART, multipart_chunksize=_PART, max_concurrency=transfers
         )
 
     def upload(
@@ -166,10 +164,9 @@ class S3Store(ObjectStore):
         deleted = sum(len(r.get("Deleted", [])) for r in responses)
         errors = [e for r in responses for e in r.get("Errors", [])]
         if errors:
-            first = errors[0]
             raise StorageError(
                 f"deleting s3://{bucket}/{prefix}*: {len(errors)} objects were not deleted "
-                f"(first: {first.get('Key')}: {first.get('Code')}); try again"
+                f"({errors[0].get('Code')}); try again"
             )
         log.debug("deleted %s objects under s3://%s/%s", deleted, bucket, prefix)
         return deleted
@@ -209,15 +206,14 @@ class SqsQueue(MessageQueue):
             for m in messages
         ]
 
-    def _set_visibility(self, message: Received, seconds: int, doing: str) -> None:
-        with _boundary(QueueError, f"{doing} a message on {self.name}"):
-            self._queue.Message(message.receipt).change_visibility(VisibilityTimeout=seconds)
-
     def extend(self, message: Received, seconds: float) -> None:
-        self._set_visibility(message, int(min(max(seconds, 0), 43200)), "extending the lease of")
+        with _boundary(QueueError, f"changing the lease of a message on {self.name}"):
+            self._queue.Message(message.receipt).change_visibility(
+                VisibilityTimeout=int(min(max(seconds, 0), 43200))
+            )
 
     def release(self, message: Received) -> None:
-        self._set_visibility(message, 0, "releasing")
+        self.extend(message, 0)
 
     def delete(self, message: Received) -> None:
         with _boundary(QueueError, f"deleting a message from {self.name}"):
@@ -245,10 +241,6 @@ class SnsTopic(Topic):
             self._topic.subscribe(Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True)
 
 
-def _tag_list(name: str) -> list[dict[str, str]]:
-    return [{"Key": TAG_KEY, "Value": name}]
-
-
 def _ensure_bucket(s3: Any, bucket_name: str, region: str, deployment: str) -> None:
     bucket = s3.Bucket(bucket_name)
     with _boundary(StorageError, f"creating bucket {bucket_name}"):
@@ -267,7 +259,7 @@ def _ensure_bucket(s3: Any, bucket_name: str, region: str, deployment: str) -> N
         )
         client.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration=_SSE_S3)
         bucket.LifecycleConfiguration().put(LifecycleConfiguration={"Rules": [_LIFECYCLE]})
-        bucket.Tagging().put(Tagging={"TagSet": _tag_list(deployment)})
+        bucket.Tagging().put(Tagging={"TagSet": [{"Key": TAG_KEY, "Value": deployment}]})
 
 
 def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str], deployment: str) -> SqsQueue:
@@ -305,8 +297,6 @@ def _client_id(state_dir: Path) -> str:
     existing = path.read_text().strip() if path.exists() else ""
     if _CLIENT_ID.match(existing):
         return existing
-    if existing:
-        log.warning("%s does not hold a client id; making a new one", path)
     state_dir.mkdir(parents=True, exist_ok=True)
     new = secrets.token_hex(4)
     path.write_text(new + "\n")
@@ -348,7 +338,9 @@ class AwsBackend(Backend):
         with _boundary(BackendError, "checking the AWS credentials (sts:GetCallerIdentity)"):
             sts = session.client("sts", config=_PROBE_CONFIG, **extra)
             account = str(sts.get_caller_identity()["Account"])
-            s3 = session.resource("s3", config=_CONFIG, **extra)
+            # Concurrent transfers, each in `transfers` parts: one pooled connection per thread.
+            pool = Config(max_pool_connections=max(10, settings.transfers**2))
+            s3 = session.resource("s3", config=_CONFIG.merge(pool), **extra)
             sqs = session.resource("sqs", config=_CONFIG, **extra)
             sns = session.resource("sns", config=_CONFIG, **extra)
         name = settings.name
@@ -365,7 +357,9 @@ class AwsBackend(Backend):
         }
         jobs = _ensure_queue(sqs, f"{name}-jobs", attributes, name)
         with _boundary(QueueError, f"creating topic {name}-notifications"):
-            sns_topic = sns.create_topic(Name=f"{name}-notifications", Tags=_tag_list(name))
+            sns_topic = sns.create_topic(
+                Name=f"{name}-notifications", Tags=[{"Key": TAG_KEY, "Value": name}]
+            )
         log.info("aws backend %s ready in account %s, %s", name, account, region)
         store = S3Store(s3, buckets[0], buckets[1], settings.transfers)
         return cls(settings, sqs, store, jobs, dlq, sns_topic)

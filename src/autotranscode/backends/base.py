@@ -9,6 +9,7 @@ and SNS; nothing above this module knows which one it talks to.
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,8 +37,13 @@ class MessageQueue(abc.ABC):
     def send(self, body: str) -> None: ...
 
     @abc.abstractmethod
-    def receive(self, wait: float, max_messages: int = 1) -> list[Received]:
-        """Wait up to ``wait`` seconds for messages; an empty list means none came."""
+    def receive(
+        self, wait: float, max_messages: int = 1, cancel: threading.Event | None = None
+    ) -> list[Received]:
+        """Wait up to ``wait`` seconds for messages; an empty list means none came.
+
+        Where the transport allows, a set ``cancel`` ends the wait early (a stop request).
+        """
 
     @abc.abstractmethod
     def extend(self, message: Received, seconds: float) -> None:

@@ -90,13 +90,15 @@ class SqliteQueue(MessageQueue):
             (self.name, body, time.time()),
         )
 
-    def receive(self, wait: float, max_messages: int = 1) -> list[Received]:
+    def receive(
+        self, wait: float, max_messages: int = 1, cancel: threading.Event | None = None
+    ) -> list[Received]:
         deadline = time.monotonic() + max(wait, 0)
+        cancel = cancel or threading.Event()
         while True:
             got = self._take(max_messages)
-            if got or time.monotonic() >= deadline:
+            if got or time.monotonic() >= deadline or cancel.wait(POLL_SECONDS):
                 return got
-            time.sleep(POLL_SECONDS)
 
     def _take(self, max_messages: int) -> list[Received]:
         now = time.time()

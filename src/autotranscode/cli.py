@@ -1,0 +1,501 @@
+"""The command line: a thin layer that resolves settings and wires the parts together.
+
+Precedence is click's own: a flag beats ``AUTOTRANSCODE_*`` in the environment,
+which beats the config file (loaded into click's ``default_map``), which beats
+the defaults in ``settings.Settings``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, presets
+from . import settings as settings_mod
+from .backends import Backend, open_backend
+from .errors import AutotranscodeError, ConfigError
+from .journal import FileState, Journal
+from .media import MediaInfo
+from .pipeline import Pipeline
+from .progress import LogReporter, RichReporter, Subscriber
+from .settings import Settings
+from .transcoder import command, find_ffmpeg
+from .watcher import Watcher, ignored
+from .worker import Worker, WorkerPool
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+#: Some files failed; the others were transcoded.
+EXIT_FAILED = 1
+#: Bad usage or configuration (click uses 2 for usage errors too).
+EXIT_CONFIG = 2
+#: A backend or the system failed as a whole.
+EXIT_ERROR = 3
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    path = Path(value) if value else settings_mod.default_config_file()
+    if value or path.is_file():
+        try:
+            ctx.default_map = settings_mod.load_file(path)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def common_options(func: F) -> F:
+    """Options every command shares, each also settable as AUTOTRANSCODE_<NAME> or in the file."""
+    options = [
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False),
+            callback=_load_config,
+            is_eager=True,
+            expose_value=False,
+            envvar="AUTOTRANSCODE_CONFIG",
+            help="TOML config file [default: ~/.config/autotranscode/config.toml].",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(["local", "aws"]),
+            envvar="AUTOTRANSCODE_BACKEND",
+            help="Where objects and queues live [default: local].",
+        ),
+        click.option(
+            "--preset",
+            multiple=True,
+            envvar="AUTOTRANSCODE_PRESET",
+            help="Output preset; repeat for several outputs per file [default: web-720p].",
+        ),
+        click.option(
+            "--workers",
+            type=int,
+            envvar="AUTOTRANSCODE_WORKERS",
+            help="Transcoding workers to run in this process (0: rely on others) [default: 1].",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="AUTOTRANSCODE_STATE_DIR",
+            help="Journal, local store and queues [default: ~/.local/state/autotranscode].",
+        ),
+        click.option(
+            "--pattern",
+            multiple=True,
+            envvar="AUTOTRANSCODE_PATTERN",
+            help="Glob of file names to take, e.g. '*.mov'; repeatable "
+            "[default: common audio and video extensions].",
+        ),
+        click.option(
+            "--ffmpeg",
+            envvar="AUTOTRANSCODE_FFMPEG",
+            help="ffmpeg to run [default: the one bundled by imageio-ffmpeg].",
+        ),
+        click.option(
+            "--endpoint-url",
+            envvar="AUTOTRANSCODE_ENDPOINT_URL",
+            help="aws: S3/SQS/SNS endpoint (e.g. a compatible server).",
+        ),
+        click.option("--region", envvar="AUTOTRANSCODE_REGION", help="aws: region."),
+        click.option("--profile", envvar="AUTOTRANSCODE_PROFILE", help="aws: credentials profile."),
+        click.option(
+            "--name",
+            envvar="AUTOTRANSCODE_NAME",
+            help="aws: deployment name, prefix of buckets, queues and topic "
+            "[default: autotranscode].",
+        ),
+        click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(params: dict[str, Any]) -> Settings:
+    fields = {k: v for k, v in params.items() if k in Settings.model_fields}
+    for key in ("preset", "pattern"):
+        if not fields.get(key):
+            fields.pop(key, None)
+    return settings_mod.build(fields)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Our errors become one line on stderr and an exit code, never a traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except AutotranscodeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+def _setup_logging(verbose: int, console: Console | None) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger()
+    root.handlers.clear()
+    if console is not None:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=console, show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Progress lines are INFO on the autotranscode logger; show them when there are no bars.
+    logging.getLogger("autotranscode").setLevel(
+        level if console is not None else min(level, logging.INFO)
+    )
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "watchdog"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _console() -> Console | None:
+    console = Console(stderr=True)
+    return console if console.is_terminal else None
+
+
+@contextmanager
+def _client_lock(state_dir: Path) -> Iterator[None]:
+    """One client per state dir: two would take each other's notifications."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "client.lock").open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ConfigError(
+                f"another autotranscode run/transcode is using {state_dir}; "
+                "wait for it, or give this one its own --state-dir"
+            ) from exc
+        yield
+
+
+class _Stopper:
+    """First Ctrl+C (or SIGTERM) stops cleanly; a second one exits at once (the journal is safe)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.event.is_set():
+            os._exit(EXIT_INTERRUPTED)
+        click.echo(
+            "stopping (Ctrl+C again to quit at once; unfinished files resume next start)", err=True
+        )
+        self.event.set()
+
+
+@contextmanager
+def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
+    """Backend, journal, in-process workers and pipeline, started and (always) stopped in order."""
+    backend = open_backend(s)
+    journal = Journal(s.state_dir / "journal.db")
+    pool = WorkerPool(_workers(s, backend, s.workers)) if s.workers else None
+    try:
+        if pool:
+            pool.start()
+        yield Pipeline(
+            backend, journal, out, s.preset, pipeline_id=s.name, transfers=s.transfers, hooks=hooks
+        )
+    finally:
+        if pool:
+            pool.stop()
+        journal.close()
+        backend.close()
+
+
+def _workers(s: Settings, backend: Backend, count: int) -> list[Worker]:
+    ffmpeg = find_ffmpeg(s.ffmpeg)
+    return [
+        Worker(
+            backend,
+            ffmpeg,
+            s.state_dir / "work" / f"{os.getpid()}-{i}",
+            visibility=s.visibility_timeout,
+            max_attempts=s.max_attempts,
+            name=f"worker-{i + 1}",
+        )
+        for i in range(count)
+    ]
+
+
+def _reporter(console: Console | None) -> Subscriber:
+    return RichReporter(console) if console is not None else LogReporter()
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="autotranscode")
+def main() -> None:
+    """Turn a folder into a media transcoding pipeline (local, or S3 + SQS + SNS).
+
+    \b
+    autotranscode run ~/Drop ~/Done        watch a folder, transcode what lands in it
+    autotranscode transcode a.mov -o out   transcode files and exit
+    autotranscode worker --backend aws     serve transcoding jobs from the queue
+    """
+
+
+@main.command()
+@click.argument("drop", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--settle",
+    type=float,
+    envvar="AUTOTRANSCODE_SETTLE",
+    help="Seconds a file must stay unchanged before it is taken [default: 0.5].",
+)
+@click.option(
+    "--poll",
+    is_flag=True,
+    default=None,
+    envvar="AUTOTRANSCODE_POLL",
+    help="Poll the folder instead of using file events (network shares).",
+)
+@click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
+@common_options
+def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> None:
+    """Watch DROP; transcode each new media file into OUT until Ctrl+C.
+
+    Files already in DROP are taken at start-up unless they were done before; work
+    a previous run left unfinished is resumed.
+    """
+    console = _console()
+    _setup_logging(verbose, console)
+    stopper = _Stopper()
+    with _errors():
+        s = _settings(params)
+        if not drop.is_dir():
+            raise ConfigError(f"drop folder {drop} does not exist")
+        reporter = _reporter(console)
+        with _client_lock(s.state_dir), _service(s, out, reporter) as pipe:
+            watcher = Watcher(
+                drop,
+                pipe.add,
+                matches=s.matches,
+                settle=s.settle,
+                poll=s.poll,
+                recursive=recursive,
+                exclude=(out, s.state_dir),
+            )
+            stopper.install()
+            with reporter if isinstance(reporter, RichReporter) else _nothing():
+                pipe.start()
+                watcher.start()
+                log.warning("watching %s -> %s (%s backend); Ctrl+C to stop", drop, out, s.backend)
+                try:
+                    stopper.event.wait()
+                finally:
+                    watcher.stop()
+                    pipe.stop()
+    sys.exit(EXIT_OK)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the outputs.",
+)
+@common_options
+def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -> None:
+    """Transcode FILES (or the media files in a folder) into --out, then exit.
+
+    Exit status 0 when every file succeeded, 1 when some failed (see the summary).
+    """
+    console = _console()
+    _setup_logging(verbose, console)
+    stopper = _Stopper()
+    with _errors():
+        s = _settings(params)
+        inputs = _expand(files, s)
+        reporter = _reporter(console)
+        with _client_lock(s.state_dir), _service(s, out, reporter) as pipe:
+            stopper.install()
+            missing: list[tuple[Path, str]] = []
+            fids: list[str] = []
+            with reporter if isinstance(reporter, RichReporter) else _nothing():
+                pipe.start(resume=False)
+                try:
+                    for path in inputs:
+                        fid = pipe.add(path, retry_failed=True)
+                        if fid is None:
+                            missing.append((path, "cannot read the file"))
+                        else:
+                            fids.append(fid)
+                    while not pipe.wait(fids, timeout=0.2):
+                        if stopper.event.is_set():
+                            break
+                finally:
+                    pipe.stop()
+            results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
+            results += [(p, FileState.FAILED, why) for p, why in missing]
+    interrupted = stopper.event.is_set()
+    failed = _summary(results, interrupted)
+    sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK)
+
+
+def _expand(files: tuple[Path, ...], s: Settings) -> list[Path]:
+    out: list[Path] = []
+    for f in files:
+        if f.is_dir():
+            out += sorted(
+                p for p in f.iterdir() if p.is_file() and not ignored(p.name) and s.matches(p.name)
+            )
+        else:
+            out.append(f)
+    return out
+
+
+def _summary(results: list[tuple[Path, FileState, str]], interrupted: bool) -> int:
+    failed = 0
+    for path, state, detail in results:
+        if state == FileState.CLEANED:
+            click.echo(f"ok      {path.name} -> {detail}")
+        elif state == FileState.FAILED:
+            failed += 1
+            click.echo(f"FAILED  {path.name}: {detail}")
+        else:
+            click.echo(f"pending {path.name} ({state.lower()}; resumes on the next run)")
+    done = sum(1 for _, st, _ in results if st == FileState.CLEANED)
+    click.echo(f"{done} done, {failed} failed" + (" (interrupted)" if interrupted else ""))
+    return failed
+
+
+@main.command()
+@common_options
+def worker(verbose: int, **params: Any) -> None:
+    """Serve transcoding jobs from the job queue until Ctrl+C (run one per machine, or more).
+
+    --workers sets how many jobs this process runs at once [default: 1; one
+    libx264 encode already uses about two cores].
+    """
+    _setup_logging(max(verbose, 1), None)
+    stopper = _Stopper()
+    with _errors():
+        s = _settings(params)
+        backend = open_backend(s)
+        pool = WorkerPool(_workers(s, backend, max(s.workers, 1)))
+        stopper.install()
+        pool.start()
+        try:
+            stopper.event.wait()
+        finally:
+            pool.stop()
+            backend.close()
+    sys.exit(EXIT_OK)
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def presets_cmd(ctx: click.Context) -> None:
+    """List output presets (``presets show NAME`` for the exact ffmpeg command)."""
+    if ctx.invoked_subcommand is None:
+        table = Table("preset", "output", "description", box=None)
+        for p in presets.CATALOG.values():
+            table.add_row(p.id, p.extension, p.description)
+        Console().print(table)
+
+
+main.add_command(presets_cmd, name="presets")
+
+
+@presets_cmd.command("show")
+@click.argument("name")
+def presets_show(name: str) -> None:
+    """Print the ffmpeg command NAME runs, for a 1080p source with audio."""
+    with _errors():
+        preset = presets.get(name)
+        source = MediaInfo(60.0, "mov", "prores", 1920, 1080, "pcm_s16le")
+        cmd = command("ffmpeg", preset, source, Path("INPUT"), Path(f"OUTPUT{preset.extension}"))
+        click.echo(" ".join(_quote(a) for a in cmd))
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", default=10, show_default=True, help="Recent and failed files to list.")
+@common_options
+def status(as_json: bool, limit: int, verbose: int, **params: Any) -> None:
+    """Files per state, and the latest ones (failed ones with their reason)."""
+    with _errors():
+        s = _settings(params)
+        journal = Journal(s.state_dir / "journal.db")
+        counts = journal.counts()
+        failed = journal.recent(limit, FileState.FAILED)
+        recent = journal.recent(limit)
+        journal.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "counts": {k.value: v for k, v in counts.items()},
+                    "failed": [{"path": str(r.path), "reason": r.reason} for r in failed],
+                    "recent": [
+                        {
+                            "path": str(r.path),
+                            "state": r.state.value,
+                            "outputs": list(r.outputs.values()),
+                        }
+                        for r in recent
+                    ],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    console = Console()
+    table = Table("state", "files", box=None)
+    for state in FileState:
+        if counts.get(state):
+            table.add_row(state.value.lower(), str(counts[state]))
+    console.print(table if counts else "no files yet")
+    if failed:
+        console.print("\n[bold]failed[/]")
+        for r in failed:
+            console.print(f"  {r.path}: {r.reason}", markup=False)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+if __name__ == "__main__":
+    main()
