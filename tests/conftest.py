@@ -171,6 +171,23 @@ def no_leaked_threads() -> Iterator[None]:
     assert not leaked, f"threads left running: {leaked}"
 
 
+def check_output(path: Path, clip: Clip, max_height: int = 720) -> None:
+    """A delivered output must be H.264/AAC (or AAC alone) of the right height and duration."""
+    from autotranscode.media import probe
+
+    info = probe(path)
+    if clip.has_video:
+        assert info.video_codec == "h264", (path, info)
+        assert clip.height is not None
+        assert info.height == min(clip.height, max_height), (path, info)
+    else:
+        assert not info.has_video, (path, info)
+    assert info.has_audio == clip.has_audio, (path, info)
+    if clip.has_audio:
+        assert info.audio_codec == "aac", (path, info)
+    assert info.duration is not None and abs(info.duration - clip.duration) < 0.5, (path, info)
+
+
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for running the CLI as a subprocess, isolated from the user's config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRANSCODE_", "AWS_"))}

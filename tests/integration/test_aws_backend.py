@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,9 @@ def test_setup_is_idempotent_and_hardens_the_buckets(
     assert first.topic.arn.endswith(f":{deployment_name}-notifications")
 
     s3 = boto_session.client("s3")
-    names = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(deployment_name)]
+    names = [
+        b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(deployment_name)
+    ]
     assert sorted(names) == sorted([first.store.input_bucket, first.store.output_bucket])
     for bucket in names:
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
@@ -279,6 +282,16 @@ def test_job_queue_leases(backend: AwsBackend) -> None:
     jobs.delete(again)
     assert jobs.count() == 0
     assert jobs.receive(wait=0) == []
+
+
+def test_cancelled_receive_returns_at_once(backend: AwsBackend) -> None:
+    backend.jobs.send("x")
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    assert backend.jobs.receive(wait=20, cancel=stop) == []
+    assert time.monotonic() - started < 1
+    assert backend.jobs.count() == 1, "nothing was taken"
 
 
 def test_receive_takes_several(backend: AwsBackend) -> None:

@@ -52,10 +52,6 @@ _CONFIG = Config(
 #: The first call of a start-up only proves the endpoint and credentials: a wrong
 #: endpoint should fail in seconds, not after ten backed-off attempts.
 _PROBE_CONFIG = _CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 3}))
-_NO_CREDENTIALS = (
-    "no AWS credentials found: configure a profile (--profile / AWS_PROFILE), "
-    "environment variables, or an instance role"
-)
 _HINTS = {
     **dict.fromkeys(("AccessDenied", "AuthorizationError"), "check these credentials' permissions"),
     **dict.fromkeys(("InvalidAccessKeyId", "InvalidClientTokenId"), "check the AWS credentials"),
@@ -81,7 +77,6 @@ _PUBLIC_ACCESS_BLOCK = {
 }
 _SSE_S3 = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 _COUNTS = ("", "NotVisible", "Delayed")
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 _CLIENT_ID = re.compile(r"^[0-9a-f]{8,32}$")
 
 
@@ -91,7 +86,10 @@ def _boundary(kind: type[BackendError], doing: str) -> Iterator[None]:
     try:
         yield
     except NoCredentialsError as exc:
-        raise ConfigError(_NO_CREDENTIALS) from exc
+        raise ConfigError(
+            "no AWS credentials found: configure a profile (--profile / AWS_PROFILE), "
+            "environment variables, or an instance role"
+        ) from exc
     except EndpointConnectionError as exc:
         raise kind(
             f"{doing}: the endpoint {exc.kwargs.get('endpoint_url')} cannot be reached; "
@@ -146,11 +144,9 @@ class S3Store(ObjectStore):
 
     @contextmanager
     def local_path(self, bucket: str, key: str, workdir: Path) -> Iterator[Path]:
-        suffix = PurePosixPath(key).suffix
-        if not _SAFE_SUFFIX.match(suffix):
-            suffix = ""  # ffmpeg guesses formats from the extension, but only a plain one
         with tempfile.TemporaryDirectory(dir=workdir, prefix=".autotranscode-") as tmp:
-            dest = Path(tmp) / f"object{suffix}"
+            # Keys come from keys.safe_name; the extension is what ffmpeg guesses formats from.
+            dest = Path(tmp) / f"object{PurePosixPath(key).suffix}"
             self.download(bucket, key, dest)
             yield dest
 
@@ -190,7 +186,12 @@ class SqsQueue(MessageQueue):
         with _boundary(QueueError, f"sending a message to {self.name}"):
             self._queue.send_message(MessageBody=body)
 
-    def receive(self, wait: float, max_messages: int = 1) -> list[Received]:
+    def receive(
+        self, wait: float, max_messages: int = 1, cancel: threading.Event | None = None
+    ) -> list[Received]:
+        """A long poll in flight cannot be aborted: ``cancel`` is honoured before it starts."""
+        if cancel is not None and cancel.is_set():
+            return []
         with _boundary(QueueError, f"receiving from {self.name}"):
             messages = self._queue.receive_messages(
                 WaitTimeSeconds=int(min(max(wait, 0), 20)),

@@ -1,0 +1,195 @@
+"""The whole flow of a file, in-process, on both backends: real ffmpeg, SQLite and moto."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from autotranscode import settings as settings_mod
+from autotranscode.backends import Backend, open_backend
+from autotranscode.journal import FileState, Journal
+from autotranscode.pipeline import Pipeline
+from autotranscode.settings import Settings
+from autotranscode.transcoder import find_ffmpeg
+from autotranscode.worker import Worker, WorkerPool
+
+from conftest import Clip, check_output
+
+WAIT = 60
+
+
+@pytest.fixture(params=["local", "aws"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    values: dict[str, object] = {"backend": request.param, "state_dir": tmp_path / "state"}
+    if request.param == "aws":
+        request.getfixturevalue("aws_env")
+        values["endpoint_url"] = request.getfixturevalue("moto_endpoint")
+        values["name"] = request.getfixturevalue("deployment_name")
+    return settings_mod.build(values)
+
+
+@contextmanager
+def running(
+    s: Settings, out: Path, presets: tuple[str, ...] = ("web-720p",), workers: int = 1
+) -> Iterator[tuple[Pipeline, Backend, Journal]]:
+    backend = open_backend(s)
+    journal = Journal(s.state_dir / "journal.db")
+    pool = WorkerPool(
+        [
+            Worker(
+                backend,
+                find_ffmpeg(),
+                s.state_dir / "work" / str(i),
+                visibility=s.visibility_timeout,
+                max_attempts=s.max_attempts,
+                name=f"w{i}",
+            )
+            for i in range(workers)
+        ]
+    )
+    pipe = Pipeline(backend, journal, out, presets, pipeline_id=s.name)
+    pool.start()
+    pipe.start()
+    try:
+        yield pipe, backend, journal
+    finally:
+        pipe.stop()
+        pool.stop()
+        journal.close()
+        backend.close()
+
+
+def assert_no_leftovers(backend: Backend) -> None:
+    store = backend.store
+    assert store.keys(store.input_bucket) == []
+    assert store.keys(store.output_bucket) == []
+    assert backend.jobs.count() == 0
+    assert backend.dead_letters.count() == 0
+    assert backend.notifications.count() == 0
+
+
+def test_every_clip_is_transcoded_and_broken_files_fail_cleanly(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip], broken: dict[str, Path]
+) -> None:
+    out = tmp_path / "out"
+    videos = {n: c for n, c in clips.items() if c.has_video}
+    with running(settings, out) as (pipe, backend, _journal):
+        fids = {name: pipe.add(c.path) for name, c in videos.items()}
+        bad = {name: pipe.add(p) for name, p in broken.items()}
+        assert pipe.wait([*fids.values(), *bad.values()], timeout=WAIT)  # type: ignore[list-item]
+        for name, fid in fids.items():
+            outcome = pipe.outcome(fid)  # type: ignore[arg-type]
+            assert outcome.state == FileState.CLEANED, outcome
+            check_output(out / (Path(name).stem + ".mp4"), videos[name])
+        reasons = {name: pipe.outcome(fid).detail for name, fid in bad.items()}  # type: ignore[arg-type]
+        assert all(pipe.outcome(f).state == FileState.FAILED for f in bad.values())  # type: ignore[arg-type]
+        assert "empty" in reasons["empty.mov"]
+        assert "not a readable media file" in reasons["notes.mp4"]
+        assert_no_leftovers(backend)
+    assert sorted(p.name for p in out.iterdir()) == sorted(Path(n).stem + ".mp4" for n in videos)
+
+
+def test_several_presets_give_several_outputs(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    out = tmp_path / "out"
+    clip = clips["h264.mp4"]
+    with running(settings, out, presets=("web-720p", "audio-aac")) as (pipe, backend, _):
+        fid = pipe.add(clip.path)
+        assert fid and pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED
+        assert_no_leftovers(backend)
+    check_output(out / "h264.web-720p.mp4", clip)
+    audio = Clip(out / "h264.audio-aac.m4a", clip.duration, None, True, has_video=False)
+    check_output(audio.path, audio)
+
+
+def test_existing_output_is_never_overwritten_and_done_files_are_not_redone(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "h264.mp4").write_bytes(b"the user's own file")
+    clip = clips["h264.mp4"]
+    with running(settings, out) as (pipe, _backend, journal):
+        fid = pipe.add(clip.path)
+        assert fid and pipe.wait([fid], timeout=WAIT)
+        assert pipe.add(clip.path) == fid
+        assert pipe.wait([fid], timeout=1)
+        events = (
+            journal._conn()
+            .execute(
+                "SELECT COUNT(*) FROM events WHERE file_id = ? AND state = 'SUBMITTED'", (fid,)
+            )
+            .fetchone()[0]
+        )
+        assert events == 1
+    assert (out / "h264.mp4").read_bytes() == b"the user's own file"
+    check_output(out / "h264 (1).mp4", clip)
+
+
+def test_restart_resumes_a_submitted_file_exactly_once(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    out = tmp_path / "out"
+    clip = clips["vp9.mkv"]
+    with running(settings, out, workers=0) as (pipe, backend, journal):
+        fid = pipe.add(clip.path)
+        assert fid
+        deadline = time.monotonic() + WAIT
+        while journal.get(fid).state != FileState.SUBMITTED:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert backend.jobs.count() == 1
+    # A new process: same state dir, workers this time.
+    with running(settings, out) as (pipe, backend, journal):
+        assert pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED
+        assert_no_leftovers(backend)
+    assert [p.name for p in out.iterdir()] == ["vp9.mp4"]
+    check_output(out / "vp9.mp4", clip)
+
+
+def test_malformed_jobs_go_to_the_dead_letter_queue_and_the_worker_goes_on(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    out = tmp_path / "out"
+    with running(settings, out) as (pipe, backend, _):
+        backend.jobs.send("{not json")
+        backend.jobs.send(json.dumps({"jobId": "../../etc", "outputs": []}))
+        fid = pipe.add(clips["h264.mp4"].path)
+        assert fid and pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED
+        deadline = time.monotonic() + WAIT
+        while backend.dead_letters.count() < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert backend.jobs.count() == 0
+
+
+def test_notifications_for_other_jobs_are_ignored(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    out = tmp_path / "out"
+    stranger = {
+        "state": "COMPLETED",
+        "jobId": "feedface",
+        "pipelineId": "x",
+        "input": {"bucket": "b", "key": "inputs/abc/x.mov"},
+        "outputs": [{"key": "outputs/feedface/x.web-720p.mp4", "presetId": "web-720p"}],
+    }
+    with running(settings, out) as (pipe, backend, _):
+        backend.topic.publish(json.dumps(stranger))
+        backend.topic.publish("garbage")
+        fid = pipe.add(clips["h264.mp4"].path)
+        assert fid and pipe.wait([fid], timeout=WAIT)
+        deadline = time.monotonic() + WAIT
+        while backend.notifications.count():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert [p.name for p in out.iterdir()] == ["h264.mp4"]
