@@ -12,6 +12,8 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -113,6 +115,18 @@ class Journal:
             self._local.conn = conn
         return conn
 
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; with isolation_level=None, ``with conn:`` alone opens none."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     # -- intent ----------------------------------------------------------------------------------
 
     def record(
@@ -126,7 +140,7 @@ class Journal:
     ) -> tuple[FileRecord, bool]:
         """The record for this file version and destination, and whether it is new."""
         now = time.time()
-        with self._conn() as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO files (id, path, out_dir, presets, size, mtime_ns, state,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -173,7 +187,7 @@ class Journal:
         if outputs is not None:
             sets.append("outputs = ?")
             params.append(json.dumps(outputs, ensure_ascii=False))
-        with self._conn() as conn:
+        with self._tx() as conn:
             conn.execute(f"UPDATE files SET {', '.join(sets)} WHERE id = ?", (*params, fid))
             conn.execute(
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
@@ -182,7 +196,7 @@ class Journal:
 
     def fail(self, fid: str, reason: str) -> None:
         now = time.time()
-        with self._conn() as conn:
+        with self._tx() as conn:
             conn.execute(
                 "UPDATE files SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                 (FileState.FAILED, reason, now, fid),
@@ -195,7 +209,7 @@ class Journal:
     def reset(self, fid: str) -> None:
         """Start a failed file over from the beginning, as a new job."""
         now = time.time()
-        with self._conn() as conn:
+        with self._tx() as conn:
             conn.execute(
                 "UPDATE files SET state = ?, reason = NULL, job_id = NULL, input_key = NULL,"
                 " outputs = '{}', updated_at = ? WHERE id = ?",

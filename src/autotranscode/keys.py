@@ -19,14 +19,17 @@ OUTPUT_PREFIX = "outputs/"
 #: S3 allows 1024 bytes per key; leave room for prefixes and ids.
 MAX_NAME_BYTES = 200
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
+#: C0 and C1 controls, lone surrogates (undecodable file names), separators, reserved characters.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff/\\:*?\"<>|]+")
+#: Whitespace, dots and dashes in any mix at the start: hidden files and option-like names.
+_LEADING = re.compile(r"^[\s.-]+")
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}")
 
 
 def safe_name(name: str) -> str:
     """A single path component that is safe as a key segment and as a file name."""
     name = unicodedata.normalize("NFC", name)
-    name = _UNSAFE.sub("_", name).strip().lstrip(".-").strip()
+    name = _LEADING.sub("", _UNSAFE.sub("_", name)).rstrip()
     if not name:
         name = "file"
     encoded = name.encode("utf-8")
@@ -42,7 +45,8 @@ def safe_name(name: str) -> str:
 
 def file_id(path: Path, size: int, mtime_ns: int, destination: str) -> str:
     """Stable id for one version of one file bound for one destination (folder and presets)."""
-    digest = hashlib.sha256(f"{path}\0{size}\0{mtime_ns}\0{destination}".encode()).hexdigest()
+    text = f"{path}\0{size}\0{mtime_ns}\0{destination}"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:20]
 
 
@@ -55,7 +59,7 @@ def output_key(job_id: str, stem: str, preset_id: str, extension: str) -> str:
 
 
 def check_job_id(job_id: str) -> str:
-    if not _JOB_ID.match(job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise MessageError(f"job id {job_id!r} is not a valid id")
     return job_id
 

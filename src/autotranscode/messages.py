@@ -134,6 +134,8 @@ def _load(body: str | bytes) -> Any:
         raise MessageError("message is larger than any message we send")
     try:
         return json.loads(body)
+    except RecursionError as exc:
+        raise MessageError("message is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(f"message is not JSON: {exc}") from exc
 

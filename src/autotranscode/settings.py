@@ -70,7 +70,10 @@ class Settings(BaseModel):
     def _presets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             return (presets.DEFAULT_PRESET,)
-        return tuple(dict.fromkeys(presets.get(p).id for p in v))
+        try:
+            return tuple(dict.fromkeys(presets.get(p).id for p in v))
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("name")
     @classmethod
@@ -109,7 +112,7 @@ def load_file(path: Path) -> dict[str, Any]:
             raw = tomllib.load(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
     values: dict[str, Any] = {}
     for key, value in raw.items():

@@ -28,6 +28,8 @@ ProgressFn = Callable[[float, float | None], None]
 #: An output may differ from its source's duration by this much (seconds or fraction).
 DURATION_TOLERANCE_S = 0.5
 DURATION_TOLERANCE_FRACTION = 0.05
+#: After a cancel, ffmpeg gets this long to stop on SIGTERM before it is killed.
+CANCEL_GRACE_SECONDS = 2.0
 
 
 def find_ffmpeg(override: str | None = None) -> str:
@@ -81,6 +83,12 @@ def transcode(
         target=lambda: errors.extend(proc.stderr or ()), name="autotranscode-ffmpeg-stderr"
     )
     reader.start()
+    stopper = None
+    if cancel is not None:
+        stopper = threading.Thread(
+            target=_stop_on_cancel, args=(proc, cancel), name="autotranscode-ffmpeg-cancel"
+        )
+        stopper.start()
     try:
         _follow(proc, source.duration, progress, cancel)
         code = proc.wait()
@@ -89,6 +97,8 @@ def transcode(
             proc.kill()
             proc.wait()
         reader.join()
+        if stopper is not None:
+            stopper.join()
     if cancel is not None and cancel.is_set():
         dst.unlink(missing_ok=True)
         raise TranscodeError("transcode cancelled")
@@ -101,6 +111,18 @@ def transcode(
     except TranscodeError:
         dst.unlink(missing_ok=True)
         raise
+
+
+def _stop_on_cancel(proc: subprocess.Popen[str], cancel: threading.Event) -> None:
+    """Stop ffmpeg as soon as ``cancel`` is set, even when it is blocked and prints nothing."""
+    while proc.poll() is None:
+        if cancel.wait(0.1):
+            proc.terminate()  # ffmpeg ignores it while blocked in a read or open
+            try:
+                proc.wait(CANCEL_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            return
 
 
 def _follow(

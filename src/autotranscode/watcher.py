@@ -120,6 +120,12 @@ class Watcher:
     def wanted(self, path: Path) -> bool:
         if ignored(path.name) or not self.matches(path.name):
             return False
+        try:
+            inside = path.relative_to(self.folder).parts[:-1]
+        except ValueError:
+            inside = ()
+        if any(part.startswith(".") for part in inside):  # as _scan skips hidden folders
+            return False
         resolved = path.resolve()
         return not any(resolved.is_relative_to(e) for e in self.exclude)
 
@@ -204,13 +210,23 @@ def _reports_close(observer: BaseObserver) -> bool:
     return isinstance(observer, InotifyObserver)
 
 
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: Watcher) -> None:
         self.watcher = watcher
 
     def on_created(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
-            self.watcher._touch(Path(os.fsdecode(event.src_path)), modified=True)
+            path = Path(os.fsdecode(event.src_path))
+            # A writer creates an empty file, and its writes send modify events; a file moved
+            # or linked in arrives whole and no close-after-write ever follows.
+            self.watcher._touch(path, modified=_is_empty(path))
 
     def on_modified(self, event: FileSystemEvent) -> None:
         if not event.is_directory:

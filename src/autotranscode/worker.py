@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import presets
 from .backends import Backend, Received
-from .errors import AutotranscodeError, ConfigError, MediaError, MessageError
+from .errors import AutotranscodeError, ConfigError, MediaError, MessageError, StorageError
 from .media import MediaInfo, probe
 from .messages import Job, Notification, OutputStatus, State, parse_job
 from .transcoder import transcode
@@ -63,7 +63,15 @@ class Worker:
                 stop.wait(RECEIVE_WAIT_SECONDS)
                 continue
             for message in batch:
-                self.handle(message, stop)
+                try:
+                    self.handle(message, stop)
+                except AutotranscodeError as exc:
+                    # The job message stays: its lease runs out and it is tried again.
+                    log.warning(
+                        "%s: could not finish a job (%s); it will be retried", self.name, exc
+                    )
+                except Exception:
+                    log.exception("%s: unexpected error; the job will be retried", self.name)
 
     def handle(self, message: Received, stop: threading.Event | None = None) -> None:
         try:
@@ -74,6 +82,13 @@ class Worker:
                 presets.get(output.preset_id)
         except (MessageError, ConfigError) as exc:
             log.warning("%s: rejected a job message: %s", self.name, exc)
+            self._dead_letter(message)
+            return
+        if message.receive_count > self.max_attempts:
+            # Earlier attempts never ended: the workers running them died or hung.
+            reason = f"gave up after {self.max_attempts} attempts that did not finish"
+            log.error("%s: job %s %s", self.name, job.job_id, reason)
+            self._publish_error(job, reason)
             self._dead_letter(message)
             return
         cancel = stop or threading.Event()
@@ -122,6 +137,10 @@ class Worker:
 
     def _transcode(self, job: Job, cancel: threading.Event) -> tuple[OutputStatus, ...]:
         store = self.backend.store
+        done = self._already_stored(job)
+        if done is not None:
+            log.info("%s: job %s was done before; announcing it again", self.name, job.job_id)
+            return done
         self._progress(job, 0.0, None)
         results = []
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
@@ -135,6 +154,18 @@ class Worker:
                 store.put(tmp, job.output_bucket, output.key)
                 results.append(_status(output.key, preset.id, info, size))
         return tuple(results)
+
+    def _already_stored(self, job: Job) -> tuple[OutputStatus, ...] | None:
+        """Outputs of a redelivered job that an earlier attempt stored before it died."""
+        store = self.backend.store
+        try:
+            sizes = [store.size(job.output_bucket, o.key) for o in job.outputs]
+        except StorageError:
+            return None
+        return tuple(
+            OutputStatus(key=o.key, presetId=o.preset_id, status="Complete", fileSize=size)
+            for o, size in zip(job.outputs, sizes, strict=True)
+        )
 
     def _progress(self, job: Job, fraction: float, speed: float | None) -> None:
         status = [

@@ -114,7 +114,7 @@ def test_setup_is_idempotent_and_hardens_the_buckets(
     assert attrs["VisibilityTimeout"] == "60"
     redrive = json.loads(attrs["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(f":{deployment_name}-jobs-dlq")
-    assert int(redrive["maxReceiveCount"]) == 3
+    assert int(redrive["maxReceiveCount"]) == 4, "max_attempts + 1: the last receive reports"
     assert sqs.list_queue_tags(QueueUrl=jobs_url)["Tags"] == {
         "autotranscode:deployment": deployment_name
     }
@@ -138,7 +138,7 @@ def test_changed_settings_update_the_existing_job_queue(
     url = sqs.get_queue_url(QueueName=f"{deployment_name}-jobs")["QueueUrl"]
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attrs["VisibilityTimeout"] == "120"
-    assert int(json.loads(attrs["RedrivePolicy"])["maxReceiveCount"]) == 5
+    assert int(json.loads(attrs["RedrivePolicy"])["maxReceiveCount"]) == 6
 
 
 def test_unreachable_endpoint_is_a_backend_error(
@@ -312,7 +312,7 @@ def test_redrive_to_dead_letter_queue(
     )
     backend = AwsBackend.from_settings(settings)
     backend.jobs.send("poison")
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         (msg,) = backend.jobs.receive(wait=1)
         assert msg.receive_count == attempt
         backend.jobs.release(msg)

@@ -351,7 +351,12 @@ class AwsBackend(Backend):
         dlq = _ensure_queue(
             sqs, f"{name}-jobs-dlq", {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}, name
         )
-        redrive = {"deadLetterTargetArn": dlq.arn, "maxReceiveCount": str(settings.max_attempts)}
+        # One receive more than the attempts: the worker that sees it reports the failure,
+        # so the client hears of it; SQS's redrive is the backstop if no worker ever can.
+        redrive = {
+            "deadLetterTargetArn": dlq.arn,
+            "maxReceiveCount": str(settings.max_attempts + 1),
+        }
         attributes = {
             "VisibilityTimeout": str(settings.visibility_timeout),
             "RedrivePolicy": json.dumps(redrive),

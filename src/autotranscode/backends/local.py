@@ -195,10 +195,12 @@ class FolderStore(ObjectStore):
         self, bucket: str, key: str, dest: Path, progress: ProgressCallback | None = None
     ) -> None:
         src = self._path(bucket, key)
+        if not src.is_file():
+            raise StorageError(f"object {bucket}/{key} does not exist")
         try:
             _link_or_copy(src, dest)
-        except FileNotFoundError as exc:
-            raise StorageError(f"object {bucket}/{key} does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot write {dest}: {exc.strerror or exc}") from exc
         if progress:
             progress(dest.stat().st_size)
 
@@ -260,7 +262,8 @@ class LocalBackend(Backend):
             raise StorageError(f"cannot use state dir {root}: {exc}") from exc
         self.store = FolderStore(root / "store")
         self.dead_letters = SqliteQueue(self.db, "jobs-dlq", visibility)
-        self.jobs = SqliteQueue(self.db, "jobs", visibility, max_attempts, "jobs-dlq")
+        # One receive more than the attempts: the worker that sees it reports the failure.
+        self.jobs = SqliteQueue(self.db, "jobs", visibility, max_attempts + 1, "jobs-dlq")
         self.notifications = SqliteQueue(self.db, "notifications", 30.0)
         self.topic = SqliteTopic(f"local:{root}", self.notifications)
 

@@ -1,0 +1,443 @@
+"""The local backend: a store folder and SQLite queues, on real files and a real database."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autotranscode import settings as settings_mod
+from autotranscode.backends.base import Received
+from autotranscode.backends.local import FolderStore, LocalBackend, SqliteQueue
+from autotranscode.errors import StorageError
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def backend(state: Path) -> Iterator[LocalBackend]:
+    b = LocalBackend(state, visibility=60, max_attempts=3)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def store(backend: LocalBackend) -> FolderStore:
+    assert isinstance(backend.store, FolderStore)
+    return backend.store
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    path = drop / "Früh stück — 東京 clip.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    return path
+
+
+def _queue(backend: LocalBackend, name: str = "jobs") -> SqliteQueue:
+    queue = {"jobs": backend.jobs, "jobs-dlq": backend.dead_letters}[name]
+    assert isinstance(queue, SqliteQueue)
+    return queue
+
+
+# --- wiring --------------------------------------------------------------------------------------
+
+
+def test_from_settings_lays_out_the_state_dir(tmp_path: Path) -> None:
+    settings = settings_mod.build({"state_dir": tmp_path / "st", "max_attempts": 4})
+    backend = LocalBackend.from_settings(settings)
+    try:
+        assert backend.kind == "local"
+        assert (tmp_path / "st" / "queues.db").is_file()
+        assert backend.jobs.name == "jobs"
+        assert backend.dead_letters.name == "jobs-dlq"
+        assert backend.notifications.name == "notifications"
+        # Every configured attempt is delivered before the redrive (the worker may take one
+        # more receive to report the failure itself; SQS's redrive is the backstop).
+        jobs = _queue(backend)
+        assert jobs.max_receives is not None and jobs.max_receives >= 4
+        assert jobs.dead_letters == "jobs-dlq"
+        assert _queue(backend).visibility == settings.visibility_timeout
+        assert backend.topic.arn == f"local:{tmp_path / 'st'}"
+        assert backend.open_notification('{"x": 1}') == '{"x": 1}'
+    finally:
+        backend.close()
+
+
+def test_unusable_state_dir_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(StorageError, match="state dir"):
+        LocalBackend(blocker / "state", visibility=60, max_attempts=3)
+
+
+def test_topic_delivers_to_the_notification_queue(backend: LocalBackend) -> None:
+    backend.topic.publish('{"state": "COMPLETED"}')
+    got = backend.notifications.receive(wait=0)
+    assert [m.body for m in got] == ['{"state": "COMPLETED"}']
+    assert backend.jobs.count() == 0
+
+
+# --- store ---------------------------------------------------------------------------------------
+
+
+def test_upload_is_a_hard_link_and_leaves_the_source_alone(
+    store: FolderStore, source: Path
+) -> None:
+    before = source.stat()
+    content = source.read_bytes()
+    moved: list[int] = []
+    key = f"inputs/abc/{source.name}"
+    store.upload(source, store.input_bucket, key, progress=moved.append)
+
+    stored = store.root / store.input_bucket / key
+    assert stored.stat().st_ino == source.stat().st_ino
+    assert source.exists()
+    assert source.read_bytes() == content
+    after = source.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert sum(moved) == len(content)
+    assert store.size(store.input_bucket, key) == len(content)
+    assert store.keys(store.input_bucket) == [key]
+
+
+def test_upload_again_replaces_the_object(store: FolderStore, source: Path, tmp_path: Path) -> None:
+    key = "inputs/abc/clip.mp4"
+    store.upload(source, store.input_bucket, key)
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"second version")
+    store.upload(other, store.input_bucket, key)
+    assert (store.root / store.input_bucket / key).read_bytes() == b"second version"
+    assert source.read_bytes() != b"second version"
+
+
+def test_upload_of_a_missing_file_is_a_storage_error(store: FolderStore, tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"gone\.mp4"):
+        store.upload(tmp_path / "gone.mp4", store.input_bucket, "inputs/a/gone.mp4")
+
+
+def test_put_moves_the_file_in(store: FolderStore, tmp_path: Path) -> None:
+    produced = tmp_path / "work" / "out.mp4"
+    produced.parent.mkdir()
+    produced.write_bytes(b"transcoded")
+    key = "outputs/job-1/clip.web-720p.mp4"
+    store.put(produced, store.output_bucket, key)
+    assert not produced.exists()
+    assert (store.root / store.output_bucket / key).read_bytes() == b"transcoded"
+    assert store.keys(store.output_bucket) == [key]
+
+
+def test_download_writes_dest(store: FolderStore, source: Path, tmp_path: Path) -> None:
+    key = "inputs/abc/clip.mp4"
+    store.upload(source, store.input_bucket, key)
+    dest = tmp_path / "done" / ".clip.mp4.autotranscode-part"
+    dest.parent.mkdir()
+    moved: list[int] = []
+    store.download(store.input_bucket, key, dest, progress=moved.append)
+    assert dest.read_bytes() == source.read_bytes()
+    assert sum(moved) == source.stat().st_size
+    # The object stays until it is deleted.
+    assert store.keys(store.input_bucket) == [key]
+
+
+def test_download_of_a_missing_object_is_a_storage_error(
+    store: FolderStore, tmp_path: Path
+) -> None:
+    with pytest.raises(StorageError, match="does not exist"):
+        store.download(store.output_bucket, "outputs/job-1/nope.mp4", tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_local_path_yields_the_store_path(store: FolderStore, source: Path, tmp_path: Path) -> None:
+    key = "inputs/abc/clip.mp4"
+    store.upload(source, store.input_bucket, key)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with store.local_path(store.input_bucket, key, workdir) as path:
+        assert path == (store.root / store.input_bucket / key).resolve()
+        assert path.read_bytes() == source.read_bytes()
+    assert list(workdir.iterdir()) == []  # nothing was copied
+    with (
+        pytest.raises(StorageError, match="does not exist"),
+        store.local_path(store.input_bucket, "inputs/abc/nope.mp4", workdir),
+    ):
+        pass
+
+
+def test_size_of_a_missing_object_is_a_storage_error(store: FolderStore) -> None:
+    with pytest.raises(StorageError):
+        store.size(store.input_bucket, "inputs/x/y.mp4")
+
+
+def test_keys_lists_sorted_by_prefix_per_bucket(store: FolderStore, source: Path) -> None:
+    assert store.keys(store.input_bucket) == []
+    for key in ("inputs/b/2.mp4", "inputs/a/1.mp4", "inputs/a/sub/3.mp4"):
+        store.upload(source, store.input_bucket, key)
+    store.upload(source, store.output_bucket, "outputs/j/1.mp4")
+    assert store.keys(store.input_bucket) == [
+        "inputs/a/1.mp4",
+        "inputs/a/sub/3.mp4",
+        "inputs/b/2.mp4",
+    ]
+    assert store.keys(store.input_bucket, "inputs/a/") == ["inputs/a/1.mp4", "inputs/a/sub/3.mp4"]
+    assert store.keys(store.input_bucket, "inputs/c/") == []
+    assert store.keys(store.output_bucket) == ["outputs/j/1.mp4"]
+
+
+def test_delete_prefix_removes_files_and_empty_dirs(store: FolderStore, source: Path) -> None:
+    for key in ("inputs/a/1.mp4", "inputs/a/sub/deep/2.mp4", "inputs/b/3.mp4"):
+        store.upload(source, store.input_bucket, key)
+    assert store.delete_prefix(store.input_bucket, "inputs/a/") == 2
+    assert store.keys(store.input_bucket) == ["inputs/b/3.mp4"]
+    base = store.root / store.input_bucket
+    assert not (base / "inputs" / "a").exists()
+    assert (base / "inputs" / "b").is_dir()
+    assert base.is_dir()
+    assert source.exists()  # only the store's link went
+    assert store.delete_prefix(store.input_bucket, "inputs/a/") == 0
+    assert store.delete_prefix(store.input_bucket, "") == 1
+    assert store.keys(store.input_bucket) == []
+    assert base.is_dir()
+    assert list(base.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["../escape.mp4", "inputs/../../escape.mp4", "/etc/passwd"])
+def test_keys_cannot_escape_the_store(store: FolderStore, source: Path, key: str) -> None:
+    with pytest.raises(StorageError, match="escapes"):
+        store.upload(source, store.input_bucket, key)
+    assert not (store.root / "escape.mp4").exists()
+
+
+# --- queues --------------------------------------------------------------------------------------
+
+
+def test_send_receive_delete_count(backend: LocalBackend) -> None:
+    jobs = backend.jobs
+    assert jobs.receive(wait=0) == []
+    for i in range(3):
+        jobs.send(f"job {i}")
+    assert jobs.count() == 3
+    first = jobs.receive(wait=0)
+    assert [m.body for m in first] == ["job 0"]  # first in, first out
+    assert first[0].receive_count == 1
+    rest = jobs.receive(wait=0, max_messages=10)
+    assert [m.body for m in rest] == ["job 1", "job 2"]
+    assert jobs.count() == 3  # leased messages still count
+    for message in first + rest:
+        jobs.delete(message)
+    assert jobs.count() == 0
+    assert jobs.receive(wait=0) == []
+    assert backend.notifications.count() == 0
+
+
+def test_queues_are_separate(backend: LocalBackend) -> None:
+    backend.jobs.send("a job")
+    backend.notifications.send("a notification")
+    assert [m.body for m in backend.notifications.receive(wait=0, max_messages=5)] == [
+        "a notification"
+    ]
+    assert [m.body for m in backend.jobs.receive(wait=0, max_messages=5)] == ["a job"]
+    assert backend.dead_letters.receive(wait=0) == []
+
+
+def test_receive_hides_the_message_and_release_brings_it_back(backend: LocalBackend) -> None:
+    backend.jobs.send("the job")
+    [first] = backend.jobs.receive(wait=0)
+    assert backend.jobs.receive(wait=0) == []  # leased: invisible to others
+    backend.jobs.release(first)
+    [again] = backend.jobs.receive(wait=0)
+    assert again.body == "the job"
+    assert again.receive_count == 2
+    assert again.receipt != first.receipt
+
+
+def test_lease_expires_by_itself(state: Path) -> None:
+    backend = LocalBackend(state, visibility=0.3, max_attempts=5)
+    try:
+        backend.jobs.send("short lease")
+        assert len(backend.jobs.receive(wait=0)) == 1
+        assert backend.jobs.receive(wait=0) == []
+        again = backend.jobs.receive(wait=5)
+        assert [(m.body, m.receive_count) for m in again] == [("short lease", 2)]
+    finally:
+        backend.close()
+
+
+def test_extend_keeps_the_message_hidden(state: Path) -> None:
+    backend = LocalBackend(state, visibility=0.2, max_attempts=5)
+    try:
+        backend.jobs.send("long job")
+        [message] = backend.jobs.receive(wait=0)
+        backend.jobs.extend(message, 30)
+        time.sleep(0.4)  # twice the original lease
+        assert backend.jobs.receive(wait=0) == []
+        backend.jobs.extend(message, 0)
+        assert [m.body for m in backend.jobs.receive(wait=0)] == ["long job"]
+    finally:
+        backend.close()
+
+
+def test_stale_receipt_cannot_delete_or_release(state: Path) -> None:
+    """After a lease ran out and another consumer took the message, the old receipt is void."""
+    backend = LocalBackend(state, visibility=0.2, max_attempts=5)
+    try:
+        backend.jobs.send("contested")
+        [old] = backend.jobs.receive(wait=0)
+        [new] = backend.jobs.receive(wait=5)
+        backend.jobs.delete(old)
+        backend.jobs.release(old)
+        assert backend.jobs.count() == 1
+        assert backend.jobs.receive(wait=0) == []  # still leased by the new holder
+        backend.jobs.delete(new)
+        assert backend.jobs.count() == 0
+    finally:
+        backend.close()
+
+
+def test_redrive_to_dead_letters_after_max_receives(backend: LocalBackend) -> None:
+    limit = _queue(backend).max_receives
+    assert limit is not None and limit >= 3  # the backend's max_attempts
+    backend.jobs.send("poison")
+    backend.jobs.send("fine")
+    counts = []
+    for _ in range(limit):
+        got = backend.jobs.receive(wait=0)
+        assert [m.body for m in got] == ["poison"]
+        counts.append(got[0].receive_count)
+        backend.jobs.release(got[0])
+    assert counts == list(range(1, limit + 1))
+    # The next receive moves it to the dead-letter queue instead of handing it out.
+    got = backend.jobs.receive(wait=0)
+    assert [m.body for m in got] == ["fine"]
+    assert backend.jobs.count() == 1
+    dead = backend.dead_letters.receive(wait=0)
+    assert [(m.body, m.receive_count) for m in dead] == [("poison", 1)]
+    assert backend.dead_letters.count() == 1
+
+
+def test_queue_redrives_after_exactly_max_receives(backend: LocalBackend) -> None:
+    queue = SqliteQueue(backend.db, "q", 60, max_receives=2, dead_letters="q-dlq")
+    dead = SqliteQueue(backend.db, "q-dlq", 60)
+    queue.send("twice")
+    for expected in (1, 2):
+        [message] = queue.receive(wait=0)
+        assert message.receive_count == expected
+        queue.release(message)
+    assert queue.receive(wait=0) == []
+    assert (queue.count(), dead.count()) == (0, 1)
+    assert [m.body for m in dead.receive(wait=0)] == ["twice"]
+
+
+def test_a_leased_message_is_not_redriven(backend: LocalBackend) -> None:
+    limit = _queue(backend).max_receives
+    assert limit is not None
+    backend.jobs.send("slow")
+    for _ in range(limit - 1):
+        backend.jobs.release(backend.jobs.receive(wait=0)[0])
+    [last] = backend.jobs.receive(wait=0)  # the last attempt, still running
+    assert last.receive_count == limit
+    assert backend.jobs.receive(wait=0) == []
+    assert backend.dead_letters.count() == 0
+    backend.jobs.delete(last)  # it succeeded after all
+    assert backend.jobs.count() == 0
+    assert backend.dead_letters.count() == 0
+
+
+def test_waiting_receive_wakes_when_a_message_arrives(backend: LocalBackend) -> None:
+    timer = threading.Timer(0.3, backend.jobs.send, args=("late",))
+    timer.start()
+    try:
+        got = backend.jobs.receive(wait=10)
+    finally:
+        timer.cancel()
+        timer.join()
+    assert [m.body for m in got] == ["late"]
+
+
+def test_receive_with_cancel_set_returns_promptly(backend: LocalBackend) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    started = time.monotonic()
+    assert backend.jobs.receive(wait=30, cancel=cancel) == []
+    assert time.monotonic() - started < 5
+
+
+def test_cancel_ends_a_waiting_receive(backend: LocalBackend) -> None:
+    cancel = threading.Event()
+    timer = threading.Timer(0.2, cancel.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        assert backend.jobs.receive(wait=30, cancel=cancel) == []
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 10
+
+
+def test_cancelled_receive_still_takes_a_waiting_message(backend: LocalBackend) -> None:
+    backend.jobs.send("ready")
+    cancel = threading.Event()
+    cancel.set()
+    assert [m.body for m in backend.jobs.receive(wait=30, cancel=cancel)] == ["ready"]
+
+
+def test_two_backends_on_one_state_dir_share_the_queues(state: Path) -> None:
+    """Like ``run`` and ``worker`` in two processes: one queue, each message to one consumer."""
+    first = LocalBackend(state, visibility=60, max_attempts=3)
+    second = LocalBackend(state, visibility=60, max_attempts=3)
+    total = 60
+    try:
+        for i in range(total):
+            (first if i % 2 else second).jobs.send(f"m{i:03d}")
+        assert first.jobs.count() == second.jobs.count() == total
+
+        received: list[list[Received]] = [[] for _ in range(6)]
+        errors: list[BaseException] = []
+        start = threading.Barrier(len(received))
+
+        def consume(slot: int) -> None:
+            queue = (first if slot % 2 else second).jobs
+            try:
+                start.wait()
+                while True:
+                    got = queue.receive(wait=0.2, max_messages=1 + slot % 3)
+                    if not got:
+                        return
+                    received[slot].extend(got)
+                    time.sleep(0.01)  # "work" on it, as a consumer would
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=consume, args=(i,)) for i in range(len(received))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        assert errors == []
+        bodies = Counter(m.body for got in received for m in got)
+        assert sum(bodies.values()) == total
+        assert set(bodies) == {f"m{i:03d}" for i in range(total)}
+        assert max(bodies.values()) == 1  # never received twice while leased
+        assert sum(1 for got in received if got) >= 2  # the work was actually shared
+        # Either backend can settle a message the other received.
+        for slot, got in enumerate(received):
+            queue = (second if slot % 2 else first).jobs
+            for message in got:
+                queue.delete(message)
+        assert first.jobs.count() == second.jobs.count() == 0
+    finally:
+        first.close()
+        second.close()

@@ -1,0 +1,303 @@
+"""Real ffmpeg on real media: outputs are probed, failures and cancels leave nothing behind."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autotranscode import media, presets, transcoder
+from autotranscode.errors import ConfigError, MediaError, ProbeError, TranscodeError
+from autotranscode.media import MediaInfo
+
+#: conftest's clips (a ``Clip`` each: path, duration, height, has_audio, has_video).
+Clip = Any
+#: conftest's copy of h264.mp4 under a name with spaces and non-ASCII characters.
+UNICODE_NAME = "Früh stück — 東京 clip.mp4"
+VIDEO_CLIPS = ["prores 10bit.mov", "mjpeg.avi", "vp9.mkv", "h264.mp4", "no audio.mp4", UNICODE_NAME]
+LONG_SECONDS = 30
+
+
+@pytest.fixture(scope="module")
+def ffmpeg() -> str:
+    return transcoder.find_ffmpeg()
+
+
+@pytest.fixture(scope="module")
+def long_clip(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Long enough to be cancelled mid-way, cheap to make: a still 720p picture, 30 s."""
+    path = tmp_path_factory.mktemp("long") / "still.mp4"
+    lavfi = f"color=c=gray:size=1280x720:rate=25:duration={LONG_SECONDS}"
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", lavfi]
+    subprocess.run(
+        [*cmd, "-c:v", "libx264", "-preset", "ultrafast", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def _transcode(
+    ffmpeg: str, preset_id: str, src: Path, out_dir: Path, **kwargs: object
+) -> tuple[MediaInfo, MediaInfo, Path]:
+    preset = presets.get(preset_id)
+    source = media.probe(src)
+    dst = out_dir / f"out{preset.extension}"
+    result = transcoder.transcode(ffmpeg, preset, source, src, dst, **kwargs)  # type: ignore[arg-type]
+    return source, result, dst
+
+
+# --- good clips ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VIDEO_CLIPS)
+def test_video_clips_become_web_720p(
+    ffmpeg: str, clips: dict[str, Clip], tmp_path: Path, name: str
+) -> None:
+    clip = clips[name]
+    fractions: list[float] = []
+    source, result, dst = _transcode(
+        ffmpeg, "web-720p", clip.path, tmp_path, progress=lambda f, _speed: fractions.append(f)
+    )
+    probed = media.probe(dst)
+    assert probed == result
+    assert probed.video_codec == "h264"
+    assert probed.audio_codec == ("aac" if clip.has_audio else None)
+    assert clip.height is not None
+    assert probed.height == min(720, clip.height)
+    assert probed.width is not None and probed.height is not None
+    assert probed.width % 2 == 0
+    assert probed.width / probed.height == pytest.approx(4 / 3 if clip.height == 240 else 16 / 9)
+    assert probed.duration == pytest.approx(clip.duration, abs=0.5)
+    assert fractions and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
+    assert all(0.0 <= f <= 1.0 for f in fractions)
+    assert source.height == clip.height
+
+
+def test_audio_becomes_aac(ffmpeg: str, clips: dict[str, Clip], tmp_path: Path) -> None:
+    clip = clips["tone.m4a"]
+    fractions: list[float] = []
+    _, result, dst = _transcode(
+        ffmpeg, "audio-aac", clip.path, tmp_path, progress=lambda f, _speed: fractions.append(f)
+    )
+    probed = media.probe(dst)
+    assert dst.suffix == ".m4a"
+    assert probed.audio_codec == "aac"
+    assert not probed.has_video
+    assert probed.duration == pytest.approx(clip.duration, abs=0.5)
+    assert result == probed
+    assert fractions and fractions[-1] == 1.0
+
+
+def test_audio_preset_strips_the_video(ffmpeg: str, clips: dict[str, Clip], tmp_path: Path) -> None:
+    _, result, _ = _transcode(ffmpeg, "audio-aac", clips["h264.mp4"].path, tmp_path)
+    assert result.audio_codec == "aac"
+    assert not result.has_video
+
+
+def test_progress_rises_to_one_on_a_longer_clip(
+    ffmpeg: str, long_clip: Path, tmp_path: Path
+) -> None:
+    calls: list[tuple[float, float | None]] = []
+    _, result, _ = _transcode(
+        ffmpeg, "web-720p", long_clip, tmp_path, progress=lambda f, s: calls.append((f, s))
+    )
+    fractions = [f for f, _ in calls]
+    assert len(fractions) >= 2
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    assert all(0.0 <= f < 1.0 for f in fractions[:-1])
+    assert any(speed is not None and speed > 0 for _, speed in calls)
+    assert result.height == 720
+    assert result.duration == pytest.approx(LONG_SECONDS, abs=0.5)
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+
+def test_ffmpeg_failure_is_a_transcode_error_with_its_message(
+    ffmpeg: str, broken: dict[str, Path], tmp_path: Path
+) -> None:
+    claims_video = MediaInfo(
+        duration=2.0, format_name="mov,mp4", video_codec="h264", height=240, audio_codec="aac"
+    )
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(TranscodeError) as info:
+        transcoder.transcode(
+            ffmpeg, presets.get("web-720p"), claims_video, broken["truncated.mp4"], dst
+        )
+    message = str(info.value)
+    assert "ffmpeg failed (exit" in message
+    assert "no error message" not in message  # ffmpeg's own words are carried
+    assert "moov atom not found" in message or "Invalid data" in message
+    assert not dst.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["notes.mp4", "empty.mov"])
+def test_non_media_is_a_transcode_error(
+    ffmpeg: str, broken: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    claims_video = MediaInfo(duration=2.0, format_name="mov", video_codec="h264", height=240)
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(TranscodeError, match="ffmpeg failed"):
+        transcoder.transcode(ffmpeg, presets.get("web-720p"), claims_video, broken[name], dst)
+    assert not dst.exists()
+
+
+def test_output_failing_the_check_is_removed(
+    ffmpeg: str, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    """A source that lies about its duration: ffmpeg succeeds, the check does not."""
+    truth = media.probe(clips["h264.mp4"].path)
+    lie = MediaInfo(
+        duration=60.0,
+        format_name=truth.format_name,
+        video_codec=truth.video_codec,
+        width=truth.width,
+        height=truth.height,
+        audio_codec=truth.audio_codec,
+    )
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(TranscodeError, match="output check failed: duration"):
+        transcoder.transcode(ffmpeg, presets.get("web-720p"), lie, clips["h264.mp4"].path, dst)
+    assert not dst.exists()
+
+
+def test_cancel_from_another_thread_stops_ffmpeg(
+    ffmpeg: str, long_clip: Path, tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+    started = threading.Event()
+    fractions: list[float] = []
+
+    def progress(fraction: float, _speed: float | None) -> None:
+        fractions.append(fraction)
+        started.set()
+
+    def cancel_once_started() -> None:
+        if started.wait(30):
+            cancel.set()
+
+    canceller = threading.Thread(target=cancel_once_started)
+    canceller.start()
+    dst = tmp_path / "out.mp4"
+    try:
+        with pytest.raises(TranscodeError, match="cancelled"):
+            transcoder.transcode(
+                ffmpeg,
+                presets.get("web-720p"),
+                media.probe(long_clip),
+                long_clip,
+                dst,
+                progress=progress,
+                cancel=cancel,
+            )
+    finally:
+        started.set()
+        canceller.join()
+    assert cancel.is_set()
+    assert fractions and fractions[-1] < 1.0  # it stopped part-way
+    assert not dst.exists()
+
+
+def test_cancel_set_before_start(ffmpeg: str, clips: dict[str, Clip], tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(TranscodeError, match="cancelled"):
+        _transcode(ffmpeg, "web-720p", clips["h264.mp4"].path, tmp_path, cancel=cancel)
+    assert not dst.exists()
+
+
+def test_preset_that_does_not_fit_the_source_is_a_media_error(
+    ffmpeg: str, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    with pytest.raises(MediaError):
+        _transcode(ffmpeg, "audio-aac", clips["no audio.mp4"].path, tmp_path)
+    with pytest.raises(MediaError):
+        _transcode(ffmpeg, "web-720p", clips["tone.m4a"].path, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- finding ffmpeg ------------------------------------------------------------------------------
+
+
+def test_find_ffmpeg_bundled(ffmpeg: str) -> None:
+    assert Path(ffmpeg).is_file()
+    out = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("ffmpeg version")
+
+
+def test_find_ffmpeg_override(ffmpeg: str) -> None:
+    assert transcoder.find_ffmpeg(ffmpeg) == ffmpeg
+
+
+def test_find_ffmpeg_missing_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="definitely-not-ffmpeg"):
+        transcoder.find_ffmpeg("definitely-not-ffmpeg")
+
+
+def test_unrunnable_ffmpeg_is_a_config_error(clips: dict[str, Clip], tmp_path: Path) -> None:
+    src = clips["h264.mp4"].path
+    with pytest.raises(ConfigError, match="cannot run ffmpeg"):
+        transcoder.transcode(
+            str(tmp_path / "no-such-ffmpeg"),
+            presets.get("web-720p"),
+            media.probe(src),
+            src,
+            tmp_path / "out.mp4",
+        )
+
+
+def test_command_is_what_runs(ffmpeg: str, clips: dict[str, Clip]) -> None:
+    src = clips["h264.mp4"].path
+    cmd = transcoder.command(ffmpeg, presets.get("web-720p"), media.probe(src), src, Path("o.mp4"))
+    assert cmd[0] == ffmpeg
+    assert cmd[cmd.index("-progress") + 1] == "pipe:1"
+    assert cmd[-1] == "o.mp4"
+
+
+# --- probing -------------------------------------------------------------------------------------
+
+
+def test_probe_good_clips(clips: dict[str, Clip]) -> None:
+    for clip in clips.values():
+        info = media.probe(clip.path)
+        assert info.has_video == clip.has_video
+        assert info.has_audio == clip.has_audio
+        assert info.height == clip.height
+        assert info.duration == pytest.approx(clip.duration, abs=0.2)
+        assert info.format_name
+
+
+@pytest.mark.parametrize("name", ["notes.mp4", "empty.mov", "truncated.mp4"])
+def test_probe_broken_files_is_a_probe_error(broken: dict[str, Path], name: str) -> None:
+    with pytest.raises(ProbeError, match="not a readable media file") as info:
+        media.probe(broken[name])
+    assert info.value.__cause__ is not None  # av's exception is chained, not leaked
+
+
+def test_probe_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(ProbeError):
+        media.probe(tmp_path / "missing.mp4")
+    with pytest.raises(ProbeError):
+        media.probe(tmp_path)
+
+
+def test_probe_file_with_no_streams(ffmpeg: str, tmp_path: Path) -> None:
+    """A valid container holding only data (here a subtitle track) is not media for us."""
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n", encoding="utf-8")
+    mkv = tmp_path / "subs.mkv"
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(srt), str(mkv)],
+        check=True,
+        capture_output=True,
+    )
+    with pytest.raises(ProbeError, match="no audio or video"):
+        media.probe(mkv)

@@ -1,0 +1,280 @@
+"""The journal on a real SQLite file: every intent, and what a restart sees."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autotranscode.errors import AutotranscodeError
+from autotranscode.journal import FileRecord, FileState, Journal
+
+PRESETS = ("web-720p", "audio-aac")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "journal.db"
+
+
+@pytest.fixture
+def journal(db: Path) -> Iterator[Journal]:
+    j = Journal(db)
+    try:
+        yield j
+    finally:
+        j.close()
+
+
+def _record(journal: Journal, fid: str = "f1", name: str = "clip.mp4") -> FileRecord:
+    record, created = journal.record(
+        fid, Path("/drop") / name, Path("/done"), PRESETS, 1234, 1_700_000_000_000_000_000
+    )
+    assert created
+    return record
+
+
+def _events(db: Path, fid: str) -> list[tuple[str, str | None]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT state, detail FROM events WHERE file_id = ? ORDER BY seq", (fid,)
+        ).fetchall()
+    return [(str(s), d) for s, d in rows]
+
+
+def test_creates_the_state_dir_and_database(db: Path, journal: Journal) -> None:
+    assert db.is_file()
+    assert journal.path == db
+
+
+def test_unusable_location_is_an_autotranscode_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(AutotranscodeError, match="state-dir"):
+        Journal(blocker / "journal.db")
+
+
+def test_record_new_then_existing(journal: Journal) -> None:
+    before = time.time()
+    record = _record(journal)
+    assert record.id == "f1"
+    assert record.path == Path("/drop/clip.mp4")
+    assert record.name == "clip.mp4"
+    assert record.out_dir == Path("/done")
+    assert record.presets == PRESETS
+    assert (record.size, record.mtime_ns) == (1234, 1_700_000_000_000_000_000)
+    assert record.state == FileState.DISCOVERED
+    assert record.job_id is None and record.input_key is None and record.reason is None
+    assert record.outputs == {}
+    assert record.updated_at >= before
+
+    journal.advance("f1", FileState.UPLOADING)
+    again, created = journal.record(
+        "f1", Path("/elsewhere/other.mp4"), Path("/x"), ("web-1080p",), 1, 2
+    )
+    assert not created
+    assert again.path == Path("/drop/clip.mp4")  # the first record stands
+    assert again.state == FileState.UPLOADING
+
+
+def test_advance_records_facts_and_keeps_earlier_ones(db: Path, journal: Journal) -> None:
+    _record(journal)
+    journal.advance("f1", FileState.UPLOADING, job_id="job-1", input_key="inputs/f1/clip.mp4")
+    journal.advance("f1", FileState.UPLOADED)
+    journal.advance("f1", FileState.SUBMITTED, detail="sent")
+    outputs = {"outputs/job-1/clip.web-720p.mp4": "clip.web-720p.mp4", "outputs/job-1/é.m4a": "é"}
+    journal.advance("f1", FileState.COMPLETED, outputs=outputs)
+    record = journal.get("f1")
+    assert record is not None
+    assert record.state == FileState.COMPLETED
+    assert record.job_id == "job-1"
+    assert record.input_key == "inputs/f1/clip.mp4"
+    assert record.outputs == outputs
+    assert _events(db, "f1") == [
+        ("DISCOVERED", None),
+        ("UPLOADING", None),
+        ("UPLOADED", None),
+        ("SUBMITTED", "sent"),
+        ("COMPLETED", None),
+    ]
+
+
+def test_fail_then_advance_clears_the_reason(journal: Journal) -> None:
+    _record(journal)
+    journal.advance("f1", FileState.UPLOADING, job_id="job-1")
+    journal.fail("f1", "ffmpeg failed: moov atom not found")
+    record = journal.get("f1")
+    assert record is not None
+    assert record.state == FileState.FAILED
+    assert record.state.finished
+    assert record.reason == "ffmpeg failed: moov atom not found"
+    assert record.job_id == "job-1"
+    journal.advance("f1", FileState.UPLOADING)
+    record = journal.get("f1")
+    assert record is not None and record.reason is None
+
+
+def test_reset_starts_over_as_a_new_job(db: Path, journal: Journal) -> None:
+    _record(journal)
+    journal.advance(
+        "f1", FileState.COMPLETED, job_id="job-1", input_key="inputs/f1/a", outputs={"k": "v"}
+    )
+    journal.fail("f1", "broken")
+    journal.reset("f1")
+    record = journal.get("f1")
+    assert record is not None
+    assert record.state == FileState.DISCOVERED
+    assert record.job_id is None
+    assert record.input_key is None
+    assert record.outputs == {}
+    assert record.reason is None
+    assert _events(db, "f1")[-1] == ("DISCOVERED", "retry")
+    # The old job id is free again for the retry's new job.
+    journal.advance("f1", FileState.UPLOADING, job_id="job-2")
+    assert journal.by_job("job-1") is None
+    found = journal.by_job("job-2")
+    assert found is not None and found.id == "f1"
+
+
+def test_get_and_by_job_unknown(journal: Journal) -> None:
+    assert journal.get("nope") is None
+    assert journal.by_job("nope") is None
+
+
+def test_by_job(journal: Journal) -> None:
+    _record(journal, "f1", "a.mp4")
+    _record(journal, "f2", "b.mp4")
+    journal.advance("f1", FileState.UPLOADING, job_id="job-a")
+    journal.advance("f2", FileState.UPLOADING, job_id="job-b")
+    a, b = journal.by_job("job-a"), journal.by_job("job-b")
+    assert a is not None and a.id == "f1"
+    assert b is not None and b.id == "f2"
+
+
+def test_a_job_id_belongs_to_one_file(journal: Journal) -> None:
+    _record(journal, "f1", "a.mp4")
+    _record(journal, "f2", "b.mp4")
+    journal.advance("f1", FileState.UPLOADING, job_id="job-a")
+    with pytest.raises((sqlite3.Error, AutotranscodeError)):
+        journal.advance("f2", FileState.UPLOADING, job_id="job-a")
+    owner = journal.by_job("job-a")
+    assert owner is not None and owner.id == "f1"
+    other = journal.get("f2")
+    assert other is not None and other.job_id is None
+
+
+def test_unfinished_recent_and_counts(journal: Journal) -> None:
+    states = [
+        FileState.DISCOVERED,
+        FileState.UPLOADED,
+        FileState.TRANSCODING,
+        FileState.DONE,
+        FileState.CLEANED,
+        FileState.FAILED,
+        FileState.CLEANED,
+    ]
+    for i, state in enumerate(states):
+        _record(journal, f"f{i}", f"clip{i}.mp4")
+        if state == FileState.FAILED:
+            journal.fail(f"f{i}", "bad")
+        elif state != FileState.DISCOVERED:
+            journal.advance(f"f{i}", state)
+        time.sleep(0.002)  # distinct timestamps for the ordering checks
+
+    unfinished = journal.unfinished()
+    assert [r.id for r in unfinished] == ["f0", "f1", "f2", "f3"]  # in the order they came
+    assert all(not r.state.finished for r in unfinished)
+
+    recent = journal.recent()
+    assert [r.id for r in recent] == [f"f{i}" for i in reversed(range(len(states)))]
+    assert [r.id for r in journal.recent(limit=2)] == ["f6", "f5"]
+    assert [r.id for r in journal.recent(state=FileState.CLEANED)] == ["f6", "f4"]
+    assert journal.recent(state=FileState.COMPLETED) == []
+
+    assert journal.counts() == {
+        FileState.DISCOVERED: 1,
+        FileState.UPLOADED: 1,
+        FileState.TRANSCODING: 1,
+        FileState.DONE: 1,
+        FileState.CLEANED: 2,
+        FileState.FAILED: 1,
+    }
+
+
+def test_recent_orders_by_last_change(journal: Journal) -> None:
+    _record(journal, "old", "old.mp4")
+    time.sleep(0.002)
+    _record(journal, "new", "new.mp4")
+    time.sleep(0.002)
+    journal.advance("old", FileState.UPLOADING)
+    assert [r.id for r in journal.recent()] == ["old", "new"]
+
+
+def test_empty_journal(journal: Journal) -> None:
+    assert journal.unfinished() == []
+    assert journal.recent() == []
+    assert journal.counts() == {}
+
+
+def test_a_second_journal_on_the_same_file_sees_everything(db: Path) -> None:
+    """A restart (or another process) reads what the first one committed."""
+    first = Journal(db)
+    _record(first, "f1", "a.mp4")
+    _record(first, "f2", "b.mp4")
+    first.advance("f1", FileState.SUBMITTED, job_id="job-1", input_key="inputs/f1/a.mp4")
+    first.fail("f2", "no video stream")
+
+    second = Journal(db)  # while the first is still open, as a second process would
+    try:
+        record = second.get("f1")
+        assert record is not None
+        assert (record.state, record.job_id) == (FileState.SUBMITTED, "job-1")
+        failed = second.get("f2")
+        assert failed is not None and failed.reason == "no video stream"
+        assert [r.id for r in second.unfinished()] == ["f1"]
+        # ...and the first sees the second's changes.
+        second.advance("f1", FileState.TRANSCODING)
+        seen = first.get("f1")
+        assert seen is not None and seen.state == FileState.TRANSCODING
+    finally:
+        first.close()
+        second.close()
+
+    restarted = Journal(db)  # after both "processes" are gone
+    try:
+        record = restarted.get("f1")
+        assert record is not None
+        assert record.state == FileState.TRANSCODING
+        assert record.job_id == "job-1"
+        assert record.input_key == "inputs/f1/a.mp4"
+        assert restarted.counts() == {FileState.TRANSCODING: 1, FileState.FAILED: 1}
+        _, created = restarted.record("f1", Path("/drop/a.mp4"), Path("/done"), PRESETS, 1, 1)
+        assert not created
+    finally:
+        restarted.close()
+
+
+def test_threads_each_get_a_connection(journal: Journal) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                _record(journal, f"t{n}-{i}", f"{n}-{i}.mp4")
+                journal.advance(f"t{n}-{i}", FileState.UPLOADING)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            journal.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert journal.counts() == {FileState.UPLOADING: 40}

@@ -1,0 +1,358 @@
+"""Job messages and notifications: round trips, and every way a hostile message is turned away."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from autotranscode import messages
+from autotranscode.errors import MessageError
+from autotranscode.messages import Input, Job, JobOutput, Notification, OutputStatus, State
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:autotranscode-notifications"
+
+
+def _job(**overrides: Any) -> Job:
+    values: dict[str, Any] = {
+        "job_id": "job-0001",
+        "pipeline_id": "pipe-1",
+        "input": Input(bucket="in-bucket", key="inputs/abc123/Früh stück — 東京 clip.mp4"),
+        "output_bucket": "out-bucket",
+        "outputs": (
+            JobOutput(key="outputs/job-0001/clip.web-720p.mp4", presetId="web-720p"),
+            JobOutput(key="outputs/job-0001/clip.audio-aac.m4a", presetId="audio-aac"),
+        ),
+        "topic": TOPIC,
+        "user_metadata": {"source": "/drop/clip.mp4", "host": "laptop"},
+    }
+    values.update(overrides)
+    return Job(**values)
+
+
+def _job_dict() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_job().to_json())
+    return data
+
+
+def _notification(state: State = State.COMPLETED) -> Notification:
+    return Notification(
+        state=state,
+        jobId="job-0001",
+        pipelineId="pipe-1",
+        input=Input(bucket="in-bucket", key="inputs/abc123/clip.mp4"),
+        outputKeyPrefix="outputs/job-0001/",
+        outputs=(
+            OutputStatus(
+                key="outputs/job-0001/clip.web-720p.mp4",
+                presetId="web-720p",
+                duration=2.0,
+                width=320,
+                height=240,
+                fileSize=12345,
+            ),
+        ),
+        userMetadata={"k": "v"},
+    )
+
+
+def _envelope(message: str, **overrides: Any) -> str:
+    """An SNS → SQS delivery as SNS writes it (raw message delivery off)."""
+    envelope: dict[str, Any] = {
+        "Type": "Notification",
+        "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+        "TopicArn": TOPIC,
+        "Message": message,
+        "Timestamp": "2026-01-01T12:00:00.000Z",
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLEpH+DcEwjAPg8O9mY8dReBSwksfg2S7WKQcikcNKWLQjwu6A4VbeS0QHVCkhRS7fUQ"
+        "vi2egU3N858fiTDN6bkkOxYDVrY0Ad8L10Hs3zH81mtnPk5uvvolIC1CXGu43obcgFxeL3khZl8IKvO61GWB6jI9b5+gLPoBc1Q=",
+        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn="
+        + TOPIC
+        + ":c9135db0-26c4-47ec-8998-413945fb5a96",
+    }
+    envelope.update(overrides)
+    return json.dumps(envelope)
+
+
+# --- round trips ---------------------------------------------------------------------------------
+
+
+def test_job_round_trip() -> None:
+    job = _job()
+    body = job.to_json()
+    parsed = messages.parse_job(body)
+    assert parsed == job
+    assert parsed.version == messages.SCHEMA_VERSION
+    assert parsed.outputs[1].preset_id == "audio-aac"
+    assert messages.parse_job(body.encode("utf-8")) == job
+
+
+def test_job_json_uses_elastic_transcoder_names() -> None:
+    data = _job_dict()
+    assert data["jobId"] == "job-0001"
+    assert data["pipelineId"] == "pipe-1"
+    assert data["outputBucket"] == "out-bucket"
+    assert data["topicArn"] == TOPIC
+    assert data["userMetadata"] == {"source": "/drop/clip.mp4", "host": "laptop"}
+    assert data["outputs"][0] == {
+        "key": "outputs/job-0001/clip.web-720p.mp4",
+        "presetId": "web-720p",
+    }
+
+
+def test_notification_round_trip() -> None:
+    for state in State:
+        note = _notification(state)
+        body = note.to_json()
+        assert messages.parse_notification(body) == note
+        data = json.loads(body)
+        assert data["state"] == state.value
+        assert data["jobId"] == "job-0001"
+        assert data["input"]["key"] == "inputs/abc123/clip.mp4"
+        assert data["outputs"][0]["presetId"] == "web-720p"
+        assert data["outputs"][0]["fileSize"] == 12345
+        assert "statusDetail" not in data["outputs"][0]  # None is left out
+
+
+def test_notification_reason() -> None:
+    failed = Notification(
+        state=State.ERROR,
+        jobId="job-1",
+        pipelineId="p",
+        input=Input(bucket="b", key="inputs/a/b.mp4"),
+        outputs=(
+            OutputStatus(
+                key="outputs/job-1/b.mp4",
+                presetId="web-720p",
+                status="Error",
+                statusDetail="ffmpeg failed: moov atom not found",
+            ),
+        ),
+        messageDetails="generic",
+    )
+    assert failed.reason == "ffmpeg failed: moov atom not found"
+    bare = failed.model_copy(update={"outputs": ()})
+    assert bare.reason == "generic"
+    assert bare.model_copy(update={"message_details": None}).reason == "the job failed"
+
+
+def test_unknown_fields_are_ignored() -> None:
+    data = _job_dict()
+    data["somethingNew"] = {"x": 1}
+    assert messages.parse_job(json.dumps(data)) == _job()
+
+
+# --- rejected jobs -------------------------------------------------------------------------------
+
+
+def _mutated(change: Any) -> str:
+    data = _job_dict()
+    change(data)
+    return json.dumps(data)
+
+
+BAD_JOBS: dict[str, str] = {
+    "not json": "this is { not json",
+    "empty": "",
+    "truncated": _job().to_json()[:-5],
+    "list": "[1, 2, 3]",
+    "string": '"hello"',
+    "null": "null",
+    "number": "42",
+    "another schema": json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]}),
+    "missing jobId": _mutated(lambda d: d.pop("jobId")),
+    "missing input": _mutated(lambda d: d.pop("input")),
+    "missing input key": _mutated(lambda d: d["input"].pop("key")),
+    "missing outputs": _mutated(lambda d: d.pop("outputs")),
+    "no outputs": _mutated(lambda d: d.update(outputs=[])),
+    "missing topic": _mutated(lambda d: d.pop("topicArn")),
+    "bad job id: path": _mutated(lambda d: d.update(jobId="../../etc")),
+    "bad job id: space": _mutated(lambda d: d.update(jobId="a b")),
+    "bad job id: empty": _mutated(lambda d: d.update(jobId="")),
+    "bad job id: number": _mutated(lambda d: d.update(jobId=12)),
+    "input key escaping via ../": _mutated(
+        lambda d: d["input"].update(key="inputs/../outputs/evil.mp4")
+    ),
+    "input key outside prefix": _mutated(lambda d: d["input"].update(key="../etc/passwd")),
+    "absolute input key": _mutated(lambda d: d["input"].update(key="/etc/passwd")),
+    "output key escaping via ../": _mutated(
+        lambda d: d["outputs"][0].update(key="outputs/../inputs/x.mp4")
+    ),
+    "output key in inputs": _mutated(lambda d: d["outputs"][0].update(key="inputs/a/x.mp4")),
+    "control character in key": _mutated(lambda d: d["input"].update(key="inputs/a/b\n.mp4")),
+    "wrong version": _mutated(lambda d: d.update(version=2)),
+    "version as text": _mutated(lambda d: d.update(version="one")),
+    "metadata not strings": _mutated(lambda d: d.update(userMetadata={"a": {"b": 1}})),
+    "too many outputs": _mutated(lambda d: d.update(outputs=d["outputs"] * 16)),
+    "oversized": _mutated(lambda d: d["userMetadata"].update(pad="x" * messages.MAX_MESSAGE_BYTES)),
+}
+
+
+@pytest.mark.parametrize("body", BAD_JOBS.values(), ids=BAD_JOBS.keys())
+def test_bad_jobs_raise_a_readable_message_error(body: str) -> None:
+    with pytest.raises(MessageError) as info:
+        messages.parse_job(body)
+    assert not isinstance(info.value, ValidationError)
+    message = str(info.value)
+    assert message
+    assert "\n" not in message
+    assert "pydantic" not in message.lower()
+    assert "errors.pydantic.dev" not in message
+
+
+def test_messages_say_what_is_wrong() -> None:
+    def error(body: str) -> str:
+        with pytest.raises(MessageError) as info:
+            messages.parse_job(body)
+        return str(info.value)
+
+    assert "not JSON" in error(BAD_JOBS["not json"])
+    assert "jobId" in error(BAD_JOBS["missing jobId"])
+    assert "version" in error(BAD_JOBS["wrong version"])
+    assert "../" in error(BAD_JOBS["input key escaping via ../"])
+    assert "'../../etc'" in error(BAD_JOBS["bad job id: path"])
+    assert "larger" in error(BAD_JOBS["oversized"])
+
+
+def test_oversized_bytes_are_rejected_before_parsing() -> None:
+    body = b" " * (messages.MAX_MESSAGE_BYTES + 1)
+    with pytest.raises(MessageError, match="larger"):
+        messages.parse_job(body)
+    with pytest.raises(MessageError, match="larger"):
+        messages.parse_notification(body)
+
+
+def test_invalid_utf8_is_a_message_error() -> None:
+    with pytest.raises(MessageError):
+        messages.parse_job(b'{"jobId": "\xff\xfe"}')
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.update(state="DONE"),
+        lambda d: d.pop("state"),
+        lambda d: d.update(jobId="a/b"),
+        lambda d: d["input"].update(key="inputs/../x"),
+        lambda d: d["outputs"][0].update(key="../x"),
+        lambda d: d["outputs"][0].update(width="wide"),
+    ],
+    ids=["bad state", "no state", "bad job id", "input key", "output key", "bad width"],
+)
+def test_bad_notifications_raise_message_error(change: Any) -> None:
+    data = json.loads(_notification().to_json())
+    change(data)
+    with pytest.raises(MessageError) as info:
+        messages.parse_notification(json.dumps(data))
+    assert not isinstance(info.value, ValidationError)
+
+
+# --- SNS envelopes -------------------------------------------------------------------------------
+
+
+def test_unwrap_sns_accepts_a_delivery_from_our_topic() -> None:
+    inner = _notification().to_json()
+    assert messages.unwrap_sns(_envelope(inner), TOPIC) == inner
+    assert messages.parse_notification(messages.unwrap_sns(_envelope(inner), TOPIC)) == (
+        _notification()
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _envelope("{}", TopicArn="arn:aws:sns:us-east-1:999999999999:someone-else"),
+        _envelope("{}", TopicArn=None),
+        _envelope("{}", Type="SubscriptionConfirmation"),
+        _envelope("{}", Type="UnsubscribeConfirmation"),
+        json.dumps({k: v for k, v in json.loads(_envelope("{}")).items() if k != "Message"}),
+        _envelope("{}", Message={"state": "COMPLETED"}),
+        _envelope("{}", Message=None),
+        "[]",
+        "not json",
+        '"Notification"',
+    ],
+    ids=[
+        "other topic",
+        "no topic",
+        "subscription confirmation",
+        "unsubscribe confirmation",
+        "missing Message",
+        "Message not a string",
+        "Message null",
+        "list",
+        "not json",
+        "string",
+    ],
+)
+def test_unwrap_sns_rejects_what_is_not_a_notification_from_our_topic(body: str) -> None:
+    with pytest.raises(MessageError):
+        messages.unwrap_sns(body, TOPIC)
+
+
+def test_unwrap_sns_names_the_unexpected_topic() -> None:
+    other = "arn:aws:sns:us-east-1:999999999999:someone-else"
+    with pytest.raises(MessageError, match="someone-else"):
+        messages.unwrap_sns(_envelope("{}", TopicArn=other), TOPIC)
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=25,
+)
+
+
+def _job_like() -> st.SearchStrategy[dict[str, Any]]:
+    """Dicts shaped like a job, with any field replaced by arbitrary JSON or left out."""
+    base = _job_dict()
+    return st.fixed_dictionaries(
+        {},
+        optional={k: st.one_of(st.just(v), _json) for k, v in base.items()},
+    )
+
+
+def _key_like() -> st.SearchStrategy[dict[str, Any]]:
+    prefixes = st.sampled_from(["inputs/", "outputs/", "", "/", "inputs/../", "inputs//"])
+    keys = st.builds(lambda p, t: p + t, prefixes, st.text(max_size=30))
+    return st.builds(
+        lambda d, k1, k2: {**d, "input": {"bucket": "b", "key": k1}, "outputs": [{"key": k2}]},
+        _job_like(),
+        keys,
+        keys,
+    )
+
+
+@given(st.text() | st.binary())
+def test_parse_on_arbitrary_text_raises_only_message_error(body: str | bytes) -> None:
+    for parse in (messages.parse_job, messages.parse_notification):
+        with contextlib.suppress(MessageError):
+            parse(body)
+
+
+@given(_json | _job_like() | _key_like())
+def test_parse_on_arbitrary_json_raises_only_message_error(value: Any) -> None:
+    body = json.dumps(value)
+    for parse in (messages.parse_job, messages.parse_notification):
+        try:
+            parsed = parse(body)
+        except MessageError:
+            continue
+        # Whatever is accepted is safe to act on.
+        assert parsed.input.key.startswith("inputs/")
+        assert ".." not in parsed.input.key.split("/")
+
+
+@given(_json, st.text())
+def test_unwrap_sns_on_arbitrary_json_raises_only_message_error(value: Any, topic: str) -> None:
+    with contextlib.suppress(MessageError):
+        messages.unwrap_sns(json.dumps(value), topic)

@@ -1,0 +1,168 @@
+"""The preset catalog and the ffmpeg command lines it produces."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from autotranscode import presets
+from autotranscode.errors import ConfigError, MediaError
+from autotranscode.media import MediaInfo
+from autotranscode.presets import Preset
+
+
+def _video(height: int | None = 240, audio: bool = True, width: int | None = 320) -> MediaInfo:
+    return MediaInfo(
+        duration=2.0,
+        format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        video_codec="h264",
+        width=width,
+        height=height,
+        audio_codec="aac" if audio else None,
+    )
+
+
+AUDIO_ONLY = MediaInfo(duration=2.0, format_name="mov,mp4,m4a,3gp,3g2,mj2", audio_codec="aac")
+
+
+def _pairs(args: list[str]) -> list[tuple[str, str]]:
+    return list(itertools.pairwise(args))
+
+
+# --- catalog -------------------------------------------------------------------------------------
+
+
+def test_catalog_has_the_documented_presets_and_default() -> None:
+    assert {"web-720p", "web-1080p", "audio-aac"} <= set(presets.CATALOG)
+    assert presets.DEFAULT_PRESET == "web-720p"
+    assert presets.DEFAULT_PRESET in presets.CATALOG
+    for preset_id, preset in presets.CATALOG.items():
+        assert preset.id == preset_id
+        assert preset.description
+        assert preset.extension.startswith(".")
+
+
+def test_get_by_id() -> None:
+    for preset_id in ("web-720p", "web-1080p", "audio-aac"):
+        assert presets.get(preset_id) is presets.CATALOG[preset_id]
+
+
+@pytest.mark.parametrize(
+    ("alias", "expected"),
+    [
+        ("1351620000001-000010", "web-720p"),
+        ("1351620000001-100070", "web-720p"),
+        ("1351620000001-000001", "web-1080p"),
+    ],
+)
+def test_get_by_elastic_transcoder_system_preset_id(alias: str, expected: str) -> None:
+    assert presets.get(alias).id == expected
+
+
+def test_aliases_are_unique_and_never_shadow_ids() -> None:
+    aliases = [a for p in presets.CATALOG.values() for a in p.aliases]
+    assert len(aliases) == len(set(aliases))
+    assert not set(aliases) & set(presets.CATALOG)
+
+
+@pytest.mark.parametrize("unknown", ["web-4k", "", "WEB-720P", "1351620000001-999999"])
+def test_unknown_preset_is_a_config_error_naming_the_known_ones(unknown: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        presets.get(unknown)
+    message = str(info.value)
+    assert repr(unknown) in message
+    for known in presets.CATALOG:
+        assert known in message
+
+
+# --- ffmpeg arguments ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset_id", ["web-720p", "web-1080p"])
+def test_video_presets_make_web_ready_h264_aac_mp4(preset_id: str) -> None:
+    preset = presets.get(preset_id)
+    args = preset.ffmpeg_args(_video(height=1080), "in put.mov", "out/clip.mp4")
+    pairs = _pairs(args)
+    assert ("-movflags", "+faststart") in pairs
+    assert ("-c:v", "libx264") in pairs
+    assert ("-c:a", "aac") in pairs
+    assert ("-map", "0:v:0") in pairs
+    assert ("-map", "0:a:0") in pairs
+    assert ("-i", "in put.mov") in pairs
+    vf = args[args.index("-vf") + 1]
+    assert "format=yuv420p" in vf
+    assert args[-1] == "out/clip.mp4"
+    assert "-nostdin" in args
+    assert preset.extension == ".mp4"
+
+
+def test_video_preset_without_source_audio_maps_video_only() -> None:
+    args = presets.get("web-720p").ffmpeg_args(_video(audio=False), "in.mp4", "out.mp4")
+    assert "0:a:0" not in args
+    assert "-c:a" not in args
+    assert ("-c:v", "libx264") in _pairs(args)
+
+
+def test_audio_preset_maps_audio_only() -> None:
+    preset = presets.get("audio-aac")
+    assert preset.audio_only
+    for source in (_video(), AUDIO_ONLY):
+        args = preset.ffmpeg_args(source, "in.mp4", "out.m4a")
+        pairs = _pairs(args)
+        assert "-vn" in args
+        assert ("-map", "0:a:0") in pairs
+        assert ("-c:a", "aac") in pairs
+        assert "0:v:0" not in args
+        assert "-c:v" not in args
+        assert "-vf" not in args
+    assert preset.extension == ".m4a"
+
+
+def test_audio_preset_on_a_silent_source_is_a_media_error() -> None:
+    with pytest.raises(MediaError, match="audio"):
+        presets.get("audio-aac").ffmpeg_args(_video(audio=False), "in.mp4", "out.m4a")
+
+
+@pytest.mark.parametrize("preset_id", ["web-720p", "web-1080p"])
+def test_video_preset_on_an_audio_only_source_is_a_media_error(preset_id: str) -> None:
+    with pytest.raises(MediaError, match="video"):
+        presets.get(preset_id).ffmpeg_args(AUDIO_ONLY, "in.m4a", "out.mp4")
+
+
+# --- never upscale -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("preset_id", "source_height", "expected"),
+    [
+        ("web-720p", 240, 240),
+        ("web-720p", 720, 720),
+        ("web-720p", 1080, 720),
+        ("web-720p", 2160, 720),
+        ("web-720p", 241, 240),
+        ("web-720p", 719, 718),
+        ("web-1080p", 240, 240),
+        ("web-1080p", 1080, 1080),
+        ("web-1080p", 1081, 1080),
+        ("web-1080p", 2160, 1080),
+    ],
+)
+def test_output_height_is_bounded_even_and_never_upscaled(
+    preset_id: str, source_height: int, expected: int
+) -> None:
+    preset = presets.get(preset_id)
+    assert preset.output_height(_video(height=source_height)) == expected
+    args = preset.ffmpeg_args(_video(height=source_height), "in.mp4", "out.mp4")
+    assert f"scale=-2:{expected}:" in args[args.index("-vf") + 1]
+
+
+def test_output_height_of_a_preset_without_a_bound_keeps_the_source_made_even() -> None:
+    keep = Preset(id="keep", description="keep size", extension=".mp4", video_codec="libx264")
+    assert keep.output_height(_video(height=481)) == 480
+    assert keep.output_height(_video(height=1080)) == 1080
+
+
+def test_output_height_is_none_for_audio() -> None:
+    assert presets.get("audio-aac").output_height(_video(height=1080)) is None
+    assert presets.get("web-720p").output_height(AUDIO_ONLY) is None
