@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -65,8 +64,15 @@ _CLIPS: dict[str, tuple[str, str, float, bool, bool]] = {
         True,
     ),
     "tone.m4a": ("", "-c:a aac", 2.0, True, False),
+    # Spaces and non-ASCII in the name; its own content (identity is content, not name).
+    "Früh stück — 東京 clip.mp4": (
+        "320x240",
+        "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -metadata comment=unicode",
+        2.0,
+        True,
+        True,
+    ),
 }
-#: The same content as h264.mp4, under a name with spaces and non-ASCII characters.
 UNICODE_NAME = "Früh stück — 東京 clip.mp4"
 
 
@@ -87,7 +93,6 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("media")
     for name in _CLIPS:
         _generate(name, root / name)
-    shutil.copyfile(root / "h264.mp4", root / UNICODE_NAME)
     (root / "notes.mp4").write_text("this is a text file with a media extension\n")
     (root / "empty.mov").write_bytes(b"")
     data = (root / "h264.mp4").read_bytes()
@@ -102,7 +107,6 @@ def clips(media_dir: Path) -> dict[str, Clip]:
         name: Clip(media_dir / name, d, int(size.split("x")[1]) if video else None, audio, video)
         for name, (size, _, d, audio, video) in _CLIPS.items()
     }
-    out[UNICODE_NAME] = Clip(media_dir / UNICODE_NAME, 2.0, 240, True)
     return out
 
 

@@ -9,7 +9,8 @@
     │   ├── StorageError     an object could not be stored, fetched or deleted
     │   └── QueueError       a message could not be sent, received or deleted
     ├── MessageError         a queue message is malformed or not ours: rejected, never acted on
-    └── OutputError          the output folder cannot take the result
+    ├── OutputError          the output folder cannot take the result (retried: disk full passes)
+    └── JournalError         the journal in the state dir cannot be read or written
 
 Errors from boto3, ffmpeg and the filesystem become these at the boundary
 (``raise ... from exc``) so callers handle one tree, and each message says what
@@ -57,3 +58,7 @@ class MessageError(AutotranscodeError):
 
 class OutputError(AutotranscodeError):
     """The output folder cannot receive the result (permissions, disk full)."""
+
+
+class JournalError(AutotranscodeError):
+    """The journal cannot be read or written (disk full, permissions, a damaged file)."""

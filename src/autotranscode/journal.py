@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from .errors import AutotranscodeError
+from .errors import JournalError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class Journal:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn().executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise AutotranscodeError(
+            raise JournalError(
                 f"cannot open the journal {path}: {exc}; check --state-dir is writable"
             ) from exc
 
@@ -118,14 +119,23 @@ class Journal:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One transaction; with isolation_level=None, ``with conn:`` alone opens none."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write the journal {self.path}: {exc}") from exc
+
+    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal {self.path}: {exc}") from exc
 
     # -- intent ----------------------------------------------------------------------------------
 
@@ -206,14 +216,14 @@ class Journal:
                 (fid, now, FileState.FAILED, reason),
             )
 
-    def reset(self, fid: str) -> None:
-        """Start a failed file over from the beginning, as a new job."""
+    def reset(self, fid: str, path: Path, size: int, mtime_ns: int) -> None:
+        """Start a failed file over from the beginning, as a new job, from where it is now."""
         now = time.time()
         with self._tx() as conn:
             conn.execute(
                 "UPDATE files SET state = ?, reason = NULL, job_id = NULL, input_key = NULL,"
-                " outputs = '{}', updated_at = ? WHERE id = ?",
-                (FileState.DISCOVERED, now, fid),
+                " outputs = '{}', updated_at = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                (FileState.DISCOVERED, now, str(path), size, mtime_ns, fid),
             )
             conn.execute(
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, 'retry')",
@@ -241,11 +251,11 @@ class Journal:
         return self._select("WHERE state = ? ORDER BY updated_at DESC LIMIT ?", (state, limit))
 
     def counts(self) -> dict[FileState, int]:
-        rows = self._conn().execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall()
+        rows = self._read("SELECT state, COUNT(*) FROM files GROUP BY state")
         return {FileState(s): int(n) for s, n in rows}
 
     def _select(self, where: str, params: tuple[object, ...]) -> list[FileRecord]:
-        rows = self._conn().execute(f"SELECT {_COLUMNS} FROM files {where}", params).fetchall()
+        rows = self._read(f"SELECT {_COLUMNS} FROM files {where}", params)
         return [
             FileRecord(
                 id=r[0],

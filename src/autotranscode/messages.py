@@ -143,7 +143,7 @@ def _load(body: str | bytes) -> Any:
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "message"
-    return f"{where}: {err['msg']}"
+    return f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
 
 
 def parse_job(body: str | bytes) -> Job:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from .errors import (
     AutotranscodeError,
     BackendError,
     ConfigError,
+    JournalError,
     MediaError,
     MessageError,
     OutputError,
@@ -41,10 +43,14 @@ log = logging.getLogger(__name__)
 
 #: How long one receive on the notification queue waits; also bounds how long stop() takes.
 LISTEN_WAIT_SECONDS = 2.0
+#: How often ``run`` looks for files reset by ``autotranscode retry`` from another shell.
+PICK_UP_INTERVAL_SECONDS = 5.0
 #: Backend failures are retried with exponential backoff up to this delay, until stopped.
 MAX_BACKOFF_SECONDS = 30.0
 #: Temporary names in OUT end with this, so watchers (ours included) ignore them.
 PART_SUFFIX = ".autotranscode-part"
+#: ``--on-success move`` puts sources here, beside them (and ``run`` does not watch it).
+DONE_FOLDER = "done"
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class Pipeline:
         *,
         pipeline_id: str = "autotranscode",
         transfers: int = 4,
+        on_success: str = "keep",
         hooks: Subscriber | None = None,
     ) -> None:
         self.backend = backend
@@ -73,7 +80,9 @@ class Pipeline:
         self.out_dir = out_dir
         self.presets = [presets.get(p) for p in preset_ids]
         self.pipeline_id = pipeline_id
+        self.on_success = on_success
         self.hooks = hooks or Subscriber()
+        self._resume = True
         self._executor = ThreadPoolExecutor(transfers, thread_name_prefix="autotranscode-transfer")
         self._stop = threading.Event()
         self._active: set[str] = set()
@@ -88,9 +97,8 @@ class Pipeline:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create output folder {self.out_dir}: {exc}") from exc
-        for record in self.journal.unfinished() if resume else ():
-            log.info("resuming %s at %s", record.name, record.state)
-            self._schedule(record.id)
+        self._resume = resume
+        self._pick_up()
         self._listener = threading.Thread(target=self._listen, name="autotranscode-listener")
         self._listener.start()
 
@@ -101,36 +109,65 @@ class Pipeline:
             self._listener.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def add(self, path: Path, retry_failed: bool = False) -> str | None:
-        """Take a (stable) file into the pipeline; returns its id, or None if it is not taken.
+    def add(self, path: Path, retry_failed: bool = False) -> str:
+        """Take a (complete) file into the pipeline and return its id.
 
-        A file already done for this destination is not done again; a failed one only
-        when ``retry_failed`` (the user named it explicitly).
+        Identity is content plus destination: a file already done for this folder and
+        these presets is not done again, even renamed; a changed file is a new version.
+        A failed one is tried again only when ``retry_failed`` (the user asked).
         """
-        try:
-            st = path.stat()
-        except OSError as exc:
-            log.warning("%s: cannot read (%s); skipped", path.name, exc.strerror or exc)
-            return None
-        path = path.resolve()
+        path = Path(os.path.abspath(path))
         out_dir = self.out_dir.resolve()
         preset_ids = tuple(p.id for p in self.presets)
-        fid = keys.file_id(path, st.st_size, st.st_mtime_ns, f"{out_dir}\0{preset_ids}")
+        destination = f"{out_dir}\0{','.join(preset_ids)}"
+        try:
+            st = path.stat()
+            identity = keys.fingerprint(path, st.st_size)
+        except OSError as exc:
+            return self._unreadable(path, out_dir, preset_ids, destination, exc, retry_failed)
+        fid = keys.file_id(identity, destination)
         record, created = self.journal.record(
             fid, path, out_dir, preset_ids, st.st_size, st.st_mtime_ns
         )
         if not created:
             if record.state == FileState.FAILED and retry_failed:
-                self.journal.reset(fid)
+                self.journal.reset(fid, path, st.st_size, st.st_mtime_ns)
             elif record.state.finished:
-                log.debug("%s already %s; skipped", path.name, record.state)
+                log.info("%s: same content as %s, done before; skipped", path.name, record.name)
                 return fid
             with self._cond:
                 if fid in self._active:
                     return fid
-        self.hooks.on_state(path=record.path, state=FileState.DISCOVERED)
+        self.hooks.on_state(path=path, state=FileState.DISCOVERED)
         self._schedule(fid)
         return fid
+
+    def _unreadable(
+        self,
+        path: Path,
+        out_dir: Path,
+        preset_ids: tuple[str, ...],
+        destination: str,
+        exc: OSError,
+        retry_failed: bool,
+    ) -> str:
+        """Record a file we cannot read as FAILED, so ``status`` and ``retry`` know of it."""
+        fid = keys.file_id(f"unreadable:{path}", destination)
+        record, created = self.journal.record(fid, path, out_dir, preset_ids, 0, 0)
+        if created or record.state != FileState.FAILED or retry_failed:
+            self._fail(record, f"cannot read the file: {exc.strerror or exc}")
+        return fid
+
+    def _pick_up(self) -> None:
+        """Schedule unfinished files nobody is working on: left by a crash, or reset by retry."""
+        if not self._resume:
+            return
+        for record in self.journal.unfinished():
+            with self._cond:
+                if record.id in self._active:
+                    continue
+            log.info("resuming %s at %s", record.name, record.state.lower())
+            self._schedule(record.id)
 
     def wait(self, fids: Iterable[str], timeout: float | None = None) -> bool:
         """Block until the given files are finished (CLEANED or FAILED)."""
@@ -155,16 +192,23 @@ class Pipeline:
     def _run_step(self, fid: str, delay: float) -> None:
         if delay and self._stop.wait(delay):
             return
-        record = self.journal.get(fid)
+        try:
+            record = self.journal.get(fid)
+        except JournalError as exc:
+            log.error("journal unavailable (%s); retrying in %.0fs", exc, MAX_BACKOFF_SECONDS)
+            self._schedule(fid, MAX_BACKOFF_SECONDS)
+            return
         if record is None:
             return
         try:
             self._step(record)
-        except BackendError as exc:
+        except (BackendError, JournalError, OutputError) as exc:
+            # Not the file's fault, and it passes (endpoint back, disk freed): keep its state.
             backoff = min(max(delay * 2, 1.0), MAX_BACKOFF_SECONDS)
-            log.warning("%s: %s; retrying in %.0fs", record.name, exc, backoff)
+            level = logging.ERROR if isinstance(exc, OutputError) else logging.WARNING
+            log.log(level, "%s: %s; retrying in %.0fs", record.name, exc, backoff)
             self._schedule(fid, backoff)
-        except (MediaError, OutputError, ConfigError, MessageError) as exc:
+        except (MediaError, ConfigError, MessageError) as exc:
             self._fail(record, str(exc))
         except Exception as exc:
             log.exception("%s: unexpected error", record.name)
@@ -269,9 +313,29 @@ class Pipeline:
 
     def _clean(self, record: FileRecord) -> None:
         self._delete_objects(record)
+        self._handle_source(record)
         names = ", ".join(Path(p).name for p in record.outputs.values())
         self._advance(record, FileState.CLEANED, detail=names)
         self._finished(record.id)
+
+    def _handle_source(self, record: FileRecord) -> None:
+        """--on-success move|delete, only now that the outputs are in place, and only if the
+        source is still the version we transcoded (never a newer file under its name)."""
+        if self.on_success == "keep":
+            return
+        try:
+            st = record.path.stat()
+        except FileNotFoundError:
+            return
+        if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
+            log.warning("%s changed since it was transcoded; left in place", record.name)
+            return
+        if self.on_success == "delete":
+            record.path.unlink(missing_ok=True)
+            return
+        done_dir = record.path.parent / DONE_FOLDER
+        done_dir.mkdir(exist_ok=True)
+        record.path.rename(_free_name(done_dir / record.path.name))
 
     def _delete_objects(self, record: FileRecord) -> None:
         store = self.backend.store
@@ -292,7 +356,14 @@ class Pipeline:
 
     def _listen(self) -> None:
         queue = self.backend.notifications
+        next_pick_up = time.monotonic() + PICK_UP_INTERVAL_SECONDS
         while not self._stop.is_set():
+            if time.monotonic() >= next_pick_up:
+                next_pick_up = time.monotonic() + PICK_UP_INTERVAL_SECONDS
+                try:
+                    self._pick_up()
+                except JournalError as exc:
+                    log.warning("%s", exc)
             try:
                 batch = queue.receive(LISTEN_WAIT_SECONDS, max_messages=10, cancel=self._stop)
             except AutotranscodeError as exc:

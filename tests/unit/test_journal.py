@@ -124,10 +124,11 @@ def test_reset_starts_over_as_a_new_job(db: Path, journal: Journal) -> None:
         "f1", FileState.COMPLETED, job_id="job-1", input_key="inputs/f1/a", outputs={"k": "v"}
     )
     journal.fail("f1", "broken")
-    journal.reset("f1")
+    journal.reset("f1", Path("/drop/moved.mp4"), 99, 7)
     record = journal.get("f1")
     assert record is not None
     assert record.state == FileState.DISCOVERED
+    assert (record.path, record.size, record.mtime_ns) == (Path("/drop/moved.mp4"), 99, 7)
     assert record.job_id is None
     assert record.input_key is None
     assert record.outputs == {}
