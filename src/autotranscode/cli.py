@@ -7,6 +7,7 @@ the defaults in ``settings.Settings``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -29,7 +30,7 @@ from .backends import Backend, open_backend
 from .errors import AutotranscodeError, ConfigError
 from .journal import FileState, Journal
 from .media import MediaInfo
-from .pipeline import Pipeline
+from .pipeline import DONE_FOLDER, Pipeline, reset_failed
 from .progress import LogReporter, RichReporter, Subscriber
 from .settings import Settings
 from .transcoder import command, find_ffmpeg
@@ -58,6 +59,15 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         except ConfigError as exc:
             raise click.BadParameter(str(exc)) from exc
     return value
+
+
+_on_success = click.option(
+    "--on-success",
+    type=click.Choice(["keep", "move", "delete"]),
+    envvar="AUTOTRANSCODE_ON_SUCCESS",
+    help="What to do with a source once its output is safely in OUT: keep it, move it into "
+    "a 'done' folder beside it, or delete it [default: keep].",
+)
 
 
 def common_options(func: F) -> F:
@@ -219,7 +229,14 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
         if pool:
             pool.start()
         yield Pipeline(
-            backend, journal, out, s.preset, pipeline_id=s.name, transfers=s.transfers, hooks=hooks
+            backend,
+            journal,
+            out,
+            s.preset,
+            pipeline_id=s.name,
+            transfers=s.transfers,
+            on_success=s.on_success,
+            hooks=hooks,
         )
     finally:
         if pool:
@@ -279,6 +296,7 @@ def main() -> None:
     help="Poll the folder instead of using file events (network shares).",
 )
 @click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
+@_on_success
 @common_options
 def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> None:
     """Watch DROP; transcode each new media file into OUT until Ctrl+C.
@@ -302,7 +320,7 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
                 settle=s.settle,
                 poll=s.poll,
                 recursive=recursive,
-                exclude=(out, s.state_dir),
+                exclude=(out, s.state_dir, drop / DONE_FOLDER),
             )
             stopper.install()
             with reporter if isinstance(reporter, RichReporter) else _nothing():
@@ -327,6 +345,7 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
     show_default=True,
     help="Folder for the outputs.",
 )
+@_on_success
 @common_options
 def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -> None:
     """Transcode FILES (or the media files in a folder) into --out, then exit.
@@ -445,6 +464,63 @@ def _quote(arg: str) -> str:
     import shlex
 
     return shlex.quote(arg)
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--all-failed", is_flag=True, help="Retry every failed file.")
+@common_options
+def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any) -> None:
+    """Try failed FILES (or --all-failed) again, to the folder and presets they had.
+
+    If `run` is active on this state dir it takes them over within seconds;
+    otherwise they are transcoded now, as `transcode` would.
+    """
+    if not files and not all_failed:
+        raise click.UsageError("name the failed files to retry, or pass --all-failed")
+    console = _console()
+    _setup_logging(verbose, console)
+    stopper = _Stopper()
+    with _errors():
+        s = _settings(params)
+        journal = Journal(s.state_dir / "journal.db")
+        wanted = {os.path.abspath(f) for f in files}
+        failed = [
+            r
+            for r in journal.recent(1_000_000, FileState.FAILED)
+            if all_failed or str(r.path) in wanted
+        ]
+        journal.close()
+        if not failed:
+            click.echo("no failed files to retry")
+            sys.exit(EXIT_OK)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(_client_lock(s.state_dir))
+            except ConfigError:  # a run is active: it picks reset files up by itself
+                journal = Journal(s.state_dir / "journal.db")
+                for record in failed:
+                    reset_failed(journal, record)
+                journal.close()
+                click.echo(f"{len(failed)} files handed to the running autotranscode")
+                sys.exit(EXIT_OK)
+            reporter = _reporter(console)
+            pipe = stack.enter_context(_service(s, Path("."), reporter))
+            stopper.install()
+            fids = [r.id for r in failed]
+            with reporter if isinstance(reporter, RichReporter) else _nothing():
+                pipe.start(resume=False)
+                try:
+                    for record in failed:
+                        pipe.retry(record)
+                    while not pipe.wait(fids, timeout=0.2) and not stopper.event.is_set():
+                        pass
+                finally:
+                    pipe.stop()
+            results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
+    interrupted = stopper.event.is_set()
+    failures = _summary(results, interrupted)
+    sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failures else EXIT_OK)
 
 
 @main.command()

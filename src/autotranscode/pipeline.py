@@ -142,6 +142,12 @@ class Pipeline:
         self._schedule(fid)
         return fid
 
+    def retry(self, record: FileRecord) -> None:
+        """Start a failed file over, to the destination it had."""
+        reset_failed(self.journal, record)
+        self.hooks.on_state(path=record.path, state=FileState.DISCOVERED)
+        self._schedule(record.id)
+
     def _unreadable(
         self,
         path: Path,
@@ -462,6 +468,16 @@ class _Bytes:
     def __call__(self, n: int) -> None:
         self.done += n
         self.hooks.on_progress(path=self.path, stage=self.stage, fraction=self.done / self.total)
+
+
+def reset_failed(journal: Journal, record: FileRecord) -> None:
+    """Put a failed file back at the start, as it is on disk now."""
+    try:
+        st = record.path.stat()
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+    except OSError:
+        size, mtime_ns = 0, 0  # the upload step reports what is wrong with it
+    journal.reset(record.id, record.path, size, mtime_ns)
 
 
 def _free_name(path: Path) -> Path:

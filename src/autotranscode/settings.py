@@ -59,6 +59,7 @@ class Settings(BaseModel):
     transfers: int = Field(default=DEFAULT_TRANSFERS, ge=1, le=64)
     visibility_timeout: int = Field(default=DEFAULT_VISIBILITY_SECONDS, ge=10, le=43200)
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    on_success: Literal["keep", "move", "delete"] = "keep"
     # aws backend
     name: str = DEFAULT_NAME
     endpoint_url: str | None = None
