@@ -35,7 +35,7 @@ from .progress import LogReporter, RichReporter, Subscriber
 from .settings import Settings
 from .transcoder import command, find_ffmpeg
 from .watcher import Watcher, ignored
-from .worker import Worker, WorkerPool
+from .worker import Worker, WorkerPool, workdir_for
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def _workers(s: Settings, backend: Backend, count: int) -> list[Worker]:
         Worker(
             backend,
             ffmpeg,
-            s.state_dir / "work" / f"{os.getpid()}-{i}",
+            workdir_for(s.state_dir / "work", f"worker-{i + 1}"),
             visibility=s.visibility_timeout,
             max_attempts=s.max_attempts,
             name=f"worker-{i + 1}",

@@ -9,9 +9,12 @@ an error too, never a delivered file.
 from __future__ import annotations
 
 import collections
+import ctypes
 import logging
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +73,7 @@ def transcode(
     try:
         proc = subprocess.Popen(
             cmd,
+            preexec_fn=_die_with_parent,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -111,6 +115,26 @@ def transcode(
     except TranscodeError:
         dst.unlink(missing_ok=True)
         raise
+
+
+def _load_prctl() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: if we are killed (even with -9), ffmpeg dies too."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _stop_on_cancel(proc: subprocess.Popen[str], cancel: threading.Event) -> None:

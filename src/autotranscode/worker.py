@@ -11,6 +11,8 @@ dead-letter queue with an ERROR notification, so no client waits forever.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from .backends import Backend, Received
 from .errors import AutotranscodeError, ConfigError, MediaError, MessageError, StorageError
 from .media import MediaInfo, probe
 from .messages import Job, Notification, OutputStatus, State, parse_job
+from .procs import pid_alive
 from .transcoder import transcode
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Process jobs until ``stop`` is set; a job under way is stopped and released."""
+        clean_stale_workdirs(self.workdir.parent)
         self.workdir.mkdir(parents=True, exist_ok=True)
         log.info("%s waiting for jobs on %s", self.name, self.backend.jobs.name)
         while not stop.is_set():
@@ -265,6 +269,21 @@ def _status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatu
         height=info.height,
         fileSize=size,
     )
+
+
+def workdir_for(root: Path, name: str) -> Path:
+    """A worker's scratch folder, named by its process so a restart can find dead ones."""
+    return root / f"{os.getpid()}-{name}"
+
+
+def clean_stale_workdirs(root: Path) -> None:
+    """Remove the scratch folders of worker processes that died (e.g. killed with -9)."""
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        pid = entry.name.partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 class WorkerPool:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import QueueError, StorageError
+from ..procs import pid_alive
 from ..settings import Settings
 from .base import Backend, MessageQueue, ObjectStore, ProgressCallback, Received, Topic
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: How often a waiting receive looks again; well under the 0.2 s completion-latency goal.
 POLL_SECONDS = 0.05
+#: How often receivers look for leases held by dead processes.
+RECLAIM_INTERVAL_SECONDS = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -36,7 +39,8 @@ CREATE TABLE IF NOT EXISTS messages (
     body TEXT NOT NULL,
     visible_at REAL NOT NULL,
     receives INTEGER NOT NULL DEFAULT 0,
-    receipt TEXT
+    receipt TEXT,
+    owner INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at);
 """
@@ -83,6 +87,7 @@ class SqliteQueue(MessageQueue):
         self.visibility = visibility
         self.max_receives = max_receives
         self.dead_letters = dead_letters
+        self._next_reclaim = 0.0
 
     def send(self, body: str) -> None:
         self.db.execute(
@@ -100,8 +105,31 @@ class SqliteQueue(MessageQueue):
             if got or time.monotonic() >= deadline or cancel.wait(POLL_SECONDS):
                 return got
 
+    def _reclaim(self, now: float) -> None:
+        """Leases held by processes that no longer exist end now, not at their expiry.
+
+        The local backend lives on one machine, so a dead owner (killed with -9, say)
+        is certain; this is what makes a restart resume a killed job at once.
+        """
+        if now < self._next_reclaim:
+            return
+        self._next_reclaim = now + RECLAIM_INTERVAL_SECONDS
+        rows = self.db.execute(
+            "SELECT DISTINCT owner FROM messages WHERE queue = ? AND visible_at > ?",
+            (self.name, now),
+        )
+        for (owner,) in rows:
+            if isinstance(owner, int) and owner != os.getpid() and not pid_alive(owner):
+                log.info("%s: taking back the messages of dead process %s", self.name, owner)
+                self.db.execute(
+                    "UPDATE messages SET visible_at = ?, owner = NULL"
+                    " WHERE queue = ? AND owner = ?",
+                    (now, self.name, owner),
+                )
+
     def _take(self, max_messages: int) -> list[Received]:
         now = time.time()
+        self._reclaim(now)
         if self.max_receives is not None and self.dead_letters:
             # SQS's redrive: a message received max_receives times without delete is dead.
             self.db.execute(
@@ -111,10 +139,10 @@ class SqliteQueue(MessageQueue):
             )
         receipt = uuid.uuid4().hex
         rows = self.db.execute(
-            "UPDATE messages SET visible_at = ?, receives = receives + 1, receipt = ?"
+            "UPDATE messages SET visible_at = ?, receives = receives + 1, receipt = ?, owner = ?"
             " WHERE seq IN (SELECT seq FROM messages WHERE queue = ? AND visible_at <= ?"
             " ORDER BY seq LIMIT ?) RETURNING seq, body, receives",
-            (now + self.visibility, receipt, self.name, now, max_messages),
+            (now + self.visibility, receipt, os.getpid(), self.name, now, max_messages),
         )
         return [Received(str(body), f"{seq}:{receipt}", int(str(n))) for seq, body, n in rows]
 
