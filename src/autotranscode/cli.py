@@ -157,6 +157,9 @@ def _errors() -> Iterator[None]:
     except AutotranscodeError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:  # Ctrl+C while connecting, before the clean-stop handler is in place
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _setup_logging(verbose: int, console: Console | None) -> None:
@@ -224,23 +227,24 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
     """Backend, journal, in-process workers and pipeline, started and (always) stopped in order."""
     backend = open_backend(s)
     journal = Journal(s.state_dir / "journal.db")
-    pool = WorkerPool(_workers(s, backend, s.workers)) if s.workers else None
+    pool = WorkerPool(_workers(s, backend, s.workers) if s.workers else [])
+    pipe = Pipeline(
+        backend,
+        journal,
+        out,
+        s.preset,
+        pipeline_id=s.name,
+        transfers=s.transfers,
+        on_success=s.on_success,
+        hooks=hooks,
+    )
     try:
-        if pool:
-            pool.start()
-        yield Pipeline(
-            backend,
-            journal,
-            out,
-            s.preset,
-            pipeline_id=s.name,
-            transfers=s.transfers,
-            on_success=s.on_success,
-            hooks=hooks,
-        )
+        pool.start()
+        yield pipe
     finally:
-        if pool:
-            pool.stop()
+        pool.signal_stop()  # workers and the listener wind down together, not one after the other
+        pipe.stop()
+        pool.stop()
         journal.close()
         backend.close()
 
@@ -331,7 +335,6 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
                     stopper.event.wait()
                 finally:
                     watcher.stop()
-                    pipe.stop()
     sys.exit(EXIT_OK)
 
 
@@ -361,24 +364,12 @@ def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -
         reporter = _reporter(console)
         with _client_lock(s.state_dir), _service(s, out, reporter) as pipe:
             stopper.install()
-            missing: list[tuple[Path, str]] = []
-            fids: list[str] = []
             with reporter if isinstance(reporter, RichReporter) else _nothing():
                 pipe.start(resume=False)
-                try:
-                    for path in inputs:
-                        fid = pipe.add(path, retry_failed=True)
-                        if fid is None:
-                            missing.append((path, "cannot read the file"))
-                        else:
-                            fids.append(fid)
-                    while not pipe.wait(fids, timeout=0.2):
-                        if stopper.event.is_set():
-                            break
-                finally:
-                    pipe.stop()
-            results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
-            results += [(p, FileState.FAILED, why) for p, why in missing]
+                fids = [pipe.add(path, retry_failed=True) for path in inputs]
+                while not pipe.wait(fids, timeout=0.2) and not stopper.event.is_set():
+                    pass
+                results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
     interrupted = stopper.event.is_set()
     failed = _summary(results, interrupted)
     sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK)
@@ -510,14 +501,11 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             fids = [r.id for r in failed]
             with reporter if isinstance(reporter, RichReporter) else _nothing():
                 pipe.start(resume=False)
-                try:
-                    for record in failed:
-                        pipe.retry(record)
-                    while not pipe.wait(fids, timeout=0.2) and not stopper.event.is_set():
-                        pass
-                finally:
-                    pipe.stop()
-            results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
+                for record in failed:
+                    pipe.retry(record)
+                while not pipe.wait(fids, timeout=0.2) and not stopper.event.is_set():
+                    pass
+                results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
     interrupted = stopper.event.is_set()
     failures = _summary(results, interrupted)
     sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failures else EXIT_OK)

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
+from .db import Database
 from .errors import JournalError
 
 log = logging.getLogger(__name__)
@@ -98,44 +94,7 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn().executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise JournalError(
-                f"cannot open the journal {path}: {exc}; check --state-dir is writable"
-            ) from exc
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One transaction; with isolation_level=None, ``with conn:`` alone opens none."""
-        try:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot write the journal {self.path}: {exc}") from exc
-
-    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
-        try:
-            return self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot read the journal {self.path}: {exc}") from exc
+        self.db = Database(path, _SCHEMA, lambda msg: JournalError(f"journal: {msg}"))
 
     # -- intent ----------------------------------------------------------------------------------
 
@@ -150,7 +109,7 @@ class Journal:
     ) -> tuple[FileRecord, bool]:
         """The record for this file version and destination, and whether it is new."""
         now = time.time()
-        with self._tx() as conn:
+        with self.db.transaction() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO files (id, path, out_dir, presets, size, mtime_ns, state,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -197,7 +156,7 @@ class Journal:
         if outputs is not None:
             sets.append("outputs = ?")
             params.append(json.dumps(outputs, ensure_ascii=False))
-        with self._tx() as conn:
+        with self.db.transaction() as conn:
             conn.execute(f"UPDATE files SET {', '.join(sets)} WHERE id = ?", (*params, fid))
             conn.execute(
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
@@ -206,7 +165,7 @@ class Journal:
 
     def fail(self, fid: str, reason: str) -> None:
         now = time.time()
-        with self._tx() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE files SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                 (FileState.FAILED, reason, now, fid),
@@ -219,7 +178,7 @@ class Journal:
     def reset(self, fid: str, path: Path, size: int, mtime_ns: int) -> None:
         """Start a failed file over from the beginning, as a new job, from where it is now."""
         now = time.time()
-        with self._tx() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE files SET state = ?, reason = NULL, job_id = NULL, input_key = NULL,"
                 " outputs = '{}', updated_at = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
@@ -251,11 +210,11 @@ class Journal:
         return self._select("WHERE state = ? ORDER BY updated_at DESC LIMIT ?", (state, limit))
 
     def counts(self) -> dict[FileState, int]:
-        rows = self._read("SELECT state, COUNT(*) FROM files GROUP BY state")
+        rows = self.db.query("SELECT state, COUNT(*) FROM files GROUP BY state")
         return {FileState(s): int(n) for s, n in rows}
 
     def _select(self, where: str, params: tuple[object, ...]) -> list[FileRecord]:
-        rows = self._read(f"SELECT {_COLUMNS} FROM files {where}", params)
+        rows = self.db.query(f"SELECT {_COLUMNS} FROM files {where}", params)
         return [
             FileRecord(
                 id=r[0],
@@ -275,7 +234,4 @@ class Journal:
         ]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.db.close()

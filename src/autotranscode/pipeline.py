@@ -107,6 +107,7 @@ class Pipeline:
         self._stop.set()
         if self._listener is not None:
             self._listener.join()
+            self._listener = None
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def add(self, path: Path, retry_failed: bool = False) -> str:

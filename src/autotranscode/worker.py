@@ -300,6 +300,10 @@ class WorkerPool:
             t.start()
             self._threads.append(t)
 
+    def signal_stop(self) -> None:
+        """Ask every worker to stop, without waiting for them."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:

@@ -121,14 +121,10 @@ def test_existing_output_is_never_overwritten_and_done_files_are_not_redone(
         assert fid and pipe.wait([fid], timeout=WAIT)
         assert pipe.add(clip.path) == fid
         assert pipe.wait([fid], timeout=1)
-        events = (
-            journal._conn()
-            .execute(
-                "SELECT COUNT(*) FROM events WHERE file_id = ? AND state = 'SUBMITTED'", (fid,)
-            )
-            .fetchone()[0]
+        ((submitted,),) = journal.db.query(
+            "SELECT COUNT(*) FROM events WHERE file_id = ? AND state = 'SUBMITTED'", (fid,)
         )
-        assert events == 1
+        assert submitted == 1
     assert (out / "h264.mp4").read_bytes() == b"the user's own file"
     check_output(out / "h264 (1).mp4", clip)
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..db import Database
 from ..errors import QueueError, StorageError
 from ..procs import pid_alive
 from ..settings import Settings
@@ -46,37 +46,10 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at);
 """
 
 
-class _Db:
-    """One SQLite file shared by threads (a connection each) and processes (WAL)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        with self.connect() as conn:
-            conn.executescript(_SCHEMA)
-
-    def connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
-
-    def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        try:
-            conn = self.connect()
-            with conn:
-                return conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise QueueError(f"local queue database {self.path} failed: {exc}") from exc
-
-
 class SqliteQueue(MessageQueue):
     def __init__(
         self,
-        db: _Db,
+        db: Database,
         name: str,
         visibility: float,
         max_receives: int | None = None,
@@ -114,7 +87,7 @@ class SqliteQueue(MessageQueue):
         if now < self._next_reclaim:
             return
         self._next_reclaim = now + RECLAIM_INTERVAL_SECONDS
-        rows = self.db.execute(
+        rows = self.db.query(
             "SELECT DISTINCT owner FROM messages WHERE queue = ? AND visible_at > ?",
             (self.name, now),
         )
@@ -166,7 +139,7 @@ class SqliteQueue(MessageQueue):
         self.db.execute("DELETE FROM messages WHERE seq = ? AND receipt = ?", self._where(message))
 
     def count(self) -> int:
-        rows = self.db.execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,))
+        rows = self.db.query("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,))
         return int(str(rows[0][0]))
 
 
@@ -285,8 +258,13 @@ class LocalBackend(Backend):
     def __init__(self, root: Path, visibility: float, max_attempts: int) -> None:
         try:
             root.mkdir(parents=True, exist_ok=True)
-            self.db = _Db(root / "queues.db")
-        except (OSError, sqlite3.Error) as exc:
+            self.db = Database(
+                root / "queues.db",
+                _SCHEMA,
+                lambda msg: QueueError(f"local queues: {msg}"),
+                synchronous="NORMAL",
+            )
+        except OSError as exc:
             raise StorageError(f"cannot use state dir {root}: {exc}") from exc
         self.store = FolderStore(root / "store")
         self.dead_letters = SqliteQueue(self.db, "jobs-dlq", visibility)
@@ -301,3 +279,6 @@ class LocalBackend(Backend):
 
     def open_notification(self, body: str) -> str:
         return body
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,99 @@
+"""SQLite as the journal and the local backend use it: shared by threads and processes.
+
+Each thread gets its own connection (sqlite3 connections are not for sharing);
+WAL lets readers and one writer work at once across processes; every change is
+one ``BEGIN IMMEDIATE`` transaction, so a crash keeps it whole or not at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import AutotranscodeError
+
+#: How long a statement waits for another process's write lock.
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+class Database:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        error: Callable[[str], AutotranscodeError],
+        synchronous: str = "FULL",
+    ) -> None:
+        self.path = path
+        self._error = error
+        self._synchronous = synchronous
+        self._local = threading.local()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.connect().executescript(schema)
+        except (OSError, sqlite3.Error) as exc:
+            raise error(f"cannot open {path}: {exc}; check that --state-dir is writable") from exc
+
+    def connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+            )
+            _use_wal(conn)
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self.connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot write {self.path}: {exc}") from exc
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
+        """One statement in its own transaction; returns its rows (RETURNING included)."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
+        try:
+            return self.connect().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot read {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close this thread's connection; other threads' close when they end."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """WAL is a property of the file; switching needs a moment alone with it, so retry."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

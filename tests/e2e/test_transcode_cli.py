@@ -1,0 +1,341 @@
+"""``autotranscode transcode`` (and the small commands) as a user runs them: a subprocess.
+
+Real ffmpeg on the generated clips, on both backends (aws: moto's server over HTTP);
+outputs are checked by probing them, and the cloud side must be empty afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_harness import BACKENDS, Cli, make_cli, names, wait_until
+
+from conftest import Clip, check_output
+
+
+@pytest.fixture(params=BACKENDS)
+def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    c = make_cli(request, tmp_path, request.param)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def local_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    """For what does not depend on the backend (help, config resolution)."""
+    c = make_cli(request, tmp_path, "local")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def videos(clips: dict[str, Clip]) -> dict[str, Clip]:
+    """The good clips web-720p takes: all but the audio-only one."""
+    return {name: c for name, c in clips.items() if c.has_video}
+
+
+def output_name(source: str, ext: str = ".mp4") -> str:
+    return Path(source).stem + ext
+
+
+def assert_no_traceback(stderr: str) -> None:
+    assert "Traceback" not in stderr, stderr
+
+
+def audio_clip(path: Path, like: Clip) -> Clip:
+    return Clip(path, like.duration, None, has_audio=True, has_video=False)
+
+
+# --- transcode ------------------------------------------------------------------------------------
+
+
+def test_good_clips_are_transcoded_and_a_broken_one_fails_alone(
+    cli: Cli, tmp_path: Path, videos: dict[str, Clip], broken: dict[str, Path]
+) -> None:
+    out = tmp_path / "out"
+    inputs = [c.path for c in videos.values()] + [broken["notes.mp4"]]
+
+    result = cli.run("transcode", *inputs, "--out", out)
+
+    assert result.returncode == 1, result
+    assert_no_traceback(result.stderr)
+    for name in videos:
+        pattern = rf"^ok\s+{re.escape(name)} -> {re.escape(output_name(name))}$"
+        assert re.search(pattern, result.stdout, re.M), (name, result.stdout)
+    assert re.search(r"^FAILED\s+notes\.mp4: .*not a readable media file", result.stdout, re.M), (
+        result.stdout
+    )
+    assert re.search(rf"^{len(videos)} done, 1 failed$", result.stdout, re.M), result.stdout
+
+    assert names(out) == sorted(output_name(n) for n in videos)  # no temp or part files
+    for name, clip in videos.items():
+        check_output(out / output_name(name), clip)
+    check_output(out / "prores 10bit.mp4", videos["prores 10bit.mov"])  # 1080 lines → 720
+    cli.assert_no_leftovers()
+
+    status = cli.status()
+    assert status["counts"] == {"CLEANED": len(videos), "FAILED": 1}, status
+    [failed] = status["failed"]
+    assert Path(failed["path"]).name == "notes.mp4"
+    assert "not a readable media file" in failed["reason"]
+
+
+def test_a_folder_of_good_clips_exits_0(
+    cli: Cli, tmp_path: Path, clips: dict[str, Clip], videos: dict[str, Clip]
+) -> None:
+    """A folder argument: its media files are taken; hidden and non-media files are not."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, clip in videos.items():
+        shutil.copyfile(clip.path, folder / name)
+    (folder / "notes.txt").write_text("not media\n")
+    # Were it taken, this one would fail (audio only, for a video preset): it must not be.
+    shutil.copyfile(clips["tone.m4a"].path, folder / ".hidden.mp4")
+    out = tmp_path / "out"
+
+    result = cli.run("transcode", folder, "-o", out)
+
+    assert result.returncode == 0, result
+    assert_no_traceback(result.stderr)
+    assert re.search(rf"^{len(videos)} done, 0 failed$", result.stdout, re.M), result.stdout
+    assert "FAILED" not in result.stdout
+    assert names(out) == sorted(output_name(n) for n in videos)
+    for name, clip in videos.items():
+        check_output(out / output_name(name), clip)
+    cli.assert_no_leftovers()
+
+
+def test_transcoding_the_same_file_again_does_not_make_a_second_output(
+    cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    clip = clips["vp9.mkv"]
+    out = tmp_path / "out"
+
+    first = cli.run("transcode", clip.path, "--out", out)
+    assert first.returncode == 0, first
+    assert names(out) == ["vp9.mp4"]
+    before = (out / "vp9.mp4").stat()
+
+    second = cli.run("transcode", clip.path, "--out", out)
+    assert second.returncode == 0, second
+    assert_no_traceback(second.stderr)
+    assert re.search(r"^1 done, 0 failed$", second.stdout, re.M), second.stdout
+    assert names(out) == ["vp9.mp4"]
+    after = (out / "vp9.mp4").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    check_output(out / "vp9.mp4", clip)
+    assert cli.status()["counts"] == {"CLEANED": 1}
+    cli.assert_no_leftovers()
+
+
+# --- separate worker processes --------------------------------------------------------------------
+
+
+def test_jobs_are_served_by_separate_worker_processes(
+    cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """``transcode --workers 0`` relies on ``worker`` processes (two, as on two machines)."""
+    # aws: each worker as if on its own machine; local: workers share the client's state dir.
+    worker_state = [tmp_path / f"worker{i}" for i in (1, 2)] if cli.backend == "aws" else []
+    workers = [
+        cli.start(f"worker{i}", "worker", state_dir=worker_state[i - 1] if worker_state else None)
+        for i in (1, 2)
+    ]
+    for w in workers:
+        w.wait_for_log("waiting for jobs")
+    chosen = {n: clips[n] for n in ("h264.mp4", "mjpeg.avi", "vp9.mkv")}
+    out = tmp_path / "out"
+
+    result = cli.run("transcode", *(c.path for c in chosen.values()), "-o", out, "--workers", "0")
+
+    assert result.returncode == 0, (result, *map(str, workers))
+    assert re.search(r"^3 done, 0 failed$", result.stdout, re.M), result.stdout
+    assert names(out) == sorted(output_name(n) for n in chosen)
+    for name, clip in chosen.items():
+        check_output(out / output_name(name), clip)
+    # Each job was done exactly once, by one of the workers.
+    wait_until(
+        lambda: sum(w.stderr.count("completed") for w in workers) >= 3,
+        "the workers to log their jobs",
+        procs=tuple(workers),
+    )
+    assert sum(w.stderr.count("completed") for w in workers) == 3, "\n".join(map(str, workers))
+
+    for w in workers:
+        w.interrupt()  # both first: they stop in parallel
+    for w in workers:
+        assert w.wait_exit() == 0, w
+        assert_no_traceback(w.stderr)
+    cli.assert_no_leftovers()
+
+
+# --- presets and help -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "mentions"),
+    [
+        pytest.param(
+            ["run"],
+            ["DROP", "OUT", "--settle", "--poll", "--recursive", "--on-success", "--state-dir"],
+            id="run",
+        ),
+        pytest.param(
+            ["transcode"],
+            ["FILES", "--out", "--preset", "--workers", "--on-success", "--backend", "--config"],
+            id="transcode",
+        ),
+        pytest.param(
+            ["worker"],
+            ["--workers", "--backend", "--endpoint-url", "--name", "--region"],
+            id="worker",
+        ),
+        pytest.param(["presets"], ["show"], id="presets"),
+        pytest.param(["presets", "show"], ["NAME"], id="presets-show"),
+        pytest.param(["status"], ["--json", "--limit", "--state-dir"], id="status"),
+        pytest.param(["retry"], ["FILES", "--all-failed", "--state-dir"], id="retry"),
+    ],
+)
+def test_help(local_cli: Cli, command: list[str], mentions: list[str]) -> None:
+    result = local_cli.run(*command, "--help", common=False)
+    assert result.returncode == 0, result
+    assert result.stdout.startswith("Usage:"), result.stdout
+    for word in mentions:
+        assert word in result.stdout, (word, result.stdout)
+    assert result.stderr == ""
+
+
+def test_top_level_help_lists_the_commands(local_cli: Cli) -> None:
+    result = local_cli.run("--help", common=False)
+    assert result.returncode == 0, result
+    for command in ("run", "transcode", "worker", "presets", "status", "retry"):
+        assert re.search(rf"^\s+{command}\s", result.stdout, re.M), (command, result.stdout)
+
+
+def test_presets_are_listed_and_shown(local_cli: Cli) -> None:
+    listed = local_cli.run("presets", common=False)
+    assert listed.returncode == 0, listed
+    for preset in ("web-720p", "web-1080p", "audio-aac"):
+        assert preset in listed.stdout, listed.stdout
+
+    shown = local_cli.run("presets", "show", "web-720p", common=False)
+    assert shown.returncode == 0, shown
+    [line] = shown.stdout.splitlines()
+    assert line.split()[0] == "ffmpeg", line
+    assert "+faststart" in line and "libx264" in line and "scale=-2:720" in line, line
+
+    unknown = local_cli.run("presets", "show", "web-4k", common=False)
+    assert unknown.returncode == 2, unknown
+    assert "web-720p" in unknown.stderr and "audio-aac" in unknown.stderr, unknown.stderr
+    assert_no_traceback(unknown.stderr)
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+def test_flag_beats_environment_beats_config_file(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    clip = clips["h264.mp4"]
+    config = tmp_path / "config.toml"
+    config.write_text('preset = "audio-aac"\n')
+
+    from_file = local_cli.run("transcode", clip.path, "-o", tmp_path / "a", "--config", config)
+    assert from_file.returncode == 0, from_file
+    assert names(tmp_path / "a") == ["h264.m4a"]
+    check_output(tmp_path / "a" / "h264.m4a", audio_clip(tmp_path / "a" / "h264.m4a", clip))
+
+    env = {"AUTOTRANSCODE_PRESET": "web-720p"}
+    from_env = local_cli.run(
+        "transcode", clip.path, "-o", tmp_path / "b", "--config", config, env=env
+    )
+    assert from_env.returncode == 0, from_env
+    assert names(tmp_path / "b") == ["h264.mp4"]
+    check_output(tmp_path / "b" / "h264.mp4", clip)
+
+    from_flag = local_cli.run(
+        "transcode",
+        clip.path,
+        "-o",
+        tmp_path / "c",
+        "--config",
+        config,
+        "--preset",
+        "audio-aac",
+        env=env,
+    )
+    assert from_flag.returncode == 0, from_flag
+    assert names(tmp_path / "c") == ["h264.m4a"]
+    check_output(tmp_path / "c" / "h264.m4a", audio_clip(tmp_path / "c" / "h264.m4a", clip))
+
+
+def test_the_config_file_can_come_from_the_environment(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    clip = clips["tone.m4a"]
+    config = tmp_path / "config.toml"
+    config.write_text('preset = ["audio-aac"]\nworkers = 1\n')
+    out = tmp_path / "out"
+
+    result = local_cli.run(
+        "transcode", clip.path, "-o", out, env={"AUTOTRANSCODE_CONFIG": str(config)}
+    )
+
+    assert result.returncode == 0, result
+    assert names(out) == ["tone.m4a"]
+    check_output(out / "tone.m4a", clip)
+
+
+def test_an_unknown_config_key_is_a_usage_error(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('preset = "web-720p"\ncolour = "blue"\n')
+    out = tmp_path / "out"
+
+    result = local_cli.run("transcode", clips["h264.mp4"].path, "-o", out, "--config", config)
+
+    assert result.returncode == 2, result
+    assert_no_traceback(result.stderr)
+    [line] = [ln for ln in result.stderr.splitlines() if "colour" in ln]
+    assert line.lower().startswith("error"), result.stderr
+    assert str(config) in line, line
+    assert not out.exists()
+
+
+def test_an_unknown_preset_is_a_usage_error_listing_the_known_ones(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    out = tmp_path / "out"
+    result = local_cli.run("transcode", clips["h264.mp4"].path, "-o", out, "--preset", "web-4k")
+
+    assert result.returncode == 2, result
+    assert_no_traceback(result.stderr)
+    [line] = [ln for ln in result.stderr.splitlines() if "web-4k" in ln]
+    assert line.lower().startswith("error"), result.stderr
+    for known in ("web-720p", "web-1080p", "audio-aac"):
+        assert known in line, line
+    assert not out.exists()
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+
+def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
+    state = tmp_path / "fresh"
+
+    text = cli.run("status", state_dir=state)
+    assert text.returncode == 0, text
+    assert "no files yet" in text.stdout
+    assert_no_traceback(text.stderr)
+
+    status = cli.status(state_dir=state)
+    assert status == {"counts": {}, "failed": [], "recent": []}
