@@ -369,7 +369,12 @@ def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -
                 fids = [pipe.add(path, retry_failed=True) for path in inputs]
                 while not pipe.wait(fids, timeout=0.2) and not stopper.event.is_set():
                     pass
-                results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
+                results = []
+                for path, outcome in zip(inputs, map(pipe.outcome, fids), strict=True):
+                    detail = outcome.detail
+                    if outcome.path.name != path.name and outcome.state == FileState.CLEANED:
+                        detail += f" (same content as {outcome.path.name}, done before)"
+                    results.append((path, outcome.state, detail))
     interrupted = stopper.event.is_set()
     failed = _summary(results, interrupted)
     sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK)

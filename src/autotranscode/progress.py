@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 from .journal import FileState
 
@@ -74,8 +75,10 @@ class RichReporter(Subscriber):
 
     def __init__(self, console: Console | None = None) -> None:
         self.progress = Progress(
-            TextColumn("{task.fields[name]}", style="bold"),
-            BarColumn(),
+            TextColumn(
+                "{task.fields[name]}", style="bold", table_column=Column(min_width=24, no_wrap=True)
+            ),
+            BarColumn(bar_width=24),
             TextColumn("{task.percentage:>3.0f}%"),
             TextColumn("{task.fields[stage]}"),
             TimeElapsedColumn(),
