@@ -216,6 +216,23 @@ def test_multipart_round_trip(
     assert store.keys(store.output_bucket) == []
 
 
+def test_delete_prefix_also_aborts_unfinished_multipart_uploads(
+    backend: AwsBackend, tmp_path: Path, boto_session: boto3.Session
+) -> None:
+    """A transfer killed mid-way leaves parts that are not objects; cleanup must see them too."""
+    s3 = boto_session.client("s3")
+    bucket = backend.store.input_bucket
+    small = tmp_path / "x"
+    small.write_bytes(b"x")
+    backend.store.upload(small, bucket, "inputs/f1/done.mov")
+    s3.create_multipart_upload(Bucket=bucket, Key="inputs/f1/killed.mov")
+    s3.create_multipart_upload(Bucket=bucket, Key="inputs/other/keep.mov")
+    assert backend.store.delete_prefix(bucket, "inputs/f1/") == 1
+    left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in left] == ["inputs/other/keep.mov"]
+    assert backend.store.keys(bucket) == []
+
+
 def test_missing_object_is_a_storage_error(backend: AwsBackend, tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="inputs/none"):
         backend.store.download(backend.store.input_bucket, "inputs/none", tmp_path / "x")

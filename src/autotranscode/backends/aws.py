@@ -42,6 +42,8 @@ DEFAULT_REGION = "us-east-1"
 CLIENT_ID_FILE = "aws-client-id"
 TAG_KEY = "autotranscode:deployment"
 _PART = 16 * 1024 * 1024
+#: A notification is handled in milliseconds; after a crash it should come back soon.
+NOTIFICATION_VISIBILITY_SECONDS = 10
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the maximum: dead letters are for a human to inspect
 
 _CONFIG = Config(
@@ -155,7 +157,10 @@ class S3Store(ObjectStore):
             return int(self._s3.Object(bucket, key).content_length)
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Objects and unfinished multipart uploads (a killed transfer's parts) alike."""
         with _boundary(StorageError, f"deleting s3://{bucket}/{prefix}*"):
+            for upload in self._s3.Bucket(bucket).multipart_uploads.filter(Prefix=prefix):
+                upload.abort()
             responses = self._s3.Bucket(bucket).objects.filter(Prefix=prefix).delete()
         deleted = sum(len(r.get("Deleted", [])) for r in responses)
         errors = [e for r in responses for e in r.get("Errors", [])]
@@ -387,7 +392,8 @@ class AwsBackend(Backend):
         # A sibling of the job queue: same partition, region and account, so the same ARN prefix.
         arn = f"{self.jobs.arn.rpartition(':')[0]}:{name}"
         policy = _topic_only_policy(arn, self.topic.arn)
-        queue = _ensure_queue(self._sqs, name, {"Policy": policy}, self.settings.name)
+        attributes = {"Policy": policy, "VisibilityTimeout": str(NOTIFICATION_VISIBILITY_SECONDS)}
+        queue = _ensure_queue(self._sqs, name, attributes, self.settings.name)
         self.topic.subscribe_queue(queue.arn)
         log.info("notification queue %s subscribed to %s", name, self.topic.arn)
         return queue

@@ -270,7 +270,7 @@ class LocalBackend(Backend):
         self.dead_letters = SqliteQueue(self.db, "jobs-dlq", visibility)
         # One receive more than the attempts: the worker that sees it reports the failure.
         self.jobs = SqliteQueue(self.db, "jobs", visibility, max_attempts + 1, "jobs-dlq")
-        self.notifications = SqliteQueue(self.db, "notifications", 30.0)
+        self.notifications = SqliteQueue(self.db, "notifications", 10.0)
         self.topic = SqliteTopic(f"local:{root}", self.notifications)
 
     @classmethod
