@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import keys, presets
 from .backends import Backend, Received
+from .engines import Engine, WorkersEngine
 from .errors import (
     AutotranscodeError,
     BackendError,
@@ -36,7 +37,7 @@ from .errors import (
 )
 from .journal import FileRecord, FileState, Journal
 from .media import probe
-from .messages import Input, Job, JobOutput, Notification, State, parse_notification
+from .messages import Input, Job, JobOutput, Notification, State
 from .progress import Subscriber
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,11 @@ class Pipeline:
         pipeline_id: str = "autotranscode",
         transfers: int = 4,
         on_success: str = "keep",
+        engine: Engine | None = None,
         hooks: Subscriber | None = None,
     ) -> None:
         self.backend = backend
+        self.engine = engine or WorkersEngine(backend)
         self.journal = journal
         self.out_dir = out_dir
         self.presets = [presets.get(p) for p in preset_ids]
@@ -283,7 +286,7 @@ class Pipeline:
             o.key: keys.output_name(stem, presets.get(o.preset_id).extension, o.preset_id, multiple)
             for o in job.outputs
         }
-        self.backend.jobs.send(job.to_json())
+        self.engine.submit(job, probe(record.path))
         self._advance(record, FileState.SUBMITTED, outputs=names)
 
     def _download(self, record: FileRecord) -> None:
@@ -389,7 +392,7 @@ class Pipeline:
 
     def _on_message(self, message: Received) -> None:
         try:
-            note = parse_notification(self.backend.open_notification(message.body))
+            note = self.engine.read(message.body)
         except MessageError as exc:
             log.warning("ignored a notification: %s", exc)
             return
@@ -416,7 +419,10 @@ class Pipeline:
     def _on_progress(self, record: FileRecord, note: Notification) -> None:
         if record.state != FileState.TRANSCODING:
             self._advance(record, FileState.TRANSCODING)
-        fraction = min((o.percent or 0.0) for o in note.outputs) / 100 if note.outputs else 0.0
+        if note.outputs:
+            fraction = min((o.percent or 0.0) for o in note.outputs) / 100
+        else:  # engines that report one figure for the whole job
+            fraction = float(note.user_metadata.get("percent", 0.0)) / 100
         self.hooks.on_progress(
             path=record.path,
             stage="transcoding",

@@ -27,9 +27,12 @@ class Preset:
     video_codec: str | None = None
     audio_codec: str | None = "aac"
     height: int | None = None
+    #: Peak video bitrate (kbit/s) for players on slow links; None leaves quality alone.
+    max_bitrate_k: int | None = None
+    audio_bitrate_k: int = 128
+    #: The index at the front of an MP4, so playback starts before the download ends.
+    faststart: bool = True
     video_args: tuple[str, ...] = ()
-    audio_args: tuple[str, ...] = ("-b:a", "128k", "-ac", "2")
-    container_args: tuple[str, ...] = ()
     aliases: tuple[str, ...] = field(default=())
 
     @property
@@ -61,10 +64,18 @@ class Preset:
             # -2 keeps the aspect ratio with an even width, as H.264 4:2:0 requires.
             args += ["-vf", f"scale=-2:{height}:flags=bicubic,format=yuv420p"]
             args += ["-c:v", str(self.video_codec), *self.video_args]
+            if self.max_bitrate_k:
+                args += [
+                    "-maxrate",
+                    f"{self.max_bitrate_k}k",
+                    "-bufsize",
+                    f"{2 * self.max_bitrate_k}k",
+                ]
         if source.has_audio and self.audio_codec:
-            args += ["-c:a", self.audio_codec, *self.audio_args]
-        args += [*self.container_args, str(dst)]
-        return args
+            args += ["-c:a", self.audio_codec, "-b:a", f"{self.audio_bitrate_k}k", "-ac", "2"]
+        if self.faststart and self.extension in (".mp4", ".m4a", ".mov"):
+            args += ["-movflags", "+faststart"]
+        return [*args, str(dst)]
 
 
 def _even(n: int) -> int:
@@ -82,8 +93,8 @@ CATALOG: Mapping[str, Preset] = {
             extension=".mp4",
             video_codec="libx264",
             height=720,
-            video_args=(*_H264, "-maxrate", "4M", "-bufsize", "8M"),
-            container_args=("-movflags", "+faststart"),
+            max_bitrate_k=4000,
+            video_args=_H264,
             aliases=("1351620000001-000010", "1351620000001-100070"),
         ),
         Preset(
@@ -92,17 +103,16 @@ CATALOG: Mapping[str, Preset] = {
             extension=".mp4",
             video_codec="libx264",
             height=1080,
-            video_args=(*_H264, "-maxrate", "8M", "-bufsize", "16M"),
-            audio_args=("-b:a", "160k", "-ac", "2"),
-            container_args=("-movflags", "+faststart"),
+            max_bitrate_k=8000,
+            audio_bitrate_k=160,
+            video_args=_H264,
             aliases=("1351620000001-000001",),
         ),
         Preset(
             id="audio-aac",
             description="AAC audio only, in M4A",
             extension=".m4a",
-            audio_args=("-b:a", "160k", "-ac", "2"),
-            container_args=("-movflags", "+faststart"),
+            audio_bitrate_k=160,
         ),
     )
 }
