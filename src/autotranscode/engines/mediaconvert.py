@@ -260,3 +260,73 @@ class MediaConvertEngine(Engine):
         return parse_event(
             body, account=self.account, client_id=self.client_id, output_bucket=self.output_bucket
         )
+
+
+# -- the resources MediaConvert needs ------------------------------------------------------------
+
+ROLE_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "mediaconvert.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def role_policy(input_bucket: str, output_bucket: str) -> dict[str, Any]:
+    """What MediaConvert may do as our role: read inputs, write outputs, nothing else."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadInputs",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{input_bucket}/{keys.INPUT_PREFIX}*",
+            },
+            {
+                "Sid": "WriteOutputs",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{output_bucket}/{keys.OUTPUT_PREFIX}*",
+            },
+        ],
+    }
+
+
+def ensure_role(
+    iam: Any, name: str, input_bucket: str, output_bucket: str, tag: dict[str, str]
+) -> str:
+    """The service role MediaConvert assumes (IAM resources: Role and RolePolicy); its ARN."""
+    role_name = f"{name}-mediaconvert"
+    try:
+        role = iam.Role(role_name)
+        role.load()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+            raise
+        role = iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(ROLE_TRUST),
+            Description="Lets MediaConvert read inputs and write outputs of autotranscode",
+            Tags=[{"Key": k, "Value": v} for k, v in tag.items()],
+        )
+    role.Policy("buckets").put(PolicyDocument=json.dumps(role_policy(input_bucket, output_bucket)))
+    return str(role.arn)
+
+
+def ensure_rule(events: Any, name: str, client_id: str, queue_arn: str, tag: dict[str, str]) -> str:
+    """The EventBridge rule that sends this client's job events to its queue; the rule's ARN."""
+    rule_name = f"{name}-mediaconvert-{client_id}"
+    arn = events.put_rule(
+        Name=rule_name,
+        EventPattern=json.dumps(event_pattern(client_id)),
+        State="ENABLED",
+        Description="autotranscode: MediaConvert job state changes for one client",
+        Tags=[{"Key": k, "Value": v} for k, v in tag.items()],
+    )["RuleArn"]
+    events.put_targets(Rule=rule_name, Targets=[{"Id": "notifications", "Arn": queue_arn}])
+    return str(arn)
