@@ -98,4 +98,6 @@ def check_key(key: str, prefix: str) -> str:
 def output_name(stem: str, extension: str, preset_id: str, multiple: bool) -> str:
     """The name in OUT: ``clip.mp4``, or ``clip.web-720p.mp4`` when a job has several outputs."""
     base = safe_name(stem)
-    return f"{base}.{preset_id}{extension}" if multiple else f"{base}{extension}"
+    if not multiple or extension == f".{preset_id}":  # clip.hls, not clip.hls.hls
+        return f"{base}{extension}"
+    return f"{base}.{preset_id}{extension}"

@@ -54,10 +54,21 @@ class MediaInfo:
     width: int | None = None
     height: int | None = None
     audio_codec: str | None = None
+    #: Degrees a player turns the picture (phone recordings); ffmpeg applies it when decoding.
+    rotation: int = 0
 
     @property
     def has_video(self) -> bool:
         return self.video_codec is not None
+
+    @property
+    def display_size(self) -> tuple[int, int] | None:
+        """Width and height as shown, i.e. after the rotation, which is what outputs get."""
+        if self.width is None or self.height is None:
+            return None
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
 
     @property
     def has_audio(self) -> bool:
@@ -84,10 +95,11 @@ def probe(path: Path | str) -> MediaInfo:
             return MediaInfo(
                 duration=duration,
                 format_name=container.format.name,
-                video_codec=video.codec_context.name if video else None,
+                video_codec=_codec(video),
                 width=video.codec_context.width or None if video else None,
                 height=video.codec_context.height or None if video else None,
-                audio_codec=audio.codec_context.name if audio else None,
+                audio_codec=_codec(audio),
+                rotation=_rotation(container, video) if video else 0,
             )
     except ProbeError:
         raise
@@ -103,6 +115,23 @@ def _duration(
     if stream is not None and stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     return None
+
+
+def _codec(stream: av.stream.Stream | None) -> str | None:
+    """The format's name (``av1``, ``mp3``), not the decoder's (``libdav1d``, ``mp3float``)."""
+    if stream is None:
+        return None
+    codec = stream.codec_context.codec
+    return str(getattr(codec, "canonical_name", None) or codec.name)
+
+
+def _rotation(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> int:
+    """The display rotation, read off the first frame (PyAV exposes no stream side data)."""
+    try:
+        frame = next(container.decode(video))
+    except (av.FFmpegError, StopIteration, ValueError):
+        return 0
+    return int(getattr(frame, "rotation", 0) or 0) % 360
 
 
 def _reason(exc: BaseException) -> str:

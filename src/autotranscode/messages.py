@@ -39,6 +39,8 @@ class Input(_Model):
 class JobOutput(_Model):
     key: str
     preset_id: str = Field(alias="presetId", max_length=64)
+    #: A custom preset travels with its job (checked again by the worker).
+    preset_spec: dict[str, Any] | None = Field(default=None, alias="presetSpec")
 
     @field_validator("key")
     @classmethod
@@ -71,7 +73,7 @@ class Job(_Model):
         return v
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True)
+        return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
 class State(StrEnum):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -275,7 +276,9 @@ class Pipeline:
             outputBucket=self.backend.store.output_bucket,
             outputs=tuple(
                 JobOutput(
-                    key=keys.output_key(record.job_id, stem, p.id, p.extension), presetId=p.id
+                    key=keys.output_key(record.job_id, stem, p.id, p.extension),
+                    presetId=p.id,
+                    presetSpec=dict(p.spec) if p.spec is not None else None,
                 )
                 for p in wanted
             ),
@@ -290,36 +293,50 @@ class Pipeline:
         self._advance(record, FileState.SUBMITTED, outputs=names)
 
     def _download(self, record: FileRecord) -> None:
-        """Outputs go to a hidden temp name, then are linked into place: never half, never over."""
-        store = self.backend.store
+        """Outputs go to a hidden temp name, then are moved into place: never half, never over."""
         for leftover in record.out_dir.glob(f".*.{record.job_id}{PART_SUFFIX}"):
-            leftover.unlink(missing_ok=True)
+            _remove(leftover)
         placed: dict[str, str] = {}
         for key, target in record.outputs.items():
-            size = store.size(store.output_bucket, key)
             final = Path(target)
-            if final.is_absolute() and final.is_file() and final.stat().st_size == size:
-                placed[key] = target  # a crash came between the rename and the journal
+            if final.is_absolute() and self._already_placed(key, final):
+                placed[key] = target  # a crash came between the move and the journal
                 continue
             final = _free_name(record.out_dir / final.name)
             placed[key] = str(final)
             self._advance(record, FileState.DOWNLOADING, outputs={**record.outputs, **placed})
             tmp = record.out_dir / f".{final.name}.{record.job_id}{PART_SUFFIX}"
             try:
-                store.download(
-                    store.output_bucket,
-                    key,
-                    tmp,
-                    _Bytes(self.hooks, record.path, "downloading", size),
-                )
-                placed[key] = str(_place(tmp, final))
+                placed[key] = str(self._fetch(record, key, tmp, final))
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise OutputError(
-                    f"cannot write into {record.out_dir}: {exc.strerror or exc}"
-                ) from exc
+                _remove(tmp)
+                reason = exc.strerror or exc
+                raise OutputError(f"cannot write into {record.out_dir}: {reason}") from exc
         self._advance(record, FileState.DONE, outputs=placed)
         self._clean(self._reload(record))
+
+    def _fetch(self, record: FileRecord, key: str, tmp: Path, final: Path) -> Path:
+        store = self.backend.store
+        bucket = store.output_bucket
+        files = store.keys(bucket, f"{key}/")
+        if not files:  # one object
+            size = store.size(bucket, key)
+            store.download(bucket, key, tmp, _Bytes(self.hooks, record.path, "downloading", size))
+            return _place(tmp, final)
+        tmp.mkdir()  # a folder of objects (HLS, thumbnails)
+        progress = _Bytes(self.hooks, record.path, "downloading", len(files))
+        for name in files:
+            dest = tmp / name.removeprefix(f"{key}/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            store.download(bucket, name, dest)
+            progress(1)
+        return _place_folder(tmp, final)
+
+    def _already_placed(self, key: str, final: Path) -> bool:
+        if final.is_dir():
+            return True
+        store = self.backend.store
+        return final.is_file() and final.stat().st_size == store.size(store.output_bucket, key)
 
     def _clean(self, record: FileRecord) -> None:
         self._delete_objects(record)
@@ -494,6 +511,26 @@ def _free_name(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
     return candidate
+
+
+def _place_folder(tmp: Path, final: Path) -> Path:
+    """Rename a finished folder into place under a name nobody uses."""
+    while True:
+        final = _free_name(final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if final.exists():
+                continue  # taken between the check and the rename
+            raise
+        return final
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _place(tmp: Path, final: Path) -> Path:

@@ -1,29 +1,53 @@
 """Output presets: what a job produces, turned into an ffmpeg command line.
 
-A preset is data (container, codecs, bounds, quality); ``ffmpeg_args`` is the
-only place that knows ffmpeg's flags, so the worker and ``presets`` listing show
-exactly the same command.
+A preset is data (container, codecs, size bound, quality); ``ffmpeg_args`` is
+the only place that knows ffmpeg's flags, so workers, ``presets show`` and the
+benchmarks run exactly the same command. Sizes bound the picture's short side as
+displayed (a portrait phone clip under ``web-720p`` becomes 720 wide) and are
+never above the source's: nothing is upscaled.
+
+Most presets make one file; ``hls`` and ``thumbnails`` make a folder of files.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
 from .errors import ConfigError, MediaError
 from .media import MediaInfo
 
 DEFAULT_PRESET = "web-720p"
 
+Kind = Literal["video", "audio", "image", "hls", "thumbnails"]
+#: Folder outputs: the job's output key names a folder of objects.
+FOLDER_KINDS = ("hls", "thumbnails")
+
+#: Options a custom preset may add to its ffmpeg command, and the values each accepts.
+SAFE_EXTRA_ARGS: Mapping[str, re.Pattern[str]] = {
+    "-tune": re.compile(r"^(film|animation|grain|stillimage|fastdecode|zerolatency)$"),
+    "-g": re.compile(r"^\d{1,4}$"),
+    "-keyint_min": re.compile(r"^\d{1,4}$"),
+    "-bf": re.compile(r"^\d$"),
+    "-level": re.compile(r"^\d(\.\d)?$"),
+    "-r": re.compile(r"^\d{1,3}(\.\d{1,3})?(/1001)?$"),
+    "-ar": re.compile(r"^(22050|32000|44100|48000)$"),
+    "-ac": re.compile(r"^[12]$"),
+    "-aq-mode": re.compile(r"^[0-3]$"),
+}
+
 
 @dataclass(frozen=True)
 class Preset:
-    """One output rendition; ``height`` is a bound (never upscaled), ``None`` keeps the source."""
+    """One output rendition. ``height`` bounds the displayed short side; None keeps the source's."""
 
     id: str
     description: str
     extension: str
+    kind: Kind = "video"
     video_codec: str | None = None
     audio_codec: str | None = "aac"
     height: int | None = None
@@ -32,50 +56,169 @@ class Preset:
     audio_bitrate_k: int = 128
     #: The index at the front of an MP4, so playback starts before the download ends.
     faststart: bool = True
+    #: Codec tuning (speed preset, profile, constant quality).
     video_args: tuple[str, ...] = ()
+    #: Extra ffmpeg options from a custom preset, checked against SAFE_EXTRA_ARGS.
+    extra_args: tuple[str, ...] = ()
+    #: thumbnails: one picture every this many seconds.
+    interval: float = 10.0
+    #: hls: the short sides of the ladder's renditions, largest first.
+    ladder: tuple[int, ...] = ()
     aliases: tuple[str, ...] = field(default=())
+    #: A custom preset's definition, sent along with its jobs so workers need no config.
+    spec: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def audio_only(self) -> bool:
-        return self.video_codec is None
+        return self.kind == "audio"
+
+    @property
+    def folder(self) -> bool:
+        return self.kind in FOLDER_KINDS
+
+    def output_size(self, source: MediaInfo, bound: int | None = None) -> tuple[int, int] | None:
+        """Displayed width and height of the output: short side at most ``bound``, never more
+        than the source's, aspect ratio kept, both even (4:2:0 video needs that)."""
+        size = source.display_size
+        if self.audio_only or size is None:
+            return None
+        width, height = size
+        short = min(width, height)
+        limit = bound if bound is not None else self.height
+        target = short if limit is None else min(limit, short)
+        scale = target / short
+        return _even(round(width * scale)), _even(round(height * scale))
 
     def output_height(self, source: MediaInfo) -> int | None:
-        """Height of the output video: the preset's bound, never above the source's."""
-        if self.audio_only or source.height is None:
-            return None
-        if self.height is None:
-            return _even(source.height)
-        return _even(min(self.height, source.height))
+        size = self.output_size(source)
+        return size[1] if size else None
+
+    def check(self, source: MediaInfo) -> None:
+        """MediaError when the source lacks the stream this preset is made of."""
+        if self.audio_only and not source.has_audio:
+            raise MediaError(f"preset {self.id} needs an audio stream and the input has none")
+        if not self.audio_only and not source.has_video:
+            raise MediaError(f"preset {self.id} needs a video stream and the input has none")
 
     def ffmpeg_args(self, source: MediaInfo, src: Path | str, dst: Path | str) -> list[str]:
-        """Arguments after the ffmpeg executable, for transcoding ``src`` into ``dst``."""
+        """Arguments after the ffmpeg executable; ``dst`` is a folder for folder kinds."""
+        self.check(source)
         args = ["-hide_banner", "-nostdin", "-y", "-i", str(src), "-map_metadata", "-1"]
+        if self.kind == "image":
+            return [*args, *self._picture(source, "null"), "-frames:v", "1", str(dst)]
+        if self.kind == "thumbnails":
+            # The first frame, then one each interval: an fps filter would skip short clips.
+            every = f"select=isnan(prev_selected_t)+gte(t-prev_selected_t\\,{self.interval:g})"
+            return [*args, *self._picture(source, every), str(Path(dst) / "thumb-%04d.jpg")]
+        if self.kind == "hls":
+            return [*args, *self._hls(source, Path(dst))]
         if self.audio_only:
-            if not source.has_audio:
-                raise MediaError(f"preset {self.id} needs an audio stream and the input has none")
             args += ["-vn", "-map", "0:a:0"]
         else:
-            if not source.has_video:
-                raise MediaError(f"preset {self.id} needs a video stream and the input has none")
             args += ["-map", "0:v:0"]
             if source.has_audio and self.audio_codec:
                 args += ["-map", "0:a:0"]
-            height = self.output_height(source)
-            # -2 keeps the aspect ratio with an even width, as H.264 4:2:0 requires.
-            args += ["-vf", f"scale=-2:{height}:flags=bicubic,format=yuv420p"]
-            args += ["-c:v", str(self.video_codec), *self.video_args]
-            if self.max_bitrate_k:
-                args += [
-                    "-maxrate",
-                    f"{self.max_bitrate_k}k",
-                    "-bufsize",
-                    f"{2 * self.max_bitrate_k}k",
-                ]
+            args += self._video(source, self.output_size(source))
         if source.has_audio and self.audio_codec:
-            args += ["-c:a", self.audio_codec, "-b:a", f"{self.audio_bitrate_k}k", "-ac", "2"]
+            args += self._audio()
         if self.faststart and self.extension in (".mp4", ".m4a", ".mov"):
             args += ["-movflags", "+faststart"]
-        return [*args, str(dst)]
+        return [*args, *self.extra_args, str(dst)]
+
+    def _video(
+        self, source: MediaInfo, size: tuple[int, int] | None, n: int | None = None
+    ) -> list[str]:
+        """Video options; with ``n``, for the n-th video stream of a multi-rendition encode."""
+        assert size is not None
+        width, height = size
+        v = ":v" if n is None else f":v:{n}"
+        args = [f"-c{v}", str(self.video_codec), *_per_stream(self.video_args, v)]
+        if self.max_bitrate_k:
+            peak = self.max_bitrate_k
+            args += [f"-maxrate{v}", f"{peak}k", f"-bufsize{v}", f"{2 * peak}k"]
+        if self.video_codec == "libx265":
+            args += [f"-tag{v}", "hvc1"]  # what Apple's players require of HEVC in MP4
+        if n is None:
+            # Decoding applies the rotation first, so the filter sees the displayed picture.
+            args = ["-vf", f"scale={width}:{height}:flags=bicubic,format=yuv420p", *args]
+            args += ["-fps_mode", "passthrough"]  # variable frame rate stays as it was
+        return args
+
+    def _audio(self, n: int | None = None) -> list[str]:
+        a = ":a" if n is None else f":a:{n}"
+        bitrate = f"{self.audio_bitrate_k}k"
+        return [f"-c{a}", str(self.audio_codec), f"-b{a}", bitrate, f"-ac{a}", "2"]
+
+    def _picture(self, source: MediaInfo, pick: str) -> list[str]:
+        width, height = self.output_size(source) or (0, 0)
+        seek = []
+        if self.kind == "image":
+            seek = ["-ss", f"{min(1.0, (source.duration or 0) / 10):.3f}"]
+        picture = f"{pick},scale={width}:{height},format=yuvj420p"
+        return [
+            *seek,
+            "-map",
+            "0:v:0",
+            "-vf",
+            picture,
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "3",
+            "-fps_mode",
+            "vfr",
+        ]
+
+    def _hls(self, source: MediaInfo, folder: Path) -> list[str]:
+        """One encode, split to every rendition of the ladder not above the source."""
+        sizes: list[tuple[int, int]] = []
+        for rung in self.ladder:
+            size = self.output_size(source, rung)
+            if size is not None and size not in sizes:
+                sizes.append(size)
+        splits = "".join(f"[v{n}]" for n in range(len(sizes)))
+        graph = [f"[0:v:0]format=yuv420p,split={len(sizes)}{splits}"]
+        graph += [f"[v{n}]scale={w}:{h}:flags=bicubic[o{n}]" for n, (w, h) in enumerate(sizes)]
+        args = ["-filter_complex", ";".join(graph)]
+        streams = []
+        for n, size in enumerate(sizes):
+            rendition = replace(self, max_bitrate_k=_ladder_bitrate(min(size)))
+            args += ["-map", f"[o{n}]", *rendition._video(source, size, n)]
+            if source.has_audio:
+                args += ["-map", "0:a:0", *self._audio(n)]
+            streams.append(f"v:{n},a:{n}" if source.has_audio else f"v:{n}")
+        args += [
+            "-f",
+            "hls",
+            "-hls_time",
+            "6",
+            "-hls_playlist_type",
+            "vod",
+            "-hls_segment_type",
+            "mpegts",
+            "-hls_flags",
+            "independent_segments",
+            "-hls_segment_filename",
+            str(folder / "%v" / "segment-%03d.ts"),
+            "-master_pl_name",
+            "master.m3u8",
+            "-var_stream_map",
+            " ".join(streams),
+            str(folder / "%v" / "index.m3u8"),
+        ]
+        return args
+
+
+def _per_stream(args: tuple[str, ...], spec: str) -> list[str]:
+    """Codec options aimed at one stream (``-crf`` → ``-crf:v:0``, ``-profile:v`` likewise)."""
+    return [
+        f"{a.split(':')[0]}{spec}" if idx % 2 == 0 and a.startswith("-") else a
+        for idx, a in enumerate(args)
+    ]
+
+
+def _ladder_bitrate(short_side: int) -> int:
+    return {1080: 6000, 720: 3500, 480: 1500, 360: 800}.get(short_side, max(400, short_side * 5))
 
 
 def _even(n: int) -> int:
@@ -83,6 +226,7 @@ def _even(n: int) -> int:
 
 
 _H264 = ("-preset", "veryfast", "-profile:v", "high", "-crf", "23")
+_OPUS = {"audio_codec": "libopus", "audio_bitrate_k": 128}
 
 CATALOG: Mapping[str, Preset] = {
     p.id: p
@@ -95,7 +239,7 @@ CATALOG: Mapping[str, Preset] = {
             height=720,
             max_bitrate_k=4000,
             video_args=_H264,
-            aliases=("1351620000001-000010", "1351620000001-100070"),
+            aliases=("1351620000001-000010", "1351620000001-100070", "1351620000001-000020"),
         ),
         Preset(
             id="web-1080p",
@@ -109,21 +253,182 @@ CATALOG: Mapping[str, Preset] = {
             aliases=("1351620000001-000001",),
         ),
         Preset(
+            id="hevc-1080p",
+            description="H.265 (tagged hvc1, for Apple players) + AAC in MP4, at most 1080 lines",
+            extension=".mp4",
+            video_codec="libx265",
+            height=1080,
+            max_bitrate_k=6000,
+            audio_bitrate_k=160,
+            video_args=("-preset", "fast", "-crf", "26", "-x265-params", "log-level=error"),
+        ),
+        Preset(
+            id="webm-vp9",
+            description="VP9 + Opus in WebM, at most 1080 lines",
+            extension=".webm",
+            video_codec="libvpx-vp9",
+            height=1080,
+            faststart=False,
+            video_args=(
+                "-crf",
+                "33",
+                "-b:v",
+                "0",
+                "-deadline",
+                "good",
+                "-cpu-used",
+                "4",
+                "-row-mt",
+                "1",
+            ),
+            **_OPUS,  # type: ignore[arg-type]
+        ),
+        Preset(
+            id="av1-1080p",
+            description="AV1 (SVT-AV1) + Opus in MP4, at most 1080 lines",
+            extension=".mp4",
+            video_codec="libsvtav1",
+            height=1080,
+            video_args=("-preset", "8", "-crf", "35"),
+            **_OPUS,  # type: ignore[arg-type]
+        ),
+        Preset(
             id="audio-aac",
             description="AAC audio only, in M4A",
             extension=".m4a",
+            kind="audio",
             audio_bitrate_k=160,
+            aliases=("1351620000001-100110",),
+        ),
+        Preset(
+            id="audio-mp3",
+            description="MP3 audio only, 192 kbit/s",
+            extension=".mp3",
+            kind="audio",
+            audio_codec="libmp3lame",
+            audio_bitrate_k=192,
+            faststart=False,
+            aliases=("1351620000001-300020",),
+        ),
+        Preset(
+            id="hls",
+            description="HTTP Live Streaming: 1080/720/480/360 renditions and a master playlist",
+            extension=".hls",
+            kind="hls",
+            video_codec="libx264",
+            video_args=_H264,
+            ladder=(1080, 720, 480, 360),
+            aliases=("1351620000001-200010",),
+        ),
+        Preset(
+            id="poster",
+            description="One JPEG frame (near the start), at most 720 lines",
+            extension=".jpg",
+            kind="image",
+            height=720,
+        ),
+        Preset(
+            id="thumbnails",
+            description="A JPEG every 10 seconds, at most 360 lines",
+            extension=".thumbnails",
+            kind="thumbnails",
+            height=360,
+            interval=10.0,
         ),
     )
 }
 
+_custom: dict[str, Preset] = {}
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_CUSTOM_FIELDS = {
+    "extends",
+    "description",
+    "height",
+    "crf",
+    "max_bitrate_k",
+    "audio_bitrate_k",
+    "extra_args",
+}
+
 
 def get(preset_id: str) -> Preset:
-    """Look a preset up by id or by the Elastic Transcoder system preset id it replaces."""
+    """A preset by id (custom ones included), or by the Elastic Transcoder id it replaces."""
+    if preset_id in _custom:
+        return _custom[preset_id]
     if preset_id in CATALOG:
         return CATALOG[preset_id]
     for preset in CATALOG.values():
         if preset_id in preset.aliases:
             return preset
-    known = ", ".join(CATALOG)
+    known = ", ".join([*CATALOG, *_custom])
     raise ConfigError(f"unknown preset {preset_id!r}; known presets: {known}")
+
+
+def all_presets() -> list[Preset]:
+    return [*CATALOG.values(), *_custom.values()]
+
+
+def define(preset_id: str, spec: Mapping[str, Any]) -> Preset:
+    """Register a custom preset from the config file, for ``get`` to find."""
+    preset = build(preset_id, spec)
+    _custom[preset_id] = preset
+    return preset
+
+
+def resolve(preset_id: str, spec: Mapping[str, Any] | None) -> Preset:
+    """The preset a job names: its own definition if it carries one, else the catalog's."""
+    return build(preset_id, spec) if spec is not None else get(preset_id)
+
+
+def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
+    """A custom preset: a catalog preset with some values changed.
+
+    ``extends`` names the base; ``height``, ``crf``, ``max_bitrate_k``,
+    ``audio_bitrate_k`` and ``extra_args`` change it; extra ffmpeg options must be
+    in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point ffmpeg
+    at other files or protocols.
+    """
+    if not _ID.match(preset_id) or preset_id in CATALOG:
+        raise ConfigError(f"custom preset name {preset_id!r}: use a new lowercase name")
+    unknown = set(spec) - _CUSTOM_FIELDS
+    if unknown:
+        raise ConfigError(f"preset {preset_id}: unknown settings {', '.join(sorted(unknown))}")
+    base = CATALOG.get(str(spec.get("extends", "")))
+    if base is None or base.folder:
+        raise ConfigError(f"preset {preset_id}: 'extends' must name a file preset of the catalog")
+    changes: dict[str, Any] = {"id": preset_id, "aliases": ()}
+    changes["description"] = str(spec.get("description", f"{base.description} (custom)"))
+    for name in ("height", "max_bitrate_k", "audio_bitrate_k"):
+        if name in spec:
+            value = spec[name]
+            if not isinstance(value, int) or not 16 <= value <= 100_000:
+                raise ConfigError(f"preset {preset_id}: {name} must be a whole number")
+            changes[name] = value
+    if "crf" in spec:
+        crf = spec["crf"]
+        if not isinstance(crf, int) or not 0 <= crf <= 63 or "-crf" not in base.video_args:
+            raise ConfigError(f"preset {preset_id}: crf must be 0-63 on a constant-quality base")
+        args = list(base.video_args)
+        args[args.index("-crf") + 1] = str(crf)
+        changes["video_args"] = tuple(args)
+    changes["extra_args"] = check_extra_args(preset_id, spec.get("extra_args", []))
+    changes["spec"] = dict(spec)
+    return replace(base, **changes)
+
+
+def check_extra_args(preset_id: str, extra: object) -> tuple[str, ...]:
+    if (
+        not isinstance(extra, list | tuple)
+        or len(extra) % 2
+        or not all(isinstance(a, str) for a in extra)
+    ):
+        raise ConfigError(f"preset {preset_id}: extra_args must be a list of option, value pairs")
+    pairs = list(zip(extra[::2], extra[1::2], strict=True))
+    for option, value in pairs:
+        pattern = SAFE_EXTRA_ARGS.get(option)
+        if pattern is None or not pattern.match(value):
+            allowed = ", ".join(SAFE_EXTRA_ARGS)
+            raise ConfigError(
+                f"preset {preset_id}: {option} {value} is not allowed (options allowed: {allowed})"
+            )
+    return tuple(extra)

@@ -70,6 +70,8 @@ def transcode(
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure."""
     cmd = command(ffmpeg, preset, source, src, dst)
     log.debug("running %s", subprocess.list2cmdline(cmd))
+    if preset.folder:
+        dst.mkdir(parents=True, exist_ok=True)
     try:
         proc = subprocess.Popen(
             cmd,
@@ -104,16 +106,16 @@ def transcode(
         if stopper is not None:
             stopper.join()
     if cancel is not None and cancel.is_set():
-        dst.unlink(missing_ok=True)
+        _remove(dst)
         raise TranscodeError("transcode cancelled")
     if code != 0:
-        dst.unlink(missing_ok=True)
+        _remove(dst)
         detail = next((line.strip() for line in reversed(errors) if line.strip()), "")
         raise TranscodeError(f"ffmpeg failed (exit {code}): {detail or 'no error message'}")
     try:
         return verify(preset, source, dst)
     except TranscodeError:
-        dst.unlink(missing_ok=True)
+        _remove(dst)
         raise
 
 
@@ -190,29 +192,91 @@ def _speed(block: dict[str, str]) -> float | None:
 
 
 def verify(preset: Preset, source: MediaInfo, output: Path) -> MediaInfo:
-    """Probe the output and check it is what the preset promises."""
-    info = probe(output)
-    problems = []
+    """Probe the output and check it is what the preset promises; returns the main picture's
+    facts (the largest rendition of a ladder, the first of a series of thumbnails)."""
+    problems: list[str] = []
+    if preset.kind == "hls":
+        info = _verify_hls(preset, source, output, problems)
+    elif preset.kind == "thumbnails":
+        pictures = sorted(output.glob("*.jpg"))
+        if not pictures:
+            raise TranscodeError("output check failed: no thumbnails were written")
+        info = probe(pictures[0])
+        _check_picture(preset, source, info, problems)
+    else:
+        info = probe(output)
+        if preset.kind == "image":
+            _check_picture(preset, source, info, problems)
+        else:
+            _check_av(preset, source, info, problems, preset.output_size(source))
+    if problems:
+        raise TranscodeError(f"output check failed: {'; '.join(problems)}")
+    return info
+
+
+def _check_av(
+    preset: Preset,
+    source: MediaInfo,
+    info: MediaInfo,
+    problems: list[str],
+    size: tuple[int, int] | None,
+) -> None:
     if preset.audio_only:
         if not info.has_audio or info.has_video:
             problems.append("expected audio only")
     else:
         if info.video_codec != _decoder_name(preset.video_codec):
             problems.append(f"video codec {info.video_codec}, expected {preset.video_codec}")
-        if info.height != preset.output_height(source):
-            problems.append(f"height {info.height}, expected {preset.output_height(source)}")
-        if source.has_audio and preset.audio_codec and not info.has_audio:
-            problems.append("audio missing")
+        if (info.width, info.height) != size:
+            problems.append(f"size {info.width}x{info.height}, expected {size}")
+    wanted_audio = _decoder_name(preset.audio_codec) if source.has_audio else None
+    if wanted_audio and info.audio_codec != wanted_audio:
+        problems.append(f"audio codec {info.audio_codec}, expected {preset.audio_codec}")
     if source.duration and info.duration is not None:
         tolerance = max(DURATION_TOLERANCE_S, source.duration * DURATION_TOLERANCE_FRACTION)
         if abs(info.duration - source.duration) > tolerance:
             problems.append(f"duration {info.duration:.2f}s, source {source.duration:.2f}s")
-    if problems:
-        raise TranscodeError(f"output check failed: {'; '.join(problems)}")
-    return info
+
+
+def _check_picture(preset: Preset, source: MediaInfo, info: MediaInfo, problems: list[str]) -> None:
+    if info.video_codec != "mjpeg":
+        problems.append(f"picture codec {info.video_codec}, expected mjpeg")
+    if (info.width, info.height) != preset.output_size(source):
+        problems.append(
+            f"picture {info.width}x{info.height}, expected {preset.output_size(source)}"
+        )
+
+
+def _verify_hls(preset: Preset, source: MediaInfo, folder: Path, problems: list[str]) -> MediaInfo:
+    if not (folder / "master.m3u8").is_file():
+        raise TranscodeError("output check failed: no master playlist")
+    expected = []
+    for rung in preset.ladder:
+        size = preset.output_size(source, rung)
+        if size is not None and size not in expected:
+            expected.append(size)
+    infos = []
+    for n, size in enumerate(expected):
+        info = probe(folder / str(n) / "index.m3u8")
+        _check_av(preset, source, info, problems, size)
+        infos.append(info)
+    return infos[0]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _decoder_name(encoder: str | None) -> str | None:
-    return {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"}.get(
-        encoder or "", encoder
-    )
+    names = {
+        "libx264": "h264",
+        "libx265": "hevc",
+        "libvpx-vp9": "vp9",
+        "libsvtav1": "av1",
+        "libopus": "opus",
+        "libmp3lame": "mp3",
+    }
+    return names.get(encoder or "", encoder)

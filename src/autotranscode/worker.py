@@ -83,7 +83,7 @@ class Worker:
             if job.topic != self.backend.topic.arn:
                 raise MessageError(f"job {job.job_id} names a topic that is not ours: {job.topic}")
             for output in job.outputs:
-                presets.get(output.preset_id)
+                presets.resolve(output.preset_id, output.preset_spec)
         except (MessageError, ConfigError) as exc:
             log.warning("%s: rejected a job message: %s", self.name, exc)
             self._dead_letter(message)
@@ -150,18 +150,32 @@ class Worker:
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
             source = probe(src)
             for index, output in enumerate(job.outputs):
-                preset = presets.get(output.preset_id)
+                preset = presets.resolve(output.preset_id, output.preset_spec)
                 tmp = self.workdir / f"{job.job_id}-{index}{preset.extension}"
                 report = _Throttled(self, job, index)
                 info = transcode(self.ffmpeg, preset, source, src, tmp, report, cancel)
-                size = tmp.stat().st_size
-                store.put(tmp, job.output_bucket, output.key)
+                size = self._store_output(tmp, job.output_bucket, output.key)
                 results.append(_status(output.key, preset.id, info, size))
         return tuple(results)
+
+    def _store_output(self, path: Path, bucket: str, key: str) -> int:
+        """A file goes to ``key``; a folder (HLS, thumbnails) to objects under ``key/``."""
+        if not path.is_dir():
+            size = path.stat().st_size
+            self.backend.store.put(path, bucket, key)
+            return size
+        total = 0
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            total += file.stat().st_size
+            self.backend.store.put(file, bucket, f"{key}/{file.relative_to(path).as_posix()}")
+        shutil.rmtree(path, ignore_errors=True)
+        return total
 
     def _already_stored(self, job: Job) -> tuple[OutputStatus, ...] | None:
         """Outputs of a redelivered job that an earlier attempt stored before it died."""
         store = self.backend.store
+        if any(presets.resolve(o.preset_id, o.preset_spec).folder for o in job.outputs):
+            return None  # a folder may be half stored: do it again
         try:
             sizes = [store.size(job.output_bucket, o.key) for o in job.outputs]
         except StorageError:

@@ -123,7 +123,12 @@ def test_ffmpeg_failure_is_a_transcode_error_with_its_message(
     ffmpeg: str, broken: dict[str, Path], tmp_path: Path
 ) -> None:
     claims_video = MediaInfo(
-        duration=2.0, format_name="mov,mp4", video_codec="h264", height=240, audio_codec="aac"
+        duration=2.0,
+        format_name="mov,mp4",
+        video_codec="h264",
+        width=320,
+        height=240,
+        audio_codec="aac",
     )
     dst = tmp_path / "out.mp4"
     with pytest.raises(TranscodeError) as info:
@@ -142,7 +147,9 @@ def test_ffmpeg_failure_is_a_transcode_error_with_its_message(
 def test_non_media_is_a_transcode_error(
     ffmpeg: str, broken: dict[str, Path], tmp_path: Path, name: str
 ) -> None:
-    claims_video = MediaInfo(duration=2.0, format_name="mov", video_codec="h264", height=240)
+    claims_video = MediaInfo(
+        duration=2.0, format_name="mov", video_codec="h264", width=320, height=240
+    )
     dst = tmp_path / "out.mp4"
     with pytest.raises(TranscodeError, match="ffmpeg failed"):
         transcoder.transcode(ffmpeg, presets.get("web-720p"), claims_video, broken[name], dst)

@@ -12,13 +12,19 @@ from autotranscode.media import MediaInfo
 from autotranscode.presets import Preset
 
 
-def _video(height: int | None = 240, audio: bool = True, width: int | None = 320) -> MediaInfo:
+def _video(
+    height: int | None = 240, audio: bool = True, width: int | None = None, rotation: int = 0
+) -> MediaInfo:
+    """A landscape source (16:9 unless ``width`` says otherwise)."""
+    if width is None and height is not None:
+        width = max(height * 16 // 9, height)
     return MediaInfo(
         duration=2.0,
         format_name="mov,mp4,m4a,3gp,3g2,mj2",
         video_codec="h264",
         width=width,
         height=height,
+        rotation=rotation,
         audio_codec="aac" if audio else None,
     )
 
@@ -154,7 +160,29 @@ def test_output_height_is_bounded_even_and_never_upscaled(
     preset = presets.get(preset_id)
     assert preset.output_height(_video(height=source_height)) == expected
     args = preset.ffmpeg_args(_video(height=source_height), "in.mp4", "out.mp4")
-    assert f"scale=-2:{expected}:" in args[args.index("-vf") + 1]
+    assert f":{expected}:flags=" in args[args.index("-vf") + 1]
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "rotation", "expected"),
+    [
+        (1920, 1080, 0, (1280, 720)),  # landscape: the short side is the height
+        (1080, 1920, 0, (720, 1280)),  # portrait: the short side is the width
+        (1920, 1080, 90, (720, 1280)),  # a phone's portrait clip, stored landscape + rotation
+        (1920, 1080, 270, (720, 1280)),
+        (1920, 1080, 180, (1280, 720)),
+        (640, 480, 90, (480, 640)),  # small: kept, only turned
+        (1440, 1080, 0, (960, 720)),  # 4:3 keeps its aspect ratio
+    ],
+)
+def test_sizes_bound_the_displayed_short_side_and_follow_rotation(
+    width: int, height: int, rotation: int, expected: tuple[int, int]
+) -> None:
+    source = _video(height=height, width=width, rotation=rotation)
+    preset = presets.get("web-720p")
+    assert preset.output_size(source) == expected
+    args = preset.ffmpeg_args(source, "in.mp4", "out.mp4")
+    assert args[args.index("-vf") + 1].startswith(f"scale={expected[0]}:{expected[1]}:")
 
 
 def test_output_height_of_a_preset_without_a_bound_keeps_the_source_made_even() -> None:
