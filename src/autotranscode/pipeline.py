@@ -445,6 +445,7 @@ class Pipeline:
             stage="transcoding",
             fraction=fraction,
             speed=note.user_metadata.get("speed"),
+            eta=note.user_metadata.get("eta"),
         )
 
     def _on_completed(self, record: FileRecord, note: Notification) -> None:

@@ -397,7 +397,8 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
     if base is None or base.folder:
         raise ConfigError(f"preset {preset_id}: 'extends' must name a file preset of the catalog")
     changes: dict[str, Any] = {"id": preset_id, "aliases": ()}
-    changes["description"] = str(spec.get("description", f"{base.description} (custom)"))
+    tweaks = ", ".join(f"{k}={v}" for k, v in spec.items() if k not in ("extends", "description"))
+    changes["description"] = str(spec.get("description", f"{base.id}, {tweaks or 'as is'}"))
     for name in ("height", "max_bitrate_k", "audio_bitrate_k"):
         if name in spec:
             value = spec[name]

@@ -118,9 +118,11 @@ class RichReporter(Subscriber):
 
     def on_progress(self, *, path: Path, stage: str, fraction: float, **kwargs: Any) -> None:
         label = stage
-        speed = kwargs.get("speed")
+        speed, eta = kwargs.get("speed"), kwargs.get("eta")
         if speed:
             label = f"{stage} {speed}×"
+        if eta:
+            label += f", {eta}s left"
         self.progress.update(self._task(path), completed=fraction, stage=label)
 
 

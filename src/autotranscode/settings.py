@@ -107,7 +107,11 @@ def build(values: dict[str, Any]) -> Settings:
 
 
 def load_file(path: Path) -> dict[str, Any]:
-    """Read a TOML config file; keys are the long option names (``state-dir`` or ``state_dir``)."""
+    """Read a TOML config file; keys are the long option names (``state-dir`` or ``state_dir``).
+
+    A ``[presets.NAME]`` table defines a custom preset (see ``presets.define``); they
+    are registered here, before the ``preset`` setting that may name them is checked.
+    """
     try:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
@@ -115,6 +119,14 @@ def load_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    custom = raw.pop("presets", {})
+    if not isinstance(custom, dict) or not all(isinstance(v, dict) for v in custom.values()):
+        raise ConfigError(f"config file {path}: [presets] must hold one table per preset")
+    for name, spec in custom.items():
+        try:
+            presets.define(name, spec)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
     values: dict[str, Any] = {}
     for key, value in raw.items():
         field = key.replace("-", "_")

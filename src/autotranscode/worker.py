@@ -152,7 +152,7 @@ class Worker:
             for index, output in enumerate(job.outputs):
                 preset = presets.resolve(output.preset_id, output.preset_spec)
                 tmp = self.workdir / f"{job.job_id}-{index}{preset.extension}"
-                report = _Throttled(self, job, index)
+                report = _Throttled(self, job, index, source.duration)
                 info = transcode(self.ffmpeg, preset, source, src, tmp, report, cancel)
                 size = self._store_output(tmp, job.output_bucket, output.key)
                 results.append(_status(output.key, preset.id, info, size))
@@ -185,7 +185,9 @@ class Worker:
             for o, size in zip(job.outputs, sizes, strict=True)
         )
 
-    def _progress(self, job: Job, fraction: float, speed: float | None) -> None:
+    def _progress(
+        self, job: Job, fraction: float, speed: float | None, eta: float | None = None
+    ) -> None:
         status = [
             OutputStatus(
                 key=o.key,
@@ -198,6 +200,8 @@ class Worker:
         meta = dict(job.user_metadata)
         if speed:
             meta["speed"] = f"{speed:.2f}"
+        if eta is not None:
+            meta["eta"] = f"{eta:.0f}"
         try:
             self._publish(
                 Notification(
@@ -261,8 +265,8 @@ class Worker:
 class _Throttled:
     """ffmpeg reports twice a second; clients need at most one PROGRESSING per interval."""
 
-    def __init__(self, worker: Worker, job: Job, index: int) -> None:
-        self.worker, self.job, self.index = worker, job, index
+    def __init__(self, worker: Worker, job: Job, index: int, duration: float | None) -> None:
+        self.worker, self.job, self.index, self.duration = worker, job, index, duration
         self.last = 0.0
 
     def __call__(self, fraction: float, speed: float | None) -> None:
@@ -270,7 +274,11 @@ class _Throttled:
         if now - self.last >= PROGRESS_INTERVAL_SECONDS and fraction < 1.0:
             self.last = now
             overall = (self.index + fraction) / len(self.job.outputs)
-            self.worker._progress(self.job, overall, speed)
+            eta = None
+            if speed and self.duration:
+                # Media seconds still to encode, over media seconds encoded per second.
+                eta = (1 - overall) * self.duration * len(self.job.outputs) / speed
+            self.worker._progress(self.job, overall, speed, eta)
 
 
 def _status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatus:
