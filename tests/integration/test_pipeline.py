@@ -13,6 +13,7 @@ import pytest
 from autotranscode import settings as settings_mod
 from autotranscode.backends import Backend, open_backend
 from autotranscode.journal import FileState, Journal
+from autotranscode.media import probe
 from autotranscode.pipeline import Pipeline
 from autotranscode.settings import Settings
 from autotranscode.transcoder import find_ffmpeg
@@ -189,3 +190,25 @@ def test_notifications_for_other_jobs_are_ignored(
             assert time.monotonic() < deadline
             time.sleep(0.05)
     assert [p.name for p in out.iterdir()] == ["h264.mp4"]
+
+
+def test_folder_outputs_arrive_whole_as_folders(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    out = tmp_path / "out"
+    clip = clips["h264.mp4"]
+    with running(settings, out, presets=("hls", "thumbnails", "poster")) as (pipe, backend, _):
+        fid = pipe.add(clip.path)
+        assert pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED, pipe.outcome(fid)
+        assert_no_leftovers(backend)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "h264.hls",
+        "h264.poster.jpg",
+        "h264.thumbnails",
+    ]
+    assert (out / "h264.hls" / "master.m3u8").is_file()
+    variant = probe(out / "h264.hls" / "0" / "index.m3u8")
+    assert (variant.video_codec, variant.height) == ("h264", 240)
+    assert [p.name for p in (out / "h264.thumbnails").iterdir()] == ["thumb-0001.jpg"]
+    assert probe(out / "h264.poster.jpg").video_codec == "mjpeg"
