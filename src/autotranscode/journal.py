@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -115,7 +116,7 @@ class Journal:
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fid,
-                    str(path),
+                    _db_path(path),
                     str(out_dir),
                     ",".join(presets),
                     size,
@@ -182,7 +183,7 @@ class Journal:
             conn.execute(
                 "UPDATE files SET state = ?, reason = NULL, job_id = NULL, input_key = NULL,"
                 " outputs = '{}', updated_at = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                (FileState.DISCOVERED, now, str(path), size, mtime_ns, fid),
+                (FileState.DISCOVERED, now, _db_path(path), size, mtime_ns, fid),
             )
             conn.execute(
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, 'retry')",
@@ -218,7 +219,7 @@ class Journal:
         return [
             FileRecord(
                 id=r[0],
-                path=Path(r[1]),
+                path=Path(os.fsdecode(r[1])) if isinstance(r[1], bytes) else Path(r[1]),
                 out_dir=Path(r[2]),
                 presets=tuple(r[3].split(",")),
                 size=r[4],
@@ -235,3 +236,13 @@ class Journal:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _db_path(path: Path) -> str | bytes:
+    """The path as SQLite can hold it: text, or (a name that is not UTF-8) its bytes."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text

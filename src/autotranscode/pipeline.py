@@ -283,7 +283,11 @@ class Pipeline:
                 for p in wanted
             ),
             topicArn=self.backend.topic.arn,
-            userMetadata={"fileId": record.id, "source": record.name[:256]},
+            userMetadata={
+                "fileId": record.id,
+                # JSON holds text only: a name that is not UTF-8 goes with \xNN escapes.
+                "source": os.fsencode(record.name).decode("utf-8", "backslashreplace")[:256],
+            },
         )
         names = {
             o.key: keys.output_name(stem, presets.get(o.preset_id).extension, o.preset_id, multiple)
@@ -305,13 +309,16 @@ class Pipeline:
             final = _free_name(record.out_dir / final.name)
             placed[key] = str(final)
             self._advance(record, FileState.DOWNLOADING, outputs={**record.outputs, **placed})
-            tmp = record.out_dir / f".{final.name}.{record.job_id}{PART_SUFFIX}"
+            tmp = record.out_dir / f".{_clip(final.name)}.{record.job_id}{PART_SUFFIX}"
             try:
                 placed[key] = str(self._fetch(record, key, tmp, final))
             except OSError as exc:
                 _remove(tmp)
                 reason = exc.strerror or exc
                 raise OutputError(f"cannot write into {record.out_dir}: {reason}") from exc
+            except BaseException:
+                _remove(tmp)  # whatever went wrong, nothing partial stays in OUT
+                raise
         self._advance(record, FileState.DONE, outputs=placed)
         self._clean(self._reload(record))
 
@@ -503,6 +510,12 @@ def reset_failed(journal: Journal, record: FileRecord) -> None:
     except OSError:
         size, mtime_ns = 0, 0  # the upload step reports what is wrong with it
     journal.reset(record.id, record.path, size, mtime_ns)
+
+
+def _clip(name: str, limit: int = 100) -> str:
+    """At most ``limit`` bytes of ``name``, whole characters: a temp name adds a dot, the job
+    id, PART_SUFFIX (and s3transfer its own 9 bytes) and must stay within NAME_MAX (255)."""
+    return name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
 
 
 def _free_name(path: Path) -> Path:

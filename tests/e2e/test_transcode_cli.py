@@ -223,14 +223,25 @@ def test_top_level_help_lists_the_commands(local_cli: Cli) -> None:
 def test_presets_are_listed_and_shown(local_cli: Cli) -> None:
     listed = local_cli.run("presets", common=False)
     assert listed.returncode == 0, listed
-    for preset in ("web-720p", "web-1080p", "audio-aac"):
+    for preset in (
+        "web-720p",
+        "web-1080p",
+        "hevc-1080p",
+        "webm-vp9",
+        "av1-1080p",
+        "audio-aac",
+        "audio-mp3",
+        "hls",
+        "poster",
+        "thumbnails",
+    ):
         assert preset in listed.stdout, listed.stdout
 
     shown = local_cli.run("presets", "show", "web-720p", common=False)
     assert shown.returncode == 0, shown
     [line] = shown.stdout.splitlines()
     assert line.split()[0] == "ffmpeg", line
-    assert "+faststart" in line and "libx264" in line and "scale=-2:720" in line, line
+    assert "+faststart" in line and "libx264" in line and "scale=1280:720:" in line, line
 
     unknown = local_cli.run("presets", "show", "web-4k", common=False)
     assert unknown.returncode == 2, unknown
@@ -338,4 +349,4 @@ def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
     assert_no_traceback(text.stderr)
 
     status = cli.status(state_dir=state)
-    assert status == {"counts": {}, "failed": [], "recent": []}
+    assert status == {"counts": {}, "in_flight": [], "failed": [], "recent": []}

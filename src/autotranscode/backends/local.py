@@ -175,9 +175,14 @@ class FolderStore(ObjectStore):
         dest = self._path(bucket, key)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(path, dest)
+            # os.link() links a symlink itself on Linux, not its target: resolve it first.
+            _link_or_copy(Path(os.path.realpath(path)), dest)
         except OSError as exc:
-            raise StorageError(f"cannot store {path.name}: {exc.strerror or exc}") from exc
+            with contextlib.suppress(OSError):
+                dest.unlink()  # a partial copy would only keep the disk full
+            raise StorageError(
+                f"cannot store {path.name} in {self.root}: {exc.strerror or exc}"
+            ) from exc
         if progress:
             progress(dest.stat().st_size)
 
@@ -200,8 +205,9 @@ class FolderStore(ObjectStore):
             raise StorageError(f"object {bucket}/{key} does not exist")
         try:
             _link_or_copy(src, dest)
-        except OSError as exc:
-            raise StorageError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+        except OSError:
+            dest.unlink(missing_ok=True)
+            raise  # dest is the caller's folder (OUT): the pipeline reports it (OutputError)
         if progress:
             progress(dest.stat().st_size)
 
