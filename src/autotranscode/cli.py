@@ -12,21 +12,27 @@ import fcntl
 import json
 import logging
 import os
+import re
+import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__, presets
 from . import settings as settings_mod
 from .backends import Backend, open_backend
+from .engines import open_engine
 from .errors import AutotranscodeError, ConfigError
 from .journal import FileState, Journal
 from .media import MediaInfo
@@ -131,6 +137,13 @@ def common_options(func: F) -> F:
             help="aws: deployment name, prefix of buckets, queues and topic "
             "[default: autotranscode].",
         ),
+        click.option(
+            "--engine",
+            type=click.Choice(["workers", "mediaconvert"]),
+            envvar="AUTOTRANSCODE_ENGINE",
+            help="aws: who transcodes: our workers, or AWS Elemental MediaConvert "
+            "[default: workers].",
+        ),
         click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
     ]
     for option in reversed(options):
@@ -139,7 +152,12 @@ def common_options(func: F) -> F:
 
 
 def _settings(params: dict[str, Any]) -> Settings:
-    fields = {k: v for k, v in params.items() if k in Settings.model_fields}
+    # Settings the config file gives that have no option (visibility_timeout, max_attempts,
+    # transfers...): click's default_map only feeds options, so take them from it here.
+    ctx = click.get_current_context(silent=True)
+    from_file = (ctx.default_map or {}) if ctx is not None else {}
+    fields = {k: v for k, v in from_file.items() if k in Settings.model_fields}
+    fields.update({k: v for k, v in params.items() if k in Settings.model_fields and v is not None})
     for key in ("preset", "pattern"):
         if not fields.get(key):
             fields.pop(key, None)
@@ -227,7 +245,8 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
     """Backend, journal, in-process workers and pipeline, started and (always) stopped in order."""
     backend = open_backend(s)
     journal = Journal(s.state_dir / "journal.db")
-    pool = WorkerPool(_workers(s, backend, s.workers) if s.workers else [])
+    in_process = s.workers if s.engine == "workers" else 0
+    pool = WorkerPool(_workers(s, backend, in_process) if in_process else [])
     pipe = Pipeline(
         backend,
         journal,
@@ -236,6 +255,7 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
         pipeline_id=s.name,
         transfers=s.transfers,
         on_success=s.on_success,
+        engine=open_engine(s, backend),
         hooks=hooks,
     )
     try:
@@ -339,7 +359,7 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option(
     "-o",
     "--out",
@@ -392,16 +412,26 @@ def _expand(files: tuple[Path, ...], s: Settings) -> list[Path]:
     return out
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(name: str) -> str:
+    """A file name as one printable line: bytes that are not UTF-8 as \\xNN, controls as \\n."""
+    name = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), name)
+
+
 def _summary(results: list[tuple[Path, FileState, str]], interrupted: bool) -> int:
     failed = 0
     for path, state, detail in results:
+        name, detail = shown(path.name), shown(detail)
         if state == FileState.CLEANED:
-            click.echo(f"ok      {path.name} -> {detail}")
+            click.echo(f"ok      {name} -> {detail}")
         elif state == FileState.FAILED:
             failed += 1
-            click.echo(f"FAILED  {path.name}: {detail}")
+            click.echo(f"FAILED  {name}: {detail}")
         else:
-            click.echo(f"pending {path.name} ({state.lower()}; resumes on the next run)")
+            click.echo(f"pending {name} ({state.lower()}; resumes on the next run)")
     done = sum(1 for _, st, _ in results if st == FileState.CLEANED)
     click.echo(f"{done} done, {failed} failed" + (" (interrupted)" if interrupted else ""))
     return failed
@@ -419,7 +449,7 @@ def worker(verbose: int, **params: Any) -> None:
     stopper = _Stopper()
     with _errors():
         s = _settings(params)
-        backend = open_backend(s)
+        backend = open_backend(s, create=False)  # workers use a deployment; `setup` creates it
         pool = WorkerPool(_workers(s, backend, max(s.workers, 1)))
         stopper.install()
         pool.start()
@@ -431,14 +461,29 @@ def worker(verbose: int, **params: Any) -> None:
     sys.exit(EXIT_OK)
 
 
+_config_only = click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    callback=_load_config,
+    is_eager=True,
+    expose_value=False,
+    envvar="AUTOTRANSCODE_CONFIG",
+    help="TOML config file, for its custom presets.",
+)
+
+
 @main.group(invoke_without_command=True)
+@_config_only
 @click.pass_context
 def presets_cmd(ctx: click.Context) -> None:
-    """List output presets (``presets show NAME`` for the exact ffmpeg command)."""
+    """List output presets (``presets show NAME`` for the exact ffmpeg command).
+
+    Custom presets come from [presets.NAME] tables in the config file.
+    """
     if ctx.invoked_subcommand is None:
         table = Table("preset", "output", "description", box=None)
-        for p in presets.CATALOG.values():
-            table.add_row(p.id, p.extension, p.description)
+        for p in presets.all_presets():
+            table.add_row(p.id, p.extension + ("/" if p.folder else ""), p.description)
         Console().print(table)
 
 
@@ -447,23 +492,18 @@ main.add_command(presets_cmd, name="presets")
 
 @presets_cmd.command("show")
 @click.argument("name")
+@_config_only
 def presets_show(name: str) -> None:
     """Print the ffmpeg command NAME runs, for a 1080p source with audio."""
     with _errors():
         preset = presets.get(name)
         source = MediaInfo(60.0, "mov", "prores", 1920, 1080, "pcm_s16le")
         cmd = command("ffmpeg", preset, source, Path("INPUT"), Path(f"OUTPUT{preset.extension}"))
-        click.echo(" ".join(_quote(a) for a in cmd))
-
-
-def _quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)
+        click.echo(shlex.join(cmd))
 
 
 @main.command()
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @click.option("--all-failed", is_flag=True, help="Retry every failed file.")
 @common_options
 def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any) -> None:
@@ -519,46 +559,236 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=10, show_default=True, help="Recent and failed files to list.")
+@click.option("--watch", is_flag=True, help="Follow a running pipeline until Ctrl+C.")
 @common_options
-def status(as_json: bool, limit: int, verbose: int, **params: Any) -> None:
-    """Files per state, and the latest ones (failed ones with their reason)."""
+def status(as_json: bool, limit: int, watch: bool, verbose: int, **params: Any) -> None:
+    """Files per state, what is in flight, and the failed ones with their reason."""
     with _errors():
         s = _settings(params)
         journal = Journal(s.state_dir / "journal.db")
-        counts = journal.counts()
-        failed = journal.recent(limit, FileState.FAILED)
-        recent = journal.recent(limit)
-        journal.close()
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "counts": {k.value: v for k, v in counts.items()},
-                    "failed": [{"path": str(r.path), "reason": r.reason} for r in failed],
-                    "recent": [
-                        {
-                            "path": str(r.path),
-                            "state": r.state.value,
-                            "outputs": list(r.outputs.values()),
-                        }
-                        for r in recent
-                    ],
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
-        return
-    console = Console()
+        try:
+            if as_json:
+                click.echo(json.dumps(_status_data(journal, limit), indent=2, ensure_ascii=False))
+            elif watch:
+                live = Live(_status_view(journal, limit), refresh_per_second=2)
+                with contextlib.suppress(KeyboardInterrupt), live:
+                    while True:
+                        time.sleep(0.5)
+                        live.update(_status_view(journal, limit))
+            else:
+                Console().print(_status_view(journal, limit))
+        finally:
+            journal.close()
+
+
+def _status_data(journal: Journal, limit: int) -> dict[str, Any]:
+    return {
+        "counts": {k.value: v for k, v in journal.counts().items()},
+        "in_flight": [
+            {"path": shown(str(r.path)), "state": r.state.value} for r in journal.unfinished()
+        ],
+        "failed": [
+            {"path": shown(str(r.path)), "reason": r.reason}
+            for r in journal.recent(limit, FileState.FAILED)
+        ],
+        "recent": [
+            {
+                "path": shown(str(r.path)),
+                "state": r.state.value,
+                "outputs": list(r.outputs.values()),
+            }
+            for r in journal.recent(limit)
+        ],
+    }
+
+
+def _status_view(journal: Journal, limit: int) -> Group:
+    counts = journal.counts()
+    if not counts:
+        return Group("no files yet")
     table = Table("state", "files", box=None)
     for state in FileState:
         if counts.get(state):
             table.add_row(state.value.lower(), str(counts[state]))
-    console.print(table if counts else "no files yet")
+    parts: list[Any] = [table]
+    now = time.time()
+    busy = journal.unfinished()
+    if busy:
+        flight = Table("in flight", "step", "for", box=None, title_justify="left")
+        for r in busy[:limit]:
+            flight.add_row(r.name, r.state.value.lower(), f"{now - r.updated_at:.0f}s")
+        parts += ["", flight]
+    failed = journal.recent(limit, FileState.FAILED)
     if failed:
-        console.print("\n[bold]failed[/]")
-        for r in failed:
-            console.print(f"  {r.path}: {r.reason}", markup=False)
+        parts += ["", Text("failed", style="bold")]
+        parts += [Text(f"  {shown(str(r.path))}: {r.reason}") for r in failed]
+    return Group(*parts)
+
+
+# -- the aws deployment: setup, cleanup, teardown, iam-policy --------------------------------------
+
+
+def _aws_settings(params: dict[str, Any], command: str) -> Settings:
+    s = _settings(params)
+    if s.backend != "aws":
+        raise ConfigError(
+            f"{command} is for the aws backend's cloud resources: pass --backend aws "
+            "(the local backend keeps everything in --state-dir, and each run resumes or "
+            "removes what a previous one left there)"
+        )
+    return s
+
+
+def _ops_logging(verbose: int) -> None:
+    """These commands print what they did; log lines only with -v."""
+    _setup_logging(verbose, None)
+    if not verbose:
+        logging.getLogger("autotranscode").setLevel(logging.WARNING)
+
+
+def _resources(reports: list[Any]) -> None:
+    for r in reports:
+        details = f"  ({', '.join(r.details)})" if r.details else ""
+        click.echo(f"{r.kind:<7} {r.status:<13} {r.name}{details}")
+
+
+@main.command("setup")
+@click.option(
+    "--kms-key",
+    metavar="ARN",
+    help="Encrypt objects with this KMS key (SSE-KMS) [default: S3-managed keys, SSE-S3].",
+)
+@common_options
+def setup_cmd(kms_key: str | None, verbose: int, **params: Any) -> None:
+    """Create the aws deployment's buckets, queues and topic, or check them (safe to repeat).
+
+    It needs rights to create them (an administrator's); clients and workers then run
+    with the narrower policies `autotranscode iam-policy` prints. Run it again after
+    changing visibility-timeout or max-attempts.
+    """
+    _ops_logging(verbose)
+    with _errors():
+        from . import cloud
+
+        reports = cloud.setup(_aws_settings(params, "setup"), kms_key)
+    _resources(reports)
+    for r in reports:
+        for warning in r.warnings:
+            click.echo(f"warning: {r.name}: {warning}", err=True)
+
+
+@main.command("cleanup")
+@click.option("--s3", is_flag=True, help="Objects the pipeline left, and unfinished uploads.")
+@click.option("--sqs", is_flag=True, help="Stale notifications; count the dead-letter queue.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; change nothing.")
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="HOURS",
+    help="Objects of files this --state-dir does not know may be another client's: they are "
+    "removed only once this old [default: 24].",
+)
+@common_options
+def cleanup_cmd(
+    s3: bool, sqs: bool, dry_run: bool, older_than: float | None, verbose: int, **params: Any
+) -> None:
+    """Remove what the pipeline left on aws (neither --s3 nor --sqs: both).
+
+    This --state-dir's journal decides: objects and notifications of files still in
+    progress stay; those of finished files go. Only one client per state dir, so it
+    waits for no run/transcode: it refuses while one is active.
+    """
+    _ops_logging(verbose)
+    with _errors():
+        from . import cloud
+
+        s = _aws_settings(params, "cleanup")
+        both = not (s3 or sqs)
+        with _client_lock(s.state_dir):
+            journal = Journal(s.state_dir / "journal.db")
+            try:
+                report = cloud.cleanup(
+                    s,
+                    journal,
+                    s3=s3 or both,
+                    sqs=sqs or both,
+                    dry_run=dry_run,
+                    older_than_hours=cloud.DEFAULT_ORPHAN_HOURS
+                    if older_than is None
+                    else older_than,
+                )
+            finally:
+                journal.close()
+    would = "would " if dry_run else ""
+    deleted, aborted = ("to delete", "to abort") if dry_run else ("deleted", "aborted")
+    for url in report.aborted_uploads:
+        click.echo(f"{would}abort upload {url}")
+    for url in report.deleted_objects:
+        click.echo(f"{would}delete {url}")
+    if s3 or both:
+        click.echo(
+            f"objects: {len(report.deleted_objects)} {deleted}, "
+            f"{len(report.aborted_uploads)} uploads {aborted}, {report.kept_objects} kept"
+        )
+    if sqs or both:
+        click.echo(
+            f"notifications: {report.deleted_messages} {deleted}, {report.kept_messages} kept"
+        )
+    if report.dead_letters is not None:
+        click.echo(f"dead-letter queue: {report.dead_letters} messages (inspect, then purge)")
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@main.command("teardown")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@common_options
+def teardown_cmd(yes: bool, verbose: int, **params: Any) -> None:
+    """Delete the aws deployment: topic, queues, and buckets with every object in them.
+
+    Only what carries the tag autotranscode:deployment=NAME goes; anything named like
+    it without that tag is kept and listed.
+    """
+    _ops_logging(verbose)
+    with _errors():
+        from . import cloud
+        from .backends.aws import connect
+
+        s = _aws_settings(params, "teardown")
+        conn = connect(s)
+        plan = cloud.teardown(s, dry_run=True, connection=conn)
+        doomed = [r for r in plan if r.status == cloud.Status.WOULD_DELETE]
+        if doomed and not yes:
+            _resources(plan)
+            click.confirm(
+                f"Delete these {len(doomed)} resources of deployment {s.name!r} "
+                f"(account {conn.names.account}, {conn.names.region}) and all they hold?",
+                abort=True,
+            )
+        reports = cloud.teardown(s, connection=conn) if doomed else plan
+    _resources(reports)
+    if not doomed:
+        click.echo(f"nothing to delete: deployment {s.name!r} has no resources here")
+
+
+@main.command("iam-policy")
+@click.option(
+    "--role",
+    type=click.Choice(["client", "worker", "mediaconvert"]),
+    required=True,
+    help="client: run/transcode/retry/cleanup; worker: `autotranscode worker`; "
+    "mediaconvert: the role MediaConvert assumes.",
+)
+@click.option("--kms-key", metavar="ARN", help="The KMS key the buckets encrypt with, if any.")
+@common_options
+def iam_policy_cmd(role: str, kms_key: str | None, verbose: int, **params: Any) -> None:
+    """Print the least-privilege IAM policy (JSON) for a role of this deployment."""
+    _ops_logging(verbose)
+    with _errors():
+        from . import cloud
+
+        policy = cloud.iam_policy(_aws_settings(params, "iam-policy"), role, kms_key)
+    click.echo(json.dumps(policy, indent=2))
 
 
 @contextmanager

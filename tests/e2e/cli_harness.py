@@ -146,6 +146,7 @@ class Cli:
         self.deployment = deployment
         self.env = cli_env(aws_env)
         self.procs: list[Proc] = []
+        self._set_up = False
 
     def backend_args(self) -> list[str]:
         if self.backend == "aws":
@@ -183,8 +184,20 @@ class Cli:
             check=False,
         )
 
+    def setup(self) -> None:
+        """``autotranscode setup``, once: on aws a worker uses a deployment, never creates one."""
+        if self.backend == "aws" and not self._set_up:
+            result = self.run("setup")
+            assert result.returncode == 0, f"setup failed:\n{result.stdout}\n{result.stderr}"
+            self._set_up = True
+
     def start(self, name: str, *args: str | Path, state_dir: Path | None = None) -> Proc:
-        """Start a long-running command (``run``, ``worker``); it is killed at teardown if alive."""
+        """Start a long-running command (``run``, ``worker``); it is killed at teardown if alive.
+
+        A ``worker`` on aws gets the deployment set up first, as an operator would.
+        """
+        if args and args[0] == "worker":
+            self.setup()
         proc = Proc(
             name, self.argv(*args, state_dir=state_dir), self.env, self.tmp, self.tmp / "logs"
         )

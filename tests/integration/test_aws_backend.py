@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from autotranscode import cloud
 from autotranscode import settings as settings_mod
 from autotranscode.backends.aws import AwsBackend
 from autotranscode.backends.base import Received
@@ -123,7 +124,7 @@ def test_setup_is_idempotent_and_hardens_the_buckets(
     assert {"Key": "autotranscode:deployment", "Value": deployment_name} in topic_tags
 
 
-def test_changed_settings_update_the_existing_job_queue(
+def test_changed_settings_update_the_existing_job_queue_in_setup_only(
     aws_env: dict[str, str],
     moto_endpoint: str,
     deployment_name: str,
@@ -131,14 +132,25 @@ def test_changed_settings_update_the_existing_job_queue(
     boto_session: boto3.Session,
 ) -> None:
     AwsBackend.from_settings(_settings(deployment_name, tmp_path, moto_endpoint))
-    AwsBackend.from_settings(
-        _settings(deployment_name, tmp_path, moto_endpoint, visibility_timeout=120, max_attempts=5)
+    changed = _settings(
+        deployment_name, tmp_path, moto_endpoint, visibility_timeout=120, max_attempts=5
     )
     sqs = boto_session.client("sqs")
     url = sqs.get_queue_url(QueueName=f"{deployment_name}-jobs")["QueueUrl"]
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert attrs["VisibilityTimeout"] == "120"
-    assert int(json.loads(attrs["RedrivePolicy"])["maxReceiveCount"]) == 6
+
+    def attrs() -> dict[str, str]:
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return {k: got[k] for k in ("VisibilityTimeout", "RedrivePolicy")}
+
+    before = attrs()
+    AwsBackend.from_settings(changed, create=False)
+    assert attrs() == before, "starting only looks the queue up: it needs no admin rights"
+
+    reports = {r.name: r for r in cloud.setup(changed)}
+    assert reports[f"{deployment_name}-jobs"].status == "updated"
+    assert reports[f"{deployment_name}-jobs"].details == ("RedrivePolicy", "VisibilityTimeout")
+    assert attrs()["VisibilityTimeout"] == "120"
+    assert int(json.loads(attrs()["RedrivePolicy"])["maxReceiveCount"]) == 6
 
 
 def test_unreachable_endpoint_is_a_backend_error(

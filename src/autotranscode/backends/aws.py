@@ -3,7 +3,13 @@
 Everything goes through boto3 resources (buckets, objects, queues, messages,
 topics and their collections) and s3transfer, so retries, multipart, checksums
 and endpoint/credential resolution are boto3's, not ours. Errors from boto3
-become StorageError / QueueError / ConfigError here and nowhere else.
+become StorageError / QueueError / ConfigError here (and in ``cloud``, through
+``_boundary``) and nowhere else.
+
+At run time the backend only looks its resources up, which the least-privilege
+client and worker policies allow (``cloud.iam_policy``); creating them is
+``cloud.setup``'s job, called from here only when something is missing and the
+caller may create (clients do, workers do not).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -44,7 +51,6 @@ TAG_KEY = "autotranscode:deployment"
 _PART = 16 * 1024 * 1024
 #: A notification is handled in milliseconds; after a crash it should come back soon.
 NOTIFICATION_VISIBILITY_SECONDS = 10
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the maximum: dead letters are for a human to inspect
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 10},
@@ -59,26 +65,13 @@ _HINTS = {
     **dict.fromkeys(("InvalidAccessKeyId", "InvalidClientTokenId"), "check the AWS credentials"),
     "ExpiredToken": "refresh the AWS credentials (for SSO: aws sso login)",
     **dict.fromkeys(("NoSuchKey", "404"), "the object is gone (cleaned up, or expired)"),
-    "NoSuchBucket": "the bucket is gone; start autotranscode again to recreate it",
-    "AWS.SimpleQueueService.NonExistentQueue": "the queue is gone; start autotranscode again",
+    "NoSuchBucket": "the bucket is gone; run `autotranscode setup` to recreate it",
+    "AWS.SimpleQueueService.NonExistentQueue": "the queue is gone; run `autotranscode setup`",
     "BucketAlreadyExists": "another account owns that bucket name; choose another --name",
 }
-#: Objects outlive their job only when something crashed; nothing here is kept on purpose.
-_LIFECYCLE = {
-    "ID": "autotranscode-leftovers",
-    "Filter": {"Prefix": ""},
-    "Status": "Enabled",
-    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-    "Expiration": {"Days": 7},
-}
-_PUBLIC_ACCESS_BLOCK = {
-    "BlockPublicAcls": True,
-    "IgnorePublicAcls": True,
-    "BlockPublicPolicy": True,
-    "RestrictPublicBuckets": True,
-}
-_SSE_S3 = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 _COUNTS = ("", "NotVisible", "Delayed")
+_NO_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+_QUEUE_EXISTS = ("QueueAlreadyExists", "AWS.SimpleQueueService.QueueNameExists")
 _CLIENT_ID = re.compile(r"^[0-9a-f]{8,32}$")
 
 
@@ -247,66 +240,301 @@ class SnsTopic(Topic):
             self._topic.subscribe(Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True)
 
 
-def _ensure_bucket(s3: Any, bucket_name: str, region: str, deployment: str) -> None:
-    bucket = s3.Bucket(bucket_name)
-    with _boundary(StorageError, f"creating bucket {bucket_name}"):
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every name and ARN of one deployment, derived from its name, account and region.
+
+    Bucket names carry account and region because S3 names are global; everything
+    else is per account and region already.
+    """
+
+    name: str
+    account: str
+    region: str
+    partition: str = "aws"
+
+    @property
+    def input_bucket(self) -> str:
+        return f"{self.name}-in-{self.account}-{self.region}"
+
+    @property
+    def output_bucket(self) -> str:
+        return f"{self.name}-out-{self.account}-{self.region}"
+
+    @property
+    def buckets(self) -> tuple[str, str]:
+        return (self.input_bucket, self.output_bucket)
+
+    @property
+    def jobs_queue(self) -> str:
+        return f"{self.name}-jobs"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.name}-jobs-dlq"
+
+    @property
+    def topic_name(self) -> str:
+        return f"{self.name}-notifications"
+
+    @property
+    def client_queue_prefix(self) -> str:
+        """Each client's notification queue is this plus the client's id."""
+        return f"{self.name}-client-"
+
+    @property
+    def tag(self) -> dict[str, str]:
+        """The tag every resource of the deployment carries: what setup owns, teardown removes."""
+        return {TAG_KEY: self.name}
+
+    def bucket_arn(self, bucket: str, objects: str = "") -> str:
+        """The bucket's ARN, or with ``objects`` (``inputs/*``) the ARN of those objects."""
+        return f"arn:{self.partition}:s3:::{bucket}" + (f"/{objects}" if objects else "")
+
+    def queue_arn(self, queue: str) -> str:
+        return f"arn:{self.partition}:sqs:{self.region}:{self.account}:{queue}"
+
+    @property
+    def topic_arn(self) -> str:
+        return f"arn:{self.partition}:sns:{self.region}:{self.account}:{self.topic_name}"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One session's S3, SQS and SNS resources, and the names of the deployment they serve."""
+
+    session: Any
+    s3: Any
+    sqs: Any
+    sns: Any
+    names: Names
+    endpoint_url: str | None = None
+
+    def client(self, service: str, *, custom_endpoint: bool = True) -> Any:
+        """Another service's client in the same account and region (and endpoint, unless
+        ``custom_endpoint`` is False: MediaConvert is never behind an S3-compatible server)."""
+        extra: dict[str, Any] = {"region_name": self.names.region, "config": _CONFIG}
+        if custom_endpoint and self.endpoint_url:
+            extra["endpoint_url"] = self.endpoint_url
+        return self.session.client(service, **extra)
+
+    @property
+    def secure(self) -> bool:
+        """Whether requests go over TLS (always on AWS; test servers often speak plain http)."""
+        return str(self.s3.meta.client.meta.endpoint_url).startswith("https://")
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.s3.meta.client.meta.endpoint_url)
+
+
+def connect(settings: Settings) -> Connection:
+    """A session for the settings' profile, region and endpoint, proven with one cheap call.
+
+    The probe is STS GetCallerIdentity: it needs no IAM permission at all (AWS allows
+    it even under an explicit deny), so it works with every role, and it gives the
+    account id that bucket names and ARNs carry.
+    """
+    try:
+        session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
+    except ProfileNotFound as exc:
+        raise ConfigError(f"AWS profile {settings.profile!r} is not configured") from exc
+    region = str(session.region_name or DEFAULT_REGION)
+    extra: dict[str, Any] = {"region_name": region}
+    if settings.endpoint_url:
+        extra["endpoint_url"] = settings.endpoint_url
+    with _boundary(BackendError, "checking the AWS credentials (sts:GetCallerIdentity)"):
+        sts = session.client("sts", config=_PROBE_CONFIG, **extra)
+        account = str(sts.get_caller_identity()["Account"])
+        # Concurrent transfers, each in `transfers` parts: one pooled connection per thread.
+        pool = Config(max_pool_connections=max(10, settings.transfers**2))
+        s3 = session.resource("s3", config=_CONFIG.merge(pool), **extra)
+        sqs = session.resource("sqs", config=_CONFIG, **extra)
+        sns = session.resource("sns", config=_CONFIG, **extra)
+        partition = str(session.get_partition_for_region(region))
+    names = Names(settings.name, account, region, partition)
+    return Connection(session, s3, sqs, sns, names, settings.endpoint_url)
+
+
+def queue_tags(sqs: Any, queue: Any) -> dict[str, str]:
+    return dict(sqs.meta.client.list_queue_tags(QueueUrl=queue.url).get("Tags", {}))
+
+
+def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
+    """Equal as SQS means it: JSON attributes compared as data (SQS turns "4" into 4 in them)."""
+    if current is None:
+        return False
+    if key in ("RedrivePolicy", "Policy", "RedriveAllowPolicy"):
         try:
-            if region == "us-east-1":  # the one region that rejects its own LocationConstraint
-                bucket.create()
-            else:
-                bucket.create(CreateBucketConfiguration={"LocationConstraint": region})
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-                raise
-        # Bucket resources have no sub-resource for these two; their client has the actions.
-        client = s3.meta.client
-        client.put_public_access_block(
-            Bucket=bucket_name, PublicAccessBlockConfiguration=_PUBLIC_ACCESS_BLOCK
-        )
-        client.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration=_SSE_S3)
-        bucket.LifecycleConfiguration().put(LifecycleConfiguration={"Rules": [_LIFECYCLE]})
-        bucket.Tagging().put(Tagging={"TagSet": [{"Key": TAG_KEY, "Value": deployment}]})
+            return bool(_strings(json.loads(current)) == _strings(json.loads(wanted)))
+        except ValueError:
+            return False
+    return current == wanted
 
 
-def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str], deployment: str) -> SqsQueue:
-    """Create the queue, or bring an existing one's attributes in line with the settings."""
+def _strings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings(v) for v in value]
+    return str(value)
+
+
+def _ensure_queue(
+    sqs: Any, name: str, attributes: dict[str, str], tags: dict[str, str]
+) -> tuple[SqsQueue, bool, list[str]]:
+    """The queue, created if missing, with ``attributes``; also whether it was created and
+    which attributes had to change. A queue of that name without ``tags`` is not ours: refused.
+    """
     with _boundary(QueueError, f"creating queue {name}"):
-        try:
-            queue = sqs.create_queue(
-                QueueName=name, Attributes=attributes, tags={TAG_KEY: deployment}
-            )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code not in ("QueueAlreadyExists", "AWS.SimpleQueueService.QueueNameExists"):
-                raise
-            queue = sqs.get_queue_by_name(QueueName=name)
-            queue.set_attributes(Attributes=attributes)
-            log.info("updated the attributes of queue %s", name)
-    return SqsQueue(queue, name)
+        queue = _find_queue(sqs, name)
+        if queue is None:
+            try:
+                queue = sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags)
+                return SqsQueue(queue, name), True, []
+            except ClientError as exc:  # created meanwhile by another process
+                if _error_code(exc) not in _QUEUE_EXISTS:
+                    raise
+                queue = sqs.get_queue_by_name(QueueName=name)
+        if any(queue_tags(sqs, queue).get(k) != v for k, v in tags.items()):
+            raise _refusal("queue", name, tags)
+        current = queue.attributes
+        changed = {k: v for k, v in attributes.items() if not _same_attribute(k, current.get(k), v)}
+        if changed:
+            queue.set_attributes(Attributes=changed)
+            log.info("updated %s of queue %s", ", ".join(changed), name)
+    return SqsQueue(queue, name), False, sorted(changed)
 
 
-def _topic_only_policy(queue_arn: str, topic_arn: str) -> str:
-    statement = {
-        "Sid": "OnlyOurTopic",
-        "Effect": "Allow",
-        "Principal": {"Service": "sns.amazonaws.com"},
-        "Action": "sqs:SendMessage",
-        "Resource": queue_arn,
-        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+def _find_queue(sqs: Any, name: str) -> Any:
+    """The queue named ``name``, or None if there is none."""
+    try:
+        return sqs.get_queue_by_name(QueueName=name)
+    except ClientError as exc:
+        if _error_code(exc) in _NO_QUEUE:
+            return None
+        raise
 
 
-def _client_id(state_dir: Path) -> str:
-    """This client's id, kept across runs so it finds its notification queue again."""
+def _bucket_exists(s3: Any, name: str) -> bool:
+    """HeadBucket: needs s3:ListBucket on it; a 403 means someone else's name (or a deny)."""
+    try:
+        s3.meta.client.head_bucket(Bucket=name)
+    except ClientError as exc:
+        code = _error_code(exc)
+        if code in ("404", "NoSuchBucket"):
+            return False
+        if code == "403":
+            raise StorageError(
+                f"bucket {name} exists but these credentials may not use it (another account "
+                "owns the name, or a policy denies it); choose another --name, or check "
+                "the credentials' permissions"
+            ) from exc
+        raise
+    return True
+
+
+def _topic_exists(topic: Any) -> bool:
+    """GetTopicAttributes, where create_topic would need (and use) sns:CreateTopic."""
+    try:
+        topic.load()
+    except ClientError as exc:
+        if _error_code(exc) in ("NotFound", "NotFoundException"):
+            return False
+        raise
+    return True
+
+
+def _tag_text(tags: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in tags.items())
+
+
+def _not_ours(kind: str, name: str, tags: dict[str, str]) -> str:
+    """Why a resource named like one of ours is left alone."""
+    return f"{kind} {name} is not tagged {_tag_text(tags)}, so it is not this deployment's"
+
+
+def _refusal(kind: str, name: str, tags: dict[str, str]) -> ConfigError:
+    return ConfigError(
+        f"{_not_ours(kind, name, tags)}; tag it so to adopt it, or choose another --name"
+    )
+
+
+def _topic_only_policy(queue_arn: str, topic_arn: str, rule_arn: str | None = None) -> str:
+    """Only our topic (and, with MediaConvert, our EventBridge rule) may send to the queue."""
+    statements = [
+        {
+            "Sid": "OnlyOurTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+        }
+    ]
+    if rule_arn:
+        statements.append(
+            {
+                "Sid": "OnlyOurRule",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _client_id(state_dir: Path, create: bool = True) -> str | None:
+    """This client's id, kept across runs so it finds its notification queue again.
+
+    Without ``create``, None when this state dir never had one (so it has no queue).
+    """
     path = state_dir / CLIENT_ID_FILE
     existing = path.read_text().strip() if path.exists() else ""
     if _CLIENT_ID.match(existing):
         return existing
+    if not create:
+        return None
     state_dir.mkdir(parents=True, exist_ok=True)
     new = secrets.token_hex(4)
     path.write_text(new + "\n")
     return new
+
+
+class _Missing(Exception):
+    """A resource of the deployment does not exist (setup has not run, or teardown has)."""
+
+
+def _look_up(conn: Connection, buckets: bool) -> tuple[Any, Any, Any]:
+    """The job queue, dead-letter queue and topic; with ``buckets``, check those exist too.
+
+    Only reads, each allowed by the client policy (workers have no s3:ListBucket, which
+    HeadBucket needs: their jobs name the buckets, and a missing one fails the job).
+    """
+    names = conn.names
+    if buckets:
+        for bucket in names.buckets:
+            with _boundary(StorageError, f"looking up bucket {bucket}"):
+                if not _bucket_exists(conn.s3, bucket):
+                    raise _Missing(f"bucket {bucket}")
+    queues = []
+    for name in (names.jobs_queue, names.dead_letter_queue):
+        with _boundary(QueueError, f"looking up queue {name}"):
+            queue = _find_queue(conn.sqs, name)
+        if queue is None:
+            raise _Missing(f"queue {name}")
+        queues.append(queue)
+    topic = conn.sns.Topic(names.topic_arn)
+    with _boundary(QueueError, f"looking up topic {names.topic_name}"):
+        if not _topic_exists(topic):
+            raise _Missing(f"topic {names.topic_name}")
+    return queues[0], queues[1], topic
 
 
 class AwsBackend(Backend):
@@ -315,65 +543,57 @@ class AwsBackend(Backend):
     def __init__(
         self,
         settings: Settings,
-        sqs: Any,
-        store: S3Store,
-        jobs: SqsQueue,
-        dlq: SqsQueue,
+        conn: Connection,
+        jobs: Any,
+        dlq: Any,
         topic: Any,
     ) -> None:
+        names = conn.names
         self.settings = settings
-        self.store = store
-        self.jobs: SqsQueue = jobs
-        self.dead_letters = dlq
+        self.connection = conn
+        self.names = names
+        self.store = S3Store(conn.s3, names.input_bucket, names.output_bucket, settings.transfers)
+        self.jobs: SqsQueue = SqsQueue(jobs, names.jobs_queue)
+        self.dead_letters = SqsQueue(dlq, names.dead_letter_queue)
         self.topic: SnsTopic = SnsTopic(topic)
-        self._sqs = sqs
+        self._sqs = conn.sqs
         self._notifications: MessageQueue | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AwsBackend:
-        """Connect, and create whatever is missing, so any start is also a repair."""
+    def from_settings(cls, settings: Settings, create: bool = True) -> AwsBackend:
+        """Connect and look the deployment up; if something is missing, set it up when
+        ``create`` (a client: "created on first use"), else fail saying to run setup (a
+        worker, which holds no rights to create anything).
+        """
+        conn = connect(settings)
         try:
-            session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
-        except ProfileNotFound as exc:
-            raise ConfigError(f"AWS profile {settings.profile!r} is not configured") from exc
-        region = str(session.region_name or DEFAULT_REGION)
-        extra: dict[str, Any] = {"region_name": region}
-        if settings.endpoint_url:
-            extra["endpoint_url"] = settings.endpoint_url
-        with _boundary(BackendError, "checking the AWS credentials (sts:GetCallerIdentity)"):
-            sts = session.client("sts", config=_PROBE_CONFIG, **extra)
-            account = str(sts.get_caller_identity()["Account"])
-            # Concurrent transfers, each in `transfers` parts: one pooled connection per thread.
-            pool = Config(max_pool_connections=max(10, settings.transfers**2))
-            s3 = session.resource("s3", config=_CONFIG.merge(pool), **extra)
-            sqs = session.resource("sqs", config=_CONFIG, **extra)
-            sns = session.resource("sns", config=_CONFIG, **extra)
-        name = settings.name
-        buckets = [f"{name}-{role}-{account}-{region}" for role in ("in", "out")]
-        for bucket in buckets:
-            _ensure_bucket(s3, bucket, region, name)
-        dlq = _ensure_queue(
-            sqs, f"{name}-jobs-dlq", {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}, name
+            jobs, dlq, topic = _look_up(conn, buckets=create)
+        except _Missing as missing:
+            if not create:
+                raise ConfigError(
+                    f"{missing} of deployment {settings.name!r} does not exist "
+                    f"(account {conn.names.account}, {conn.names.region}); run "
+                    "`autotranscode setup` first, or check --name, --region and --endpoint-url"
+                ) from None
+            from ..cloud import setup  # cloud builds on this module, so it comes in late
+
+            log.warning("%s does not exist yet: setting up deployment %s", missing, settings.name)
+            try:
+                setup(settings, connection=conn)
+            except BackendError as exc:
+                raise type(exc)(
+                    f"{exc} (while creating the missing {missing}; where clients may not create "
+                    "resources, an administrator runs `autotranscode setup` once)"
+                ) from exc
+            jobs, dlq, topic = _look_up(conn, buckets=False)
+        log.info(
+            "aws backend %s ready in account %s, %s",
+            settings.name,
+            conn.names.account,
+            conn.names.region,
         )
-        # One receive more than the attempts: the worker that sees it reports the failure,
-        # so the client hears of it; SQS's redrive is the backstop if no worker ever can.
-        redrive = {
-            "deadLetterTargetArn": dlq.arn,
-            "maxReceiveCount": str(settings.max_attempts + 1),
-        }
-        attributes = {
-            "VisibilityTimeout": str(settings.visibility_timeout),
-            "RedrivePolicy": json.dumps(redrive),
-        }
-        jobs = _ensure_queue(sqs, f"{name}-jobs", attributes, name)
-        with _boundary(QueueError, f"creating topic {name}-notifications"):
-            sns_topic = sns.create_topic(
-                Name=f"{name}-notifications", Tags=[{"Key": TAG_KEY, "Value": name}]
-            )
-        log.info("aws backend %s ready in account %s, %s", name, account, region)
-        store = S3Store(s3, buckets[0], buckets[1], settings.transfers)
-        return cls(settings, sqs, store, jobs, dlq, sns_topic)
+        return cls(settings, conn, jobs, dlq, topic)
 
     @property
     def notifications(self) -> MessageQueue:
@@ -387,15 +607,33 @@ class AwsBackend(Backend):
     def notifications(self, queue: MessageQueue) -> None:
         self._notifications = queue
 
+    @property
+    def client_id(self) -> str:
+        client_id = _client_id(self.settings.state_dir)
+        assert client_id is not None
+        return client_id
+
     def _open_client_queue(self) -> SqsQueue:
-        name = f"{self.settings.name}-client-{_client_id(self.settings.state_dir)}"
-        # A sibling of the job queue: same partition, region and account, so the same ARN prefix.
-        arn = f"{self.jobs.arn.rpartition(':')[0]}:{name}"
-        policy = _topic_only_policy(arn, self.topic.arn)
+        name = f"{self.names.client_queue_prefix}{self.client_id}"
+        arn = self.names.queue_arn(name)
+        rule_arn = None
+        if self.settings.engine == "mediaconvert":
+            from ..engines.mediaconvert import rule_name
+
+            rule = rule_name(self.settings.name, self.client_id)
+            names = self.names
+            rule_arn = f"arn:{names.partition}:events:{names.region}:{names.account}:rule/{rule}"
+        policy = _topic_only_policy(arn, self.topic.arn, rule_arn)
         attributes = {"Policy": policy, "VisibilityTimeout": str(NOTIFICATION_VISIBILITY_SECONDS)}
-        queue = _ensure_queue(self._sqs, name, attributes, self.settings.name)
-        self.topic.subscribe_queue(queue.arn)
+        queue, _, _ = _ensure_queue(self._sqs, name, attributes, self.names.tag)
+        self.topic.subscribe_queue(arn)
         log.info("notification queue %s subscribed to %s", name, self.topic.arn)
+        if rule_arn:
+            from ..engines.mediaconvert import ensure_rule
+
+            with _boundary(QueueError, "routing MediaConvert events to the notification queue"):
+                events = self.connection.client("events")
+                ensure_rule(events, self.settings.name, self.client_id, arn, self.names.tag)
         return queue
 
     def open_notification(self, body: str) -> str:
