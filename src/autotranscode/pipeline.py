@@ -298,7 +298,8 @@ class Pipeline:
 
     def _download(self, record: FileRecord) -> None:
         """Outputs go to a hidden temp name, then are moved into place: never half, never over."""
-        for leftover in record.out_dir.glob(f".*.{record.job_id}{PART_SUFFIX}"):
+        # s3transfer downloads to NAME.<random> first: its leftovers match too.
+        for leftover in record.out_dir.glob(f".*.{record.job_id}{PART_SUFFIX}*"):
             _remove(leftover)
         placed: dict[str, str] = {}
         for key, target in record.outputs.items():

@@ -60,6 +60,10 @@ class Settings(BaseModel):
     visibility_timeout: int = Field(default=DEFAULT_VISIBILITY_SECONDS, ge=10, le=43200)
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
     on_success: Literal["keep", "move", "delete"] = "keep"
+    #: Who transcodes: our workers (via the job queue) or AWS Elemental MediaConvert.
+    engine: Literal["workers", "mediaconvert"] = "workers"
+    #: The role MediaConvert assumes; default: the one `setup --engine mediaconvert` makes.
+    mediaconvert_role: str | None = None
     # aws backend
     name: str = DEFAULT_NAME
     endpoint_url: str | None = None

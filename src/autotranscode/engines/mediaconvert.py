@@ -159,8 +159,12 @@ def parse_event(body: str, *, account: str, client_id: str, output_bucket: str) 
         raise MessageError(f"event is not JSON: {exc}") from exc
     if not isinstance(event, dict) or event.get("source") != EVENT_SOURCE:
         raise MessageError("not a MediaConvert event")
-    if event.get("detail-type") != EVENT_DETAIL_TYPE or event.get("account") != account:
-        raise MessageError("MediaConvert event of another kind or from another account")
+    if event.get("detail-type") != EVENT_DETAIL_TYPE:
+        raise MessageError("MediaConvert event of another kind")
+    # EventBridge always names the account (emulators may not); the queue policy admits
+    # only our rule, so this is a second check, not the first.
+    if event.get("account", account) != account:
+        raise MessageError("MediaConvert event from another account")
     detail = event.get("detail")
     meta = detail.get("userMetadata") if isinstance(detail, dict) else None
     if not isinstance(detail, dict) or not isinstance(meta, dict):
@@ -297,19 +301,22 @@ def role_policy(input_bucket: str, output_bucket: str) -> dict[str, Any]:
     }
 
 
+def role_name(name: str) -> str:
+    return f"{name}-mediaconvert"
+
+
 def ensure_role(
     iam: Any, name: str, input_bucket: str, output_bucket: str, tag: dict[str, str]
 ) -> str:
     """The service role MediaConvert assumes (IAM resources: Role and RolePolicy); its ARN."""
-    role_name = f"{name}-mediaconvert"
     try:
-        role = iam.Role(role_name)
+        role = iam.Role(role_name(name))
         role.load()
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
             raise
         role = iam.create_role(
-            RoleName=role_name,
+            RoleName=role_name(name),
             AssumeRolePolicyDocument=json.dumps(ROLE_TRUST),
             Description="Lets MediaConvert read inputs and write outputs of autotranscode",
             Tags=[{"Key": k, "Value": v} for k, v in tag.items()],
@@ -318,15 +325,19 @@ def ensure_role(
     return str(role.arn)
 
 
+def rule_name(name: str, client_id: str) -> str:
+    return f"{name}-mediaconvert-{client_id}"
+
+
 def ensure_rule(events: Any, name: str, client_id: str, queue_arn: str, tag: dict[str, str]) -> str:
     """The EventBridge rule that sends this client's job events to its queue; the rule's ARN."""
-    rule_name = f"{name}-mediaconvert-{client_id}"
+    rule = rule_name(name, client_id)
     arn = events.put_rule(
-        Name=rule_name,
+        Name=rule,
         EventPattern=json.dumps(event_pattern(client_id)),
         State="ENABLED",
         Description="autotranscode: MediaConvert job state changes for one client",
         Tags=[{"Key": k, "Value": v} for k, v in tag.items()],
     )["RuleArn"]
-    events.put_targets(Rule=rule_name, Targets=[{"Id": "notifications", "Arn": queue_arn}])
+    events.put_targets(Rule=rule, Targets=[{"Id": "notifications", "Arn": queue_arn}])
     return str(arn)
