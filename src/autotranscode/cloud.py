@@ -156,21 +156,22 @@ def setup(
     reports.append(_queue_report(conn, names.jobs_queue, jobs_attributes))
     reports.append(_ensure_topic(conn))
     if settings.engine == "mediaconvert" and not settings.mediaconvert_role:
-        reports.append(_ensure_mediaconvert_role(conn))
+        reports.append(_ensure_mediaconvert_role(settings, conn, kms_key))
     log.info("deployment %s set up in account %s, %s", names.name, names.account, names.region)
     return reports
 
 
-def _ensure_mediaconvert_role(conn: Connection) -> ResourceReport:
+def _ensure_mediaconvert_role(
+    settings: Settings, conn: Connection, kms_key: str | None
+) -> ResourceReport:
     """The role MediaConvert assumes, scoped to our two buckets (IAM Role and RolePolicy)."""
     names = conn.names
+    policy = iam_policy(settings, "mediaconvert", kms_key, connection=conn)
     iam = conn.session.resource("iam", region_name=names.region, endpoint_url=conn.endpoint_url)
     role = mediaconvert.role_name(names.name)
     with _boundary(BackendError, f"creating the MediaConvert role {role}"):
         existed = _absent(lambda: iam.Role(role).load() or True, "NoSuchEntity") is not None
-        mediaconvert.ensure_role(
-            iam, names.name, names.input_bucket, names.output_bucket, names.tag
-        )
+        mediaconvert.ensure_role(iam, names.name, policy, names.tag)
     return ResourceReport("role", role, Status.EXISTS if existed else Status.CREATED)
 
 

@@ -10,16 +10,31 @@ from typing import Any
 
 import boto3
 
-from autotranscode.engines.mediaconvert import (
-    META_CLIENT,
-    ensure_role,
-    ensure_rule,
-    parse_event,
-    role_policy,
-)
+from autotranscode.engines.mediaconvert import META_CLIENT, ensure_role, ensure_rule, parse_event
 from autotranscode.messages import State
 
 ACCOUNT = "123456789012"  # moto's
+
+
+def role_policy(input_bucket: str, output_bucket: str) -> dict[str, Any]:
+    """The shape `autotranscode iam-policy --role mediaconvert` gives."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadInputs",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{input_bucket}/inputs/*"],
+            },
+            {
+                "Sid": "WriteOutputs",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": [f"arn:aws:s3:::{output_bucket}/outputs/*"],
+            },
+        ],
+    }
 
 
 def _event(client_id: str, bucket: str) -> dict[str, Any]:
@@ -55,18 +70,18 @@ def test_service_role_is_created_once_and_scoped_to_the_two_buckets(
 ) -> None:
     iam = boto_session.resource("iam")
     tag = {"autotranscode:deployment": deployment_name}
-    arn = ensure_role(iam, deployment_name, "in-bucket", "out-bucket", tag)
-    assert ensure_role(iam, deployment_name, "in-bucket", "out-bucket", tag) == arn
+    wanted = role_policy("in-bucket", "out-bucket")
+    arn = ensure_role(iam, deployment_name, wanted, tag)
+    assert ensure_role(iam, deployment_name, wanted, tag) == arn
     role = iam.Role(f"{deployment_name}-mediaconvert")
     trust = role.assume_role_policy_document
     assert trust["Statement"][0]["Principal"] == {"Service": "mediaconvert.amazonaws.com"}
     policy = role.Policy("buckets").policy_document
-    assert policy == role_policy("in-bucket", "out-bucket")
+    assert policy == wanted
     for statement in policy["Statement"]:
-        assert "*" not in statement["Action"]
-        assert statement["Resource"].startswith(
-            ("arn:aws:s3:::in-bucket/", "arn:aws:s3:::out-bucket/")
-        )
+        assert not any("*" in action for action in statement["Action"])
+        for resource in statement["Resource"]:
+            assert resource.startswith(("arn:aws:s3:::in-bucket/", "arn:aws:s3:::out-bucket/"))
     assert {t["Key"]: t["Value"] for t in role.tags} == tag
 
 

@@ -131,3 +131,21 @@ def test_a_file_goes_through_mediaconvert_and_comes_back(
     assert ("role", cloud.Status.DELETED) in kinds
     assert ("rule", cloud.Status.DELETED) in kinds
     assert boto_session.client("events").list_rules(NamePrefix=settings.name)["Rules"] == []
+
+
+def test_a_mediaconvert_client_may_start_jobs_and_pass_only_our_role(
+    settings: settings_mod.Settings,
+) -> None:
+    policy = cloud.iam_policy(settings, "client")
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["StartMediaConvertJobs"]["Action"] == ["mediaconvert:CreateJob"]
+    assert by_sid["PassTheMediaConvertRole"]["Resource"] == [
+        f"arn:aws:iam::123456789012:role/{settings.name}-mediaconvert"
+    ]
+    assert by_sid["RouteJobEvents"]["Resource"] == [
+        f"arn:aws:events:us-east-1:123456789012:rule/{settings.name}-mediaconvert-*"
+    ]
+    workers_only = settings.model_copy(update={"engine": "workers"})
+    assert "StartMediaConvertJobs" not in {
+        s["Sid"] for s in cloud.iam_policy(workers_only, "client")["Statement"]
+    }

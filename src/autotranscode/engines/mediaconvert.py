@@ -280,35 +280,13 @@ ROLE_TRUST = {
 }
 
 
-def role_policy(input_bucket: str, output_bucket: str) -> dict[str, Any]:
-    """What MediaConvert may do as our role: read inputs, write outputs, nothing else."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadInputs",
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{input_bucket}/{keys.INPUT_PREFIX}*",
-            },
-            {
-                "Sid": "WriteOutputs",
-                "Effect": "Allow",
-                "Action": "s3:PutObject",
-                "Resource": f"arn:aws:s3:::{output_bucket}/{keys.OUTPUT_PREFIX}*",
-            },
-        ],
-    }
-
-
 def role_name(name: str) -> str:
     return f"{name}-mediaconvert"
 
 
-def ensure_role(
-    iam: Any, name: str, input_bucket: str, output_bucket: str, tag: dict[str, str]
-) -> str:
-    """The service role MediaConvert assumes (IAM resources: Role and RolePolicy); its ARN."""
+def ensure_role(iam: Any, name: str, policy: dict[str, Any], tag: dict[str, str]) -> str:
+    """The service role MediaConvert assumes (IAM resources: Role and RolePolicy), with
+    ``policy`` (what ``autotranscode iam-policy --role mediaconvert`` prints); its ARN."""
     try:
         role = iam.Role(role_name(name))
         role.load()
@@ -321,7 +299,7 @@ def ensure_role(
             Description="Lets MediaConvert read inputs and write outputs of autotranscode",
             Tags=[{"Key": k, "Value": v} for k, v in tag.items()],
         )
-    role.Policy("buckets").put(PolicyDocument=json.dumps(role_policy(input_bucket, output_bucket)))
+    role.Policy("buckets").put(PolicyDocument=json.dumps(policy))
     return str(role.arn)
 
 
