@@ -676,6 +676,12 @@ _POLICIES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ),
         ("Notifications", "sns:GetTopicAttributes sns:Subscribe", "topic"),
     ),
+    # A client with --engine mediaconvert: the client rows plus these.
+    "client-mediaconvert": (
+        ("StartMediaConvertJobs", "mediaconvert:CreateJob", "mediaconvert queue"),
+        ("PassTheMediaConvertRole", "iam:PassRole", "mediaconvert role"),
+        ("RouteJobEvents", "events:PutRule events:PutTargets events:TagResource", "rules"),
+    ),
     "worker": (
         ("ReadInputs", "s3:GetObject", "inputs"),
         # GetObject too: HeadObject finds the outputs a crashed attempt already stored.
@@ -694,7 +700,7 @@ _POLICIES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("WriteOutputs", "s3:PutObject", "outputs"),
     ),
 }
-ROLES = tuple(_POLICIES)
+ROLES = ("client", "worker", "mediaconvert")
 
 
 def iam_policy(
@@ -712,7 +718,7 @@ def iam_policy(
     which AWS allows to everyone. ``kms_key`` (the key's ARN) adds the KMS actions that
     reading and writing SSE-KMS objects take.
     """
-    if role not in _POLICIES:
+    if role not in ROLES:
         raise ConfigError(f"--role: choose one of {', '.join(ROLES)}")
     if kms_key is not None and not _KMS_KEY_ARN.match(kms_key):
         raise ConfigError(
@@ -729,8 +735,20 @@ def iam_policy(
         "client queues": [n.queue_arn(f"{n.client_queue_prefix}*")],
         "topic": [n.topic_arn],
         "key": [kms_key or ""],
+        "mediaconvert queue": [
+            f"arn:{n.partition}:mediaconvert:{n.region}:{n.account}:queues/Default"
+        ],
+        "mediaconvert role": [
+            f"arn:{n.partition}:iam::{n.account}:role/{mediaconvert.role_name(n.name)}"
+        ],
+        "rules": [
+            f"arn:{n.partition}:events:{n.region}:{n.account}:rule/"
+            f"{mediaconvert.rule_name(n.name, '*')}"
+        ],
     }
     rows = list(_POLICIES[role])
+    if role == "client" and settings.engine == "mediaconvert":
+        rows += _POLICIES["client-mediaconvert"]
     if kms_key is not None:
         rows.append(("BucketKey", "kms:Decrypt kms:GenerateDataKey", "key"))
     statements = [
