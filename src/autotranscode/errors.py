@@ -48,6 +48,10 @@ class StorageError(BackendError):
     """An object could not be stored, fetched or deleted."""
 
 
+class ObjectMissing(StorageError):
+    """The object does not exist: cleaned up, expired, or never stored."""
+
+
 class QueueError(BackendError):
     """A message could not be sent, received or deleted."""
 

@@ -145,8 +145,13 @@ class Journal:
         input_key: str | None = None,
         outputs: dict[str, str] | None = None,
         detail: str | None = None,
-    ) -> None:
-        """Move a file to ``state``, with whatever facts that step established."""
+        expect: FileState | None = None,
+    ) -> bool:
+        """Move a file to ``state``, with whatever facts that step established.
+
+        With ``expect``, only if the file is still in that state (another thread may have
+        moved it on meanwhile); returns whether it moved.
+        """
         sets = ["state = ?", "updated_at = ?", "reason = NULL"]
         now = time.time()
         params: list[object] = [state, now]
@@ -157,12 +162,20 @@ class Journal:
         if outputs is not None:
             sets.append("outputs = ?")
             params.append(json.dumps(outputs, ensure_ascii=False))
+        where = "id = ?"
+        params.append(fid)
+        if expect is not None:
+            where += " AND state = ?"
+            params.append(expect)
         with self.db.transaction() as conn:
-            conn.execute(f"UPDATE files SET {', '.join(sets)} WHERE id = ?", (*params, fid))
+            cur = conn.execute(f"UPDATE files SET {', '.join(sets)} WHERE {where}", params)
+            if cur.rowcount != 1:
+                return False
             conn.execute(
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
                 (fid, now, state, detail),
             )
+        return True
 
     def fail(self, fid: str, reason: str) -> None:
         now = time.time()

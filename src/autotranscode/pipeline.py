@@ -293,8 +293,14 @@ class Pipeline:
             o.key: keys.output_name(stem, presets.get(o.preset_id).extension, o.preset_id, multiple)
             for o in job.outputs
         }
+        if record.outputs != names:
+            # Known before the job exists: its notifications can come before submit() returns.
+            self.journal.advance(
+                record.id, FileState.UPLOADED, outputs=names, expect=FileState.UPLOADED
+            )
         self.engine.submit(job, probe(record.path))
-        self._advance(record, FileState.SUBMITTED, outputs=names)
+        # The listener may have moved it on meanwhile (TRANSCODING, COMPLETED…): never back.
+        self._advance(record, FileState.SUBMITTED, expect=FileState.UPLOADED)
 
     def _download(self, record: FileRecord) -> None:
         """Outputs go to a hidden temp name, then are moved into place: never half, never over."""
@@ -474,11 +480,18 @@ class Pipeline:
         job_id: str | None = None,
         input_key: str | None = None,
         outputs: dict[str, str] | None = None,
+        expect: FileState | None = None,
     ) -> None:
-        self.journal.advance(
-            record.id, state, job_id=job_id, input_key=input_key, outputs=outputs, detail=detail
-        )
-        self.hooks.on_state(path=record.path, state=state, detail=detail)
+        if self.journal.advance(
+            record.id,
+            state,
+            job_id=job_id,
+            input_key=input_key,
+            outputs=outputs,
+            detail=detail,
+            expect=expect,
+        ):
+            self.hooks.on_state(path=record.path, state=state, detail=detail)
 
     def _reload(self, record: FileRecord) -> FileRecord:
         fresh = self.journal.get(record.id)

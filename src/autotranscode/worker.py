@@ -21,7 +21,14 @@ from pathlib import Path
 
 from . import presets
 from .backends import Backend, Received
-from .errors import AutotranscodeError, ConfigError, MediaError, MessageError, StorageError
+from .errors import (
+    AutotranscodeError,
+    ConfigError,
+    MediaError,
+    MessageError,
+    ObjectMissing,
+    StorageError,
+)
 from .media import MediaInfo, probe
 from .messages import Job, Notification, OutputStatus, State, parse_job
 from .procs import pid_alive
@@ -108,6 +115,13 @@ class Worker:
                 return
             log.warning("%s: job %s failed: %s", self.name, job.job_id, exc)
             self._publish_error(job, str(exc))
+            self.backend.jobs.delete(message)
+            return
+        except ObjectMissing as exc:
+            # The input is gone: this is a redelivered copy of a job whose file was finished
+            # and cleaned up (a worker died before deleting it), or the input expired.
+            log.warning("%s: job %s dropped: %s", self.name, job.job_id, exc)
+            self._publish_error(job, f"the input is gone: {exc}")
             self.backend.jobs.delete(message)
             return
         except (AutotranscodeError, OSError) as exc:

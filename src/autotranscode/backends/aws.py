@@ -38,7 +38,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from ..errors import BackendError, ConfigError, QueueError, StorageError
+from ..errors import BackendError, ConfigError, ObjectMissing, QueueError, StorageError
 from ..messages import unwrap_sns
 from ..settings import Settings
 from .base import Backend, MessageQueue, ObjectStore, ProgressCallback, Received, Topic
@@ -94,6 +94,8 @@ def _boundary(kind: type[BackendError], doing: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         hint = _HINTS.get(code, "try again; if it keeps failing, check the service's status")
+        if kind is StorageError and code in ("NoSuchKey", "404"):
+            kind = ObjectMissing  # retrying cannot bring it back
         raise kind(f"{doing} failed ({code}: {error.get('Message', '')}); {hint}") from exc
     except (BotoCoreError, S3UploadFailedError) as exc:
         raise kind(f"{doing} failed: {exc}; try again") from exc

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..db import Database
-from ..errors import QueueError, StorageError
+from ..errors import ObjectMissing, QueueError, StorageError
 from ..procs import pid_alive
 from ..settings import Settings
 from .base import Backend, MessageQueue, ObjectStore, ProgressCallback, Received, Topic
@@ -202,7 +202,7 @@ class FolderStore(ObjectStore):
     ) -> None:
         src = self._path(bucket, key)
         if not src.is_file():
-            raise StorageError(f"object {bucket}/{key} does not exist")
+            raise ObjectMissing(f"object {bucket}/{key} does not exist")
         try:
             _link_or_copy(src, dest)
         except OSError:
@@ -215,14 +215,14 @@ class FolderStore(ObjectStore):
     def local_path(self, bucket: str, key: str, workdir: Path) -> Iterator[Path]:
         path = self._path(bucket, key)
         if not path.is_file():
-            raise StorageError(f"object {bucket}/{key} does not exist")
+            raise ObjectMissing(f"object {bucket}/{key} does not exist")
         yield path
 
     def size(self, bucket: str, key: str) -> int:
         try:
             return self._path(bucket, key).stat().st_size
         except OSError as exc:
-            raise StorageError(f"object {bucket}/{key} does not exist") from exc
+            raise ObjectMissing(f"object {bucket}/{key} does not exist") from exc
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         keys = self.keys(bucket, prefix)
