@@ -1,99 +1,135 @@
-"""End-to-end ``transcode`` on the local backend vs bare ffmpeg with the identical command line.
+"""Benchmark 1: end-to-end ``autotranscode transcode`` (local backend, default preset) vs bare
+ffmpeg running the identical command line, on the same clip in the same run.
 
-    .venv/bin/python bench/overhead.py [--seconds 60] [--rounds 3]
+    .venv/bin/python bench/overhead.py                          # quick: 10 s clip, 3 rounds
+    .venv/bin/python bench/overhead.py --seconds 60 --rounds 5  # the full run
 
-Both are measured in the same run on the same file, alternating, and the table
-shows the ratio of medians (target: <= 1.03x). The clip is 1080p ProRes 4:2:2
-10-bit with PCM audio, made by ffmpeg's lavfi sources.
+The clip is 1080p ProRes 4:2:2 10-bit with PCM audio (ffmpeg's lavfi sources); the
+command line is ``autotranscode.transcoder.command(...)``, exactly what a worker runs.
+Rounds alternate which of the two goes first; the table shows medians and their
+ratio (target: <= 1.03x), plus the fixed cost of a run measured on a 1 s clip.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
+
+from benchlib import (
+    Table,
+    autotranscode,
+    cli_env,
+    ffmpeg,
+    make_clip,
+    measured,
+    median,
+    print_tables,
+    quiet_note,
+    verdict,
+    wait_for_quiet,
+    workdir,
+)
 
 from autotranscode import presets
 from autotranscode.media import probe
-from autotranscode.transcoder import command, find_ffmpeg
+from autotranscode.transcoder import command
+
+TARGET = 1.03
 
 
-def make_clip(ffmpeg: str, dest: Path, seconds: float) -> None:
-    subprocess.run(
-        [
-            ffmpeg,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=1920x1080:rate=25:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-            "-c:v",
-            "prores_ks",
-            "-profile:v",
-            "1",
-            "-pix_fmt",
-            "yuv422p10le",
-            "-c:a",
-            "pcm_s16le",
-            "-shortest",
-            str(dest),
-        ],
-        check=True,
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length (full run: 60)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (full run: 5)")
+    p.add_argument("--keep", type=Path, help="work in this folder and leave it (for inspection)")
+    return p
+
+
+Timing = tuple[float, float]  # wall seconds, CPU seconds
+
+
+def pair(clip: Path, tmp: Path, tag: str, ours_first: bool) -> tuple[Timing, Timing]:
+    """One round: bare ffmpeg, then autotranscode transcode (or the other way round)."""
+    preset = presets.get(presets.DEFAULT_PRESET)
+    bare_cmd = command(ffmpeg(), preset, probe(clip), clip, tmp / f"bare-{tag}.mp4")
+    ours_cmd = autotranscode(
+        "transcode", clip, "--out", tmp / f"out-{tag}", "--state-dir", tmp / f"state-{tag}"
     )
+    env = cli_env()
+    if ours_first:
+        o = measured(ours_cmd, env)
+        b = measured(bare_cmd)
+    else:
+        b = measured(bare_cmd)
+        o = measured(ours_cmd, env)
+    return b, o
 
 
-def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+def measure(args: argparse.Namespace) -> list[Table]:
+    with workdir(args.keep) as tmp_name:
+        tmp = Path(tmp_name)
+        clip = make_clip(tmp / "clip.mov", args.seconds)
+        short = make_clip(tmp / "short.mov", 1.0, variant=1)
+        pair(short, tmp, "warmup", False)  # page cache, first-run costs: not measured
+        bare: list[Timing] = []
+        busy: list[float] = []
+        ours: list[Timing] = []
+        for i in range(args.rounds):
+            busy.append(wait_for_quiet())
+            b, o = pair(clip, tmp, str(i), ours_first=i % 2 == 1)
+            bare.append(b)
+            ours.append(o)
+        fixed_b: list[Timing] = []
+        fixed_o: list[Timing] = []
+        for i in range(3):
+            b, o = pair(short, tmp, f"short{i}", ours_first=i % 2 == 1)
+            fixed_b.append(b)
+            fixed_o.append(o)
+    bw, ow = [w for w, _ in bare], [w for w, _ in ours]
+    b, o = median(bw), median(ow)
+    ratio = o / b
+    t = Table(
+        f"1. End-to-end transcode, {args.seconds:.0f} s 1080p ProRes -> "
+        f"{presets.DEFAULT_PRESET}, local backend ({args.rounds} rounds, alternating)",
+        ["case", "median s", "min s", "max s", "CPU s", "ratio", "target", "result"],
+    )
+    t.add(
+        "bare ffmpeg (same command line)",
+        b,
+        min(bw),
+        max(bw),
+        median([c for _, c in bare]),
+        1.0,
+        "",
+        "",
+    )
+    t.add(
+        "autotranscode transcode",
+        o,
+        min(ow),
+        max(ow),
+        median([c for _, c in ours]),
+        ratio,
+        f"<= {TARGET:.2f}",
+        verdict(ratio, TARGET, higher_is_better=False),
+    )
+    per_round = [f"{oo / bb:.3f}" for bb, oo in zip(bw, ow, strict=True)]
+    t.notes.append(
+        f"per-round ratios: {', '.join(per_round)}; ratio of mins {min(ow) / min(bw):.3f}"
+    )
+    fb, fo = median([w for w, _ in fixed_b]), median([w for w, _ in fixed_o])
+    fbc, foc = median([c for _, c in fixed_b]), median([c for _, c in fixed_o])
+    t.notes.append(
+        f"fixed cost per run (1 s clip, median of 3): bare {fb:.2f} s ({fbc:.2f} s CPU), "
+        f"transcode {fo:.2f} s ({foc:.2f} s CPU): {fo - fb:+.2f} s wall, {foc - fbc:+.2f} s CPU"
+    )
+    t.notes.append("CPU s: user + system time of the process and the children it waited for")
+    t.notes.append(quiet_note(busy))
+    return [t]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="clip length")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    ffmpeg = find_ffmpeg()
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        clip = tmp / "clip.mov"
-        make_clip(ffmpeg, clip, args.seconds)
-        preset = presets.get(presets.DEFAULT_PRESET)
-        bare, ours = [], []
-        for i in range(args.rounds):
-            out = tmp / f"bare{i}.mp4"
-            bare.append(timed(command(ffmpeg, preset, probe(clip), clip, out)))
-            ours.append(
-                timed(
-                    [
-                        sys.executable,
-                        "-m",
-                        "autotranscode",
-                        "transcode",
-                        str(clip),
-                        "--out",
-                        str(tmp / f"out{i}"),
-                        "--state-dir",
-                        str(tmp / f"state{i}"),
-                    ]
-                )
-            )
-        b, o = statistics.median(bare), statistics.median(ours)
-        print(f"clip: {args.seconds:.0f} s 1080p ProRes -> {preset.id}, {args.rounds} rounds")
-        print(f"{'case':<40}{'median s':>10}{'ratio':>8}")
-        print(f"{'bare ffmpeg (same command line)':<40}{b:>10.2f}{1.0:>8.3f}")
-        print(f"{'autotranscode transcode (local)':<40}{o:>10.2f}{o / b:>8.3f}")
+    print_tables(measure(parser().parse_args()))
 
 
 if __name__ == "__main__":
