@@ -224,8 +224,9 @@ def _client_lock(state_dir: Path) -> Iterator[None]:
 class _Stopper:
     """First Ctrl+C (or SIGTERM) stops cleanly; a second one exits at once (the journal is safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.event = threading.Event()
+        self.quiet = quiet
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
@@ -234,9 +235,11 @@ class _Stopper:
     def _handle(self, signum: int, _frame: object) -> None:
         if self.event.is_set():
             os._exit(EXIT_INTERRUPTED)
-        click.echo(
-            "stopping (Ctrl+C again to quit at once; unfinished files resume next start)", err=True
-        )
+        if not self.quiet:
+            click.echo(
+                "stopping (Ctrl+C again to quit at once; unfinished files resume next start)",
+                err=True,
+            )
         self.event.set()
 
 
@@ -570,15 +573,33 @@ def status(as_json: bool, limit: int, watch: bool, verbose: int, **params: Any) 
             if as_json:
                 click.echo(json.dumps(_status_data(journal, limit), indent=2, ensure_ascii=False))
             elif watch:
-                live = Live(_status_view(journal, limit), refresh_per_second=2)
-                with contextlib.suppress(KeyboardInterrupt), live:
-                    while True:
-                        time.sleep(0.5)
-                        live.update(_status_view(journal, limit))
+                _watch(journal, limit)
             else:
                 Console().print(_status_view(journal, limit))
         finally:
             journal.close()
+
+
+def _watch(journal: Journal, limit: int) -> None:
+    """Redraw in place on a terminal; elsewhere print each view that differs from the last."""
+    stopper = _Stopper(quiet=True)
+    stopper.install()
+    console = Console()
+    if console.is_terminal:
+        with Live(_status_view(journal, limit), console=console, refresh_per_second=2) as live:
+            while not stopper.event.wait(0.5):
+                live.update(_status_view(journal, limit))
+        return
+    last = None
+    while True:
+        with console.capture() as capture:
+            console.print(_status_view(journal, limit))
+        text = capture.get()
+        if text != last:
+            click.echo(f"--- {time.strftime('%H:%M:%S')}\n{text}", nl=False)
+            last = text
+        if stopper.event.wait(1.0):
+            return
 
 
 def _status_data(journal: Journal, limit: int) -> dict[str, Any]:

@@ -350,3 +350,16 @@ def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
 
     status = cli.status(state_dir=state)
     assert status == {"counts": {}, "in_flight": [], "failed": [], "recent": []}
+
+
+def test_status_watch_follows_until_ctrl_c(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    done = local_cli.run("transcode", clips["h264.mp4"].path, "-o", tmp_path / "out")
+    assert done.returncode == 0, done
+    watcher = local_cli.start("watch", "status", "--watch")
+    wait_until(
+        lambda: "cleaned" in watcher.stdout, "status --watch to show the journal", procs=(watcher,)
+    )
+    assert watcher.stop() == 0, watcher
+    assert_no_traceback(watcher.stderr)
