@@ -121,8 +121,7 @@ def test_a_slowly_written_file_is_reported_only_when_complete(
     folder: Path, start_watcher: StartWatcher
 ) -> None:
     watcher, reports = start_watcher()
-    if not watcher._closes_known:  # e.g. inotify unavailable: the polling fallback was taken
-        pytest.skip("native close events are not available here")
+    assert watcher._closes_known, "on Linux the watcher must use inotify, which reports closes"
     writer_open = threading.Event()
     writer_open.set()
     premature: list[Path] = []
