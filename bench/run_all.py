@@ -33,7 +33,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     "detection": (detection, [], ["--drops", "50"]),
     "completion": (completion, [], ["--jobs", "30"]),
     "throughput": (throughput, [], ["--rounds", "3"]),
-    "s3": (s3, [], ["--size-mb", "256", "1024", "--rounds", "3"]),
+    "s3": (s3, [], ["--size-mb", "256", "1024", "--rounds", "4"]),
 }
 
 

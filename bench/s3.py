@@ -268,24 +268,28 @@ def _measure(
         key_src = f"source-{size}"
         with fake_aws_environ(endpoint):
             be.store.upload(data, bucket, key_src)  # what both download
-        for r in range(args.rounds):
-            busy.append(wait_for_quiet())
-            order = [("ours", ours), ("aws", theirs)]
-            if r % 2:
-                order.reverse()
-            for who, fn in order:
-                if who == "aws" and aws is None:
-                    continue
-                key = f"up-{who}-{size}-{r}"
-                results.setdefault((who, "upload", size), []).append(fn("upload", data, key))
-                delete(key)
-                back = tmp / f"back-{who}.bin"
-                results.setdefault((who, "download", size), []).append(
-                    fn("download", back, key_src)
-                )
-                if back.stat().st_size != data.stat().st_size:
-                    raise RuntimeError(f"{who} downloaded {back.stat().st_size} bytes")
-                back.unlink()
+        # All uploads, then all downloads: moto's state (what it holds) is the same for both
+        # tools within each phase; the order alternates round by round.
+        for kind in ("upload", "download"):
+            for r in range(args.rounds):
+                busy.append(wait_for_quiet())
+                order = [("ours", ours), ("aws", theirs)]
+                if r % 2:
+                    order.reverse()
+                for who, fn in order:
+                    if who == "aws" and aws is None:
+                        continue
+                    runs = results.setdefault((who, kind, size), [])
+                    if kind == "upload":
+                        key = f"up-{who}-{size}-{r}"
+                        runs.append(fn("upload", data, key))
+                        delete(key)
+                        continue
+                    back = tmp / f"back-{who}.bin"
+                    runs.append(fn("download", back, key_src))
+                    if back.stat().st_size != data.stat().st_size:
+                        raise RuntimeError(f"{who} downloaded {back.stat().st_size} bytes")
+                    back.unlink()
         delete(key_src)
         data.unlink()
     return tables(args, results, fixed, aws, busy)
@@ -334,6 +338,16 @@ def tables(
                 if size in judged
                 else "",
             )
+    for (who, kind, size), runs in sorted(results.items()):
+        base_s = seconds(fixed[(who, kind)])
+        each = [
+            size / (x - base_s)
+            for x in ((r.inner if timed and r.inner is not None else r.wall) for r in runs)
+        ]
+        label = "S3Store" if who == "ours" else "aws s3 cp"
+        speed.notes.append(
+            f"{kind} {size} MB, {label}: per round {', '.join(f'{v:.0f}' for v in each)} MB/s"
+        )
     how = (
         "the transfer call timed inside each process (S3Store.upload/download; the AWS CLI's "
         "main())"
