@@ -110,6 +110,7 @@ class Pipeline:
         """Stop taking work; a transfer under way finishes, the rest resumes on the next start."""
         self._stop.set()
         if self._listener is not None:
+            self.backend.notifications.wake()  # the listener's wait ends now, not at its poll
             self._listener.join()
             self._listener = None
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -339,9 +339,11 @@ class WorkerPool:
     def signal_stop(self) -> None:
         """Ask every worker to stop, without waiting for them."""
         self._stop.set()
+        for w in self.workers:
+            w.backend.jobs.wake()
 
     def stop(self) -> None:
-        self._stop.set()
+        self.signal_stop()
         for t in self._threads:
             t.join()
         self._threads.clear()

@@ -60,6 +60,13 @@ class MessageQueue(abc.ABC):
     def count(self) -> int:
         """Messages in the queue, visible or not (approximate where the service is)."""
 
+    def wake(self) -> None:
+        """End the waits of this process's receive() calls now (their ``cancel`` was just set).
+
+        Only transports that wait in-process can; an SQS long poll in flight cannot be cut.
+        """
+        return None
+
 
 class Topic(abc.ABC):
     """Where workers publish job notifications; ``arn`` identifies it in messages."""

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: How often a waiting receive looks again; well under the 0.2 s completion-latency goal.
 POLL_SECONDS = 0.05
+#: Receivers in this process wait on this and are woken by a send (or by ``wake_receivers``);
+#: receivers in other processes (``autotranscode worker``) still find messages by polling.
+_SENT = threading.Condition()
 #: How often receivers look for leases held by dead processes.
 RECLAIM_INTERVAL_SECONDS = 1.0
 
@@ -67,6 +70,7 @@ class SqliteQueue(MessageQueue):
             "INSERT INTO messages (queue, body, visible_at) VALUES (?, ?, ?)",
             (self.name, body, time.time()),
         )
+        wake_receivers()
 
     def receive(
         self, wait: float, max_messages: int = 1, cancel: threading.Event | None = None
@@ -75,8 +79,10 @@ class SqliteQueue(MessageQueue):
         cancel = cancel or threading.Event()
         while True:
             got = self._take(max_messages)
-            if got or time.monotonic() >= deadline or cancel.wait(POLL_SECONDS):
+            if got or time.monotonic() >= deadline or cancel.is_set():
                 return got
+            with _SENT:
+                _SENT.wait(POLL_SECONDS)
 
     def _reclaim(self, now: float) -> None:
         """Leases held by processes that no longer exist end now, not at their expiry.
@@ -138,9 +144,18 @@ class SqliteQueue(MessageQueue):
     def delete(self, message: Received) -> None:
         self.db.execute("DELETE FROM messages WHERE seq = ? AND receipt = ?", self._where(message))
 
+    def wake(self) -> None:
+        wake_receivers()
+
     def count(self) -> int:
         rows = self.db.query("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,))
         return int(str(rows[0][0]))
+
+
+def wake_receivers() -> None:
+    """Wake every receive() waiting in this process: a message was sent, or a stop was asked."""
+    with _SENT:
+        _SENT.notify_all()
 
 
 class SqliteTopic(Topic):
