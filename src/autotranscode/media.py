@@ -75,8 +75,12 @@ class MediaInfo:
         return self.audio_codec is not None
 
 
-def probe(path: Path | str) -> MediaInfo:
-    """Read stream facts; raises ProbeError when the file is not decodable media."""
+def probe(path: Path | str, *, rotation: bool = True) -> MediaInfo:
+    """Read stream facts; raises ProbeError when the file is not decodable media.
+
+    Reading the rotation decodes the first frame (PyAV exposes no stream side data), most
+    of a probe's cost; ``rotation=False`` skips it (reported as 0), e.g. for our own outputs.
+    """
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             video = next(
@@ -99,7 +103,7 @@ def probe(path: Path | str) -> MediaInfo:
                 width=video.codec_context.width or None if video else None,
                 height=video.codec_context.height or None if video else None,
                 audio_codec=_codec(audio),
-                rotation=_rotation(container, video) if video else 0,
+                rotation=_rotation(container, video) if video and rotation else 0,
             )
     except ProbeError:
         raise

@@ -37,7 +37,7 @@ from .errors import (
     OutputError,
 )
 from .journal import FileRecord, FileState, Journal
-from .media import probe
+from .media import MediaInfo, probe
 from .messages import Input, Job, JobOutput, Notification, State
 from .progress import Subscriber
 
@@ -262,9 +262,10 @@ class Pipeline:
         progress = _Bytes(self.hooks, path, "uploading", st.st_size)
         self.backend.store.upload(path, self.backend.store.input_bucket, key, progress)
         self._advance(record, FileState.UPLOADED)
-        self._submit(record)
+        self._submit(record, source)
 
-    def _submit(self, record: FileRecord) -> None:
+    def _submit(self, record: FileRecord, source: MediaInfo | None = None) -> None:
+        """``source``: the upload step's probe of the same file (on a resume, probed again)."""
         record = self._reload(record)
         assert record.job_id and record.input_key
         wanted = [presets.get(p) for p in record.presets]
@@ -299,7 +300,7 @@ class Pipeline:
             self.journal.advance(
                 record.id, FileState.UPLOADED, outputs=names, expect=FileState.UPLOADED
             )
-        self.engine.submit(job, probe(record.path))
+        self.engine.submit(job, source or probe(record.path))
         # The listener may have moved it on meanwhile (TRANSCODING, COMPLETED…): never back.
         self._advance(record, FileState.SUBMITTED, expect=FileState.UPLOADED)
 

@@ -211,10 +211,10 @@ def verify(preset: Preset, source: MediaInfo, output: Path) -> MediaInfo:
         pictures = sorted(output.glob("*.jpg"))
         if not pictures:
             raise TranscodeError("output check failed: no thumbnails were written")
-        info = probe(pictures[0])
+        info = probe(pictures[0], rotation=False)
         _check_picture(preset, source, info, problems)
     else:
-        info = probe(output)
+        info = probe(output, rotation=False)
         if preset.kind == "image":
             _check_picture(preset, source, info, problems)
         else:
@@ -267,7 +267,7 @@ def _verify_hls(preset: Preset, source: MediaInfo, folder: Path, problems: list[
             expected.append(size)
     infos = []
     for n, size in enumerate(expected):
-        info = probe(folder / str(n) / "index.m3u8")
+        info = probe(folder / str(n) / "index.m3u8", rotation=False)
         _check_av(preset, source, info, problems, size)
         infos.append(info)
     return infos[0]
