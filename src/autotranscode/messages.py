@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import keys
 from .errors import MessageError
+from .media import MediaInfo
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -26,9 +27,52 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
+class DetectedProperties(_Model):
+    """The client's probe of the input (Elastic Transcoder's ``Input.DetectedProperties``).
+
+    A worker uses it instead of probing the file again when ``fileSize`` matches the object
+    it fetched; a wrong value can only make the output check fail, never widen what runs.
+    """
+
+    file_size: int = Field(alias="fileSize", ge=0)
+    duration_millis: int | None = Field(default=None, alias="durationMillis", ge=0)
+    format_name: str = Field(alias="format", max_length=128)
+    video_codec: str | None = Field(default=None, alias="videoCodec", max_length=64)
+    width: int | None = Field(default=None, ge=1, le=65536)
+    height: int | None = Field(default=None, ge=1, le=65536)
+    audio_codec: str | None = Field(default=None, alias="audioCodec", max_length=64)
+    rotation: int = Field(default=0, ge=0, lt=360)
+
+    @classmethod
+    def of(cls, info: MediaInfo, file_size: int) -> DetectedProperties:
+        millis = round(info.duration * 1000) if info.duration is not None else None
+        return cls(
+            fileSize=file_size,
+            durationMillis=millis,
+            format=info.format_name,
+            videoCodec=info.video_codec,
+            width=info.width,
+            height=info.height,
+            audioCodec=info.audio_codec,
+            rotation=info.rotation % 360,
+        )
+
+    def media_info(self) -> MediaInfo:
+        return MediaInfo(
+            duration=self.duration_millis / 1000 if self.duration_millis is not None else None,
+            format_name=self.format_name,
+            video_codec=self.video_codec,
+            width=self.width,
+            height=self.height,
+            audio_codec=self.audio_codec,
+            rotation=self.rotation,
+        )
+
+
 class Input(_Model):
     bucket: str = Field(max_length=255)
     key: str
+    detected: DetectedProperties | None = Field(default=None, alias="detectedProperties")
 
     @field_validator("key")
     @classmethod

@@ -38,7 +38,7 @@ from .errors import (
 )
 from .journal import FileRecord, FileState, Journal
 from .media import MediaInfo, probe
-from .messages import Input, Job, JobOutput, Notification, State
+from .messages import DetectedProperties, Input, Job, JobOutput, Notification, State
 from .progress import Subscriber
 
 log = logging.getLogger(__name__)
@@ -265,16 +265,25 @@ class Pipeline:
         self._submit(record, source)
 
     def _submit(self, record: FileRecord, source: MediaInfo | None = None) -> None:
-        """``source``: the upload step's probe of the same file (on a resume, probed again)."""
+        """``source``: the upload step's probe of the same file (on a resume, probed again).
+
+        A fresh probe travels in the job, so a worker need not probe the file a second time;
+        on a resume the file may differ from what was uploaded, so the worker probes its copy.
+        """
         record = self._reload(record)
         assert record.job_id and record.input_key
+        detected = DetectedProperties.of(source, record.size) if source else None
         wanted = [presets.get(p) for p in record.presets]
         multiple = len(wanted) > 1
         stem = record.path.stem
         job = Job(
             jobId=record.job_id,
             pipelineId=self.pipeline_id,
-            input=Input(bucket=self.backend.store.input_bucket, key=record.input_key),
+            input=Input(
+                bucket=self.backend.store.input_bucket,
+                key=record.input_key,
+                detectedProperties=detected,
+            ),
             outputBucket=self.backend.store.output_bucket,
             outputs=tuple(
                 JobOutput(

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from autotranscode import settings as settings_mod
+from autotranscode import worker as worker_mod
 from autotranscode.backends import Backend, open_backend
 from autotranscode.journal import FileState, Journal
-from autotranscode.media import probe
+from autotranscode.media import MediaInfo, probe
+from autotranscode.messages import parse_job
 from autotranscode.pipeline import Pipeline
 from autotranscode.settings import Settings
 from autotranscode.transcoder import find_ffmpeg
@@ -150,6 +152,65 @@ def test_restart_resumes_a_submitted_file_exactly_once(
         assert_no_leftovers(backend)
     assert [p.name for p in out.iterdir()] == ["vp9.mp4"]
     check_output(out / "vp9.mp4", clip)
+
+
+def test_the_clients_probe_travels_in_the_job_and_spares_the_worker_a_second_one(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    clip = clips["prores 10bit.mov"]
+    with running(settings, out, workers=0) as (pipe, backend, journal):
+        fid = pipe.add(clip.path)
+        assert fid
+        deadline = time.monotonic() + WAIT
+        while journal.get(fid).state != FileState.SUBMITTED:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        [message] = backend.jobs.receive(wait=5)
+        detected = parse_job(message.body).input.detected
+        backend.jobs.release(message)
+    assert detected is not None
+    assert detected.file_size == clip.path.stat().st_size
+    hint, actual = detected.media_info(), probe(clip.path)
+    assert hint.duration == pytest.approx(actual.duration, abs=0.001)
+    assert vars(hint) | {"duration": 0} == vars(actual) | {"duration": 0}
+
+    def no_probe(path: object, **kwargs: object) -> MediaInfo:
+        raise AssertionError(f"the worker probed {path} again")
+
+    monkeypatch.setattr(worker_mod, "probe", no_probe)
+    with running(settings, out) as (pipe, backend, _):
+        assert pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED, pipe.outcome(fid).detail
+    check_output(out / "prores 10bit.mp4", clip)
+
+
+def test_a_probe_hint_for_another_file_size_is_not_trusted(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """A job whose hint does not fit the object (wrong size) gets the worker's own probe."""
+    out = tmp_path / "out"
+    clip = clips["h264.mp4"]
+    with running(settings, out, workers=0) as (pipe, backend, journal):
+        fid = pipe.add(clip.path)
+        assert fid
+        deadline = time.monotonic() + WAIT
+        while journal.get(fid).state != FileState.SUBMITTED:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        [message] = backend.jobs.receive(wait=5)
+        job = json.loads(message.body)
+        backend.jobs.delete(message)
+        # A lie that would break the output (no video, 1 s) if the worker believed it.
+        job["input"]["detectedProperties"].update(
+            fileSize=1, durationMillis=1000, videoCodec=None, width=None, height=None
+        )
+        backend.jobs.send(json.dumps(job))
+    with running(settings, out) as (pipe, backend, _):
+        assert pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED, pipe.outcome(fid).detail
+        assert_no_leftovers(backend)
+    check_output(out / "h264.mp4", clip)
 
 
 def test_malformed_jobs_go_to_the_dead_letter_queue_and_the_worker_goes_on(

@@ -13,7 +13,16 @@ from pydantic import ValidationError
 
 from autotranscode import messages
 from autotranscode.errors import MessageError
-from autotranscode.messages import Input, Job, JobOutput, Notification, OutputStatus, State
+from autotranscode.media import MediaInfo
+from autotranscode.messages import (
+    DetectedProperties,
+    Input,
+    Job,
+    JobOutput,
+    Notification,
+    OutputStatus,
+    State,
+)
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:autotranscode-notifications"
 
@@ -149,6 +158,27 @@ def test_unknown_fields_are_ignored() -> None:
     assert messages.parse_job(json.dumps(data)) == _job()
 
 
+def test_detected_properties_carry_a_probe_through_json() -> None:
+    info = MediaInfo(
+        duration=12.345678,
+        format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        video_codec="h264",
+        width=1920,
+        height=1080,
+        audio_codec="aac",
+        rotation=90,
+    )
+    detected = DetectedProperties.of(info, 123456)
+    job = _job(input=Input(bucket="in-bucket", key="inputs/a/b.mp4", detectedProperties=detected))
+    data = json.loads(job.to_json())
+    assert data["input"]["detectedProperties"]["durationMillis"] == 12346
+    back = messages.parse_job(job.to_json()).input.detected
+    assert back is not None and back.file_size == 123456
+    assert back.media_info() == MediaInfo(**(vars(info) | {"duration": 12.346}))
+    audio_only = DetectedProperties.of(MediaInfo(duration=None, format_name="wav"), 10)
+    assert audio_only.media_info() == MediaInfo(duration=None, format_name="wav")
+
+
 # --- rejected jobs -------------------------------------------------------------------------------
 
 
@@ -191,6 +221,18 @@ BAD_JOBS: dict[str, str] = {
     "version as text": _mutated(lambda d: d.update(version="one")),
     "metadata not strings": _mutated(lambda d: d.update(userMetadata={"a": {"b": 1}})),
     "too many outputs": _mutated(lambda d: d.update(outputs=d["outputs"] * 16)),
+    "detected: negative size": _mutated(
+        lambda d: d["input"].update(detectedProperties={"fileSize": -1, "format": "mp4"})
+    ),
+    "detected: zero width": _mutated(
+        lambda d: d["input"].update(detectedProperties={"fileSize": 1, "format": "x", "width": 0})
+    ),
+    "detected: odd rotation": _mutated(
+        lambda d: d["input"].update(
+            detectedProperties={"fileSize": 1, "format": "x", "rotation": 360}
+        )
+    ),
+    "detected: not an object": _mutated(lambda d: d["input"].update(detectedProperties="big")),
     "oversized": _mutated(lambda d: d["userMetadata"].update(pad="x" * messages.MAX_MESSAGE_BYTES)),
 }
 
