@@ -1,10 +1,17 @@
 """autotranscode: turn a folder into a media transcoding pipeline on S3, SQS and SNS."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("autotranscode")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
+from typing import Any
 
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Looked up on demand: importlib.metadata costs ~25 ms of every command's start.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("autotranscode")
+        except PackageNotFoundError:  # running from a source tree
+            return "0.0.0"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,15 +21,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
-from . import __version__, presets
+from . import presets
 from . import settings as settings_mod
 from .backends import Backend, open_backend
 from .engines import open_engine
@@ -42,6 +38,9 @@ from .settings import Settings
 from .transcoder import command, find_ffmpeg
 from .watcher import Watcher, ignored
 from .worker import Worker, WorkerPool, workdir_for
+
+if TYPE_CHECKING:  # rich loads only for a terminal or a table: ~20 ms off every start
+    from rich.console import Console, Group
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +201,10 @@ def _setup_logging(verbose: int, console: Console | None) -> None:
 
 
 def _console() -> Console | None:
+    if not sys.stderr.isatty() and not {"FORCE_COLOR", "TTY_COMPATIBLE"} & os.environ.keys():
+        return None
+    from rich.console import Console
+
     console = Console(stderr=True)
     return console if console.is_terminal else None
 
@@ -295,7 +298,7 @@ def _reporter(console: Console | None) -> Subscriber:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="autotranscode")
+@click.version_option(package_name="autotranscode", prog_name="autotranscode")
 def main() -> None:
     """Turn a folder into a media transcoding pipeline (local, or S3 + SQS + SNS).
 
@@ -484,6 +487,9 @@ def presets_cmd(ctx: click.Context) -> None:
     Custom presets come from [presets.NAME] tables in the config file.
     """
     if ctx.invoked_subcommand is None:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table("preset", "output", "description", box=None)
         for p in presets.all_presets():
             table.add_row(p.id, p.extension + ("/" if p.folder else ""), p.description)
@@ -575,6 +581,8 @@ def status(as_json: bool, limit: int, watch: bool, verbose: int, **params: Any) 
             elif watch:
                 _watch(journal, limit)
             else:
+                from rich.console import Console
+
                 Console().print(_status_view(journal, limit))
         finally:
             journal.close()
@@ -583,6 +591,9 @@ def status(as_json: bool, limit: int, watch: bool, verbose: int, **params: Any) 
 def _watch(journal: Journal, limit: int) -> None:
     """Redraw in place on a terminal; elsewhere print each view that differs from the last."""
     stopper = _Stopper(quiet=True)
+    from rich.console import Console
+    from rich.live import Live
+
     stopper.install()
     console = Console()
     if console.is_terminal:
@@ -624,6 +635,10 @@ def _status_data(journal: Journal, limit: int) -> dict[str, Any]:
 
 
 def _status_view(journal: Journal, limit: int) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     counts = journal.counts()
     if not counts:
         return Group("no files yet")
