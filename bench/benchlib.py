@@ -320,10 +320,14 @@ def measured(
     process and every child it waited for, ffmpeg included). Killed, with its process
     group, after ``timeout`` (a hang is reported, not waited for forever)."""
     argv = [str(a) for a in cmd]
-    with (stdin or Path(os.devnull)).open("rb") as fh, tempfile.TemporaryFile() as err:
+    with (
+        (stdin or Path(os.devnull)).open("rb") as fh,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
         start = time.perf_counter()
         proc = subprocess.Popen(
-            argv, stdin=fh, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True
+            argv, stdin=fh, stdout=out, stderr=err, env=env, start_new_session=True
         )
         timer = threading.Timer(timeout, _kill_group, (proc.pid,))
         timer.start()
@@ -334,8 +338,13 @@ def measured(
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
+            out.seek(0)
             err.seek(0)
-            tail = err.read().decode(errors="replace")[-2000:]
+            tail = (
+                out.read().decode(errors="replace")[-1500:]
+                + "\n--- stderr:\n"
+                + err.read().decode(errors="replace")[-1500:]
+            )
             why = f"killed after {timeout:.0f} s (hung?)" if wall >= timeout else "failed"
             raise RuntimeError(f"{' '.join(argv[:5])} {why}, exit {proc.returncode}: {tail}")
     return wall, usage.ru_utime + usage.ru_stime
