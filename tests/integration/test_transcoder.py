@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +233,76 @@ def test_preset_that_does_not_fit_the_source_is_a_media_error(
     with pytest.raises(MediaError):
         _transcode(ffmpeg, "web-720p", clips["tone.m4a"].path, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+_ORPHAN_SCRIPT = """
+import sys
+from pathlib import Path
+from autotranscode import presets, transcoder
+from autotranscode.media import MediaInfo
+if sys.argv[3] == "preexec":
+    transcoder._death_wrapper = lambda: ()
+source = MediaInfo(10.0, "mov", "h264", 640, 360, "aac")
+transcoder.transcode(
+    transcoder.find_ffmpeg(), presets.get("web-720p"), source, Path(sys.argv[1]), Path(sys.argv[2])
+)
+"""
+
+
+def _children(pid: int) -> dict[int, tuple[str, str]]:
+    """pid -> (command name, state) of each live process whose parent is ``pid``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            comm, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+            state, ppid = rest.split()[:2]
+            if int(ppid) == pid:
+                found[int(entry.name)] = (comm, state)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.parametrize("how", ["setpriv", "preexec"])
+def test_ffmpeg_dies_when_its_worker_is_killed(tmp_path: Path, how: str) -> None:
+    """kill -9 of the worker must not leave ffmpeg running on (here: blocked on a FIFO)."""
+    if how == "setpriv":
+        assert transcoder._death_wrapper(), "util-linux setpriv is part of every Linux CI image"
+    fifo = tmp_path / "input.mov"
+    os.mkfifo(fifo)
+    worker = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT, fifo, tmp_path / "o.mp4", how])
+    ffmpeg = None
+    try:
+        deadline = time.monotonic() + 30
+        while ffmpeg is None:
+            assert time.monotonic() < deadline, "ffmpeg never started"
+            assert worker.poll() is None, "the worker exited early"
+            ffmpeg = next(
+                (pid for pid, (comm, _) in _children(worker.pid).items() if "ffmpeg" in comm), None
+            )
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        deadline = time.monotonic() + 10
+        while _alive(ffmpeg) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(ffmpeg), "ffmpeg outlived the worker that ran it"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        if ffmpeg is not None and _alive(ffmpeg):
+            os.kill(ffmpeg, signal.SIGKILL)
 
 
 # --- finding ffmpeg ------------------------------------------------------------------------------
