@@ -315,9 +315,8 @@ class Pipeline:
 
     def _download(self, record: FileRecord) -> None:
         """Outputs go to a hidden temp name, then are moved into place: never half, never over."""
-        # s3transfer downloads to NAME.<random> first: its leftovers match too.
-        for leftover in record.out_dir.glob(f".*.{record.job_id}{PART_SUFFIX}*"):
-            _remove(leftover)
+        if record.state == FileState.DOWNLOADING:  # an earlier attempt may have left parts
+            _remove_parts(record.out_dir, record.job_id)
         placed: dict[str, str] = {}
         for key, target in record.outputs.items():
             final = Path(target)
@@ -398,7 +397,7 @@ class Pipeline:
     def _fail(self, record: FileRecord, reason: str) -> None:
         try:
             self._delete_objects(record)
-        except AutotranscodeError as exc:
+        except Exception as exc:  # failing must not fail: the file would never finish
             log.warning("%s: objects left behind: %s", record.name, exc)
         self.journal.fail(record.id, reason)
         self.hooks.on_state(path=record.path, state=FileState.FAILED, detail=reason)
@@ -541,6 +540,17 @@ def _clip(name: str, limit: int = 100) -> str:
     """At most ``limit`` bytes of ``name``, whole characters: a temp name adds a dot, the job
     id, PART_SUFFIX (and s3transfer its own 9 bytes) and must stay within NAME_MAX (255)."""
     return name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
+
+
+def _remove_parts(folder: Path, job_id: str | None) -> None:
+    """Temp files of an interrupted download (s3transfer's ``NAME.<random>`` ones too)."""
+    mark = f".{job_id}{PART_SUFFIX}"
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and mark in e.name]
+    except OSError:
+        return
+    for name in names:
+        _remove(folder / name)
 
 
 def _free_name(path: Path) -> Path:

@@ -93,7 +93,8 @@ def transcode(
 ) -> MediaInfo:
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure."""
     cmd = command(ffmpeg, preset, source, src, dst)
-    log.debug("running %s", subprocess.list2cmdline(cmd))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("running %s", subprocess.list2cmdline(cmd))
     if preset.folder:
         dst.mkdir(parents=True, exist_ok=True)
     wrapper = _death_wrapper()

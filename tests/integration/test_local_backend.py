@@ -193,7 +193,30 @@ def test_keys_lists_sorted_by_prefix_per_bucket(store: FolderStore, source: Path
     ]
     assert store.keys(store.input_bucket, "inputs/a/") == ["inputs/a/1.mp4", "inputs/a/sub/3.mp4"]
     assert store.keys(store.input_bucket, "inputs/c/") == []
+    assert store.keys(store.input_bucket, "inputs/c/d/") == []
     assert store.keys(store.output_bucket) == ["outputs/j/1.mp4"]
+    store.upload(source, store.input_bucket, "inputs/ab/4.mp4")
+    # A prefix is a string prefix, as on S3, not a folder.
+    assert store.keys(store.input_bucket, "inputs/a") == [
+        "inputs/a/1.mp4",
+        "inputs/a/sub/3.mp4",
+        "inputs/ab/4.mp4",
+    ]
+    assert store.keys(store.input_bucket, "inp") == store.keys(store.input_bucket)
+    with pytest.raises(StorageError, match="escapes"):
+        store.keys(store.input_bucket, "../../")
+
+
+def test_a_store_under_a_relative_path_works(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = FolderStore(Path("state/store"))
+    store.upload(source, store.input_bucket, "inputs/a/1.mp4")
+    assert store.keys(store.input_bucket, "inputs/a/") == ["inputs/a/1.mp4"]
+    assert store.size(store.input_bucket, "inputs/a/1.mp4") == source.stat().st_size
+    assert store.delete_prefix(store.input_bucket, "inputs/") == 1
+    assert store.keys(store.input_bucket) == []
 
 
 def test_delete_prefix_removes_files_and_empty_dirs(store: FolderStore, source: Path) -> None:

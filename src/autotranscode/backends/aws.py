@@ -49,6 +49,8 @@ DEFAULT_REGION = "us-east-1"
 CLIENT_ID_FILE = "aws-client-id"
 TAG_KEY = "autotranscode:deployment"
 _PART = 16 * 1024 * 1024
+_IO_QUEUE = 16
+_IO_CHUNK = 64 * 1024
 #: A notification is handled in milliseconds; after a crash it should come back soon.
 NOTIFICATION_VISIBILITY_SECONDS = 10
 
@@ -107,7 +109,13 @@ class S3Store(ObjectStore):
         self.input_bucket = input_bucket
         self.output_bucket = output_bucket
         self._transfer = TransferConfig(
-            multipart_threshold=_PART, multipart_chunksize=_PART, max_concurrency=transfers
+            multipart_threshold=_PART,
+            multipart_chunksize=_PART,
+            max_concurrency=transfers,
+            # Downloads: at most this many received chunks wait for the disk. s3transfer's
+            # default (100 x 256 KiB) let memory grow with the file while writes lagged.
+            max_io_queue=_IO_QUEUE,
+            io_chunksize=_IO_CHUNK,
         )
 
     def upload(

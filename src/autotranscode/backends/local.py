@@ -32,6 +32,8 @@ POLL_SECONDS = 0.05
 #: Receivers in this process wait on this and are woken by a send (or by ``wake_receivers``);
 #: receivers in other processes (``autotranscode worker``) still find messages by polling.
 _SENT = threading.Condition()
+#: Bumped (under ``_SENT``) by every wake, so a receiver can tell it missed none while it looked.
+_sends = 0
 #: How often receivers look for leases held by dead processes.
 RECLAIM_INTERVAL_SECONDS = 1.0
 
@@ -78,11 +80,13 @@ class SqliteQueue(MessageQueue):
         deadline = time.monotonic() + max(wait, 0)
         cancel = cancel or threading.Event()
         while True:
+            seen = _sends
             got = self._take(max_messages)
             if got or time.monotonic() >= deadline or cancel.is_set():
                 return got
             with _SENT:
-                _SENT.wait(POLL_SECONDS)
+                if _sends == seen:  # else a send came while we looked: look again now
+                    _SENT.wait(POLL_SECONDS)
 
     def _reclaim(self, now: float) -> None:
         """Leases held by processes that no longer exist end now, not at their expiry.
@@ -109,20 +113,26 @@ class SqliteQueue(MessageQueue):
     def _take(self, max_messages: int) -> list[Received]:
         now = time.time()
         self._reclaim(now)
-        if self.max_receives is not None and self.dead_letters:
-            # SQS's redrive: a message received max_receives times without delete is dead.
-            self.db.execute(
-                "UPDATE messages SET queue = ?, receives = 0, receipt = NULL"
-                " WHERE queue = ? AND visible_at <= ? AND receives >= ?",
-                (self.dead_letters, self.name, now, self.max_receives),
-            )
+        # A read first: an empty poll then costs no write lock, which senders wait for.
+        if not self.db.query(
+            "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1", (self.name, now)
+        ):
+            return []
         receipt = uuid.uuid4().hex
-        rows = self.db.execute(
-            "UPDATE messages SET visible_at = ?, receives = receives + 1, receipt = ?, owner = ?"
-            " WHERE seq IN (SELECT seq FROM messages WHERE queue = ? AND visible_at <= ?"
-            " ORDER BY seq LIMIT ?) RETURNING seq, body, receives",
-            (now + self.visibility, receipt, os.getpid(), self.name, now, max_messages),
-        )
+        with self.db.transaction() as conn:
+            if self.max_receives is not None and self.dead_letters:
+                # SQS's redrive: a message received max_receives times without delete is dead.
+                conn.execute(
+                    "UPDATE messages SET queue = ?, receives = 0, receipt = NULL"
+                    " WHERE queue = ? AND visible_at <= ? AND receives >= ?",
+                    (self.dead_letters, self.name, now, self.max_receives),
+                )
+            rows = conn.execute(
+                "UPDATE messages SET visible_at = ?, receives = receives + 1, receipt = ?,"
+                " owner = ? WHERE seq IN (SELECT seq FROM messages WHERE queue = ?"
+                " AND visible_at <= ? ORDER BY seq LIMIT ?) RETURNING seq, body, receives",
+                (now + self.visibility, receipt, os.getpid(), self.name, now, max_messages),
+            ).fetchall()
         return [Received(str(body), f"{seq}:{receipt}", int(str(n))) for seq, body, n in rows]
 
     def _where(self, message: Received) -> tuple[object, ...]:
@@ -154,7 +164,9 @@ class SqliteQueue(MessageQueue):
 
 def wake_receivers() -> None:
     """Wake every receive() waiting in this process: a message was sent, or a stop was asked."""
+    global _sends
     with _SENT:
+        _sends += 1
         _SENT.notify_all()
 
 
@@ -177,12 +189,18 @@ class FolderStore(ObjectStore):
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._bases: dict[str, str] = {}
 
     def _path(self, bucket: str, key: str) -> Path:
-        path = (self.root / bucket / key).resolve()
-        if not path.is_relative_to(self.root.resolve() / bucket):
+        """Lexical containment check: keys are validated upstream and the store holds no
+        symlinks, so resolving every path (an lstat per component) would only cost time."""
+        base = self._bases.get(bucket)
+        if base is None:
+            base = self._bases[bucket] = os.path.normpath(self.root.absolute() / bucket)
+        path = os.path.normpath(os.path.join(base, key))
+        if not path.startswith(base + os.sep):
             raise StorageError(f"key {key!r} escapes the store")
-        return path
+        return Path(path)
 
     def upload(
         self, path: Path, bucket: str, key: str, progress: ProgressCallback | None = None
@@ -255,11 +273,16 @@ class FolderStore(ObjectStore):
         return len(keys)
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
-        base = self.root / bucket
-        if not base.is_dir():
-            return []
-        found = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
-        return sorted(k for k in found if k.startswith(prefix))
+        """Walks only the folder the prefix names, not the whole bucket."""
+        base = self._path(bucket, "x").parent
+        folder = prefix.rpartition("/")[0]
+        start = self._path(bucket, f"{folder}/x").parent if folder else base
+        found = []
+        for dirpath, _, files in os.walk(start):
+            rel = Path(dirpath).relative_to(base).as_posix()
+            keys = (f if rel == "." else f"{rel}/{f}" for f in files)
+            found += [k for k in keys if k.startswith(prefix)]
+        return sorted(found)
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
