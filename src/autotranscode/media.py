@@ -130,8 +130,14 @@ def _codec(stream: av.stream.Stream | None) -> str | None:
 
 
 def _rotation(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> int:
-    """The display rotation, read off the first frame (PyAV exposes no stream side data)."""
+    """The display rotation, read off the first frame (PyAV exposes no stream side data).
+
+    One decoder thread: frame threading would decode a frame per thread before the first
+    comes out, doubling the cost of every probe.
+    """
     try:
+        video.codec_context.thread_type = "NONE"
+        video.codec_context.thread_count = 1
         frame = next(container.decode(video))
     except (av.FFmpegError, StopIteration, ValueError):
         return 0

@@ -39,6 +39,7 @@ from .errors import (
 from .journal import FileRecord, FileState, Journal
 from .media import MediaInfo, probe
 from .messages import DetectedProperties, Input, Job, JobOutput, Notification, State
+from .procs import yield_cpu_to_ffmpeg
 from .progress import Subscriber
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,9 @@ class Pipeline:
         self.on_success = on_success
         self.hooks = hooks or Subscriber()
         self._resume = True
-        self._executor = ThreadPoolExecutor(transfers, thread_name_prefix="autotranscode-transfer")
+        self._executor = ThreadPoolExecutor(
+            transfers, thread_name_prefix="autotranscode-transfer", initializer=yield_cpu_to_ffmpeg
+        )
         self._stop = threading.Event()
         self._active: set[str] = set()
         self._cond = threading.Condition()
@@ -406,6 +409,7 @@ class Pipeline:
     # -- notifications ---------------------------------------------------------------------------
 
     def _listen(self) -> None:
+        yield_cpu_to_ffmpeg()
         queue = self.backend.notifications
         next_pick_up = time.monotonic() + PICK_UP_INTERVAL_SECONDS
         while not self._stop.is_set():

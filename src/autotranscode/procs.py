@@ -1,8 +1,14 @@
-"""Facts about processes on this machine, for taking back what a killed process held."""
+"""Processes and threads on this machine: who is alive, and who goes first for the CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
+
+#: Niceness added to the client's threads (transfers, bookkeeping) relative to ffmpeg's.
+BACKGROUND_NICENESS = 10
 
 
 def pid_alive(pid: int) -> bool:
@@ -14,3 +20,19 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def yield_cpu_to_ffmpeg() -> None:
+    """Lower this thread's CPU priority, so ffmpeg (a child of a worker thread, left as is)
+    comes first and bookkeeping fills the time transcoding leaves idle.
+
+    Probing and journaling a burst of new files used to slow the transcodes running beside
+    them. Linux sets niceness per thread; elsewhere it would be the whole process: skipped.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(
+            os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICENESS
+        )
