@@ -33,6 +33,7 @@ from .errors import AutotranscodeError, ConfigError
 from .journal import FileState, Journal
 from .media import MediaInfo
 from .pipeline import DONE_FOLDER, Pipeline, reset_failed
+from .procs import yield_cpu_to_ffmpeg
 from .progress import LogReporter, RichReporter, Subscriber
 from .settings import Settings
 from .transcoder import command, find_ffmpeg
@@ -266,6 +267,9 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
     )
     try:
         pool.start()
+        # ffmpeg runs from the worker threads just started; what this thread starts from
+        # now on (listener, transfers, watcher) and its own work come second to it.
+        yield_cpu_to_ffmpeg()
         yield pipe
     finally:
         pool.signal_stop()  # workers and the listener wind down together, not one after the other

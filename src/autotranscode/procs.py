@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 
-#: Niceness added to the client's threads (transfers, bookkeeping) relative to ffmpeg's.
+#: Niceness of the client's threads (transfers, bookkeeping); ffmpeg keeps its own.
 BACKGROUND_NICENESS = 10
 
 
@@ -23,8 +23,9 @@ def pid_alive(pid: int) -> bool:
 
 
 def yield_cpu_to_ffmpeg() -> None:
-    """Lower this thread's CPU priority, so ffmpeg (a child of a worker thread, left as is)
-    comes first and bookkeeping fills the time transcoding leaves idle.
+    """Lower this thread's CPU priority (and that of threads it starts later), so ffmpeg
+    (run by worker threads, left as they are) comes first and bookkeeping fills the time
+    transcoding leaves idle.
 
     Probing and journaling a burst of new files used to slow the transcodes running beside
     them. Linux sets niceness per thread; elsewhere it would be the whole process: skipped.
@@ -33,6 +34,5 @@ def yield_cpu_to_ffmpeg() -> None:
         return
     tid = threading.get_native_id()
     with contextlib.suppress(OSError):
-        os.setpriority(
-            os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICENESS
-        )
+        if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICENESS)
