@@ -90,8 +90,13 @@ def transcode(
     dst: Path,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    exited: threading.Event | None = None,
 ) -> MediaInfo:
-    """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure."""
+    """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure.
+
+    ``exited`` is set once ffmpeg has ended, before its output is checked: a worker can
+    start its next ffmpeg then.
+    """
     cmd = command(ffmpeg, preset, source, src, dst)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("running %s", subprocess.list2cmdline(cmd))
@@ -137,6 +142,8 @@ def transcode(
         reader.join()
         if stopper is not None:
             stopper.join()
+        if exited is not None:
+            exited.set()
     if cancel is not None and cancel.is_set():
         _remove(dst)
         raise TranscodeError("transcode cancelled")

@@ -66,25 +66,54 @@ class Worker:
         clean_stale_workdirs(self.workdir.parent)
         self.workdir.mkdir(parents=True, exist_ok=True)
         log.info("%s waiting for jobs on %s", self.name, self.backend.jobs.name)
-        while not stop.is_set():
-            try:
-                batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS, cancel=stop)
-            except AutotranscodeError as exc:
-                log.warning("%s: cannot receive jobs (%s); retrying", self.name, exc)
-                stop.wait(RECEIVE_WAIT_SECONDS)
-                continue
-            for message in batch:
+        finishing: threading.Thread | None = None
+        try:
+            while not stop.is_set():
                 try:
-                    self.handle(message, stop)
+                    batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS, cancel=stop)
                 except AutotranscodeError as exc:
-                    # The job message stays: its lease runs out and it is tried again.
-                    log.warning(
-                        "%s: could not finish a job (%s); it will be retried", self.name, exc
+                    log.warning("%s: cannot receive jobs (%s); retrying", self.name, exc)
+                    stop.wait(RECEIVE_WAIT_SECONDS)
+                    continue
+                for message in batch:
+                    # One ffmpeg at a time, but a job's output check, upload and notice
+                    # overlap the next job's ffmpeg instead of idling the CPU between them.
+                    exited = threading.Event()
+                    job = threading.Thread(
+                        target=self._handle_logged,
+                        args=(message, stop, exited),
+                        name=f"autotranscode-{self.name}-job",
                     )
-                except Exception:
-                    log.exception("%s: unexpected error; the job will be retried", self.name)
+                    job.start()
+                    exited.wait()
+                    if finishing is not None:
+                        finishing.join()
+                    finishing = job
+        finally:
+            if finishing is not None:
+                finishing.join()
 
-    def handle(self, message: Received, stop: threading.Event | None = None) -> None:
+    def _handle_logged(
+        self, message: Received, stop: threading.Event, exited: threading.Event
+    ) -> None:
+        try:
+            self.handle(message, stop, exited)
+        except AutotranscodeError as exc:
+            # The job message stays: its lease runs out and it is tried again.
+            log.warning("%s: could not finish a job (%s); it will be retried", self.name, exc)
+        except Exception:
+            log.exception("%s: unexpected error; the job will be retried", self.name)
+        finally:
+            exited.set()
+
+    def handle(
+        self,
+        message: Received,
+        stop: threading.Event | None = None,
+        exited: threading.Event | None = None,
+    ) -> None:
+        """Do one job; ``exited`` is set when it runs no more ffmpeg (its output checks and
+        uploads may still be under way)."""
         try:
             job = parse_job(message.body)
             if job.topic != self.backend.topic.arn:
@@ -105,7 +134,7 @@ class Worker:
         cancel = stop or threading.Event()
         try:
             with self._heartbeat(message):
-                outputs = self._transcode(job, cancel)
+                outputs = self._transcode(job, cancel, exited)
         except MediaError as exc:
             if cancel.is_set():
                 log.info(
@@ -153,7 +182,9 @@ class Worker:
         self.done += 1
         log.info("%s: job %s completed", self.name, job.job_id)
 
-    def _transcode(self, job: Job, cancel: threading.Event) -> tuple[OutputStatus, ...]:
+    def _transcode(
+        self, job: Job, cancel: threading.Event, exited: threading.Event | None = None
+    ) -> tuple[OutputStatus, ...]:
         store = self.backend.store
         done = self._already_stored(job)
         if done is not None:
@@ -167,7 +198,10 @@ class Worker:
                 preset = presets.resolve(output.preset_id, output.preset_spec)
                 tmp = self.workdir / f"{job.job_id}-{index}{preset.extension}"
                 report = _Throttled(self, job, index, source.duration)
-                info = transcode(self.ffmpeg, preset, source, src, tmp, report, cancel)
+                last = index == len(job.outputs) - 1
+                info = transcode(
+                    self.ffmpeg, preset, source, src, tmp, report, cancel, exited if last else None
+                )
                 size = self._store_output(tmp, job.output_bucket, output.key)
                 results.append(_status(output.key, preset.id, info, size))
         return tuple(results)

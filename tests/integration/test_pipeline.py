@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from autotranscode import settings as settings_mod
+from autotranscode import transcoder
 from autotranscode import worker as worker_mod
 from autotranscode.backends import Backend, open_backend
 from autotranscode.journal import FileState, Journal
@@ -211,6 +214,38 @@ def test_a_probe_hint_for_another_file_size_is_not_trusted(
         assert pipe.outcome(fid).state == FileState.CLEANED, pipe.outcome(fid).detail
         assert_no_leftovers(backend)
     check_output(out / "h264.mp4", clip)
+
+
+def test_a_worker_starts_its_next_ffmpeg_while_the_last_output_is_checked(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first output check holds until a second ffmpeg runs: serial workers would hang."""
+    out = tmp_path / "out"
+    spawned: list[object] = []
+    second_started = threading.Event()
+    real_popen, real_verify = transcoder.subprocess.Popen, transcoder.verify
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        proc = real_popen(*args, **kwargs)
+        if any("ffmpeg" in str(a) for a in args[0]):
+            spawned.append(proc)
+            if len(spawned) == 2:
+                second_started.set()
+        return proc
+
+    def verify(*args: Any, **kwargs: Any) -> Any:
+        if len(spawned) == 1:
+            assert second_started.wait(WAIT), "the next ffmpeg waited for this output check"
+        return real_verify(*args, **kwargs)
+
+    monkeypatch.setattr(transcoder.subprocess, "Popen", popen)
+    monkeypatch.setattr(transcoder, "verify", verify)
+    with running(settings, out, workers=1) as (pipe, _, _):
+        fids = [pipe.add(clips[name].path) for name in ("h264.mp4", "vp9.mkv")]
+        assert all(fids) and pipe.wait(fids, timeout=WAIT)
+        assert [pipe.outcome(f).state for f in fids] == [FileState.CLEANED] * 2
+    assert second_started.is_set()
+    assert sorted(p.name for p in out.iterdir()) == ["h264.mp4", "vp9.mp4"]
 
 
 def test_malformed_jobs_go_to_the_dead_letter_queue_and_the_worker_goes_on(
