@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ and print all their tables (optionally as Markdown too).
 
     .venv/bin/python bench/run_all.py                             # quick variants (~5 min)
-    .venv/bin/python bench/run_all.py --full --markdown results.md  # full-size (~15 min)
+    .venv/bin/python bench/run_all.py --full --markdown results.md  # full-size (~30 min)
     .venv/bin/python bench/run_all.py --only overhead throughput
 
 Each table is a ratio against a baseline measured in the same run on the same
@@ -32,8 +32,8 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     "overhead": (overhead, [], ["--seconds", "60", "--rounds", "5"]),
     "detection": (detection, [], ["--drops", "50"]),
     "completion": (completion, [], ["--jobs", "30"]),
-    "throughput": (throughput, [], ["--rounds", "3"]),
-    "s3": (s3, [], ["--size-mb", "256", "1024", "--rounds", "4"]),
+    "throughput": (throughput, [], ["--rounds", "5"]),
+    "s3": (s3, [], ["--size-mb", "256", "1024", "--rounds", "2"]),
 }
 
 

@@ -41,7 +41,7 @@ def backend(
 
 @pytest.fixture
 def big_file(tmp_path: Path) -> Path:
-    """Above the 16 MiB multipart threshold, so uploads and downloads go in parts."""
+    """Above the multipart thresholds (8 MiB up, 16 MiB down): both go in parts."""
     path = tmp_path / "big.mov"
     path.write_bytes(os.urandom(20 * MIB + 12345))
     return path
@@ -205,7 +205,7 @@ def test_multipart_round_trip(
     assert big_file.exists(), "upload keeps the caller's file"
     assert sum(sent) == big_file.stat().st_size
     head = boto_session.client("s3").head_object(Bucket=bucket, Key="inputs/a/big.mov")
-    assert head["ETag"].endswith('-2"'), "16 MiB parts: a 20 MiB file goes in two"
+    assert head["ETag"].endswith('-3"'), "8 MiB parts: a 20 MiB file goes in three"
     assert head["ServerSideEncryption"] == "AES256"
     assert store.size(bucket, "inputs/a/big.mov") == big_file.stat().st_size
 

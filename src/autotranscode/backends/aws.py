@@ -48,7 +48,10 @@ log = logging.getLogger(__name__)
 DEFAULT_REGION = "us-east-1"
 CLIENT_ID_FILE = "aws-client-id"
 TAG_KEY = "autotranscode:deployment"
-_PART = 16 * 1024 * 1024
+#: Upload parts: the AWS CLI's and s3transfer's size; on moto as fast as 16 MiB at 1 GB,
+#: with half the buffers. Downloads use bigger ranges: fewer GETs for the same bytes.
+_UPLOAD_PART = 8 * 1024 * 1024
+_DOWNLOAD_PART = 16 * 1024 * 1024
 _IO_QUEUE = 16
 _IO_CHUNK = 64 * 1024
 #: A notification is handled in milliseconds; after a crash it should come back soon.
@@ -108,12 +111,17 @@ class S3Store(ObjectStore):
         self._s3 = s3
         self.input_bucket = input_bucket
         self.output_bucket = output_bucket
-        self._transfer = TransferConfig(
-            multipart_threshold=_PART,
-            multipart_chunksize=_PART,
+        self._upload = TransferConfig(
+            multipart_threshold=_UPLOAD_PART,
+            multipart_chunksize=_UPLOAD_PART,
             max_concurrency=transfers,
-            # Downloads: at most this many received chunks wait for the disk. s3transfer's
-            # default (100 x 256 KiB) let memory grow with the file while writes lagged.
+        )
+        self._download = TransferConfig(
+            multipart_threshold=_DOWNLOAD_PART,
+            multipart_chunksize=_DOWNLOAD_PART,
+            max_concurrency=transfers,
+            # At most this many received chunks wait for the disk. s3transfer's default
+            # (100 x 256 KiB) let memory grow with the file while writes lagged.
             max_io_queue=_IO_QUEUE,
             io_chunksize=_IO_CHUNK,
         )
@@ -123,7 +131,7 @@ class S3Store(ObjectStore):
     ) -> None:
         with _boundary(StorageError, f"uploading {path} to s3://{bucket}/{key}"):
             self._s3.Bucket(bucket).upload_file(
-                str(path), key, Config=self._transfer, Callback=progress
+                str(path), key, Config=self._upload, Callback=progress
             )
         log.debug("uploaded %s to s3://%s/%s", path, bucket, key)
 
@@ -136,7 +144,7 @@ class S3Store(ObjectStore):
     ) -> None:
         obj = self._s3.Object(bucket, key)
         with _boundary(StorageError, f"downloading s3://{bucket}/{key}"):
-            obj.download_file(str(dest), Config=self._transfer, Callback=progress)
+            obj.download_file(str(dest), Config=self._download, Callback=progress)
             expected = int(obj.content_length)
         got = dest.stat().st_size
         if got != expected:
