@@ -70,6 +70,17 @@ def running(
         backend.close()
 
 
+def submitted(pipe: Pipeline, journal: Journal, path: Path) -> str:
+    """Add a file and wait until its job is on the queue; its id."""
+    fid = pipe.add(path)
+    assert fid
+    deadline = time.monotonic() + WAIT
+    while journal.get(fid).state != FileState.SUBMITTED:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return fid
+
+
 def assert_no_leftovers(backend: Backend) -> None:
     store = backend.store
     assert store.keys(store.input_bucket) == []
@@ -141,12 +152,7 @@ def test_restart_resumes_a_submitted_file_exactly_once(
     out = tmp_path / "out"
     clip = clips["vp9.mkv"]
     with running(settings, out, workers=0) as (pipe, backend, journal):
-        fid = pipe.add(clip.path)
-        assert fid
-        deadline = time.monotonic() + WAIT
-        while journal.get(fid).state != FileState.SUBMITTED:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        fid = submitted(pipe, journal, clip.path)
         assert backend.jobs.count() == 1
     # A new process: same state dir, workers this time.
     with running(settings, out) as (pipe, backend, journal):
@@ -163,12 +169,7 @@ def test_the_clients_probe_travels_in_the_job_and_spares_the_worker_a_second_one
     out = tmp_path / "out"
     clip = clips["prores 10bit.mov"]
     with running(settings, out, workers=0) as (pipe, backend, journal):
-        fid = pipe.add(clip.path)
-        assert fid
-        deadline = time.monotonic() + WAIT
-        while journal.get(fid).state != FileState.SUBMITTED:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        fid = submitted(pipe, journal, clip.path)
         [message] = backend.jobs.receive(wait=5)
         detected = parse_job(message.body).input.detected
         backend.jobs.release(message)
@@ -195,12 +196,7 @@ def test_a_probe_hint_for_another_file_size_is_not_trusted(
     out = tmp_path / "out"
     clip = clips["h264.mp4"]
     with running(settings, out, workers=0) as (pipe, backend, journal):
-        fid = pipe.add(clip.path)
-        assert fid
-        deadline = time.monotonic() + WAIT
-        while journal.get(fid).state != FileState.SUBMITTED:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        fid = submitted(pipe, journal, clip.path)
         [message] = backend.jobs.receive(wait=5)
         job = json.loads(message.body)
         backend.jobs.delete(message)
