@@ -59,7 +59,6 @@ class Worker:
         self.visibility = visibility
         self.max_attempts = max_attempts
         self.name = name
-        self.done = 0
 
     def run(self, stop: threading.Event) -> None:
         """Process jobs until ``stop`` is set; a job under way is stopped and released."""
@@ -79,16 +78,16 @@ class Worker:
                     # One ffmpeg at a time, but a job's output check, upload and notice
                     # overlap the next job's ffmpeg instead of idling the CPU between them.
                     exited = threading.Event()
-                    job = threading.Thread(
+                    handler = threading.Thread(
                         target=self._handle_logged,
                         args=(message, stop, exited),
                         name=f"autotranscode-{self.name}-job",
                     )
-                    job.start()
+                    handler.start()
                     exited.wait()
                     if finishing is not None:
                         finishing.join()
-                    finishing = job
+                    finishing = handler
         finally:
             if finishing is not None:
                 finishing.join()
@@ -179,7 +178,6 @@ class Worker:
             )
         )
         self.backend.jobs.delete(message)
-        self.done += 1
         log.info("%s: job %s completed", self.name, job.job_id)
 
     def _transcode(
