@@ -244,6 +244,24 @@ def test_a_worker_starts_its_next_ffmpeg_while_the_last_output_is_checked(
     assert sorted(p.name for p in out.iterdir()) == ["h264.mp4", "vp9.mp4"]
 
 
+def test_a_file_still_fails_when_cleaning_up_after_it_breaks(
+    settings: Settings,
+    tmp_path: Path,
+    broken: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unexpected error while failing a file must not leave it (and ``wait``) hanging."""
+    with running(settings, tmp_path / "out") as (pipe, backend, _):
+
+        def delete_prefix(bucket: str, prefix: str) -> int:
+            raise RuntimeError("the store broke while cleaning up")
+
+        monkeypatch.setattr(backend.store, "delete_prefix", delete_prefix)
+        fid = pipe.add(next(iter(broken.values())))
+        assert fid and pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.FAILED
+
+
 def test_malformed_jobs_go_to_the_dead_letter_queue_and_the_worker_goes_on(
     settings: Settings, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
