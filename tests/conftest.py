@@ -10,10 +10,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import imageio_ffmpeg
 import pytest
+
+if TYPE_CHECKING:
+    from autotranscode.settings import Settings
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 REPO = Path(__file__).resolve().parent.parent
@@ -173,6 +177,18 @@ def no_leaked_threads() -> Iterator[None]:
             break
         time.sleep(0.05)
     assert not leaked, f"threads left running: {leaked}"
+
+
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Settings:
+    """Settings for ``backend`` with the state dir under ``tmp_path``; aws uses the moto server."""
+    from autotranscode import settings as settings_mod
+
+    values: dict[str, object] = {"backend": backend, "state_dir": tmp_path / "state"}
+    if backend == "aws":
+        request.getfixturevalue("aws_env")
+        values["endpoint_url"] = request.getfixturevalue("moto_endpoint")
+        values["name"] = request.getfixturevalue("deployment_name")
+    return settings_mod.build(values)
 
 
 def check_output(path: Path, clip: Clip, max_height: int = 720) -> None:

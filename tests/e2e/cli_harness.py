@@ -2,7 +2,7 @@
 
 Not a ``conftest.py``: a second, nested conftest module would shadow ``tests/conftest.py``
 for ``from conftest import ...`` (both are the top-level module ``conftest``). Each e2e
-module declares a small ``cli`` fixture that calls ``make_cli``.
+module declares a small ``cli`` fixture that yields from ``open_cli``.
 
 Long-running commands (``run``, ``worker``) write stdout/stderr to files rather than
 pipes: a test can poll their log for readiness ("watching …") while they run, and a
@@ -19,7 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,15 @@ def make_cli(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Cl
             aws_env=aws_env,
         )
     return Cli("local", tmp_path)
+
+
+def open_cli(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Iterator[Cli]:
+    """The body of a module's ``cli`` fixture: a Cli, closed (processes stopped) after."""
+    c = make_cli(request, tmp_path, backend)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 def _assert_local_clean(state_dir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_harness import Cli, make_cli
+from cli_harness import Cli, make_cli, open_cli
 
 from conftest import Clip, check_output
 
@@ -22,11 +22,7 @@ TAG = "autotranscode:deployment"
 
 @pytest.fixture
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    c = make_cli(request, tmp_path, "aws")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, "aws")
 
 
 def _session() -> boto3.Session:

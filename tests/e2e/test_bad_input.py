@@ -37,15 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import DEADLINE, Cli, Proc, make_cli, names
+from cli_harness import DEADLINE, Cli, Proc, names, open_cli
 
-from autotranscode import settings as settings_mod
 from autotranscode.backends import Backend, open_backend
 from autotranscode.journal import FileState, Journal
 from autotranscode.pipeline import Pipeline
 from autotranscode.settings import Settings
 
-from conftest import UNICODE_NAME, Clip, check_output, cli_env
+from conftest import UNICODE_NAME, Clip, backend_settings, check_output, cli_env
 
 #: The good clip given beside every bad input; no case copies its content.
 NEIGHBOUR = "vp9.mkv"
@@ -214,20 +213,12 @@ AWS_CASES = [
 
 @pytest.fixture
 def local_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    c = make_cli(request, tmp_path, "local")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, "local")
 
 
 @pytest.fixture
 def aws_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    c = make_cli(request, tmp_path, "aws")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, "aws")
 
 
 @dataclass
@@ -494,12 +485,7 @@ def test_an_unreadable_file_fails_alone(
 
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    values: dict[str, object] = {"backend": request.param, "state_dir": tmp_path / "state"}
-    if request.param == "aws":
-        request.getfixturevalue("aws_env")
-        values["endpoint_url"] = request.getfixturevalue("moto_endpoint")
-        values["name"] = request.getfixturevalue("deployment_name")
-    return settings_mod.build(values)
+    return backend_settings(request, tmp_path, request.param)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import DEADLINE, Cli, Proc, make_cli, names, wait_until
+from cli_harness import DEADLINE, Cli, Proc, names, open_cli, wait_until
 
 from conftest import Clip, check_output
 
@@ -99,11 +99,7 @@ def mounts() -> Iterator[Mounts]:
 
 @pytest.fixture
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    c = make_cli(request, tmp_path, "local")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, "local")
 
 
 def start(

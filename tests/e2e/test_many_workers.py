@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_harness import Cli, make_cli, names
+from cli_harness import Cli, names, open_cli
 
 from conftest import FFMPEG, Clip, check_output
 
@@ -75,11 +75,7 @@ def many_clips(tmp_path_factory: pytest.TempPathFactory) -> list[Clip]:
 
 @pytest.fixture(params=["aws", "local"])
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    c = make_cli(request, tmp_path, request.param)
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, request.param)
 
 
 def test_twenty_jobs_over_three_workers_each_done_once(

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_harness import BACKENDS, PART_SUFFIX, Cli, Proc, make_cli, names, wait_until
+from cli_harness import BACKENDS, PART_SUFFIX, Cli, Proc, names, open_cli, wait_until
 
 from conftest import UNICODE_NAME, Clip, check_output
 
@@ -25,21 +25,13 @@ SKIPPED = "done before; skipped"
 
 @pytest.fixture(params=BACKENDS)
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    c = make_cli(request, tmp_path, request.param)
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, request.param)
 
 
 @pytest.fixture
 def local_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
     """For the watcher's own behaviour, which does not depend on the backend."""
-    c = make_cli(request, tmp_path, "local")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, "local")
 
 
 @pytest.fixture

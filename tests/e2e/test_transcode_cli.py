@@ -12,28 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_harness import BACKENDS, Cli, make_cli, names, wait_until
+from cli_harness import BACKENDS, Cli, names, open_cli, wait_until
 
 from conftest import Clip, check_output
 
 
 @pytest.fixture(params=BACKENDS)
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    c = make_cli(request, tmp_path, request.param)
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, request.param)
 
 
 @pytest.fixture
 def local_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
     """For what does not depend on the backend (help, config resolution)."""
-    c = make_cli(request, tmp_path, "local")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from open_cli(request, tmp_path, "local")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from autotranscode import settings as settings_mod
 from autotranscode import transcoder
 from autotranscode import worker as worker_mod
 from autotranscode.backends import Backend, open_backend
@@ -24,19 +23,14 @@ from autotranscode.settings import Settings
 from autotranscode.transcoder import find_ffmpeg
 from autotranscode.worker import Worker, WorkerPool
 
-from conftest import Clip, check_output
+from conftest import Clip, backend_settings, check_output
 
 WAIT = 60
 
 
 @pytest.fixture(params=["local", "aws"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    values: dict[str, object] = {"backend": request.param, "state_dir": tmp_path / "state"}
-    if request.param == "aws":
-        request.getfixturevalue("aws_env")
-        values["endpoint_url"] = request.getfixturevalue("moto_endpoint")
-        values["name"] = request.getfixturevalue("deployment_name")
-    return settings_mod.build(values)
+    return backend_settings(request, tmp_path, request.param)
 
 
 @contextmanager
