@@ -191,12 +191,16 @@ class FolderStore(ObjectStore):
         self.root = root
         self._bases: dict[str, str] = {}
 
-    def _path(self, bucket: str, key: str) -> Path:
-        """Lexical containment check: keys are validated upstream and the store holds no
-        symlinks, so resolving every path (an lstat per component) would only cost time."""
+    def _base(self, bucket: str) -> str:
         base = self._bases.get(bucket)
         if base is None:
             base = self._bases[bucket] = os.path.normpath(self.root.absolute() / bucket)
+        return base
+
+    def _path(self, bucket: str, key: str) -> Path:
+        """Lexical containment check: keys are validated upstream and the store holds no
+        symlinks, so resolving every path (an lstat per component) would only cost time."""
+        base = self._base(bucket)
         path = os.path.normpath(os.path.join(base, key))
         if not path.startswith(base + os.sep):
             raise StorageError(f"key {key!r} escapes the store")
@@ -274,9 +278,9 @@ class FolderStore(ObjectStore):
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Walks only the folder the prefix names, not the whole bucket."""
-        base = self._path(bucket, "x").parent
+        base = Path(self._base(bucket))
         folder = prefix.rpartition("/")[0]
-        start = self._path(bucket, f"{folder}/x").parent if folder else base
+        start = self._path(bucket, folder) if folder else base
         found = []
         for dirpath, _, files in os.walk(start):
             rel = Path(dirpath).relative_to(base).as_posix()
