@@ -89,7 +89,8 @@ def measure(args: argparse.Namespace) -> list[Table]:
     bw, ow = [w for w, _ in bare], [w for w, _ in ours]
     b_med, o_med = median(bw), median(ow)
     # Paired rounds: the median of per-round ratios is steadier than a ratio of medians.
-    ratio = median([oo / bb for bb, oo in zip(bw, ow, strict=True)])
+    per_round = [oo / bb for bb, oo in zip(bw, ow, strict=True)]
+    ratio = median(per_round)
     t = Table(
         f"1. End-to-end transcode, {args.seconds:.0f} s 1080p ProRes -> "
         f"{presets.DEFAULT_PRESET}, local backend ({args.rounds} rounds, alternating)",
@@ -115,10 +116,8 @@ def measure(args: argparse.Namespace) -> list[Table]:
         f"<= {TARGET:.2f}",
         verdict(ratio, TARGET, higher_is_better=False),
     )
-    per_round = [f"{oo / bb:.3f}" for bb, oo in zip(bw, ow, strict=True)]
-    t.notes.append(
-        f"per-round ratios: {', '.join(per_round)}; ratio of mins {min(ow) / min(bw):.3f}"
-    )
+    rounds = ", ".join(f"{r:.3f}" for r in per_round)
+    t.notes.append(f"per-round ratios: {rounds}; ratio of mins {min(ow) / min(bw):.3f}")
     fb, fo = median([w for w, _ in fixed_b]), median([w for w, _ in fixed_o])
     fbc, foc = median([c for _, c in fixed_b]), median([c for _, c in fixed_o])
     t.notes.append(

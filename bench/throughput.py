@@ -122,7 +122,8 @@ def measure(args: argparse.Namespace) -> list[Table]:
         o = median([x for x, _ in ours])
         # Each round's two runs are back to back, so their ratio cancels most of this
         # machine's drift; the median of those is steadier than a ratio of medians.
-        ratio = median([bb / oo for (bb, _), (oo, _) in zip(bare, ours, strict=True)])
+        per_round = [bb / oo for (bb, _), (oo, _) in zip(bare, ours, strict=True)]
+        ratio = median(per_round)
         t.add("bare ffmpeg, xargs -P W", w, b, args.clips / b, median([c for _, c in bare]), 1.0)
         t.add(
             "autotranscode transcode --workers W",
@@ -134,7 +135,7 @@ def measure(args: argparse.Namespace) -> list[Table]:
             f">= {TARGET:g}",
             verdict(ratio, TARGET, higher_is_better=True),
         )
-        rounds = ", ".join(f"{bb / oo:.3f}" for (bb, _), (oo, _) in zip(bare, ours, strict=True))
+        rounds = ", ".join(f"{r:.3f}" for r in per_round)
         t.notes.append(f"W={w}: per-round throughput ratios {rounds}")
     t.notes.append("CPU s: user + system time of the process and every child it waited for")
     t.notes.append(quiet_note(busy))
