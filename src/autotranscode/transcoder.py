@@ -8,18 +8,20 @@ an error too, never a delivered file.
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import functools
 import logging
 import os
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from .errors import ConfigError, TranscodeError
 from .media import MediaInfo, probe
@@ -35,6 +37,10 @@ DURATION_TOLERANCE_S = 0.5
 DURATION_TOLERANCE_FRACTION = 0.05
 #: After a cancel, ffmpeg gets this long to stop on SIGTERM before it is killed.
 CANCEL_GRACE_SECONDS = 2.0
+#: How soon a cancel is noticed while ffmpeg prints nothing.
+CANCEL_POLL_SECONDS = 0.1
+#: How much of ffmpeg's stderr is read for its last error line.
+ERROR_TAIL_BYTES = 8192
 
 
 def find_ffmpeg(override: str | None = None) -> str:
@@ -105,57 +111,49 @@ def transcode(
     wrapper = _death_wrapper()
     if shutil.which(ffmpeg) is None:
         raise ConfigError(f"cannot run ffmpeg {ffmpeg}: not found or not executable")
-    try:
-        proc = subprocess.Popen(
-            [*wrapper, *cmd] if wrapper else cmd,
-            preexec_fn=None if wrapper else _die_with_parent,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-    except OSError as exc:
-        raise ConfigError(f"cannot run ffmpeg {ffmpeg}: {exc}") from exc
-    errors: collections.deque[str] = collections.deque(maxlen=20)
-    reader = threading.Thread(
-        target=lambda: errors.extend(proc.stderr or ()), name="autotranscode-ffmpeg-stderr"
-    )
-    reader.start()
-    stopper = None
-    finished = threading.Event()
-    if cancel is not None:
-        stopper = threading.Thread(
-            target=_stop_on_cancel,
-            args=(proc, cancel, finished),
-            name="autotranscode-ffmpeg-cancel",
-        )
-        stopper.start()
-    try:
-        _follow(proc, source.duration, progress, cancel)
-        code = proc.wait()
-    finally:
-        finished.set()  # the cancel watcher returns now, not at its next poll
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join()
-        if stopper is not None:
-            stopper.join()
-        if exited is not None:
-            exited.set()
-    if cancel is not None and cancel.is_set():
-        _remove(dst)
-        raise TranscodeError("transcode cancelled")
-    if code != 0:
-        _remove(dst)
-        detail = next((line.strip() for line in reversed(errors) if line.strip()), "")
-        raise TranscodeError(f"ffmpeg failed (exit {code}): {detail or 'no error message'}")
+    # stderr goes to an unnamed file, read after the exit: no reader thread per job.
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(
+                [*wrapper, *cmd] if wrapper else cmd,
+                preexec_fn=None if wrapper else _die_with_parent,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot run ffmpeg {ffmpeg}: {exc}") from exc
+        try:
+            cancelled = _follow(proc, source.duration, progress, cancel)
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            if exited is not None:
+                exited.set()
+        if cancelled:
+            _remove(dst)
+            raise TranscodeError("transcode cancelled")
+        if code != 0:
+            _remove(dst)
+            detail = _last_line(errors)
+            raise TranscodeError(f"ffmpeg failed (exit {code}): {detail or 'no error message'}")
     try:
         return verify(preset, source, dst)
     except TranscodeError:
         _remove(dst)
         raise
+
+
+def _last_line(log_file: IO[bytes]) -> str:
+    """The last non-blank line ffmpeg wrote: its reason for failing."""
+    size = log_file.seek(0, os.SEEK_END)
+    log_file.seek(max(0, size - ERROR_TAIL_BYTES))
+    lines = log_file.read().decode(errors="replace").splitlines()
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
 
 
 def _load_prctl() -> Callable[[int, int], int] | None:
@@ -178,16 +176,17 @@ def _death_wrapper() -> tuple[str, ...]:
 
     It sets the same PR_SET_PDEATHSIG as ``_die_with_parent``; a preexec_fn makes
     subprocess fork() this whole process, ~3 ms of every job, where a wrapper lets it vfork().
+    setpriv before util-linux 2.33 lacks the option; its option table, read from the binary,
+    tells without running it (which would delay the first job).
     """
     setpriv = shutil.which("setpriv") if _PRCTL is not None else None
     if setpriv is None:
         return ()
-    prefix = (setpriv, "--pdeathsig", "KILL", "--")
     try:
-        works = subprocess.run([*prefix, setpriv, "--version"], capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+        knows = b"pdeathsig" in Path(setpriv).read_bytes()
+    except OSError:
         return ()
-    return prefix if works.returncode == 0 else ()
+    return (setpriv, "--pdeathsig", "KILL", "--") if knows else ()
 
 
 def _die_with_parent() -> None:
@@ -196,43 +195,49 @@ def _die_with_parent() -> None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _stop_on_cancel(
-    proc: subprocess.Popen[str], cancel: threading.Event, finished: threading.Event
-) -> None:
-    """Stop ffmpeg within 0.1 s of ``cancel``, even when it is blocked and prints nothing.
-
-    Waits on ``finished`` (set the moment ffmpeg has exited), not on ``cancel``: waiting on
-    ``cancel`` left every job's join to the next 0.1 s tick after ffmpeg ended.
-    """
-    while not finished.wait(0.1):
-        if cancel.is_set():
-            proc.terminate()  # ffmpeg ignores it while blocked in a read or open
-            try:
-                proc.wait(CANCEL_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            return
-
-
 def _follow(
-    proc: subprocess.Popen[str],
+    proc: subprocess.Popen[bytes],
     duration: float | None,
     progress: ProgressFn | None,
     cancel: threading.Event | None,
-) -> None:
+) -> bool:
+    """Report progress until ffmpeg closes its output; True if ``cancel`` stopped it first.
+
+    A cancel is seen within CANCEL_POLL_SECONDS even while ffmpeg prints nothing (blocked
+    in an open or a read), without a watcher thread per job.
+    """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
     block: dict[str, str] = {}
-    for line in proc.stdout:
-        if cancel is not None and cancel.is_set():
-            proc.terminate()
-            return
-        key, _, value = line.strip().partition("=")
-        block[key] = value
-        if key != "progress":
-            continue
-        if progress is not None:
-            progress(_fraction(block, duration, value == "end"), _speed(block))
-        block = {}
+    pending = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if cancel is not None and cancel.is_set():
+                _stop(proc)
+                return True
+            if not selector.select(CANCEL_POLL_SECONDS if cancel is not None else None):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return False
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                key, _, value = line.decode(errors="replace").strip().partition("=")
+                block[key] = value
+                if key != "progress":
+                    continue
+                if progress is not None:
+                    progress(_fraction(block, duration, value == "end"), _speed(block))
+                block = {}
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()  # ffmpeg ignores it while blocked in a read or open
+    try:
+        proc.wait(CANCEL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _fraction(block: dict[str, str], duration: float | None, ended: bool) -> float:

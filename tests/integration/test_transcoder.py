@@ -23,6 +23,8 @@ Clip = Any
 UNICODE_NAME = "Früh stück — 東京 clip.mp4"
 VIDEO_CLIPS = ["prores 10bit.mov", "mjpeg.avi", "vp9.mkv", "h264.mp4", "no audio.mp4", UNICODE_NAME]
 LONG_SECONDS = 30
+#: Generous: how long a cancelled transcode may take to return (it takes well under 1 s).
+WAIT_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +216,37 @@ def test_cancel_from_another_thread_stops_ffmpeg(
     assert cancel.is_set()
     assert fractions and fractions[-1] < 1.0  # it stopped part-way
     assert not dst.exists()
+
+
+def test_cancel_stops_an_ffmpeg_that_prints_nothing(ffmpeg: str, tmp_path: Path) -> None:
+    """Blocked opening a FIFO nobody writes, ffmpeg reports no progress: cancel still ends it."""
+    fifo = tmp_path / "input.mov"
+    os.mkfifo(fifo)
+    cancel = threading.Event()
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        source = MediaInfo(10.0, "mov", "h264", 640, 360, "aac")
+        try:
+            transcoder.transcode(
+                ffmpeg, presets.get("web-720p"), source, fifo, tmp_path / "o.mp4", cancel=cancel
+            )
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.5)  # ffmpeg is now blocked in its open
+    cancel.set()
+    thread.join(WAIT_SECONDS)
+    if thread.is_alive():
+        with open(fifo, "wb"):  # unblock it, so the test can end
+            pass
+        thread.join()
+        pytest.fail("the cancel did not stop a silent ffmpeg")
+    assert len(raised) == 1 and isinstance(raised[0], TranscodeError)
+    assert "cancelled" in str(raised[0])
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_cancel_set_before_start(ffmpeg: str, clips: dict[str, Clip], tmp_path: Path) -> None:
