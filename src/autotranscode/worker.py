@@ -16,11 +16,12 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from . import presets
-from .backends import Backend, Received
+from .backends import Backend, MessageQueue, Received
 from .errors import (
     AutotranscodeError,
     ConfigError,
@@ -59,38 +60,36 @@ class Worker:
         self.visibility = visibility
         self.max_attempts = max_attempts
         self.name = name
+        self._leases = _Leases(backend.jobs, visibility, name)
 
     def run(self, stop: threading.Event) -> None:
         """Process jobs until ``stop`` is set; a job under way is stopped and released."""
         clean_stale_workdirs(self.workdir.parent)
         self.workdir.mkdir(parents=True, exist_ok=True)
         log.info("%s waiting for jobs on %s", self.name, self.backend.jobs.name)
-        finishing: threading.Thread | None = None
+        # One ffmpeg at a time, but a job's output check, upload and notice overlap the
+        # next job's ffmpeg instead of idling the CPU between them: two handler threads,
+        # kept from job to job (a thread, and its database connections, per job costs).
+        handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
+        finishing: Future[None] | None = None
         try:
-            while not stop.is_set():
-                try:
-                    batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS, cancel=stop)
-                except AutotranscodeError as exc:
-                    log.warning("%s: cannot receive jobs (%s); retrying", self.name, exc)
-                    stop.wait(RECEIVE_WAIT_SECONDS)
-                    continue
-                for message in batch:
-                    # One ffmpeg at a time, but a job's output check, upload and notice
-                    # overlap the next job's ffmpeg instead of idling the CPU between them.
-                    exited = threading.Event()
-                    handler = threading.Thread(
-                        target=self._handle_logged,
-                        args=(message, stop, exited),
-                        name=f"autotranscode-{self.name}-job",
-                    )
-                    handler.start()
-                    exited.wait()
-                    if finishing is not None:
-                        finishing.join()
-                    finishing = handler
+            with self._leases:
+                while not stop.is_set():
+                    try:
+                        batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS, cancel=stop)
+                    except AutotranscodeError as exc:
+                        log.warning("%s: cannot receive jobs (%s); retrying", self.name, exc)
+                        stop.wait(RECEIVE_WAIT_SECONDS)
+                        continue
+                    for message in batch:
+                        exited = threading.Event()
+                        handling = handlers.submit(self._handle_logged, message, stop, exited)
+                        exited.wait()
+                        if finishing is not None:
+                            finishing.result()
+                        finishing = handling
         finally:
-            if finishing is not None:
-                finishing.join()
+            handlers.shutdown(wait=True)
 
     def _handle_logged(
         self, message: Received, stop: threading.Event, exited: threading.Event
@@ -112,7 +111,7 @@ class Worker:
         exited: threading.Event | None = None,
     ) -> None:
         """Do one job; ``exited`` is set when it runs no more ffmpeg (its output checks and
-        uploads may still be under way)."""
+        uploads may still be under way). ``run`` calls it: its lease keeper renews the job."""
         try:
             job = parse_job(message.body)
             if job.topic != self.backend.topic.arn:
@@ -132,7 +131,7 @@ class Worker:
             return
         cancel = stop or threading.Event()
         try:
-            with self._heartbeat(message):
+            with self._leases.hold(message):
                 outputs = self._transcode(job, cancel, exited)
         except MediaError as exc:
             if cancel.is_set():
@@ -287,25 +286,53 @@ class Worker:
         self.backend.dead_letters.send(message.body)
         self.backend.jobs.delete(message)
 
+
+class _Leases:
+    """Keeps the messages a worker is working on invisible to other workers, for as long as
+    it works on them: one thread per worker renews them all, rather than one per job."""
+
+    def __init__(self, queue: MessageQueue, visibility: float, name: str) -> None:
+        self.queue = queue
+        self.visibility = visibility
+        self.name = name
+        self._held: dict[int, Received] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Leases:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._renew, name=f"autotranscode-{self.name}-leases"
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
     @contextmanager
-    def _heartbeat(self, message: Received) -> Iterator[None]:
-        """Keep the job invisible to other workers for as long as we work on it."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(self.visibility / 3):
-                try:
-                    self.backend.jobs.extend(message, self.visibility)
-                except AutotranscodeError as exc:
-                    log.warning("%s: heartbeat failed: %s", self.name, exc)
-
-        thread = threading.Thread(target=beat, name=f"autotranscode-heartbeat-{self.name}")
-        thread.start()
+    def hold(self, message: Received) -> Iterator[None]:
+        """Renew ``message`` until the block ends (while the keeper runs, i.e. in ``run``)."""
+        with self._lock:
+            self._held[id(message)] = message
         try:
             yield
         finally:
-            stop.set()
-            thread.join()
+            with self._lock:  # not during a renewal: the message may be deleted next
+                del self._held[id(message)]
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.visibility / 3):
+            with self._lock:
+                for message in self._held.values():
+                    try:
+                        self.queue.extend(message, self.visibility)
+                    except AutotranscodeError as exc:
+                        log.warning("%s: cannot renew a job's lease: %s", self.name, exc)
 
 
 class _Throttled:

@@ -238,6 +238,30 @@ def test_a_worker_starts_its_next_ffmpeg_while_the_last_output_is_checked(
     assert sorted(p.name for p in out.iterdir()) == ["h264.mp4", "vp9.mp4"]
 
 
+def test_a_job_that_outlasts_its_lease_is_not_run_twice(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 s lease and a job that takes 3 s: the lease must be renewed while it runs, or the
+    second (idle) worker receives the job again and runs a second ffmpeg."""
+    short = settings.model_copy(update={"visibility_timeout": 1})
+    spawned: list[object] = []
+    real_popen = transcoder.subprocess.Popen
+
+    def slow_popen(*args: Any, **kwargs: Any) -> Any:
+        if any("ffmpeg" in str(a) for a in args[0]):
+            spawned.append(args)
+            time.sleep(3)
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(transcoder.subprocess, "Popen", slow_popen)
+    with running(short, tmp_path / "out", workers=2) as (pipe, backend, _):
+        fid = pipe.add(clips["h264.mp4"].path)
+        assert fid and pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED
+        assert len(spawned) == 1, "the job was handed to the second worker while it ran"
+        assert_no_leftovers(backend)
+
+
 def test_a_file_still_fails_when_cleaning_up_after_it_breaks(
     settings: Settings,
     tmp_path: Path,
