@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 
+from . import isobmff
 from .errors import ProbeError
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,9 @@ class MediaInfo:
 def probe(path: Path | str, *, rotation: bool = True) -> MediaInfo:
     """Read stream facts; raises ProbeError when the file is not decodable media.
 
-    Reading the rotation decodes the first frame (PyAV exposes no stream side data), most
-    of a probe's cost; ``rotation=False`` skips it (reported as 0), e.g. for our own outputs.
+    Reading the rotation decodes the first frame where the headers cannot tell (not an
+    MP4/MOV), most of a probe's cost; ``rotation=False`` skips it (reported as 0), e.g. for
+    our own outputs.
     """
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
@@ -103,7 +105,7 @@ def probe(path: Path | str, *, rotation: bool = True) -> MediaInfo:
                 width=video.codec_context.width or None if video else None,
                 height=video.codec_context.height or None if video else None,
                 audio_codec=_codec(audio),
-                rotation=_rotation(container, video) if video and rotation else 0,
+                rotation=_rotation(path, container, video) if video and rotation else 0,
             )
     except ProbeError:
         raise
@@ -129,12 +131,25 @@ def _codec(stream: av.stream.Stream | None) -> str | None:
     return str(getattr(codec, "canonical_name", None) or codec.name)
 
 
-def _rotation(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> int:
-    """The display rotation, read off the first frame (PyAV exposes no stream side data).
+def _rotation(
+    path: Path | str, container: av.container.InputContainer, video: av.video.stream.VideoStream
+) -> int:
+    """The display rotation: from the headers of an MP4/MOV (FFmpeg's stream id is the track
+    id), else read off the first frame (PyAV exposes no stream side data).
 
     One decoder thread: frame threading would decode a frame per thread before the first
     comes out, doubling the cost of every probe.
     """
+    if "mov" in container.format.name.split(","):
+        found = isobmff.display_rotation(path, video.id)
+        if found is not None:
+            return found
+    return _decoded_rotation(container, video)
+
+
+def _decoded_rotation(
+    container: av.container.InputContainer, video: av.video.stream.VideoStream
+) -> int:
     try:
         video.codec_context.thread_type = "NONE"
         video.codec_context.thread_count = 1
