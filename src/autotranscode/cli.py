@@ -31,13 +31,12 @@ from .backends import Backend, open_backend
 from .engines import open_engine
 from .errors import AutotranscodeError, ConfigError
 from .journal import FileState, Journal
-from .media import MediaInfo
+from .media import MediaInfo, ignored
 from .pipeline import DONE_FOLDER, Pipeline, reset_failed
 from .procs import yield_cpu_to_ffmpeg
 from .progress import LogReporter, RichReporter, Subscriber
 from .settings import Settings
 from .transcoder import command, find_ffmpeg
-from .watcher import Watcher, ignored
 from .worker import Worker, WorkerPool, workdir_for
 
 if TYPE_CHECKING:  # rich loads only for a terminal or a table: ~20 ms off every start
@@ -346,6 +345,8 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
         if not drop.is_dir():
             raise ConfigError(f"drop folder {drop} does not exist")
         reporter = _reporter(console)
+        from .watcher import Watcher  # watchdog: for run only, not every start
+
         with _client_lock(s.state_dir), _service(s, out, reporter) as pipe:
             watcher = Watcher(
                 drop,

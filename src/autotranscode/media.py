@@ -44,6 +44,24 @@ DEFAULT_EXTENSIONS: tuple[str, ...] = (
     ".wma",
 )
 
+#: Downloads and copies still under way end so.
+_TEMP_SUFFIXES = (
+    ".part",
+    ".partial",
+    ".crdownload",
+    ".download",
+    ".tmp",
+    ".temp",
+    ".!qb",
+    ".autotranscode-part",
+)
+
+
+def ignored(name: str) -> bool:
+    """Hidden, temporary and partial-download names are never media to take."""
+    lower = name.lower()
+    return name.startswith((".", "~$", "~")) or lower.endswith(_TEMP_SUFFIXES)
+
 
 @dataclass(frozen=True)
 class MediaInfo:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,6 +115,8 @@ def load_file(path: Path) -> dict[str, Any]:
     A ``[presets.NAME]`` table defines a custom preset (see ``presets.define``); they
     are registered here, before the ``preset`` setting that may name them is checked.
     """
+    import tomllib  # only when there is a file to read
+
     try:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)

@@ -8,7 +8,6 @@ an error too, never a delivered file.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import os
@@ -109,6 +108,8 @@ def transcode(
     if preset.folder:
         dst.mkdir(parents=True, exist_ok=True)
     wrapper = _death_wrapper()
+    if not wrapper:
+        _load_prctl()
     if shutil.which(ffmpeg) is None:
         raise ConfigError(f"cannot run ffmpeg {ffmpeg}: not found or not executable")
     # stderr goes to an unnamed file, read after the exit: no reader thread per job.
@@ -156,9 +157,12 @@ def _last_line(log_file: IO[bytes]) -> str:
     return next((line.strip() for line in reversed(lines) if line.strip()), "")
 
 
+@functools.cache
 def _load_prctl() -> Callable[[int, int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes  # only where setpriv cannot do it
+
     try:
         prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
         return prctl
@@ -166,7 +170,6 @@ def _load_prctl() -> Callable[[int, int], int] | None:
         return None
 
 
-_PRCTL = _load_prctl()
 _PR_SET_PDEATHSIG = 1
 
 
@@ -179,7 +182,7 @@ def _death_wrapper() -> tuple[str, ...]:
     setpriv before util-linux 2.33 lacks the option; its option table, read from the binary,
     tells without running it (which would delay the first job).
     """
-    setpriv = shutil.which("setpriv") if _PRCTL is not None else None
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
     if setpriv is None:
         return ()
     try:
@@ -190,9 +193,13 @@ def _death_wrapper() -> tuple[str, ...]:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: if we are killed (even with -9), ffmpeg dies too."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    """In the child before exec: if we are killed (even with -9), ffmpeg dies too.
+
+    ``transcode`` loads prctl before forking; the child only calls it.
+    """
+    prctl = _load_prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _follow(

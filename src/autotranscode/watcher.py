@@ -22,6 +22,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from .media import ignored
+
 log = logging.getLogger(__name__)
 
 #: How often candidates are looked at again.
@@ -30,23 +32,6 @@ CHECK_INTERVAL_SECONDS = 0.1
 RESCAN_INTERVAL_SECONDS = 30.0
 #: A file still open for writing is taken anyway after this long without change (a writer died).
 OPEN_WRITER_TIMEOUT_SECONDS = 60.0
-
-_TEMP_SUFFIXES = (
-    ".part",
-    ".partial",
-    ".crdownload",
-    ".download",
-    ".tmp",
-    ".temp",
-    ".!qb",
-    ".autotranscode-part",
-)
-
-
-def ignored(name: str) -> bool:
-    """Hidden, temporary and partial-download names are never media to take."""
-    lower = name.lower()
-    return name.startswith((".", "~$", "~")) or lower.endswith(_TEMP_SUFFIXES)
 
 
 @dataclass

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from autotranscode import settings as settings_mod
-from autotranscode.watcher import Watcher, ignored
+from autotranscode.media import ignored
+from autotranscode.watcher import Watcher
 
 SETTLE = 0.3
 #: Generous: a dropped file is normally reported well within 2 s.
