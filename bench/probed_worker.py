@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from autotranscode import worker
-from autotranscode.cli import main
+from autotranscode.cli import entry
 from autotranscode.messages import State
 
 log = logging.getLogger("autotranscode.bench-probe")
@@ -43,4 +43,4 @@ def _install() -> None:
 
 if __name__ == "__main__":
     _install()
-    main()
+    entry()
