@@ -3,6 +3,11 @@
 Each transition is committed before the next step starts, so after a crash the
 pipeline resumes every file at its last durable step; the ``events`` table is
 the audit trail that ``status`` shows.
+
+A commit survives the process being killed at any moment. It is also fsynced, so
+that it survives a power cut, where a step acts on it outside the journal (an upload
+under its key, a write into OUT, deleting the source): the steps between are
+repeated safely when a power cut takes back their commits, and skip the fsync.
 """
 
 from __future__ import annotations
@@ -95,7 +100,9 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = Database(path, _SCHEMA, lambda msg: JournalError(f"journal: {msg}"))
+        self.db = Database(
+            path, _SCHEMA, lambda msg: JournalError(f"journal: {msg}"), synchronous="NORMAL"
+        )
 
     # -- intent ----------------------------------------------------------------------------------
 
@@ -146,11 +153,13 @@ class Journal:
         outputs: dict[str, str] | None = None,
         detail: str | None = None,
         expect: FileState | None = None,
+        durable: bool = False,
     ) -> bool:
         """Move a file to ``state``, with whatever facts that step established.
 
         With ``expect``, only if the file is still in that state (another thread may have
-        moved it on meanwhile); returns whether it moved.
+        moved it on meanwhile); returns whether it moved. ``durable`` before a step that
+        acts outside the journal on this state (see the module docstring).
         """
         sets = ["state = ?", "updated_at = ?", "reason = NULL"]
         now = time.time()
@@ -167,7 +176,7 @@ class Journal:
         if expect is not None:
             where += " AND state = ?"
             params.append(expect)
-        with self.db.transaction() as conn:
+        with self.db.transaction(durable) as conn:
             cur = conn.execute(f"UPDATE files SET {', '.join(sets)} WHERE {where}", params)
             if cur.rowcount != 1:
                 return False

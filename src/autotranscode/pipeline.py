@@ -260,7 +260,7 @@ class Pipeline:
             preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch (no audio…)
         key = record.input_key or keys.input_key(record.id, path)
         job_id = record.job_id or uuid.uuid4().hex
-        self._advance(record, FileState.UPLOADING, input_key=key, job_id=job_id)
+        self._advance(record, FileState.UPLOADING, input_key=key, job_id=job_id, durable=True)
 
         progress = _Bytes(self.hooks, path, "uploading", st.st_size)
         self.backend.store.upload(path, self.backend.store.input_bucket, key, progress)
@@ -328,7 +328,8 @@ class Pipeline:
                 continue
             final = _free_name(record.out_dir / final.name)
             placed[key] = str(final)
-            self._advance(record, FileState.DOWNLOADING, outputs={**record.outputs, **placed})
+            outputs = {**record.outputs, **placed}
+            self._advance(record, FileState.DOWNLOADING, outputs=outputs, durable=True)
             tmp = record.out_dir / f".{_clip(final.name)}.{record.job_id}{PART_SUFFIX}"
             try:
                 placed[key] = str(self._fetch(record, key, tmp, final))
@@ -339,7 +340,7 @@ class Pipeline:
             except BaseException:
                 _remove(tmp)  # whatever went wrong, nothing partial stays in OUT
                 raise
-        self._advance(record, FileState.DONE, outputs=placed)
+        self._advance(record, FileState.DONE, outputs=placed, durable=True)
         self._clean(self._reload(record))
 
     def _fetch(self, record: FileRecord, key: str, tmp: Path, final: Path) -> Path:
@@ -383,6 +384,11 @@ class Pipeline:
             return
         if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
             log.warning("%s changed since it was transcoded; left in place", record.name)
+            return
+        try:
+            _sync(Path(p) for p in record.outputs.values())
+        except OSError as exc:
+            log.warning("%s: outputs not on disk (%s); source left in place", record.name, exc)
             return
         if self.on_success == "delete":
             record.path.unlink(missing_ok=True)
@@ -495,6 +501,7 @@ class Pipeline:
         input_key: str | None = None,
         outputs: dict[str, str] | None = None,
         expect: FileState | None = None,
+        durable: bool = False,
     ) -> None:
         if self.journal.advance(
             record.id,
@@ -504,6 +511,7 @@ class Pipeline:
             outputs=outputs,
             detail=detail,
             expect=expect,
+            durable=durable,
         ):
             self.hooks.on_state(path=record.path, state=state, detail=detail)
 
@@ -584,6 +592,28 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def _sync(outputs: Iterable[Path]) -> None:
+    """Outputs on disk (data and names) before their source goes: after a power cut the
+    outputs would otherwise be empty files, and the source gone."""
+    folders = set()
+    for output in outputs:
+        files = [p for p in output.rglob("*") if p.is_file()] if output.is_dir() else [output]
+        for path in files:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            folders.add(path.parent)
+        folders.add(output.parent)
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _place(tmp: Path, final: Path) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -35,7 +37,11 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 @contextmanager
 def running(
-    s: Settings, out: Path, presets: tuple[str, ...] = ("web-720p",), workers: int = 1
+    s: Settings,
+    out: Path,
+    presets: tuple[str, ...] = ("web-720p",),
+    workers: int = 1,
+    on_success: str = "keep",
 ) -> Iterator[tuple[Pipeline, Backend, Journal]]:
     backend = open_backend(s)
     journal = Journal(s.state_dir / "journal.db")
@@ -52,7 +58,7 @@ def running(
             for i in range(workers)
         ]
     )
-    pipe = Pipeline(backend, journal, out, presets, pipeline_id=s.name)
+    pipe = Pipeline(backend, journal, out, presets, pipeline_id=s.name, on_success=on_success)
     pool.start()
     pipe.start()
     try:
@@ -260,6 +266,41 @@ def test_a_job_that_outlasts_its_lease_is_not_run_twice(
         assert pipe.outcome(fid).state == FileState.CLEANED
         assert len(spawned) == 1, "the job was handed to the second worker while it ran"
         assert_no_leftovers(backend)
+
+
+@pytest.mark.parametrize("on_success", ["move", "delete"])
+def test_the_source_goes_only_once_its_output_is_on_disk(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    clips: dict[str, Clip],
+    monkeypatch: pytest.MonkeyPatch,
+    on_success: str,
+) -> None:
+    """--on-success move|delete: the output and OUT's entry for it are fsynced first, or a
+    power cut could leave an empty output and no source."""
+    drop, out = tmp_path / "drop", tmp_path / "out"
+    drop.mkdir()
+    source = drop / "clip.mp4"
+    shutil.copyfile(clips["h264.mp4"].path, source)
+    synced: list[tuple[Path, bool]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((Path(os.readlink(f"/proc/self/fd/{fd}")), source.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    s = backend_settings(request, tmp_path, "local")
+    with running(s, out, on_success=on_success) as (pipe, _, _):
+        fid = pipe.add(source)
+        assert fid and pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED
+    check_output(out / "clip.mp4", clips["h264.mp4"])
+    assert (out / "clip.mp4", True) in synced, "the output was not flushed before its source went"
+    assert (out, True) in synced, "OUT's entry for the output was not flushed"
+    assert not source.exists()
+    moved = drop / "done" / "clip.mp4"
+    assert moved.is_file() if on_success == "move" else not moved.exists()
 
 
 def test_a_file_still_fails_when_cleaning_up_after_it_breaks(

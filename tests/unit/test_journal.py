@@ -279,3 +279,23 @@ def test_threads_each_get_a_connection(journal: Journal) -> None:
         t.join()
     assert errors == []
     assert journal.counts() == {FileState.UPLOADING: 40}
+
+
+def test_only_durable_transitions_wait_for_the_disk(journal: Journal) -> None:
+    """Steps that act outside the journal on a state (upload, write into OUT, delete the
+    source) commit it with an fsync (synchronous=FULL); the rest skip it (NORMAL)."""
+    _record(journal)
+    statements: list[str] = []
+    conn = journal.db.connect()
+    conn.set_trace_callback(statements.append)
+    try:
+        journal.advance("f1", FileState.UPLOADED)
+        assert not [s for s in statements if "synchronous" in s]
+        statements.clear()
+        journal.advance("f1", FileState.DONE, durable=True)
+        assert statements.index("PRAGMA synchronous=FULL") < statements.index("COMMIT")
+        assert statements[-1] == "PRAGMA synchronous=NORMAL"
+    finally:
+        conn.set_trace_callback(None)
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
+    assert journal.get("f1").state == FileState.DONE  # type: ignore[union-attr]
