@@ -28,7 +28,8 @@ from .presets import Preset
 
 log = logging.getLogger(__name__)
 
-#: Called with the fraction done (0..1) and ffmpeg's speed factor when it reports one.
+#: Called with the fraction done (0..1) and ffmpeg's speed factor when it reports one;
+#: first with 0.0 as soon as ffmpeg has started.
 ProgressFn = Callable[[float, float | None], None]
 
 #: An output may differ from its source's duration by this much (seconds or fraction).
@@ -125,6 +126,8 @@ def transcode(
         except OSError as exc:
             raise ConfigError(f"cannot run ffmpeg {ffmpeg}: {exc}") from exc
         try:
+            if progress is not None:
+                progress(0.0, None)  # started: said once ffmpeg runs, not before
             cancelled = _follow(proc, source.duration, progress, cancel)
             code = proc.wait()
         finally:

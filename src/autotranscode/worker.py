@@ -187,7 +187,6 @@ class Worker:
         if done is not None:
             log.info("%s: job %s was done before; announcing it again", self.name, job.job_id)
             return done
-        self._progress(job, 0.0, None)
         results = []
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
             source = _source_info(job, src)

@@ -114,6 +114,7 @@ def test_progress_rises_to_one_on_a_longer_clip(
     )
     fractions = [f for f, _ in calls]
     assert len(fractions) >= 2
+    assert calls[0] == (0.0, None), "started is said before ffmpeg reports anything"
     assert fractions == sorted(fractions)
     assert fractions[-1] == 1.0
     assert all(0.0 <= f < 1.0 for f in fractions[:-1])
