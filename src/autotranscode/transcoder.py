@@ -37,8 +37,9 @@ DURATION_TOLERANCE_S = 0.5
 DURATION_TOLERANCE_FRACTION = 0.05
 #: After a cancel, ffmpeg gets this long to stop on SIGTERM before it is killed.
 CANCEL_GRACE_SECONDS = 2.0
-#: How soon a cancel is noticed while ffmpeg prints nothing.
-CANCEL_POLL_SECONDS = 0.1
+#: How soon a cancel is noticed while ffmpeg prints nothing (it reports twice a second
+#: while it works); each look costs a wake-up.
+CANCEL_POLL_SECONDS = 0.5
 #: How much of ffmpeg's stderr is read for its last error line.
 ERROR_TAIL_BYTES = 8192
 

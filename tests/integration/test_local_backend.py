@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -12,9 +14,13 @@ from pathlib import Path
 import pytest
 
 from autotranscode import settings as settings_mod
+from autotranscode.backends import local
 from autotranscode.backends.base import Received
 from autotranscode.backends.local import FolderStore, LocalBackend, SqliteQueue
 from autotranscode.errors import StorageError
+
+#: Generous: how long a cross-process wake-up may take (it takes milliseconds).
+WAIT = 60
 
 
 @pytest.fixture
@@ -464,3 +470,79 @@ def test_two_backends_on_one_state_dir_share_the_queues(state: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+# --- doorbells: waking receivers in other processes ----------------------------------------------
+
+_SEND_FROM_ANOTHER_PROCESS = """
+import sys
+from pathlib import Path
+from autotranscode.backends.local import LocalBackend
+backend = LocalBackend(Path(sys.argv[1]), visibility=60, max_attempts=3)
+backend.jobs.send(sys.argv[2])
+backend.close()
+"""
+
+
+def _send_from_another_process(state: Path, body: str) -> None:
+    subprocess.run([sys.executable, "-c", _SEND_FROM_ANOTHER_PROCESS, str(state), body], check=True)
+
+
+def test_a_send_in_another_process_rings_this_ones_doorbell(
+    backend: LocalBackend, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receivers sleep (1 s between looks) until rung: the ring must come from the sender."""
+    rung = threading.Event()
+    real_wake = local.wake_receivers
+
+    def wake() -> None:
+        if threading.current_thread().name == "autotranscode-doorbell":
+            rung.set()
+        real_wake()
+
+    monkeypatch.setattr(local, "wake_receivers", wake)
+    assert backend.doorbells.listen()
+    _send_from_another_process(state, "from afar")
+    assert rung.wait(WAIT), "the other process's send did not ring"
+    assert [m.body for m in backend.jobs.receive(wait=0)] == ["from afar"]
+
+
+def test_a_dead_process_doorbell_is_cleared_by_the_next_send(
+    backend: LocalBackend, state: Path
+) -> None:
+    folder = state / "doorbells"
+    folder.mkdir(exist_ok=True)
+    dead = folder / "999999999-gone"
+    os.mkfifo(dead)
+    backend.jobs.send("hello")
+    assert not dead.exists()
+
+
+def test_closing_takes_the_doorbell_down(state: Path) -> None:
+    backend = LocalBackend(state, visibility=60, max_attempts=3)
+    assert backend.doorbells.listen()
+    assert len(list((state / "doorbells").iterdir())) == 1
+    backend.close()
+    assert list((state / "doorbells").iterdir()) == []
+    # (the conftest's leak check sees to the thread)
+
+
+def test_where_fifos_cannot_be_made_receivers_poll(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fifos(*args: object, **kwargs: object) -> None:
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(local.os, "mkfifo", no_fifos)
+    backend = LocalBackend(state, visibility=60, max_attempts=3)
+    try:
+        assert not backend.doorbells.listen()
+        got: list[Received] = []
+        receiver = threading.Thread(target=lambda: got.extend(backend.jobs.receive(wait=WAIT)))
+        receiver.start()
+        monkeypatch.undo()
+        _send_from_another_process(state, "found by looking")
+        receiver.join()
+        assert [m.body for m in got] == ["found by looking"]
+    finally:
+        backend.close()
