@@ -230,6 +230,8 @@ class _Stopper:
     def __init__(self, quiet: bool = False) -> None:
         self.event = threading.Event()
         self.quiet = quiet
+        #: Called (in the main thread, from the handler) once a stop is asked.
+        self.on_stop: list[Callable[[], None]] = []
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
@@ -244,6 +246,19 @@ class _Stopper:
                 err=True,
             )
         self.event.set()
+        for wake in self.on_stop:
+            wake()
+
+
+#: A stop asked while the main thread was between its check and its wait is seen this late.
+STOP_CHECK_SECONDS = 1.0
+
+
+def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: _Stopper) -> None:
+    """Until the files are finished or Ctrl+C: asleep, not polling (each wake-up costs CPU)."""
+    stopper.on_stop.append(pipe.wake)
+    while not pipe.wait(fids, timeout=STOP_CHECK_SECONDS) and not stopper.event.is_set():
+        pass
 
 
 @contextmanager
@@ -423,8 +438,7 @@ def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -
             with reporter if isinstance(reporter, RichReporter) else _nothing():
                 pipe.start(resume=False)
                 fids = [pipe.add(path, retry_failed=True) for path in inputs]
-                while not pipe.wait(fids, timeout=0.2) and not stopper.event.is_set():
-                    pass
+                _wait_or_stop(pipe, fids, stopper)
                 results = []
                 for path, outcome in zip(inputs, map(pipe.outcome, fids), strict=True):
                     detail = outcome.detail
@@ -587,8 +601,7 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
                 pipe.start(resume=False)
                 for record in failed:
                     pipe.retry(record)
-                while not pipe.wait(fids, timeout=0.2) and not stopper.event.is_set():
-                    pass
+                _wait_or_stop(pipe, fids, stopper)
                 results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
     interrupted = stopper.event.is_set()
     failures = _summary(results, interrupted)

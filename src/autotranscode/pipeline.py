@@ -94,6 +94,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._active: set[str] = set()
         self._cond = threading.Condition()
+        self._woken = False
         self._listener: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -185,10 +186,21 @@ class Pipeline:
             self._schedule(record.id)
 
     def wait(self, fids: Iterable[str], timeout: float | None = None) -> bool:
-        """Block until the given files are finished (CLEANED or FAILED)."""
+        """Block until the given files are finished (CLEANED or FAILED), or ``wake()``."""
         wanted = set(fids)
         with self._cond:
-            return self._cond.wait_for(lambda: not (wanted & self._active), timeout)
+            self._cond.wait_for(lambda: self._woken or not (wanted & self._active), timeout)
+            return not (wanted & self._active)
+
+    def wake(self) -> None:
+        """End every ``wait()`` now (a stop was asked), finished or not.
+
+        Safe from a signal handler: the condition's lock is reentrant, and the main thread
+        is the only one a handler can interrupt.
+        """
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
 
     def outcome(self, fid: str) -> Outcome:
         record = self.journal.get(fid)

@@ -355,3 +355,25 @@ def test_status_watch_follows_until_ctrl_c(
     )
     assert watcher.stop() == 0, watcher
     assert_no_traceback(watcher.stderr)
+
+
+def test_ctrl_c_stops_a_waiting_transcode_at_once_and_a_rerun_finishes_it(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """With no worker to take its job, transcode sleeps until Ctrl+C, which must wake it."""
+    clip = clips["h264.mp4"]
+    out = tmp_path / "out"
+    waiting = local_cli.start(
+        "transcode", "transcode", clip.path, "-o", out, "--workers", "0", "-v"
+    )
+    waiting.wait_for_log("queued")
+
+    assert waiting.stop() == 130, waiting
+    assert "interrupted" in waiting.stdout + waiting.stderr, waiting
+    assert_no_traceback(waiting.stderr)
+    assert names(out) == []
+
+    again = local_cli.run("transcode", clip.path, "-o", out)
+    assert again.returncode == 0, again
+    check_output(out / "h264.mp4", clip)
+    local_cli.assert_no_leftovers()
