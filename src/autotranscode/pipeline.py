@@ -95,6 +95,8 @@ class Pipeline:
         self._active: set[str] = set()
         self._cond = threading.Condition()
         self._woken = False
+        #: What each wait() waits for: a finished file wakes them only when one is complete.
+        self._awaited: list[set[str]] = []
         self._listener: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -189,7 +191,11 @@ class Pipeline:
         """Block until the given files are finished (CLEANED or FAILED), or ``wake()``."""
         wanted = set(fids)
         with self._cond:
-            self._cond.wait_for(lambda: self._woken or not (wanted & self._active), timeout)
+            self._awaited.append(wanted)
+            try:
+                self._cond.wait_for(lambda: self._woken or not (wanted & self._active), timeout)
+            finally:
+                self._awaited.remove(wanted)
             return not (wanted & self._active)
 
     def wake(self) -> None:
@@ -535,7 +541,8 @@ class Pipeline:
     def _finished(self, fid: str) -> None:
         with self._cond:
             self._active.discard(fid)
-            self._cond.notify_all()
+            if any(not (wanted & self._active) for wanted in self._awaited):
+                self._cond.notify_all()
 
 
 class _Bytes:

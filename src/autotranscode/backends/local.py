@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from ..db import Database
 from ..errors import ObjectMissing, QueueError, StorageError
@@ -29,16 +30,12 @@ from .base import Backend, MessageQueue, ObjectStore, ProgressCallback, Received
 log = logging.getLogger(__name__)
 
 #: How often a waiting receive looks again on its own. Sends wake receivers at once (in this
-#: process through ``_SENT``, in others through their doorbells), so this is a safety net:
-#: every wake-up costs CPU, even with nothing to do.
+#: process through the queue's ``_Bell``, in others through their doorbells), so this is a
+#: safety net: every wake-up costs CPU, even with nothing to do.
 POLL_SECONDS = 1.0
 #: Where doorbells cannot be made (a filesystem without FIFOs), receivers look this often,
 #: well under the 0.2 s completion-latency goal.
 FALLBACK_POLL_SECONDS = 0.05
-#: Receivers in this process wait on this and are woken by a send (or by ``wake_receivers``).
-_SENT = threading.Condition()
-#: Bumped (under ``_SENT``) by every wake, so a receiver can tell it missed none while it looked.
-_sends = 0
 #: How often receivers look for leases held by dead processes.
 RECLAIM_INTERVAL_SECONDS = 1.0
 
@@ -162,13 +159,14 @@ class SqliteQueue(MessageQueue):
         self.max_receives = max_receives
         self.dead_letters = dead_letters
         self._next_reclaim = 0.0
+        self._bell = _Bell.of(name)
 
     def send(self, body: str) -> None:
         self.db.execute(
             "INSERT INTO messages (queue, body, visible_at) VALUES (?, ?, ?)",
             (self.name, body, time.time()),
         )
-        wake_receivers()
+        self._bell.ring()
         if self.doorbells is not None:
             self.doorbells.ring()
 
@@ -179,14 +177,15 @@ class SqliteQueue(MessageQueue):
         cancel = cancel or threading.Event()
         rung = self.doorbells is not None and wait > 0 and self.doorbells.listen()
         poll = POLL_SECONDS if rung else FALLBACK_POLL_SECONDS
+        bell = self._bell
         while True:
-            seen = _sends
+            seen = bell.rings
             got = self._take(max_messages)
             if got or time.monotonic() >= deadline or cancel.is_set():
                 return got
-            with _SENT:
-                if _sends == seen:  # else a send came while we looked: look again now
-                    _SENT.wait(min(poll, max(deadline - time.monotonic(), 0)))
+            with bell.cond:
+                if bell.rings == seen:  # else a send came while we looked: look again now
+                    bell.cond.wait(min(poll, max(deadline - time.monotonic(), 0)))
 
     def _reclaim(self, now: float) -> None:
         """Leases held by processes that no longer exist end now, not at their expiry.
@@ -255,19 +254,43 @@ class SqliteQueue(MessageQueue):
         self.db.execute("DELETE FROM messages WHERE seq = ? AND receipt = ?", self._where(message))
 
     def wake(self) -> None:
-        wake_receivers()
+        self._bell.ring()
 
     def count(self) -> int:
         rows = self.db.query("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,))
         return int(str(rows[0][0]))
 
 
+class _Bell:
+    """Where this process's receivers of one queue wait: a send to that queue wakes them
+    and no others (one condition for all queues woke every worker for each notification)."""
+
+    _all: ClassVar[dict[str, _Bell]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        #: Bumped by every ring, so a receiver can tell it missed none while it looked.
+        self.rings = 0
+
+    @classmethod
+    def of(cls, queue: str) -> _Bell:
+        with cls._lock:
+            return cls._all.setdefault(queue, cls())
+
+    def ring(self) -> None:
+        with self.cond:
+            self.rings += 1
+            self.cond.notify_all()
+
+
 def wake_receivers() -> None:
-    """Wake every receive() waiting in this process: a message was sent, or a stop was asked."""
-    global _sends
-    with _SENT:
-        _sends += 1
-        _SENT.notify_all()
+    """Wake every receive() waiting in this process, whatever its queue (another process
+    sent something, and its doorbell does not say to which queue)."""
+    with _Bell._lock:
+        bells = list(_Bell._all.values())
+    for bell in bells:
+        bell.ring()
 
 
 class SqliteTopic(Topic):
