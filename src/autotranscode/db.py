@@ -2,7 +2,8 @@
 
 Each thread gets its own connection (sqlite3 connections are not for sharing);
 WAL lets readers and one writer work at once across processes; every change is
-one ``BEGIN IMMEDIATE`` transaction, so a crash keeps it whole or not at all.
+one transaction (a single statement, or several inside ``BEGIN IMMEDIATE``), so a
+crash keeps it whole or not at all.
 """
 
 from __future__ import annotations
@@ -79,9 +80,15 @@ class Database:
             raise self._error(f"cannot write {self.path}: {exc}") from exc
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
-        """One statement in its own transaction; returns its rows (RETURNING included)."""
-        with self.transaction() as conn:
-            return conn.execute(sql, params).fetchall()
+        """One statement, atomic on its own (SQLite's autocommit); returns its rows.
+
+        No BEGIN/COMMIT around it: a single statement cannot read, then be refused the
+        write lock, which is what ``BEGIN IMMEDIATE`` guards multi-statement changes from.
+        """
+        try:
+            return self.connect().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot write {self.path}: {exc}") from exc
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         try:

@@ -139,9 +139,24 @@ class Journal:
                     "INSERT INTO events (file_id, at, state) VALUES (?, ?, ?)",
                     (fid, now, FileState.DISCOVERED),
                 )
+        if created:  # what was just written, without reading it back
+            return FileRecord(
+                id=fid,
+                path=path,
+                out_dir=out_dir,
+                presets=presets,
+                size=size,
+                mtime_ns=mtime_ns,
+                state=FileState.DISCOVERED,
+                job_id=None,
+                input_key=None,
+                outputs={},
+                reason=None,
+                updated_at=now,
+            ), True
         record = self.get(fid)
         assert record is not None
-        return record, created
+        return record, False
 
     def advance(
         self,

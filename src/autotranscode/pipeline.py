@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import keys, presets
@@ -278,12 +278,19 @@ class Pipeline:
             preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch (no audio…)
         key = record.input_key or keys.input_key(record.id, path)
         job_id = record.job_id or uuid.uuid4().hex
-        self._advance(record, FileState.UPLOADING, input_key=key, job_id=job_id, durable=True)
-
+        # The output names are known now: recorded with the key, before anything is sent.
+        names = _output_names(job_id, path, record.presets)
+        self._advance(
+            record, FileState.UPLOADING, input_key=key, job_id=job_id, outputs=names, durable=True
+        )
         progress = _Bytes(self.hooks, path, "uploading", st.st_size)
         self.backend.store.upload(path, self.backend.store.input_bucket, key, progress)
         self._advance(record, FileState.UPLOADED)
-        self._submit(record, source)
+        # Only this thread changes these fields: no need to read them back.
+        uploaded = replace(
+            record, state=FileState.UPLOADED, input_key=key, job_id=job_id, outputs=names
+        )
+        self._submit(uploaded, source)
 
     def _submit(self, record: FileRecord, source: MediaInfo | None = None) -> None:
         """``source``: the upload step's probe of the same file (on a resume, probed again).
@@ -291,11 +298,9 @@ class Pipeline:
         A fresh probe travels in the job, so a worker need not probe the file a second time;
         on a resume the file may differ from what was uploaded, so the worker probes its copy.
         """
-        record = self._reload(record)
         assert record.job_id and record.input_key
         detected = DetectedProperties.of(source, record.size) if source else None
         wanted = [presets.get(p) for p in record.presets]
-        multiple = len(wanted) > 1
         stem = record.path.stem
         job = Job(
             jobId=record.job_id,
@@ -321,10 +326,7 @@ class Pipeline:
                 "source": os.fsencode(record.name).decode("utf-8", "backslashreplace")[:256],
             },
         )
-        names = {
-            o.key: keys.output_name(stem, presets.get(o.preset_id).extension, o.preset_id, multiple)
-            for o in job.outputs
-        }
+        names = _output_names(record.job_id, record.path, record.presets)
         if record.outputs != names:
             # Known before the job exists: its notifications can come before submit() returns.
             self.journal.advance(
@@ -359,7 +361,7 @@ class Pipeline:
                 _remove(tmp)  # whatever went wrong, nothing partial stays in OUT
                 raise
         self._advance(record, FileState.DONE, outputs=placed, durable=True)
-        self._clean(self._reload(record))
+        self._clean(replace(record, state=FileState.DONE, outputs=placed))
 
     def _fetch(self, record: FileRecord, key: str, tmp: Path, final: Path) -> Path:
         store = self.backend.store
@@ -533,11 +535,6 @@ class Pipeline:
         ):
             self.hooks.on_state(path=record.path, state=state, detail=detail)
 
-    def _reload(self, record: FileRecord) -> FileRecord:
-        fresh = self.journal.get(record.id)
-        assert fresh is not None
-        return fresh
-
     def _finished(self, fid: str) -> None:
         with self._cond:
             self._active.discard(fid)
@@ -611,6 +608,18 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def _output_names(job_id: str, path: Path, preset_ids: tuple[str, ...]) -> dict[str, str]:
+    """Each output's object key -> its file name in OUT (before any name clash there)."""
+    wanted = [presets.get(p) for p in preset_ids]
+    multiple = len(wanted) > 1
+    return {
+        keys.output_key(job_id, path.stem, p.id, p.extension): keys.output_name(
+            path.stem, p.extension, p.id, multiple
+        )
+        for p in wanted
+    }
 
 
 def _sync(outputs: Iterable[Path]) -> None:
