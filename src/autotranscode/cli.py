@@ -318,15 +318,15 @@ def entry() -> None:
 
     By the time a command returns, its files are closed and its threads stopped; the
     interpreter's teardown, which frees every module and object one by one (~50 ms), would
-    only delay the exit. Anything unusual (a thread still running, output that cannot be
-    flushed, a non-numeric exit) takes the ordinary exit instead.
+    only delay the exit. Anything unusual (a thread the interpreter would wait for, output
+    that cannot be flushed, a non-numeric exit) takes the ordinary exit instead.
     """
     try:
         main()
         code: str | int | None = EXIT_OK
     except SystemExit as exc:
         code = exc.code
-    if not isinstance(code, int) or threading.active_count() > 1:
+    if not isinstance(code, int) or _still_working():
         sys.exit(code)
     try:
         sys.stdout.flush()
@@ -335,6 +335,12 @@ def entry() -> None:
         sys.exit(code)  # let the interpreter report it as it would
     logging.shutdown()
     os._exit(code)
+
+
+def _still_working() -> bool:
+    """A thread other than this one that the interpreter's exit would wait for."""
+    main_thread = threading.main_thread()
+    return any(t is not main_thread and not t.daemon for t in threading.enumerate())
 
 
 # -- commands ------------------------------------------------------------------------------------

@@ -24,9 +24,19 @@ def os_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli.os, "_exit", _fake_os_exit)
 
 
+@pytest.fixture
+def only_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the command's process (the suite's own process has helper threads of its own)."""
+    monkeypatch.setattr(cli.threading, "enumerate", lambda: [threading.main_thread()])
+
+
 @pytest.mark.parametrize("code", [cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_INTERRUPTED])
 def test_a_finished_command_exits_at_once_with_its_code(
-    monkeypatch: pytest.MonkeyPatch, os_exit: None, capsys: pytest.CaptureFixture[str], code: int
+    monkeypatch: pytest.MonkeyPatch,
+    os_exit: None,
+    only_main_thread: None,
+    capsys: pytest.CaptureFixture[str],
+    code: int,
 ) -> None:
     def main() -> None:
         print("summary line")
@@ -58,6 +68,18 @@ def test_a_running_thread_gets_the_ordinary_exit(
     finally:
         release.set()
         straggler.join()
+
+
+def test_a_daemon_thread_does_not_hold_the_exit(
+    monkeypatch: pytest.MonkeyPatch, os_exit: None
+) -> None:
+    """The interpreter would not wait for it either."""
+    daemon = threading.Thread(target=lambda: None, daemon=True)
+    monkeypatch.setattr(cli.threading, "enumerate", lambda: [threading.main_thread(), daemon])
+    monkeypatch.setattr(cli, "main", lambda: None)
+    with pytest.raises(_Exited) as info:
+        cli.entry()
+    assert info.value.code == cli.EXIT_OK
 
 
 def test_a_message_exit_gets_the_ordinary_exit(
