@@ -65,6 +65,8 @@ class Watcher:
         self._taken: dict[Path, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        #: Set by a new candidate (or a stop): ends the check loop's sleep while it has none.
+        self._wake = threading.Event()
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
         self._closes_known = False
@@ -78,6 +80,7 @@ class Watcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join()
@@ -130,6 +133,7 @@ class Watcher:
             if cand is None:
                 cand = _Candidate(st.st_size, st.st_mtime_ns, time.monotonic())
                 self._candidates[path] = cand
+                self._wake.set()
             if modified and self._closes_known:
                 cand.writing = True
                 cand.quiet_since = time.monotonic()
@@ -137,8 +141,19 @@ class Watcher:
                 cand.writing = False
 
     def _check_loop(self) -> None:
+        """Every CHECK_INTERVAL while files are settling; with none, asleep until one comes
+        (or the next rescan): an idle ``run`` should cost no CPU."""
         next_scan = time.monotonic() + RESCAN_INTERVAL_SECONDS
-        while not self._stop.wait(CHECK_INTERVAL_SECONDS):
+        while True:
+            self._wake.clear()
+            with self._lock:
+                settling = bool(self._candidates)
+            if settling:
+                self._stop.wait(CHECK_INTERVAL_SECONDS)
+            else:
+                self._wake.wait(max(0.0, next_scan - time.monotonic()))
+            if self._stop.is_set():
+                return
             for path in self._ready():
                 try:
                     self.on_ready(path)
