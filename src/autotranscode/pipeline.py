@@ -629,19 +629,20 @@ def _sync(outputs: Iterable[Path]) -> None:
     for output in outputs:
         files = [p for p in output.rglob("*") if p.is_file()] if output.is_dir() else [output]
         for path in files:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(path)
             folders.add(path.parent)
         folders.add(output.parent)
     for folder in folders:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(folder)
+
+
+def _fsync(path: Path) -> None:
+    """A file's data, or a folder's entries, on disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _place(tmp: Path, final: Path) -> Path:
