@@ -72,8 +72,8 @@ class Worker:
         # kept from job to job (a thread, and its database connections, per job costs).
         handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
         finishing: Future[None] | None = None
-        try:
-            with self._leases:
+        with self._leases:  # renewing until the last handler is done, not just the loop
+            try:
                 while not stop.is_set():
                     try:
                         batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS, cancel=stop)
@@ -88,8 +88,8 @@ class Worker:
                         if finishing is not None:
                             finishing.result()
                         finishing = handling
-        finally:
-            handlers.shutdown(wait=True)
+            finally:
+                handlers.shutdown(wait=True)
 
     def _handle_logged(
         self, message: Received, stop: threading.Event, exited: threading.Event
