@@ -76,15 +76,20 @@ class Doorbells:
         """Make sure ours exists (made at the first receive); False where FIFOs cannot be made."""
         with self._lock:
             if self._thread is None and self._usable and not self._closing:
+                hidden = self.folder / f".{self._own}{uuid.uuid4().hex}"
+                path = hidden.with_name(hidden.name[1:])
+                fd = -1
                 try:
                     self.folder.mkdir(parents=True, exist_ok=True)
-                    hidden = self.folder / f".{self._own}{uuid.uuid4().hex}"
                     os.mkfifo(hidden)
                     fd = os.open(hidden, os.O_RDWR)  # RDWR: opens at once, never reads EOF
-                    path = hidden.with_name(hidden.name[1:])
                     os.rename(hidden, path)  # visible to senders only once it is read
                 except (OSError, AttributeError) as exc:  # AttributeError: no os.mkfifo
                     log.debug("no doorbell in %s (%s); receivers poll instead", self.folder, exc)
+                    if fd >= 0:
+                        os.close(fd)
+                    with contextlib.suppress(OSError):
+                        hidden.unlink()
                     self._usable = False
                     return False
                 self._fd, self._path = fd, path
