@@ -15,6 +15,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -192,7 +193,11 @@ class Worker:
             source = _source_info(job, src)
             for index, output in enumerate(job.outputs):
                 preset = presets.resolve(output.preset_id, output.preset_spec)
-                tmp = self.workdir / f"{job.job_id}-{index}{preset.extension}"
+                # Unique per attempt: a redelivered copy of this job (its lease ran out, say
+                # in an outage) can run here while this one is still being finished.
+                tmp = (
+                    self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}-{index}{preset.extension}"
+                )
                 report = _Throttled(self, job, index, source.duration)
                 last = index == len(job.outputs) - 1
                 info = transcode(

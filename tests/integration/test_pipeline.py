@@ -381,3 +381,44 @@ def test_folder_outputs_arrive_whole_as_folders(
     assert (variant.video_codec, variant.height) == ("h264", 240)
     assert [p.name for p in (out / "h264.thumbnails").iterdir()] == ["thumb-0001.jpg"]
     assert probe(out / "h264.poster.jpg").video_codec == "mjpeg"
+
+
+def test_two_copies_of_one_job_in_one_worker_write_apart(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    clips: dict[str, Clip],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A redelivered copy of a job (its lease ran out, e.g. in an outage) can reach the worker
+    still finishing the first: the two attempts must not share a temp file (they did)."""
+    s = backend_settings(request, tmp_path, "local")
+    outputs: list[Path] = []
+    real_transcode = worker_mod.transcode
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        outputs.append(args[4])
+        return real_transcode(*args, **kwargs)
+
+    monkeypatch.setattr(worker_mod, "transcode", recording)
+    with running(s, tmp_path / "out", workers=0) as (pipe, backend, journal):
+        fid = submitted(pipe, journal, clips["h264.mp4"].path)
+        [first] = backend.jobs.receive(wait=WAIT)
+        backend.jobs.release(first)
+        [second] = backend.jobs.receive(wait=WAIT)
+        worker = Worker(
+            backend,
+            find_ffmpeg(),
+            s.state_dir / "work" / "w",
+            visibility=s.visibility_timeout,
+            max_attempts=s.max_attempts,
+            name="w",
+        )
+        worker.workdir.mkdir(parents=True)
+        copies = [threading.Thread(target=worker.handle, args=(m,)) for m in (first, second)]
+        for t in copies:
+            t.start()
+        for t in copies:
+            t.join()
+        assert len(set(outputs)) == 2, outputs
+        assert pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED
