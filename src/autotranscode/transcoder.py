@@ -97,12 +97,14 @@ def transcode(
     dst: Path,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
-    exited: threading.Event | None = None,
+    *,
+    started: Callable[[], None] | None = None,
+    ended: Callable[[], None] | None = None,
 ) -> MediaInfo:
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure.
 
-    ``exited`` is set once ffmpeg has ended, before its output is checked: a worker can
-    start its next ffmpeg then.
+    ``started`` is called once ffmpeg runs; ``ended`` once it has ended, before its output
+    is checked (a worker starts its next ffmpeg then, and may hold the check until it runs).
     """
     cmd = command(ffmpeg, preset, source, src, dst)
     if log.isEnabledFor(logging.DEBUG):
@@ -127,6 +129,8 @@ def transcode(
         except OSError as exc:
             raise ConfigError(f"cannot run ffmpeg {ffmpeg}: {exc}") from exc
         try:
+            if started is not None:
+                started()
             if progress is not None:
                 progress(0.0, None)  # started: said once ffmpeg runs, not before
             cancelled = _follow(proc, source.duration, progress, cancel)
@@ -137,8 +141,8 @@ def transcode(
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
-            if exited is not None:
-                exited.set()
+            if ended is not None:
+                ended()
         if cancelled:
             _remove(dst)
             raise TranscodeError("transcode cancelled")

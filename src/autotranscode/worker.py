@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Long-poll this long for a job; also bounds how long a stop request waits.
 RECEIVE_WAIT_SECONDS = 2.0
+#: How long a job's output checks wait for the next job's ffmpeg to start (``_Handoff``).
+HANDOFF_WAIT_SECONDS = 0.1
 #: At most one PROGRESSING notification per job this often.
 PROGRESS_INTERVAL_SECONDS = 1.0
 
@@ -73,46 +75,67 @@ class Worker:
         # kept from job to job (a thread, and its database connections, per job costs).
         handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
         finishing: Future[None] | None = None
+        last: _Handoff | None = None  # the job whose ffmpeg ended last
         with self._leases:  # renewing until the last handler is done, not just the loop
             try:
                 while not stop.is_set():
+                    # Just after an ffmpeg ends, only look: if no job is there, the last
+                    # job's output checks need not wait for the next ffmpeg.
+                    quick = last is not None and not last.go.is_set()
                     try:
-                        batch = self.backend.jobs.receive(wait=RECEIVE_WAIT_SECONDS, cancel=stop)
+                        batch = self.backend.jobs.receive(
+                            wait=0 if quick else RECEIVE_WAIT_SECONDS, cancel=stop
+                        )
                     except AutotranscodeError as exc:
                         log.warning("%s: cannot receive jobs (%s); retrying", self.name, exc)
-                        stop.wait(RECEIVE_WAIT_SECONDS)
-                        continue
+                        batch = []
+                        if not quick:
+                            stop.wait(RECEIVE_WAIT_SECONDS)
+                    if not batch and last is not None:
+                        last.go.set()
                     for message in batch:
-                        exited = threading.Event()
-                        handling = handlers.submit(self._handle_logged, message, stop, exited)
-                        exited.wait()
+                        handoff = _Handoff()
+                        handling = handlers.submit(
+                            self._handle_logged, message, stop, handoff, last
+                        )
+                        handoff.exited.wait()
                         if finishing is not None:
                             finishing.result()
-                        finishing = handling
+                        finishing, last = handling, handoff
             finally:
+                if last is not None:
+                    last.go.set()
                 handlers.shutdown(wait=True)
 
     def _handle_logged(
-        self, message: Received, stop: threading.Event, exited: threading.Event
+        self,
+        message: Received,
+        stop: threading.Event,
+        handoff: _Handoff | None = None,
+        previous: _Handoff | None = None,
     ) -> None:
         try:
-            self.handle(message, stop, exited)
+            self.handle(message, stop, handoff, previous)
         except AutotranscodeError as exc:
             # The job message stays: its lease runs out and it is tried again.
             log.warning("%s: could not finish a job (%s); it will be retried", self.name, exc)
         except Exception:
             log.exception("%s: unexpected error; the job will be retried", self.name)
         finally:
-            exited.set()
+            if handoff is not None:
+                handoff.exited.set()
+            if previous is not None:
+                previous.go.set()
 
     def handle(
         self,
         message: Received,
         stop: threading.Event | None = None,
-        exited: threading.Event | None = None,
+        handoff: _Handoff | None = None,
+        previous: _Handoff | None = None,
     ) -> None:
-        """Do one job; ``exited`` is set when it runs no more ffmpeg (its output checks and
-        uploads may still be under way). ``run`` calls it: its lease keeper renews the job."""
+        """Do one job. ``run`` calls it: its lease keeper renews the job, and the handoffs
+        order this job's ffmpeg around the jobs before and after it (see ``_Handoff``)."""
         try:
             job = parse_job(message.body)
             if job.topic != self.backend.topic.arn:
@@ -133,7 +156,7 @@ class Worker:
         cancel = stop or threading.Event()
         try:
             with self._leases.hold(message):
-                outputs = self._transcode(job, cancel, exited)
+                outputs = self._transcode(job, cancel, handoff, previous)
         except MediaError as exc:
             if cancel.is_set():
                 log.info(
@@ -181,7 +204,11 @@ class Worker:
         log.info("%s: job %s completed", self.name, job.job_id)
 
     def _transcode(
-        self, job: Job, cancel: threading.Event, exited: threading.Event | None = None
+        self,
+        job: Job,
+        cancel: threading.Event,
+        handoff: _Handoff | None = None,
+        previous: _Handoff | None = None,
     ) -> tuple[OutputStatus, ...]:
         store = self.backend.store
         done = self._already_stored(job)
@@ -201,7 +228,15 @@ class Worker:
                 report = _Throttled(self, job, index, source.duration)
                 last = index == len(job.outputs) - 1
                 info = transcode(
-                    self.ffmpeg, preset, source, src, tmp, report, cancel, exited if last else None
+                    self.ffmpeg,
+                    preset,
+                    source,
+                    src,
+                    tmp,
+                    report,
+                    cancel,
+                    started=previous.go.set if previous is not None and index == 0 else None,
+                    ended=handoff.ended if handoff is not None and last else None,
                 )
                 size = self._store_output(tmp, job.output_bucket, output.key)
                 results.append(_status(output.key, preset.id, info, size))
@@ -289,6 +324,25 @@ class Worker:
     def _dead_letter(self, message: Received) -> None:
         self.backend.dead_letters.send(message.body)
         self.backend.jobs.delete(message)
+
+
+class _Handoff:
+    """Between one job's ffmpeg and the next, the encoder should idle as briefly as can be.
+
+    When a job's last ffmpeg ends, ``exited`` lets the worker take the next job, while this
+    one's output checks (a probe that holds the GIL), upload and notice wait for ``go``:
+    set once the next job's ffmpeg runs, when it ends without one, or when no job is
+    waiting. The wait is bounded: a next job that must first fetch its input from S3
+    does not hold this one's completion for long.
+    """
+
+    def __init__(self) -> None:
+        self.exited = threading.Event()
+        self.go = threading.Event()
+
+    def ended(self) -> None:
+        self.exited.set()
+        self.go.wait(HANDOFF_WAIT_SECONDS)
 
 
 class _Leases:

@@ -244,6 +244,71 @@ def test_a_worker_starts_its_next_ffmpeg_while_the_last_output_is_checked(
     assert sorted(p.name for p in out.iterdir()) == ["h264.mp4", "vp9.mp4"]
 
 
+def test_an_output_is_checked_only_once_the_next_ffmpeg_runs(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check probes the output holding the GIL: done while the next job is being
+    started, it kept the encoder idle longer. The next job is slowed down here, so a check
+    that does not wait for it would come first."""
+    monkeypatch.setattr(worker_mod, "HANDOFF_WAIT_SECONDS", WAIT)
+    events: list[str] = []
+    real_popen, real_verify, real_info = (
+        transcoder.subprocess.Popen,
+        transcoder.verify,
+        worker_mod._source_info,
+    )
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        if any("ffmpeg" in str(a) for a in args[0]):
+            events.append("ffmpeg")
+        return real_popen(*args, **kwargs)
+
+    def verify(*args: Any, **kwargs: Any) -> Any:
+        events.append("check")
+        return real_verify(*args, **kwargs)
+
+    def slow_info(*args: Any, **kwargs: Any) -> Any:
+        if events:
+            time.sleep(1)
+        return real_info(*args, **kwargs)
+
+    monkeypatch.setattr(transcoder.subprocess, "Popen", popen)
+    monkeypatch.setattr(transcoder, "verify", verify)
+    monkeypatch.setattr(worker_mod, "_source_info", slow_info)
+    out = tmp_path / "out"
+    with running(settings, out, workers=0) as (pipe, _, journal):
+        fids = [submitted(pipe, journal, clips[n].path) for n in ("h264.mp4", "vp9.mkv")]
+    with running(settings, out) as (pipe, backend, _):
+        assert pipe.wait(fids, timeout=WAIT)
+        assert [pipe.outcome(f).state for f in fids] == [FileState.CLEANED] * 2
+        assert_no_leftovers(backend)
+    assert events == ["ffmpeg", "ffmpeg", "check", "check"]
+
+
+def test_an_output_check_waits_for_no_next_job_that_is_not_there_or_fails(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an endless handoff wait, a lone job and a job followed by one that fails before
+    its ffmpeg must still complete: the worker says at once that no ffmpeg is coming."""
+    monkeypatch.setattr(worker_mod, "HANDOFF_WAIT_SECONDS", 3600)
+    out = tmp_path / "out"
+    with running(settings, out) as (pipe, backend, journal):
+        lone = pipe.add(clips["h264.mp4"].path)
+        assert lone and pipe.wait([lone], timeout=WAIT)
+        assert pipe.outcome(lone).state == FileState.CLEANED
+    with running(settings, out, workers=0) as (pipe, _, journal):
+        fids = [submitted(pipe, journal, clips[n].path) for n in ("vp9.mkv", "no audio.mp4")]
+        messages = [m for _ in fids for m in backend.jobs.receive(wait=5)]
+        for m in messages:
+            backend.jobs.release(m)
+    second = parse_job(messages[1].body).input  # the second job: its input, gone
+    assert second.key != parse_job(messages[0].body).input.key
+    backend.store.delete_prefix(second.bucket, second.key)
+    with running(settings, out) as (pipe, backend, _):
+        assert pipe.wait(fids, timeout=WAIT)
+        assert [pipe.outcome(f).state for f in fids] == [FileState.CLEANED, FileState.FAILED]
+
+
 def test_a_job_that_outlasts_its_lease_is_not_run_twice(
     settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
 ) -> None:
