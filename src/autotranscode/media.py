@@ -102,33 +102,54 @@ def probe(path: Path | str, *, rotation: bool = True) -> MediaInfo:
     our own outputs.
     """
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            video = next(
-                (
-                    s
-                    for s in container.streams.video
-                    if s.codec_context is not None
-                    and not (s.disposition & av.stream.Disposition.attached_pic)
-                ),
-                None,
-            )
-            audio = next(iter(container.streams.audio), None)
-            if video is None and audio is None:
-                raise ProbeError("no audio or video stream found")
-            duration = _duration(container, video or audio)
-            return MediaInfo(
-                duration=duration,
-                format_name=container.format.name,
-                video_codec=_codec(video),
-                width=video.codec_context.width or None if video else None,
-                height=video.codec_context.height or None if video else None,
-                audio_codec=_codec(audio),
-                rotation=_rotation(path, container, video) if video and rotation else 0,
-            )
+        info = _probe(path, rotation, headers_only=True)
+        if info is None:
+            info = _probe(path, rotation, headers_only=False)
     except ProbeError:
         raise
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise ProbeError(f"not a readable media file ({_reason(exc)})") from exc
+    assert info is not None
+    return info
+
+
+#: FFmpeg's stream probing decodes a first picture of each video stream, a third of a
+#: probe's cost, for facts we do not use (pixel format) where the headers give the size.
+_HEADERS_ONLY = {"skip_frame": "all"}
+
+
+def _probe(path: Path | str, rotation: bool, headers_only: bool) -> MediaInfo | None:
+    """``None`` when headers alone left the picture size unknown (e.g. an HLS playlist)."""
+    options = _HEADERS_ONLY if headers_only else None
+    with av.open(str(path), metadata_errors="ignore", options=options) as container:
+        video = next(
+            (
+                s
+                for s in container.streams.video
+                if s.codec_context is not None
+                and not (s.disposition & av.stream.Disposition.attached_pic)
+            ),
+            None,
+        )
+        audio = next(iter(container.streams.audio), None)
+        if video is None and audio is None:
+            raise ProbeError("no audio or video stream found")
+        if (
+            video is not None
+            and headers_only
+            and not (video.codec_context.width and video.codec_context.height)
+        ):
+            return None
+        duration = _duration(container, video or audio)
+        return MediaInfo(
+            duration=duration,
+            format_name=container.format.name,
+            video_codec=_codec(video),
+            width=video.codec_context.width or None if video else None,
+            height=video.codec_context.height or None if video else None,
+            audio_codec=_codec(audio),
+            rotation=_rotation(path, container, video) if video and rotation else 0,
+        )
 
 
 def _duration(

@@ -416,3 +416,34 @@ def test_probe_file_with_no_streams(ffmpeg: str, tmp_path: Path) -> None:
     )
     with pytest.raises(ProbeError, match="no audio or video"):
         media.probe(mkv)
+
+
+def test_probe_reads_headers_only_unless_they_leave_the_picture_size_unknown(
+    ffmpeg: str, clips: dict[str, Clip], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding a first picture is a third of a probe's cost; an HLS playlist, though, gives
+    no size without it."""
+    playlist = tmp_path / "index.m3u8"
+    source = clips["h264.mp4"].path
+    hls = ("-c", "copy", "-f", "hls", "-hls_playlist_type", "vod", str(playlist))
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(source), *hls],
+        check=True,
+        capture_output=True,
+    )
+    opened: list[object] = []
+    real_open = media.av.open
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append(kwargs.get("options"))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(media.av, "open", counting)
+    mp4 = media.probe(clips["h264.mp4"].path)
+    assert opened == [media._HEADERS_ONLY]
+    opened.clear()
+    ladder = media.probe(playlist)
+    assert opened == [media._HEADERS_ONLY, None]
+    for info in (mp4, ladder):
+        assert (info.video_codec, info.width, info.height) == ("h264", 320, 240)
+        assert info.audio_codec == "aac"
