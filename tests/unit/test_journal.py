@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from autotranscode import db as db_module
 from autotranscode.errors import AutotranscodeError
 from autotranscode.journal import FileRecord, FileState, Journal
 
@@ -279,6 +280,39 @@ def test_threads_each_get_a_connection(journal: Journal) -> None:
         t.join()
     assert errors == []
     assert journal.counts() == {FileState.UPLOADING: 40}
+
+
+def test_a_process_threads_take_turns_to_write_rather_than_sleep_at_sqlites_lock(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite makes a writer that finds its lock taken sleep 1, 2, 5… ms between tries;
+    threads of one process queue on a lock of ours instead. With SQLite's wait set to
+    nothing, a write that met another one at SQLite's lock would fail at once."""
+    monkeypatch.setattr(db_module, "BUSY_TIMEOUT_SECONDS", 0.0)
+    journal = Journal(db)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                _record(journal, f"t{n}-{i}", f"{n}-{i}.mp4")
+                journal.advance(f"t{n}-{i}", FileState.UPLOADING)
+                journal.db.execute("UPDATE files SET reason = NULL WHERE id = ?", (f"t{n}-{i}",))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            journal.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert journal.counts() == {FileState.UPLOADING: 200}
+    finally:
+        journal.close()
 
 
 def test_only_durable_transitions_wait_for_the_disk(journal: Journal) -> None:
