@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -260,25 +260,33 @@ def test_a_second_journal_on_the_same_file_sees_everything(db: Path) -> None:
         restarted.close()
 
 
-def test_threads_each_get_a_connection(journal: Journal) -> None:
+def _in_threads(journal: Journal, work: Callable[[int], None], n: int = 4) -> list[BaseException]:
+    """Run ``work(0..n-1)`` on n threads, each closing its own connection; their errors."""
     errors: list[BaseException] = []
 
-    def work(n: int) -> None:
+    def run(i: int) -> None:
         try:
-            for i in range(10):
-                _record(journal, f"t{n}-{i}", f"{n}-{i}.mp4")
-                journal.advance(f"t{n}-{i}", FileState.UPLOADING)
+            work(i)
         except BaseException as exc:
             errors.append(exc)
         finally:
             journal.close()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_threads_each_get_a_connection(journal: Journal) -> None:
+    def work(n: int) -> None:
+        for i in range(10):
+            _record(journal, f"t{n}-{i}", f"{n}-{i}.mp4")
+            journal.advance(f"t{n}-{i}", FileState.UPLOADING)
+
+    assert _in_threads(journal, work) == []
     assert journal.counts() == {FileState.UPLOADING: 40}
 
 
@@ -290,26 +298,15 @@ def test_a_process_threads_take_turns_to_write_rather_than_sleep_at_sqlites_lock
     nothing, a write that met another one at SQLite's lock would fail at once."""
     monkeypatch.setattr(db_module, "BUSY_TIMEOUT_SECONDS", 0.0)
     journal = Journal(db)
-    errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        try:
-            for i in range(50):
-                _record(journal, f"t{n}-{i}", f"{n}-{i}.mp4")
-                journal.advance(f"t{n}-{i}", FileState.UPLOADING)
-                journal.db.execute("UPDATE files SET reason = NULL WHERE id = ?", (f"t{n}-{i}",))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            journal.close()
+        for i in range(50):
+            _record(journal, f"t{n}-{i}", f"{n}-{i}.mp4")
+            journal.advance(f"t{n}-{i}", FileState.UPLOADING)
+            journal.db.execute("UPDATE files SET reason = NULL WHERE id = ?", (f"t{n}-{i}",))
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
     try:
-        assert errors == []
+        assert _in_threads(journal, work) == []
         assert journal.counts() == {FileState.UPLOADING: 200}
     finally:
         journal.close()
