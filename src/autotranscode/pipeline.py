@@ -301,7 +301,8 @@ class Pipeline:
         assert record.job_id and record.input_key
         detected = DetectedProperties.of(source, record.size) if source else None
         wanted = [presets.get(p) for p in record.presets]
-        stem = record.path.stem
+        # The keys the journal holds for the outputs, in preset order: the job asks for them.
+        names = _output_names(record.job_id, record.path, record.presets)
         job = Job(
             jobId=record.job_id,
             pipelineId=self.pipeline_id,
@@ -313,11 +314,11 @@ class Pipeline:
             outputBucket=self.backend.store.output_bucket,
             outputs=tuple(
                 JobOutput(
-                    key=keys.output_key(record.job_id, stem, p.id, p.extension),
+                    key=key,
                     presetId=p.id,
                     presetSpec=dict(p.spec) if p.spec is not None else None,
                 )
-                for p in wanted
+                for key, p in zip(names, wanted, strict=True)
             ),
             topicArn=self.backend.topic.arn,
             userMetadata={
@@ -326,7 +327,6 @@ class Pipeline:
                 "source": os.fsencode(record.name).decode("utf-8", "backslashreplace")[:256],
             },
         )
-        names = _output_names(record.job_id, record.path, record.presets)
         if record.outputs != names:
             # Known before the job exists: its notifications can come before submit() returns.
             self.journal.advance(
