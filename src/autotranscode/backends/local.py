@@ -288,14 +288,18 @@ class _Bell:
             self.rings += 1
             self.cond.notify_all()
 
+    @classmethod
+    def ring_all(cls) -> None:
+        with cls._lock:
+            bells = list(cls._all.values())
+        for bell in bells:
+            bell.ring()
+
 
 def wake_receivers() -> None:
     """Wake every receive() waiting in this process, whatever its queue (another process
     sent something, and its doorbell does not say to which queue)."""
-    with _Bell._lock:
-        bells = list(_Bell._all.values())
-    for bell in bells:
-        bell.ring()
+    _Bell.ring_all()
 
 
 class SqliteTopic(Topic):
