@@ -102,25 +102,44 @@ def probe(path: Path | str, *, rotation: bool = True) -> MediaInfo:
     our own outputs.
     """
     try:
-        info = _probe(path, rotation, headers_only=True)
-        if info is None:
-            info = _probe(path, rotation, headers_only=False)
+        for options in _PROBES if _declares_streams(path) else _PROBES[1:]:
+            info = _probe(path, rotation, options)
+            if info is not None:
+                return info
     except ProbeError:
         raise
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise ProbeError(f"not a readable media file ({_reason(exc)})") from exc
-    assert info is not None
-    return info
+    raise AssertionError("the last probe takes whatever it finds")
 
 
-#: FFmpeg's stream probing decodes a first picture of each video stream, a third of a
-#: probe's cost, for facts we do not use (pixel format) where the headers give the size.
-_HEADERS_ONLY = {"skip_frame": "all"}
+#: FFmpeg probes a stream by reading packets until it knows its facts, and decodes a first
+#: picture for the pixel format, which we never use. Cheapest first; each attempt answers
+#: None when it leaves a fact we need unknown:
+#: - headers alone: an MP4/MOV or Matroska/WebM declares each stream, its codec and
+#:   picture size, and the duration, before any packet (half the cost of the next);
+#: - no decoding: the picture size where some stream header gives it (not an HLS playlist);
+#: - FFmpeg's full probe.
+_HEADERS_ALONE = {"skip_frame": "all", "probesize": "32"}
+_NO_DECODING = {"skip_frame": "all"}
+_PROBES: tuple[dict[str, str] | None, ...] = (_HEADERS_ALONE, _NO_DECODING, None)
+#: FFmpeg's names for the containers whose headers ``_HEADERS_ALONE`` trusts.
+_DECLARING_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+_ISOBMFF_FIRST_BOXES = frozenset({b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide"})
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 
 
-def _probe(path: Path | str, rotation: bool, headers_only: bool) -> MediaInfo | None:
-    """``None`` when headers alone left the picture size unknown (e.g. an HLS playlist)."""
-    options = _HEADERS_ONLY if headers_only else None
+def _declares_streams(path: Path | str) -> bool:
+    """Whether the first bytes are an MP4/MOV's or a Matroska file's; FFmpeg confirms."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head[4:8] in _ISOBMFF_FIRST_BOXES or head[:4] == _EBML_MAGIC
+
+
+def _probe(path: Path | str, rotation: bool, options: dict[str, str] | None) -> MediaInfo | None:
     with av.open(str(path), metadata_errors="ignore", options=options) as container:
         video = next(
             (
@@ -132,15 +151,21 @@ def _probe(path: Path | str, rotation: bool, headers_only: bool) -> MediaInfo | 
             None,
         )
         audio = next(iter(container.streams.audio), None)
+        if options is _HEADERS_ALONE and container.format.name not in _DECLARING_FORMATS:
+            return None
         if video is None and audio is None:
+            if options is _HEADERS_ALONE:
+                return None
             raise ProbeError("no audio or video stream found")
         if (
-            video is not None
-            and headers_only
+            options is not None
+            and video is not None
             and not (video.codec_context.width and video.codec_context.height)
         ):
             return None
         duration = _duration(container, video or audio)
+        if options is _HEADERS_ALONE and duration is None:
+            return None
         return MediaInfo(
             duration=duration,
             format_name=container.format.name,

@@ -421,16 +421,21 @@ def test_probe_file_with_no_streams(ffmpeg: str, tmp_path: Path) -> None:
 def test_probe_reads_headers_only_unless_they_leave_the_picture_size_unknown(
     ffmpeg: str, clips: dict[str, Clip], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Decoding a first picture is a third of a probe's cost; an HLS playlist, though, gives
-    no size without it."""
-    playlist = tmp_path / "index.m3u8"
+    """Decoding a first picture is a third of a probe's cost, and reading packets half the
+    rest where the container's headers declare every stream; an HLS playlist, though, gives
+    no size without decoding, nor does MPEG-4 Part 2 video before its first packet."""
     source = clips["h264.mp4"].path
-    hls = ("-c", "copy", "-f", "hls", "-hls_playlist_type", "vod", str(playlist))
-    subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(source), *hls],
-        check=True,
-        capture_output=True,
-    )
+    playlist = tmp_path / "index.m3u8"
+    part2 = tmp_path / "part2.mp4"
+    for args in (
+        ("-c", "copy", "-f", "hls", "-hls_playlist_type", "vod", str(playlist)),
+        ("-c:v", "mpeg4", "-c:a", "copy", str(part2)),
+    ):
+        subprocess.run(
+            [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(source), *args],
+            check=True,
+            capture_output=True,
+        )
     opened: list[object] = []
     real_open = media.av.open
 
@@ -439,11 +444,21 @@ def test_probe_reads_headers_only_unless_they_leave_the_picture_size_unknown(
         return real_open(*args, **kwargs)
 
     monkeypatch.setattr(media.av, "open", counting)
-    mp4 = media.probe(clips["h264.mp4"].path)
-    assert opened == [media._HEADERS_ONLY]
-    opened.clear()
-    ladder = media.probe(playlist)
-    assert opened == [media._HEADERS_ONLY, None]
-    for info in (mp4, ladder):
-        assert (info.video_codec, info.width, info.height) == ("h264", 320, 240)
-        assert info.audio_codec == "aac"
+    headers, no_decoding = media._HEADERS_ALONE, media._NO_DECODING
+    for path, attempts, codec in (
+        (source, [headers], "h264"),
+        (clips["vp9.mkv"].path, [headers], "vp9"),
+        (clips["mjpeg.avi"].path, [no_decoding], "mjpeg"),
+        (part2, [headers, no_decoding], "mpeg4"),
+        (playlist, [no_decoding, None], "h264"),
+    ):
+        opened.clear()
+        info = media.probe(path)
+        assert opened == attempts, path.name
+        assert (info.video_codec, info.width, info.height) == (codec, 320, 240)
+        assert info.has_audio
+
+
+def test_every_probe_finds_what_ffmpegs_full_probe_finds(clips: dict[str, Clip]) -> None:
+    for clip in clips.values():
+        assert media.probe(clip.path) == media._probe(clip.path, True, None), clip.path.name
