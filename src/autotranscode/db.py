@@ -1,9 +1,12 @@
 """SQLite as the journal and the local backend use it: shared by threads and processes.
 
-Each thread gets its own connection (sqlite3 connections are not for sharing);
-WAL lets readers and one writer work at once across processes; every change is
-one transaction (a single statement, or several inside ``BEGIN IMMEDIATE``), so a
-crash keeps it whole or not at all.
+A process's threads share one connection per database, taking turns. Each connection
+keeps its own page cache, which every other connection's commit makes it read again:
+with a connection per thread that cost more than our statements did, and all they
+gained was reading beside a write that takes a fraction of a millisecond. WAL lets
+readers and one writer work at once across processes; every change is one
+transaction (a single statement, or several inside ``BEGIN IMMEDIATE``), so a crash
+keeps it whole or not at all.
 """
 
 from __future__ import annotations
@@ -33,27 +36,29 @@ class Database:
         self.path = path
         self._error = error
         self._synchronous = synchronous
-        self._local = threading.local()
-        # This process's writers queue here, woken the moment the lock is free; at SQLite's
-        # lock they would sleep 1, 2, 5… ms between tries. Other processes still meet there.
-        self._writing = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        # Threads take turns at the connection here, woken the moment it is free; at SQLite's
+        # lock a writer sleeps 1, 2, 5… ms between tries. Other processes still meet there.
+        self._turn = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.connect().executescript(schema)
+            self._connect().executescript(schema)
         except (OSError, sqlite3.Error) as exc:
             raise error(f"cannot open {path}: {exc}; check that --state-dir is writable") from exc
 
-    def connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _connect(self) -> sqlite3.Connection:
+        """The process's connection, opened on first use; only ever used holding ``_turn``."""
+        conn = self._conn
         if conn is None:
             conn = sqlite3.connect(
                 self.path,
                 timeout=BUSY_TIMEOUT_SECONDS,
                 isolation_level=None,
+                check_same_thread=False,
             )
             _use_wal(conn)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            self._local.conn = conn
+            self._conn = conn
         return conn
 
     @contextmanager
@@ -65,11 +70,11 @@ class Database:
         """
         switch = durable and self._synchronous != "FULL"
         try:
-            conn = self.connect()
-            if switch:
-                conn.execute("PRAGMA synchronous=FULL")
-            try:
-                with self._writing:
+            with self._turn:
+                conn = self._connect()
+                if switch:
+                    conn.execute("PRAGMA synchronous=FULL")
+                try:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
                         yield conn
@@ -77,9 +82,9 @@ class Database:
                         conn.execute("ROLLBACK")
                         raise
                     conn.execute("COMMIT")
-            finally:
-                if switch:
-                    conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                finally:
+                    if switch:
+                        conn.execute(f"PRAGMA synchronous={self._synchronous}")
         except sqlite3.Error as exc:
             raise self._error(f"cannot write {self.path}: {exc}") from exc
 
@@ -90,23 +95,24 @@ class Database:
         write lock, which is what ``BEGIN IMMEDIATE`` guards multi-statement changes from.
         """
         try:
-            with self._writing:
-                return self.connect().execute(sql, params).fetchall()
+            with self._turn:
+                return self._connect().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise self._error(f"cannot write {self.path}: {exc}") from exc
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         try:
-            return self.connect().execute(sql, params).fetchall()
+            with self._turn:
+                return self._connect().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise self._error(f"cannot read {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        """Close this thread's connection; other threads' close when they end."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the connection (a later use opens it again)."""
+        with self._turn:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:

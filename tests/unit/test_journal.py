@@ -261,7 +261,7 @@ def test_a_second_journal_on_the_same_file_sees_everything(db: Path) -> None:
 
 
 def _in_threads(journal: Journal, work: Callable[[int], None], n: int = 4) -> list[BaseException]:
-    """Run ``work(0..n-1)`` on n threads, each closing its own connection; their errors."""
+    """Run ``work(0..n-1)`` on n threads; their errors."""
     errors: list[BaseException] = []
 
     def run(i: int) -> None:
@@ -269,8 +269,6 @@ def _in_threads(journal: Journal, work: Callable[[int], None], n: int = 4) -> li
             work(i)
         except BaseException as exc:
             errors.append(exc)
-        finally:
-            journal.close()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
@@ -280,34 +278,27 @@ def _in_threads(journal: Journal, work: Callable[[int], None], n: int = 4) -> li
     return errors
 
 
-def test_threads_each_get_a_connection(journal: Journal) -> None:
-    def work(n: int) -> None:
-        for i in range(10):
-            _record(journal, f"t{n}-{i}", f"{n}-{i}.mp4")
-            journal.advance(f"t{n}-{i}", FileState.UPLOADING)
-
-    assert _in_threads(journal, work) == []
-    assert journal.counts() == {FileState.UPLOADING: 40}
-
-
-def test_a_process_threads_take_turns_to_write_rather_than_sleep_at_sqlites_lock(
+def test_a_process_threads_take_turns_at_its_one_connection(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite makes a writer that finds its lock taken sleep 1, 2, 5… ms between tries;
-    threads of one process queue on a lock of ours instead. With SQLite's wait set to
-    nothing, a write that met another one at SQLite's lock would fail at once."""
+    """Threads share one connection, each transaction (with its durable PRAGMAs), statement
+    and query whole in turn: never at SQLite's lock, where a writer sleeps 1, 2, 5… ms
+    between tries. With SQLite's wait set to nothing, meeting there would fail at once."""
     monkeypatch.setattr(db_module, "BUSY_TIMEOUT_SECONDS", 0.0)
     journal = Journal(db)
 
     def work(n: int) -> None:
         for i in range(50):
-            _record(journal, f"t{n}-{i}", f"{n}-{i}.mp4")
-            journal.advance(f"t{n}-{i}", FileState.UPLOADING)
-            journal.db.execute("UPDATE files SET reason = NULL WHERE id = ?", (f"t{n}-{i}",))
+            fid = f"t{n}-{i}"
+            _record(journal, fid, f"{n}-{i}.mp4")
+            journal.advance(fid, FileState.UPLOADING, durable=True)
+            journal.db.execute("UPDATE files SET reason = NULL WHERE id = ?", (fid,))
+            journal.advance(fid, FileState.UPLOADED)
+            assert journal.get(fid).state == FileState.UPLOADED  # type: ignore[union-attr]
 
     try:
         assert _in_threads(journal, work) == []
-        assert journal.counts() == {FileState.UPLOADING: 200}
+        assert journal.counts() == {FileState.UPLOADED: 200}
     finally:
         journal.close()
 
@@ -317,7 +308,7 @@ def test_only_durable_transitions_wait_for_the_disk(journal: Journal) -> None:
     source) commit it with an fsync (synchronous=FULL); the rest skip it (NORMAL)."""
     _record(journal)
     statements: list[str] = []
-    conn = journal.db.connect()
+    conn = journal.db._connect()
     conn.set_trace_callback(statements.append)
     try:
         journal.advance("f1", FileState.UPLOADED)
