@@ -155,8 +155,10 @@ def _settings(params: dict[str, Any]) -> Settings:
     # transfers...): click's default_map only feeds options, so take them from it here.
     ctx = click.get_current_context(silent=True)
     from_file = (ctx.default_map or {}) if ctx is not None else {}
-    fields = {k: v for k, v in from_file.items() if k in Settings.model_fields}
-    fields.update({k: v for k, v in params.items() if k in Settings.model_fields and v is not None})
+    fields = {k: v for k, v in from_file.items() if k in Settings.__struct_fields__}
+    fields.update(
+        {k: v for k, v in params.items() if k in Settings.__struct_fields__ and v is not None}
+    )
     for key in ("preset", "pattern"):
         if not fields.get(key):
             fields.pop(key, None)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
+from msgspec import Meta, field
 
 from . import keys
 from .errors import MessageError
@@ -22,38 +23,60 @@ from .media import MediaInfo
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
 
+_Count = Annotated[int, Meta(ge=0)]
+_Pixels = Annotated[int, Meta(ge=1, le=65536)]
+_Codec = Annotated[str, Meta(max_length=64)]
+_Id = Annotated[str, Meta(max_length=128)]
+_Bucket = Annotated[str, Meta(max_length=255)]
+_Arn = Annotated[str, Meta(max_length=512)]
+_Detail = Annotated[str, Meta(max_length=4096)]
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+class _Message(msgspec.Struct, frozen=True):
+    """Fields go by their Python names in code and by Elastic Transcoder's in JSON. Decoding
+    checks every type and limit, and ignores fields it does not know (a newer sender's)."""
+
+    def to_json(self) -> str:
+        """Fields that are None are left out, as Elastic Transcoder does."""
+        plain = _without_none(msgspec.to_builtins(self))
+        return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
 
 
-class DetectedProperties(_Model):
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_without_none(v) for v in value]
+    return value
+
+
+class DetectedProperties(_Message, frozen=True, kw_only=True):
     """The client's probe of the input (Elastic Transcoder's ``Input.DetectedProperties``).
 
     A worker uses it instead of probing the file again when ``fileSize`` matches the object
     it fetched; a wrong value can only make the output check fail, never widen what runs.
     """
 
-    file_size: int = Field(alias="fileSize", ge=0)
-    duration_millis: int | None = Field(default=None, alias="durationMillis", ge=0)
-    format_name: str = Field(alias="format", max_length=128)
-    video_codec: str | None = Field(default=None, alias="videoCodec", max_length=64)
-    width: int | None = Field(default=None, ge=1, le=65536)
-    height: int | None = Field(default=None, ge=1, le=65536)
-    audio_codec: str | None = Field(default=None, alias="audioCodec", max_length=64)
-    rotation: int = Field(default=0, ge=0, lt=360)
+    file_size: _Count = field(name="fileSize")
+    duration_millis: _Count | None = field(default=None, name="durationMillis")
+    format_name: _Id = field(name="format")
+    video_codec: _Codec | None = field(default=None, name="videoCodec")
+    width: _Pixels | None = None
+    height: _Pixels | None = None
+    audio_codec: _Codec | None = field(default=None, name="audioCodec")
+    rotation: Annotated[int, Meta(ge=0, lt=360)] = 0
 
     @classmethod
     def of(cls, info: MediaInfo, file_size: int) -> DetectedProperties:
         millis = round(info.duration * 1000) if info.duration is not None else None
         return cls(
-            fileSize=file_size,
-            durationMillis=millis,
-            format=info.format_name,
-            videoCodec=info.video_codec,
+            file_size=file_size,
+            duration_millis=millis,
+            format_name=info.format_name,
+            video_codec=info.video_codec,
             width=info.width,
             height=info.height,
-            audioCodec=info.audio_codec,
+            audio_codec=info.audio_codec,
             rotation=info.rotation % 360,
         )
 
@@ -69,55 +92,41 @@ class DetectedProperties(_Model):
         )
 
 
-class Input(_Model):
-    bucket: str = Field(max_length=255)
+class Input(_Message, frozen=True, kw_only=True):
+    bucket: _Bucket
     key: str
-    detected: DetectedProperties | None = Field(default=None, alias="detectedProperties")
+    detected: DetectedProperties | None = field(default=None, name="detectedProperties")
 
-    @field_validator("key")
-    @classmethod
-    def _key(cls, v: str) -> str:
-        return keys.check_key(v, keys.INPUT_PREFIX)
+    def __post_init__(self) -> None:
+        keys.check_key(self.key, keys.INPUT_PREFIX)
 
 
-class JobOutput(_Model):
+class JobOutput(_Message, frozen=True, kw_only=True):
     key: str
-    preset_id: str = Field(alias="presetId", max_length=64)
+    preset_id: _Codec = field(name="presetId")
     #: A custom preset travels with its job (checked again by the worker).
-    preset_spec: dict[str, Any] | None = Field(default=None, alias="presetSpec")
+    preset_spec: dict[str, Any] | None = field(default=None, name="presetSpec")
 
-    @field_validator("key")
-    @classmethod
-    def _key(cls, v: str) -> str:
-        return keys.check_key(v, keys.OUTPUT_PREFIX)
+    def __post_init__(self) -> None:
+        keys.check_key(self.key, keys.OUTPUT_PREFIX)
 
 
-class Job(_Model):
+class Job(_Message, frozen=True, kw_only=True):
     """A transcoding job as sent on the job queue."""
 
     version: int = SCHEMA_VERSION
-    job_id: str = Field(alias="jobId")
-    pipeline_id: str = Field(alias="pipelineId", max_length=128)
+    job_id: str = field(name="jobId")
+    pipeline_id: _Id = field(name="pipelineId")
     input: Input
-    output_bucket: str = Field(alias="outputBucket", max_length=255)
-    outputs: tuple[JobOutput, ...] = Field(min_length=1, max_length=30)
-    topic: str = Field(alias="topicArn", max_length=512)
-    user_metadata: dict[str, str] = Field(default_factory=dict, alias="userMetadata")
+    output_bucket: _Bucket = field(name="outputBucket")
+    outputs: Annotated[tuple[JobOutput, ...], Meta(min_length=1, max_length=30)]
+    topic: _Arn = field(name="topicArn")
+    user_metadata: dict[str, str] = field(default_factory=dict, name="userMetadata")
 
-    @field_validator("job_id")
-    @classmethod
-    def _job_id(cls, v: str) -> str:
-        return keys.check_job_id(v)
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, v: int) -> int:
-        if v != SCHEMA_VERSION:
-            raise ValueError(f"unsupported job schema version {v}")
-        return v
-
-    def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+    def __post_init__(self) -> None:
+        if self.version != SCHEMA_VERSION:
+            raise ValueError(f"unsupported job schema version {self.version}")
+        keys.check_job_id(self.job_id)
 
 
 class State(StrEnum):
@@ -127,44 +136,37 @@ class State(StrEnum):
     ERROR = "ERROR"
 
 
-class OutputStatus(_Model):
+class OutputStatus(_Message, frozen=True, kw_only=True):
     key: str
-    preset_id: str = Field(alias="presetId")
+    preset_id: str = field(name="presetId")
     status: str = "Complete"
-    status_detail: str | None = Field(default=None, alias="statusDetail", max_length=4096)
+    status_detail: _Detail | None = field(default=None, name="statusDetail")
     duration: float | None = None
     width: int | None = None
     height: int | None = None
-    size: int | None = Field(default=None, alias="fileSize")
-    percent: float | None = Field(default=None, alias="percentComplete")
+    size: int | None = field(default=None, name="fileSize")
+    percent: float | None = field(default=None, name="percentComplete")
 
-    @field_validator("key")
-    @classmethod
-    def _key(cls, v: str) -> str:
-        return keys.check_key(v, keys.OUTPUT_PREFIX)
+    def __post_init__(self) -> None:
+        keys.check_key(self.key, keys.OUTPUT_PREFIX)
 
 
-class Notification(_Model):
+class Notification(_Message, frozen=True, kw_only=True):
     """A job state change, as published on the notification topic."""
 
     state: State
     version: str = "2012-09-25"
-    job_id: str = Field(alias="jobId")
-    pipeline_id: str = Field(alias="pipelineId")
+    job_id: str = field(name="jobId")
+    pipeline_id: str = field(name="pipelineId")
     input: Input
-    output_key_prefix: str = Field(default="", alias="outputKeyPrefix")
+    output_key_prefix: str = field(default="", name="outputKeyPrefix")
     outputs: tuple[OutputStatus, ...] = ()
-    error_code: int | None = Field(default=None, alias="errorCode")
-    message_details: str | None = Field(default=None, alias="messageDetails", max_length=4096)
-    user_metadata: dict[str, str] = Field(default_factory=dict, alias="userMetadata")
+    error_code: int | None = field(default=None, name="errorCode")
+    message_details: _Detail | None = field(default=None, name="messageDetails")
+    user_metadata: dict[str, str] = field(default_factory=dict, name="userMetadata")
 
-    @field_validator("job_id")
-    @classmethod
-    def _job_id(cls, v: str) -> str:
-        return keys.check_job_id(v)
-
-    def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+    def __post_init__(self) -> None:
+        keys.check_job_id(self.job_id)
 
     @property
     def reason(self) -> str:
@@ -176,8 +178,7 @@ class Notification(_Model):
 
 
 def _load(body: str | bytes) -> Any:
-    if len(body) > MAX_MESSAGE_BYTES:
-        raise MessageError("message is larger than any message we send")
+    _check_size(body)
     try:
         return json.loads(body)
     except RecursionError as exc:
@@ -186,24 +187,46 @@ def _load(body: str | bytes) -> Any:
         raise MessageError(f"message is not JSON: {exc}") from exc
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "message"
-    return f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
+def _check_size(body: str | bytes) -> None:
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise MessageError("message is larger than any message we send")
+
+
+def _decode(body: str | bytes, kind: type[Any], what: str) -> Any:
+    """Decode and validate in one pass; a message that fails says where, in one line."""
+    _check_size(body)
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise MessageError(f"invalid {what} ({_problem(exc)})") from exc
+    except msgspec.DecodeError as exc:
+        raise MessageError(f"message is not JSON: {exc}") from exc
+
+
+def _problem(exc: msgspec.ValidationError) -> str:
+    """``input.key: Expected `str`, got `int```, from msgspec's ``… - at `$.input.key```."""
+    problem, _, where = str(exc).partition(" - at `$")
+    where = where.rstrip("`").lstrip(".")
+    return f"{where}: {problem}" if where else problem
 
 
 def parse_job(body: str | bytes) -> Job:
-    try:
-        return Job.model_validate(_load(body))
-    except ValidationError as exc:
-        raise MessageError(f"invalid job message ({_first_error(exc)})") from exc
+    job: Job = _decode(body, Job, "job message")
+    return job
 
 
 def parse_notification(body: str | bytes) -> Notification:
+    note: Notification = _decode(body, Notification, "notification")
+    return note
+
+
+def notification_from(data: dict[str, Any]) -> Notification:
+    """A notification from fields by their JSON names, checked as if it had been received."""
     try:
-        return Notification.model_validate(_load(body))
-    except ValidationError as exc:
-        raise MessageError(f"invalid notification ({_first_error(exc)})") from exc
+        note: Notification = msgspec.convert(data, Notification)
+    except msgspec.ValidationError as exc:
+        raise MessageError(f"invalid notification ({_problem(exc)})") from exc
+    return note
 
 
 def unwrap_sns(body: str | bytes, topic_arn: str) -> str:

@@ -304,24 +304,24 @@ class Pipeline:
         # The keys the journal holds for the outputs, in preset order: the job asks for them.
         names = _output_names(record.job_id, record.path, record.presets)
         job = Job(
-            jobId=record.job_id,
-            pipelineId=self.pipeline_id,
+            job_id=record.job_id,
+            pipeline_id=self.pipeline_id,
             input=Input(
                 bucket=self.backend.store.input_bucket,
                 key=record.input_key,
-                detectedProperties=detected,
+                detected=detected,
             ),
-            outputBucket=self.backend.store.output_bucket,
+            output_bucket=self.backend.store.output_bucket,
             outputs=tuple(
                 JobOutput(
                     key=key,
-                    presetId=p.id,
-                    presetSpec=dict(p.spec) if p.spec is not None else None,
+                    preset_id=p.id,
+                    preset_spec=dict(p.spec) if p.spec is not None else None,
                 )
                 for key, p in zip(names, wanted, strict=True)
             ),
-            topicArn=self.backend.topic.arn,
-            userMetadata={
+            topic=self.backend.topic.arn,
+            user_metadata={
                 "fileId": record.id,
                 # JSON holds text only: a name that is not UTF-8 goes with \xNN escapes.
                 "source": os.fsencode(record.name).decode("utf-8", "backslashreplace")[:256],

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
+from msgspec import Meta, field
 
 from . import presets
 from .errors import ConfigError
@@ -42,22 +43,24 @@ def default_config_file() -> Path:
     return Path(base) / "autotranscode" / "config.toml"
 
 
-class Settings(BaseModel):
-    """Everything a command needs to know; see ``autotranscode COMMAND --help`` for each."""
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything a command needs to know; see ``autotranscode COMMAND --help`` for each.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Made by ``build``, which checks every value; the constructor checks only what
+    ``__post_init__`` does.
+    """
 
     backend: Literal["local", "aws"] = "local"
     preset: tuple[str, ...] = (presets.DEFAULT_PRESET,)
-    workers: int = Field(default=DEFAULT_WORKERS, ge=0, le=64)
-    state_dir: Path = Field(default_factory=default_state_dir)
+    workers: Annotated[int, Meta(ge=0, le=64)] = DEFAULT_WORKERS
+    state_dir: Path = field(default_factory=default_state_dir)
     pattern: tuple[str, ...] = ()
     ffmpeg: str | None = None
-    settle: float = Field(default=DEFAULT_SETTLE_SECONDS, ge=0, le=3600)
+    settle: Annotated[float, Meta(ge=0, le=3600)] = DEFAULT_SETTLE_SECONDS
     poll: bool = False
-    transfers: int = Field(default=DEFAULT_TRANSFERS, ge=1, le=64)
-    visibility_timeout: int = Field(default=DEFAULT_VISIBILITY_SECONDS, ge=10, le=43200)
-    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    transfers: Annotated[int, Meta(ge=1, le=64)] = DEFAULT_TRANSFERS
+    visibility_timeout: Annotated[int, Meta(ge=10, le=43200)] = DEFAULT_VISIBILITY_SECONDS
+    max_attempts: Annotated[int, Meta(ge=1, le=100)] = DEFAULT_MAX_ATTEMPTS
     on_success: Literal["keep", "move", "delete"] = "keep"
     #: Who transcodes: our workers (via the job queue) or AWS Elemental MediaConvert.
     engine: Literal["workers", "mediaconvert"] = "workers"
@@ -69,22 +72,18 @@ class Settings(BaseModel):
     region: str | None = None
     profile: str | None = None
 
-    @field_validator("preset")
-    @classmethod
-    def _presets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            return (presets.DEFAULT_PRESET,)
+    def __post_init__(self) -> None:
+        """Presets by their ids, each once; a name that can name buckets. msgspec reports a
+        failure here without the field's name, so the message carries the option."""
         try:
-            return tuple(dict.fromkeys(presets.get(p).id for p in v))
+            ids = tuple(dict.fromkeys(presets.get(p).id for p in self.preset))
         except ConfigError as exc:
-            raise ValueError(str(exc)) from exc
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("use 1-24 lowercase letters, digits and hyphens (it names buckets)")
-        return v
+            raise ValueError(f"--preset: {exc}") from exc
+        msgspec.structs.force_setattr(self, "preset", ids or (presets.DEFAULT_PRESET,))
+        if not _NAME.match(self.name):
+            raise ValueError(
+                "--name: use 1-24 lowercase letters, digits and hyphens (it names buckets)"
+            )
 
     @property
     def extensions(self) -> tuple[str, ...]:
@@ -101,12 +100,23 @@ class Settings(BaseModel):
 
 
 def build(values: dict[str, Any]) -> Settings:
-    """Validate resolved values into Settings, turning pydantic's report into one clear line."""
+    """Validate resolved values into Settings, turning msgspec's report into one clear line."""
     clean = {k: v for k, v in values.items() if v is not None}
+    for key in clean:
+        if key not in Settings.__struct_fields__:
+            raise ConfigError(f"--{key.replace('_', '-')}: not a setting")
     try:
-        return Settings(**clean)
-    except ValidationError as exc:
+        return msgspec.convert(clean, Settings, dec_hook=_path)
+    except msgspec.ValidationError as exc:
         raise ConfigError(_explain(exc)) from exc
+
+
+def _path(kind: type, value: Any) -> Any:
+    if kind is Path:
+        if isinstance(value, str | os.PathLike):
+            return Path(value)
+        raise TypeError(f"Expected a path, got `{type(value).__name__}`")
+    raise NotImplementedError
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -134,21 +144,21 @@ def load_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path}: {exc}") from exc
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        field = key.replace("-", "_")
-        if field not in Settings.model_fields:
+        setting = key.replace("-", "_")
+        if setting not in Settings.__struct_fields__:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
-        if field in ("preset", "pattern") and isinstance(value, str):
+        if setting in ("preset", "pattern") and isinstance(value, str):
             value = [value]
-        values[field] = value
+        values[setting] = value
     try:
-        Settings(**values)
-    except ValidationError as exc:
-        raise ConfigError(f"config file {path}: {_explain(exc)}") from exc
+        build(values)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
     return values
 
 
-def _explain(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]).replace("_", "-")
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"--{where}: {msg}" if where else msg
+def _explain(exc: msgspec.ValidationError) -> str:
+    """``--state-dir: Expected `str`…``, from msgspec's ``… - at `$.state_dir```."""
+    problem, _, where = str(exc).partition(" - at `$.")
+    option = where.rstrip("`").replace("_", "-")
+    return f"--{option}: {problem}" if option else problem

@@ -193,11 +193,11 @@ class Worker:
         self._publish(
             Notification(
                 state=State.COMPLETED,
-                jobId=job.job_id,
-                pipelineId=job.pipeline_id,
+                job_id=job.job_id,
+                pipeline_id=job.pipeline_id,
                 input=job.input,
                 outputs=outputs,
-                userMetadata=job.user_metadata,
+                user_metadata=job.user_metadata,
             )
         )
         self.backend.jobs.delete(message)
@@ -265,7 +265,7 @@ class Worker:
         except StorageError:
             return None
         return tuple(
-            OutputStatus(key=o.key, presetId=o.preset_id, status="Complete", fileSize=size)
+            OutputStatus(key=o.key, preset_id=o.preset_id, status="Complete", size=size)
             for o, size in zip(job.outputs, sizes, strict=True)
         )
 
@@ -275,9 +275,9 @@ class Worker:
         status = [
             OutputStatus(
                 key=o.key,
-                presetId=o.preset_id,
+                preset_id=o.preset_id,
                 status="Progressing",
-                percentComplete=round(fraction * 100, 1),
+                percent=round(fraction * 100, 1),
             )
             for o in job.outputs
         ]
@@ -290,11 +290,11 @@ class Worker:
             self._publish(
                 Notification(
                     state=State.PROGRESSING,
-                    jobId=job.job_id,
-                    pipelineId=job.pipeline_id,
+                    job_id=job.job_id,
+                    pipeline_id=job.pipeline_id,
                     input=job.input,
                     outputs=tuple(status),
-                    userMetadata=meta,
+                    user_metadata=meta,
                 )
             )
         except AutotranscodeError as exc:
@@ -302,19 +302,19 @@ class Worker:
 
     def _publish_error(self, job: Job, reason: str) -> None:
         status = tuple(
-            OutputStatus(key=o.key, presetId=o.preset_id, status="Error", statusDetail=reason)
+            OutputStatus(key=o.key, preset_id=o.preset_id, status="Error", status_detail=reason)
             for o in job.outputs
         )
         self._publish(
             Notification(
                 state=State.ERROR,
-                jobId=job.job_id,
-                pipelineId=job.pipeline_id,
+                job_id=job.job_id,
+                pipeline_id=job.pipeline_id,
                 input=job.input,
                 outputs=status,
-                errorCode=4000,
-                messageDetails=reason,
-                userMetadata=job.user_metadata,
+                error_code=4000,
+                message_details=reason,
+                user_metadata=job.user_metadata,
             )
         )
 
@@ -423,12 +423,12 @@ def _source_info(job: Job, src: Path) -> MediaInfo:
 def _status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatus:
     return OutputStatus(
         key=key,
-        presetId=preset_id,
+        preset_id=preset_id,
         status="Complete",
         duration=info.duration,
         width=info.width,
         height=info.height,
-        fileSize=size,
+        size=size,
     )
 
 

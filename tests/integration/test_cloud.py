@@ -198,11 +198,11 @@ def test_a_worker_never_creates_the_deployment(
 def _note(job_id: str, fid: str, backend: AwsBackend) -> str:
     return Notification(
         state=State.COMPLETED,
-        jobId=job_id,
-        pipelineId=backend.settings.name,
+        job_id=job_id,
+        pipeline_id=backend.settings.name,
         input=Input(bucket=backend.store.input_bucket, key=f"inputs/{fid}/a.mov"),
-        outputs=(OutputStatus(key=f"outputs/{job_id}/a.web-720p.mp4", presetId="web-720p"),),
-        userMetadata={"fileId": fid},
+        outputs=(OutputStatus(key=f"outputs/{job_id}/a.web-720p.mp4", preset_id="web-720p"),),
+        user_metadata={"fileId": fid},
     ).to_json()
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import boto3
+import msgspec
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -145,7 +146,7 @@ def test_a_mediaconvert_client_may_start_jobs_and_pass_only_our_role(
     assert by_sid["RouteJobEvents"]["Resource"] == [
         f"arn:aws:events:us-east-1:123456789012:rule/{settings.name}-mediaconvert-*"
     ]
-    workers_only = settings.model_copy(update={"engine": "workers"})
+    workers_only = msgspec.structs.replace(settings, engine="workers")
     assert "StartMediaConvertJobs" not in {
         s["Sid"] for s in cloud.iam_policy(workers_only, "client")["Statement"]
     }

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from autotranscode import transcoder
@@ -314,7 +315,7 @@ def test_a_job_that_outlasts_its_lease_is_not_run_twice(
 ) -> None:
     """A 1 s lease and a job that takes 3 s: the lease must be renewed while it runs, or the
     second (idle) worker receives the job again and runs a second ffmpeg."""
-    short = settings.model_copy(update={"visibility_timeout": 1})
+    short = msgspec.structs.replace(settings, visibility_timeout=1)
     spawned: list[object] = []
     real_popen = transcoder.subprocess.Popen
 

@@ -37,19 +37,19 @@ TONE = MediaInfo(10.0, "m4a", None, None, None, "aac")
 
 def _job(*preset_ids: str) -> Job:
     return Job(
-        jobId="a1b2c3",
-        pipelineId="studio",
+        job_id="a1b2c3",
+        pipeline_id="studio",
         input=Input(bucket="studio-in-123456789012-us-east-1", key="inputs/f1/clip.mov"),
-        outputBucket=OUT_BUCKET,
+        output_bucket=OUT_BUCKET,
         outputs=tuple(
             JobOutput(
                 key=f"outputs/a1b2c3/clip.{p}{presets.get(p).extension}",
-                presetId=p,
+                preset_id=p,
             )
             for p in preset_ids
         ),
-        topicArn="arn:aws:sns:us-east-1:123456789012:studio-notifications",
-        userMetadata={"fileId": "f1", "source": "clip.mov"},
+        topic="arn:aws:sns:us-east-1:123456789012:studio-notifications",
+        user_metadata={"fileId": "f1", "source": "clip.mov"},
     )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
-from pydantic import ValidationError
 
 from autotranscode import presets, settings
 from autotranscode.errors import ConfigError
@@ -74,8 +74,8 @@ def test_build_drops_none_and_keeps_values(tmp_path: Path) -> None:
 
 def test_settings_are_frozen() -> None:
     s = settings.build({})
-    with pytest.raises(ValidationError):
-        s.workers = 5
+    with pytest.raises(AttributeError):
+        s.workers = 5  # type: ignore[misc]
 
 
 def test_presets_resolve_aliases_and_drop_duplicates() -> None:
@@ -111,8 +111,8 @@ def test_build_errors_are_config_errors_naming_the_option(
     message = str(info.value)
     assert message.startswith(f"{option}:"), message
     assert "\n" not in message
-    assert "Value error" not in message
-    assert isinstance(info.value.__cause__, ValidationError)
+    if option != "--bogus":
+        assert isinstance(info.value.__cause__, msgspec.ValidationError)
 
 
 def test_build_unknown_preset_is_a_config_error_naming_the_known_ones() -> None:

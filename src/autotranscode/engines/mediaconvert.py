@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import keys, presets
 from ..errors import ConfigError, MediaError, MessageError, QueueError
 from ..media import MediaInfo
-from ..messages import Input, Job, Notification, OutputStatus, State
+from ..messages import Job, Notification, State, notification_from
 from .base import Engine
 
 log = logging.getLogger(__name__)
@@ -172,37 +172,39 @@ def parse_event(body: str, *, account: str, client_id: str, output_bucket: str) 
     if meta.get(META_CLIENT) != client_id or not meta.get(META_JOB):
         raise MessageError("MediaConvert event for another client")
     status = detail.get("status")
+    # By their JSON names, and checked as if received: an event's values are untrusted.
     base: dict[str, Any] = {
         "jobId": meta[META_JOB],
         "pipelineId": str(meta.get(META_PIPELINE, "")),
-        "input": Input(bucket="mediaconvert", key=str(meta.get(META_INPUT, ""))),
+        "input": {"bucket": "mediaconvert", "key": str(meta.get(META_INPUT, ""))},
         "userMetadata": {k: str(v) for k, v in meta.items()},
     }
     try:
-        if status == "COMPLETE":
-            return Notification(
-                state=State.COMPLETED, outputs=_outputs(detail, output_bucket), **base
-            )
-        if status == "ERROR":
-            reason = f"MediaConvert error {detail.get('errorCode')}: {detail.get('errorMessage')}"
-            return Notification(
-                state=State.ERROR, errorCode=4000, messageDetails=reason[:4096], **base
-            )
-        if status in ("PROGRESSING", "STATUS_UPDATE", "INPUT_INFORMATION", "SUBMITTED"):
-            progress = detail.get("jobProgress") or {}
-            percent = float(progress.get("jobPercentComplete", 0) or 0)
-            return Notification(
-                state=State.PROGRESSING,
-                outputs=(),
-                userMetadata={**base.pop("userMetadata"), "percent": f"{percent:.1f}"},
-                **base,
-            )
-    except (ValueError, TypeError) as exc:
+        return _notification(status, detail, base, output_bucket)
+    except (AttributeError, TypeError, ValueError) as exc:  # a field of an unexpected shape
         raise MessageError(f"malformed MediaConvert event: {exc}") from exc
+
+
+def _notification(
+    status: object, detail: dict[str, Any], base: dict[str, Any], output_bucket: str
+) -> Notification:
+    if status == "COMPLETE":
+        outputs = _outputs(detail, output_bucket)
+        return notification_from({**base, "state": State.COMPLETED, "outputs": outputs})
+    if status == "ERROR":
+        reason = f"MediaConvert error {detail.get('errorCode')}: {detail.get('errorMessage')}"
+        return notification_from(
+            {**base, "state": State.ERROR, "errorCode": 4000, "messageDetails": reason[:4096]}
+        )
+    if status in ("PROGRESSING", "STATUS_UPDATE", "INPUT_INFORMATION", "SUBMITTED"):
+        progress = detail.get("jobProgress") or {}
+        percent = float(progress.get("jobPercentComplete", 0) or 0)
+        metadata = {**base["userMetadata"], "percent": f"{percent:.1f}"}
+        return notification_from({**base, "state": State.PROGRESSING, "userMetadata": metadata})
     raise MessageError(f"MediaConvert status {status!r} is not one we act on")
 
 
-def _outputs(detail: dict[str, Any], output_bucket: str) -> tuple[OutputStatus, ...]:
+def _outputs(detail: dict[str, Any], output_bucket: str) -> list[dict[str, Any]]:
     found = []
     prefix = f"s3://{output_bucket}/"
     for group in detail.get("outputGroupDetails") or []:
@@ -212,17 +214,18 @@ def _outputs(detail: dict[str, Any], output_bucket: str) -> tuple[OutputStatus, 
                     raise MessageError(f"MediaConvert wrote outside our output bucket: {path!r}")
                 key = keys.check_key(path.removeprefix(prefix), keys.OUTPUT_PREFIX)
                 video = out.get("videoDetails") or {}
+                preset_id = key.rsplit(".", 2)[-2] if key.count(".") >= 2 else "mediaconvert"
                 found.append(
-                    OutputStatus(
-                        key=key,
-                        presetId=key.rsplit(".", 2)[-2] if key.count(".") >= 2 else "mediaconvert",
-                        status="Complete",
-                        duration=(out.get("durationInMs") or 0) / 1000 or None,
-                        width=video.get("widthInPx"),
-                        height=video.get("heightInPx"),
-                    )
+                    {
+                        "key": key,
+                        "presetId": preset_id,
+                        "status": "Complete",
+                        "duration": (out.get("durationInMs") or 0) / 1000 or None,
+                        "width": video.get("widthInPx"),
+                        "height": video.get("heightInPx"),
+                    }
                 )
-    return tuple(found)
+    return found
 
 
 class MediaConvertEngine(Engine):
