@@ -246,6 +246,15 @@ def test_status_update_reports_percent() -> None:
         ),
         lambda e: e["detail"].update(status="NEW_STATUS"),
         lambda e: e["detail"]["userMetadata"].update({META_INPUT: "../escape"}),
+        lambda e: e["detail"]["userMetadata"].update({META_JOB: 42}),
+        lambda e: e["detail"].update(outputGroupDetails=["not an object"]),
+        lambda e: e["detail"]["outputGroupDetails"][0]["outputDetails"][0].update(
+            videoDetails={"widthInPx": "wide"}
+        ),
+        lambda e: e["detail"]["outputGroupDetails"][0]["outputDetails"][0].update(
+            durationInMs="long"
+        ),
+        lambda e: e["detail"].update(status="PROGRESSING", jobProgress=[1]),
     ],
     ids=[
         "other-source",
@@ -258,6 +267,11 @@ def test_status_update_reports_percent() -> None:
         "traversal",
         "unknown-status",
         "bad-input-key",
+        "job-id-not-text",
+        "group-not-an-object",
+        "width-not-a-number",
+        "duration-not-a-number",
+        "progress-not-an-object",
     ],
 )
 def test_events_that_are_not_ours_or_unsafe_are_rejected(mutate: Any) -> None:
