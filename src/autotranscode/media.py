@@ -140,6 +140,7 @@ def _declares_streams(path: Path | str) -> bool:
 
 
 def _probe(path: Path | str, rotation: bool, options: dict[str, str] | None) -> MediaInfo | None:
+    """``None`` when a probe with these options leaves a fact we use unknown (``_PROBES``)."""
     with av.open(str(path), metadata_errors="ignore", options=options) as container:
         video = next(
             (
