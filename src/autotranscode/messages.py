@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta, field
@@ -192,7 +192,10 @@ def _check_size(body: str | bytes) -> None:
         raise MessageError("message is larger than any message we send")
 
 
-def _decode(body: str | bytes, kind: type[Any], what: str) -> Any:
+_M = TypeVar("_M", bound=_Message)
+
+
+def _decode(body: str | bytes, kind: type[_M], what: str) -> _M:
     """Decode and validate in one pass; a message that fails says where, in one line."""
     _check_size(body)
     try:
@@ -204,20 +207,23 @@ def _decode(body: str | bytes, kind: type[Any], what: str) -> Any:
 
 
 def _problem(exc: msgspec.ValidationError) -> str:
-    """``input.key: Expected `str`, got `int```, from msgspec's ``… - at `$.input.key```."""
-    problem, _, where = str(exc).partition(" - at `$")
-    where = where.rstrip("`").lstrip(".")
+    where, problem = located(exc)
     return f"{where}: {problem}" if where else problem
 
 
+def located(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """``("input.key", "Expected `str`, got `int`")`` from msgspec's one-line report
+    ``Expected `str`, got `int` - at `$.input.key```; the place is empty for the top."""
+    problem, _, where = str(exc).partition(" - at `$")
+    return where.rstrip("`").lstrip("."), problem
+
+
 def parse_job(body: str | bytes) -> Job:
-    job: Job = _decode(body, Job, "job message")
-    return job
+    return _decode(body, Job, "job message")
 
 
 def parse_notification(body: str | bytes) -> Notification:
-    note: Notification = _decode(body, Notification, "notification")
-    return note
+    return _decode(body, Notification, "notification")
 
 
 def notification_from(data: dict[str, Any]) -> Notification:

@@ -17,6 +17,7 @@ from msgspec import Meta, field
 from . import presets
 from .errors import ConfigError
 from .media import DEFAULT_EXTENSIONS
+from .messages import located
 
 ENV_PREFIX = "AUTOTRANSCODE_"
 DEFAULT_NAME = "autotranscode"
@@ -43,7 +44,7 @@ def default_config_file() -> Path:
     return Path(base) / "autotranscode" / "config.toml"
 
 
-class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Settings(msgspec.Struct, frozen=True):
     """Everything a command needs to know; see ``autotranscode COMMAND --help`` for each.
 
     Made by ``build``, which checks every value; the constructor checks only what
@@ -158,7 +159,7 @@ def load_file(path: Path) -> dict[str, Any]:
 
 
 def _explain(exc: msgspec.ValidationError) -> str:
-    """``--state-dir: Expected `str`…``, from msgspec's ``… - at `$.state_dir```."""
-    problem, _, where = str(exc).partition(" - at `$.")
-    option = where.rstrip("`").replace("_", "-")
-    return f"--{option}: {problem}" if option else problem
+    """``--state-dir: Expected `str`…``: the option a value came by (checks in
+    ``__post_init__`` name theirs)."""
+    where, problem = located(exc)
+    return f"--{where.replace('_', '-')}: {problem}" if where else problem
