@@ -52,6 +52,8 @@ RSS_TARGET_MB = 150.0
 #: Peaks this close across file sizes count as flat (buffers, allocator noise; not the file).
 FLAT_MB = 32.0
 MB = 1024 * 1024
+#: The untimed transfer that starts each round (see measure): big enough to take a second.
+WARM_MB = 256
 #: One transfer taking longer than this is reported as hung.
 TIMEOUT = 1800.0
 
@@ -210,9 +212,10 @@ def aws_cli() -> list[str] | None:
 
 
 def measure(args: argparse.Namespace) -> list[Table]:
-    """Each round runs both tools, the first one alternating: the first transfer after the
-    machine goes quiet ran ~10 % slower for either tool (3 of 4 runs on 2026-11-30), so an
-    odd number of rounds gave one side more of the slow slot."""
+    """Each round waits for a quiet machine, makes one untimed warm-up transfer, then runs
+    both tools, the first one alternating. On this VM the first transfer after a quiet
+    period sent its parts ~30 % slower, whichever tool made it (256 MB, 2026-11-30); with
+    both tools timed after the warm-up, rounds scatter by ~5 % instead of ~15 %."""
     if args.rounds % 2:
         print(f"note: {args.rounds} rounds give one tool the first slot more often", flush=True)
     aws = aws_cli()
@@ -278,13 +281,22 @@ def _measure(
     for size in args.size_mb:
         data = make_file(tmp / f"data-{size}.bin", size)
         key_src = f"source-{size}"
+        warm = make_file(tmp / "warm.bin", min(size, WARM_MB))
         with fake_aws_environ(endpoint):
             be.store.upload(data, bucket, key_src)  # what both download
+            be.store.upload(warm, bucket, "warm")
         # All uploads, then all downloads: moto's state (what it holds) is the same for both
         # tools within each phase; the order alternates round by round.
         for kind in ("upload", "download"):
             for r in range(args.rounds):
                 busy.append(wait_for_quiet())
+                with fake_aws_environ(endpoint):
+                    if kind == "upload":
+                        be.store.upload(warm, bucket, "warm-up")
+                        delete("warm-up")
+                    else:
+                        be.store.download(bucket, "warm", tmp / "warm-back.bin")
+                        (tmp / "warm-back.bin").unlink()
                 order = [("ours", ours), ("aws", theirs)]
                 if r % 2:
                     order.reverse()
@@ -303,7 +315,9 @@ def _measure(
                         raise RuntimeError(f"{who} downloaded {back.stat().st_size} bytes")
                     back.unlink()
         delete(key_src)
+        delete("warm")
         data.unlink()
+        warm.unlink()
     return tables(args, results, fixed, aws, busy)
 
 
@@ -373,6 +387,10 @@ def tables(
     starts = ", ".join(f"{who} {kind} {seconds(runs):.3f} s" for (who, kind), runs in fixed.items())
     speed.notes.append(f"1-byte object times subtracted: {starts}")
     speed.notes.append(quiet_note(busy))
+    speed.notes.append(
+        f"each round starts with an untimed transfer of the same kind (the file's size, at most "
+        f"{WARM_MB} MB): the first transfer after a quiet spell runs slow, whoever makes it"
+    )
     if not aws:
         speed.notes.append(
             "`aws` not found on PATH: install it with `.venv/bin/pip install awscli`"
