@@ -46,6 +46,7 @@ from benchlib import (
     wait_for_quiet,
     workdir,
 )
+from phaseclock import PhaseClock
 
 RATIO_TARGET = 1.0
 RSS_TARGET_MB = 150.0
@@ -99,21 +100,30 @@ def child(args: argparse.Namespace) -> None:
     """One transfer through our S3Store, in its own process; prints its timings as JSON."""
     start = time.perf_counter()
     store = backend(args.endpoint, args.name, args.state_dir).store
+    clock = PhaseClock()
+    clock.watch(store._s3.meta.client.meta.events)
     ready = time.perf_counter()
     if args.child == "upload":
         store.upload(args.file, store.input_bucket, args.key)
     else:
         store.download(store.input_bucket, args.key, args.file)
     done = time.perf_counter()
-    print(json.dumps({"setup": ready - start, "transfer": done - ready}))
+    print(json.dumps({"setup": ready - start, "transfer": done - ready, **clock.phases()}))
 
 
 # -- the parent ----------------------------------------------------------------------------------
 
 
 class Run:
-    def __init__(self, wall: float, rss_mb: float, inner: float | None = None) -> None:
+    def __init__(
+        self,
+        wall: float,
+        rss_mb: float,
+        inner: float | None = None,
+        phases: dict[str, float] | None = None,
+    ) -> None:
         self.wall, self.rss_mb, self.inner = wall, rss_mb, inner
+        self.phases = phases or {}
 
 
 #: Runs a command and writes its peak RSS (KB) to a file. Needed because Linux carries a
@@ -156,11 +166,12 @@ def run(cmd: list[str], env: dict[str, str]) -> Run:
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[:4])} exited {proc.returncode}: {error[-2000:]}")
         rss_mb = int(rss_file.read_text()) / 1024
-    inner = None
     lines = text.strip().splitlines()
-    if lines and lines[-1].startswith("{"):
-        inner = float(json.loads(lines[-1])["transfer"])
-    return Run(wall, rss_mb, inner)
+    if not (lines and lines[-1].startswith("{")):
+        return Run(wall, rss_mb)
+    timings = json.loads(lines[-1])
+    phases = {k: float(timings[k]) for k in ("parts", "assemble") if k in timings}
+    return Run(wall, rss_mb, float(timings["transfer"]), phases)
 
 
 def make_file(path: Path, size_mb: int) -> Path:
@@ -179,12 +190,17 @@ def make_file(path: Path, size_mb: int) -> Path:
 
 #: The AWS CLI (v1 is a Python script) run with its main() timed in-process, as ours is:
 #: interpreter start-up and imports are not part of a transfer's speed.
-_AWS_TIMED = """
+_AWS_TIMED = f"""
 import json, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 from awscli.clidriver import create_clidriver
+from phaseclock import PhaseClock
 start = time.perf_counter()
-code = create_clidriver().main(sys.argv[1:])
-print(json.dumps({"transfer": time.perf_counter() - start}))
+driver = create_clidriver()
+clock = PhaseClock()
+clock.watch(driver.session)
+code = driver.main(sys.argv[1:])
+print(json.dumps({{"transfer": time.perf_counter() - start, **clock.phases()}}))
 sys.exit(code)
 """
 
@@ -373,6 +389,23 @@ def tables(
         label = "S3Store" if who == "ours" else "aws s3 cp"
         speed.notes.append(
             f"{kind} {size} MB, {label}: per round {', '.join(f'{v:.0f}' for v in each)} MB/s"
+        )
+    for size in args.size_mb:
+        phased = {
+            who: runs
+            for (who, kind, s), runs in results.items()
+            if kind == "upload" and s == size and all(r.phases for r in runs)
+        }
+        if not phased:
+            continue
+        speed.notes.append(
+            f"upload {size} MB, median phases: "
+            + "; ".join(
+                f"{'S3Store' if who == 'ours' else 'aws s3 cp'} sent its parts at "
+                f"{size / median([r.phases['parts'] for r in runs]):.0f} MB/s, then "
+                f"CompleteMultipartUpload took {median([r.phases['assemble'] for r in runs]):.2f} s"
+                for who, runs in sorted(phased.items(), reverse=True)
+            )
         )
     how = (
         "the transfer call timed inside each process (S3Store.upload/download; the AWS CLI's "
