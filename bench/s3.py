@@ -231,7 +231,7 @@ def measure(args: argparse.Namespace) -> list[Table]:
     """Each round waits for a quiet machine, makes one untimed warm-up transfer, then runs
     both tools, the first one alternating. On this VM the first transfer after a quiet
     period sent its parts ~30 % slower, whichever tool made it (256 MB, 2026-11-30); with
-    both tools timed after the warm-up, rounds scatter by ~5 % instead of ~15 %."""
+    both tools timed after the warm-up, rounds mostly agree within ~5 %, not ~15 %."""
     if args.rounds % 2:
         print(f"note: {args.rounds} rounds give one tool the first slot more often", flush=True)
     aws = aws_cli()
