@@ -22,6 +22,8 @@ from .media import MediaInfo
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
+#: Longest reason a notification carries; senders cut theirs to fit (receivers refuse more).
+MAX_DETAIL = 4096
 
 _Count = Annotated[int, Meta(ge=0)]
 _Pixels = Annotated[int, Meta(ge=1, le=65536)]
@@ -29,7 +31,7 @@ _Codec = Annotated[str, Meta(max_length=64)]
 _Id = Annotated[str, Meta(max_length=128)]
 _Bucket = Annotated[str, Meta(max_length=255)]
 _Arn = Annotated[str, Meta(max_length=512)]
-_Detail = Annotated[str, Meta(max_length=4096)]
+_Detail = Annotated[str, Meta(max_length=MAX_DETAIL)]
 
 
 class _Message(msgspec.Struct, frozen=True):

@@ -32,7 +32,7 @@ from .errors import (
     StorageError,
 )
 from .media import MediaInfo, probe
-from .messages import Job, Notification, OutputStatus, State, parse_job
+from .messages import MAX_DETAIL, Job, Notification, OutputStatus, State, parse_job
 from .procs import pid_alive
 from .transcoder import transcode
 
@@ -301,6 +301,7 @@ class Worker:
             log.debug("progress notification not sent: %s", exc)
 
     def _publish_error(self, job: Job, reason: str) -> None:
+        reason = reason[:MAX_DETAIL]
         status = tuple(
             OutputStatus(key=o.key, preset_id=o.preset_id, status="Error", status_detail=reason)
             for o in job.outputs

@@ -18,6 +18,7 @@ import pytest
 from autotranscode import transcoder
 from autotranscode import worker as worker_mod
 from autotranscode.backends import Backend, open_backend
+from autotranscode.errors import TranscodeError
 from autotranscode.journal import FileState, Journal
 from autotranscode.media import MediaInfo, probe
 from autotranscode.messages import parse_job
@@ -385,6 +386,27 @@ def test_a_file_still_fails_when_cleaning_up_after_it_breaks(
         fid = pipe.add(next(iter(broken.values())))
         assert fid and pipe.wait([fid], timeout=WAIT)
         assert pipe.outcome(fid).state == FileState.FAILED
+
+
+def test_a_failure_with_a_very_long_message_still_reaches_the_client(
+    settings: Settings,
+    tmp_path: Path,
+    clips: dict[str, Clip],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ERROR notifications carry at most MAX_DETAIL characters of reason: a longer one
+    would be refused by the client as malformed, leaving the file waiting forever."""
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise TranscodeError("ffmpeg failed (exit 1): " + "x" * 10_000)
+
+    monkeypatch.setattr(worker_mod, "transcode", failing)
+    with running(settings, tmp_path / "out") as (pipe, _, _):
+        fid = pipe.add(clips["h264.mp4"].path)
+        assert fid and pipe.wait([fid], timeout=WAIT)
+        outcome = pipe.outcome(fid)
+    assert outcome.state == FileState.FAILED
+    assert "ffmpeg failed (exit 1): xxx" in outcome.detail
 
 
 def test_malformed_jobs_go_to_the_dead_letter_queue_and_the_worker_goes_on(

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import keys, presets
 from ..errors import ConfigError, MediaError, MessageError, QueueError
 from ..media import MediaInfo
-from ..messages import Job, Notification, State, notification_from
+from ..messages import MAX_DETAIL, Job, Notification, State, notification_from
 from .base import Engine
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def _notification(
     if status == "ERROR":
         reason = f"MediaConvert error {detail.get('errorCode')}: {detail.get('errorMessage')}"
         return notification_from(
-            {**base, "state": State.ERROR, "errorCode": 4000, "messageDetails": reason[:4096]}
+            {**base, "state": State.ERROR, "errorCode": 4000, "messageDetails": reason[:MAX_DETAIL]}
         )
     if status in ("PROGRESSING", "STATUS_UPDATE", "INPUT_INFORMATION", "SUBMITTED"):
         progress = detail.get("jobProgress") or {}
