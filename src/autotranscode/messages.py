@@ -24,6 +24,8 @@ SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
 #: Longest reason a notification carries; senders cut theirs to fit (receivers refuse more).
 MAX_DETAIL = 4096
+#: Outputs per job, as Elastic Transcoder allowed.
+MAX_OUTPUTS = 30
 
 _Count = Annotated[int, Meta(ge=0)]
 _Pixels = Annotated[int, Meta(ge=1, le=65536)]
@@ -121,7 +123,7 @@ class Job(_Message, frozen=True, kw_only=True):
     pipeline_id: _Id = field(name="pipelineId")
     input: Input
     output_bucket: _Bucket = field(name="outputBucket")
-    outputs: Annotated[tuple[JobOutput, ...], Meta(min_length=1, max_length=30)]
+    outputs: Annotated[tuple[JobOutput, ...], Meta(min_length=1, max_length=MAX_OUTPUTS)]
     topic: _Arn = field(name="topicArn")
     user_metadata: dict[str, str] = field(default_factory=dict, name="userMetadata")
 

@@ -17,7 +17,7 @@ from msgspec import Meta, field
 from . import presets
 from .errors import ConfigError
 from .media import DEFAULT_EXTENSIONS
-from .messages import located
+from .messages import MAX_OUTPUTS, located
 
 ENV_PREFIX = "AUTOTRANSCODE_"
 DEFAULT_NAME = "autotranscode"
@@ -80,6 +80,9 @@ class Settings(msgspec.Struct, frozen=True):
             ids = tuple(dict.fromkeys(presets.get(p).id for p in self.preset))
         except ConfigError as exc:
             raise ValueError(f"--preset: {exc}") from exc
+        if len(ids) > MAX_OUTPUTS:
+            # A job with more would be refused by every worker.
+            raise ValueError(f"--preset: at most {MAX_OUTPUTS} presets (outputs) per file")
         msgspec.structs.force_setattr(self, "preset", ids or (presets.DEFAULT_PRESET,))
         if not _NAME.match(self.name):
             raise ValueError(

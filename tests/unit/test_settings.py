@@ -11,6 +11,7 @@ import pytest
 from autotranscode import presets, settings
 from autotranscode.errors import ConfigError
 from autotranscode.media import DEFAULT_EXTENSIONS
+from autotranscode.messages import MAX_OUTPUTS
 from autotranscode.settings import Settings
 
 
@@ -113,6 +114,17 @@ def test_build_errors_are_config_errors_naming_the_option(
     assert "\n" not in message
     if option != "--bogus":
         assert isinstance(info.value.__cause__, msgspec.ValidationError)
+
+
+def test_build_refuses_more_presets_than_a_job_may_carry(monkeypatch: pytest.MonkeyPatch) -> None:
+    many = [f"custom-{i}" for i in range(MAX_OUTPUTS + 1)]
+    monkeypatch.setattr(presets, "_custom", {})
+    for name in many:
+        presets.define(name, {"extends": "web-720p"})
+    assert len(settings.build({"preset": tuple(many[:MAX_OUTPUTS])}).preset) == MAX_OUTPUTS
+    with pytest.raises(ConfigError, match=rf"^--preset: at most {MAX_OUTPUTS} presets"):
+        settings.build({"preset": tuple(many)})
+    assert settings.build({"preset": ("web-720p",) * (MAX_OUTPUTS + 1)}).preset == ("web-720p",)
 
 
 def test_build_unknown_preset_is_a_config_error_naming_the_known_ones() -> None:
