@@ -33,8 +33,8 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     "detection": (detection, [], ["--drops", "50"]),
     "completion": (completion, [], ["--jobs", "30"]),
     "throughput": (throughput, [], ["--rounds", "5"]),
-    # Four rounds: uploads are s3transfer on both sides, a few percent apart, and the first
-    # transfer of a round runs slower; each tool takes that slot twice (see s3.measure).
+    # Four rounds, each tool first in two: uploads are s3transfer on both sides, a few
+    # percent apart, so the order must not favour either (see s3.measure).
     "s3": (s3, [], ["--size-mb", "256", "1024", "--rounds", "4"]),
 }
 
