@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,10 +38,18 @@ class FileState(StrEnum):
     DONE = "DONE"
     CLEANED = "CLEANED"
     FAILED = "FAILED"
+    #: Not taken, and not a failure: not a regular file (a FIFO, a socket, a device, a
+    #: dangling link), or a failed partial version superseded by a later one of its path.
+    SKIPPED = "SKIPPED"
 
     @property
     def finished(self) -> bool:
-        return self in (FileState.CLEANED, FileState.FAILED)
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({FileState.CLEANED, FileState.FAILED, FileState.SKIPPED})
+#: The reason a failed version of a path gets once a later version of that path is recorded.
+SUPERSEDED = "superseded by a later version of the file"
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class FileRecord:
     outputs: dict[str, str]
     reason: str | None
     updated_at: float
+    #: Something that went wrong after delivery (``--on-success`` could not move the source).
+    warning: str | None = None
 
     @property
     def name(self) -> str:
@@ -89,9 +100,14 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 """
+#: Columns added since the first schema: ``ALTER TABLE files ADD COLUMN`` on open where a
+#: journal lacks one, so an existing state dir keeps working. Name -> SQL type and default.
+_ADDED_COLUMNS: dict[str, str] = {
+    "warning": "TEXT",
+}
 _COLUMNS = (
     "id, path, out_dir, presets, size, mtime_ns, state, job_id, input_key, outputs, reason,"
-    " updated_at"
+    " updated_at, warning"
 )
 
 
@@ -103,6 +119,19 @@ class Journal:
         self.db = Database(
             path, _SCHEMA, lambda msg: JournalError(f"journal: {msg}"), synchronous="NORMAL"
         )
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Bring a journal made by an older version up to ``_ADDED_COLUMNS``."""
+        have = {row[1] for row in self.db.query("PRAGMA table_info(files)")}
+        for name, sql_type in _ADDED_COLUMNS.items():
+            if name not in have:
+                try:
+                    self.db.execute(f"ALTER TABLE files ADD COLUMN {name} {sql_type}")
+                except JournalError:
+                    # Another process added it meanwhile; anything else shows on first use.
+                    if name not in {r[1] for r in self.db.query("PRAGMA table_info(files)")}:
+                        raise
 
     # -- intent ----------------------------------------------------------------------------------
 
@@ -139,6 +168,7 @@ class Journal:
                     "INSERT INTO events (file_id, at, state) VALUES (?, ?, ?)",
                     (fid, now, FileState.DISCOVERED),
                 )
+                _supersede(conn, fid, path, out_dir, presets, now)
         if created:  # what was just written, without reading it back
             return FileRecord(
                 id=fid,
@@ -201,17 +231,48 @@ class Journal:
             )
         return True
 
-    def fail(self, fid: str, reason: str) -> None:
+    def fail(self, fid: str, reason: str) -> FileState:
+        """FAILED with ``reason``; or SKIPPED, when a later version of its path is recorded
+        already (a partial version of a file still being written): that one counts, and
+        retrying this one would only transcode the path's current content a second time.
+        Returns the state it ended in."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            newer = conn.execute(
+                "SELECT 1 FROM files AS f, files AS me WHERE me.id = ? AND f.id != me.id"
+                " AND f.path = me.path AND f.out_dir = me.out_dir AND f.presets = me.presets"
+                " AND f.created_at > me.created_at LIMIT 1",
+                (fid,),
+            ).fetchone()
+            state = FileState.SKIPPED if newer else FileState.FAILED
+            if newer:
+                reason = f"{SUPERSEDED} (this version: {reason})"
+            conn.execute(
+                "UPDATE files SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (state, reason, now, fid),
+            )
+            conn.execute(
+                "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
+                (fid, now, state, reason),
+            )
+        return state
+
+    def skip(self, fid: str, reason: str) -> None:
+        """A finished record that is not a failure: the file was looked at and not taken."""
         now = time.time()
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE files SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-                (FileState.FAILED, reason, now, fid),
+                (FileState.SKIPPED, reason, now, fid),
             )
             conn.execute(
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
-                (fid, now, FileState.FAILED, reason),
+                (fid, now, FileState.SKIPPED, reason),
             )
+
+    def warn(self, fid: str, warning: str) -> None:
+        """Note what went wrong after a file was delivered; it stays delivered."""
+        self.db.execute("UPDATE files SET warning = ? WHERE id = ?", (warning, fid))
 
     def reset(self, fid: str, path: Path, size: int, mtime_ns: int) -> None:
         """Start a failed file over from the beginning, as a new job, from where it is now."""
@@ -238,8 +299,7 @@ class Journal:
     def unfinished(self) -> list[FileRecord]:
         """Files a crash or stop left between steps: what a restart must resume."""
         return self._select(
-            "WHERE state NOT IN (?, ?) ORDER BY created_at",
-            (FileState.CLEANED, FileState.FAILED),
+            "WHERE state NOT IN (?, ?, ?) ORDER BY created_at", tuple(sorted(_FINISHED))
         )
 
     def recent(self, limit: int = 20, state: FileState | None = None) -> list[FileRecord]:
@@ -267,12 +327,44 @@ class Journal:
                 outputs=json.loads(r[9]),
                 reason=r[10],
                 updated_at=r[11],
+                warning=r[12],
             )
             for r in rows
         ]
 
     def close(self) -> None:
         self.db.close()
+
+
+def _supersede(
+    conn: sqlite3.Connection,
+    fid: str,
+    path: Path,
+    out_dir: Path,
+    presets: tuple[str, ...],
+    now: float,
+) -> None:
+    """Failed earlier versions of this path (pieces of a file taken while still being
+    written, or a broken file since replaced) give way to the version just recorded: it is
+    what the path holds now, so retrying them would make duplicates of it."""
+    old = [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM files WHERE path = ? AND out_dir = ? AND presets = ? AND state = ?"
+            " AND id != ?",
+            (_db_path(path), str(out_dir), ",".join(presets), FileState.FAILED, fid),
+        )
+    ]
+    for old_id in old:
+        conn.execute(
+            "UPDATE files SET state = ?, updated_at = ?,"
+            " reason = ? || ' (this version: ' || COALESCE(reason, 'failed') || ')' WHERE id = ?",
+            (FileState.SKIPPED, now, SUPERSEDED, old_id),
+        )
+        conn.execute(
+            "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
+            (old_id, now, FileState.SKIPPED, SUPERSEDED),
+        )
 
 
 def _db_path(path: Path) -> str | bytes:
