@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path, PurePosixPath
 
 from .errors import MessageError
+from .media import open_regular
 
 INPUT_PREFIX = "inputs/"
 OUTPUT_PREFIX = "outputs/"
@@ -53,7 +54,7 @@ def fingerprint(path: Path, size: int) -> str:
     frame data all differ); a renamed or moved file keeps its fingerprint.
     """
     digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:  # a FIFO renamed over the file must not block us
         for offset in sorted(
             {0, max(0, size // 2 - FINGERPRINT_SAMPLE // 2), max(0, size - FINGERPRINT_SAMPLE)}
         ):

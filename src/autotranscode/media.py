@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 
@@ -63,6 +67,74 @@ def ignored(name: str) -> bool:
     return name.startswith((".", "~$", "~")) or lower.endswith(_TEMP_SUFFIXES)
 
 
+class NotRegularFile(OSError):
+    """A path that is no regular file (a FIFO, a socket, a device, a folder): never opened as
+    one, since opening a FIFO blocks until some writer comes, and reading a device never ends.
+    An OSError, as the filesystem's own refusals are, so callers handle them together."""
+
+    def __init__(self, path: Path | str, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file ({kind})", os.fspath(path))
+        self.kind = kind
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def not_regular(path: Path | str) -> str | None:
+    """What ``path`` is when it is not a regular file ("a FIFO", "a dangling link"…), else
+    None; a link to a regular file is one. Looked at with stat alone, never by opening it.
+
+    Raises FileNotFoundError when nothing is there at all (deleted meanwhile).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        try:
+            is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            raise exc from None
+        if not is_link:
+            raise
+        if isinstance(exc, FileNotFoundError):
+            return "a dangling link"
+        return f"a link that cannot be followed: {exc.strerror or exc}"
+    return _kind(mode)
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """Open a regular file for reading; NotRegularFile for anything else, without blocking.
+
+    Checked before opening (a device may act on an open) and again on what was opened
+    (the name may have been replaced meanwhile); O_NONBLOCK makes that open return at once
+    even for a FIFO with no writer.
+    """
+    kind = not_regular(path)
+    if kind is not None:
+        raise NotRegularFile(path, kind)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        kind = _kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotRegularFile(path, kind)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     """The facts about a file that presets and output checks depend on."""
@@ -102,6 +174,12 @@ def probe(path: Path | str, *, rotation: bool = True) -> MediaInfo:
     our own outputs.
     """
     try:
+        kind = not_regular(path)
+    except OSError as exc:
+        raise ProbeError(f"cannot read the file: {exc.strerror or exc}") from exc
+    if kind is not None:  # FFmpeg would open it, and wait on a FIFO forever
+        raise ProbeError(f"not a regular file ({kind})")
+    try:
         for options in _PROBES if _declares_streams(path) else _PROBES[1:]:
             info = _probe(path, rotation, options)
             if info is not None:
@@ -132,7 +210,7 @@ _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 def _declares_streams(path: Path | str) -> bool:
     """Whether the first bytes are an MP4/MOV's or a Matroska file's; FFmpeg confirms."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(8)
     except OSError:
         return False
@@ -164,6 +242,11 @@ def _probe(path: Path | str, rotation: bool, options: dict[str, str] | None) -> 
             and not (video.codec_context.width and video.codec_context.height)
         ):
             return None
+        if video is not None and not (video.codec_context.width and video.codec_context.height):
+            # FFmpeg's full probe found no picture size: noise taken for a raw stream (H.263
+            # has no container to say otherwise). Nothing can be made of it; say so here,
+            # rather than let a size of 0 reach the presets.
+            raise ProbeError("not a readable media file (a video stream without a picture size)")
         duration = _duration(container, video or audio)
         if options is _HEADERS_ALONE and duration is None:
             return None

@@ -129,7 +129,8 @@ class Preset:
         self, source: MediaInfo, size: tuple[int, int] | None, n: int | None = None
     ) -> list[str]:
         """Video options; with ``n``, for the n-th video stream of a multi-rendition encode."""
-        assert size is not None
+        if size is None:  # probe() refuses such sources; a job from elsewhere might not
+            raise MediaError("the input's video stream has no picture size")
         width, height = size
         v = ":v" if n is None else f":v:{n}"
         args = [f"-c{v}", str(self.video_codec), *_per_stream(self.video_args, v)]
