@@ -5,12 +5,22 @@ watchdog, or polling for network shares), a scan at start-up, and a periodic
 rescan that catches whatever events missed. A candidate is handed on only once
 it is complete: its size and mtime have held still for the settle period, and,
 where inotify can tell, no writer has it open (a modify with no close after it).
+
+A writer that appends in bursts (open, append, close, pause, again) looks complete
+after each burst. So the hold adapts: once a file is seen to grow again after a
+pause, it must stay still for several times the longest such pause (capped), and
+only the whole file is taken, not each piece.
+
+Only regular files are taken. A FIFO, socket, device, folder or dangling link with
+a media name is reported once to ``on_skipped`` and never opened: opening a FIFO
+blocks until a writer comes, which would stop this watcher for good.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +32,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from .media import ignored
+from .media import ignored, not_regular
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,10 @@ CHECK_INTERVAL_SECONDS = 0.1
 RESCAN_INTERVAL_SECONDS = 30.0
 #: A file still open for writing is taken anyway after this long without change (a writer died).
 OPEN_WRITER_TIMEOUT_SECONDS = 60.0
+#: A file that grew again after a pause is held this many times its longest pause...
+HOLD_FACTOR = 4.0
+#: ...but never longer than this; a longer pause is an edit, not an append.
+MAX_HOLD_SECONDS = 60.0
 
 
 @dataclass
@@ -40,6 +54,21 @@ class _Candidate:
     mtime_ns: int
     quiet_since: float
     writing: bool = False
+
+
+@dataclass
+class _Rhythm:
+    """How a path has been written lately: kept after it is taken, so that a file that
+    grows again (appended in bursts) is held longer from then on."""
+
+    last_write: float
+    longest_pause: float = 0.0
+
+    def wrote(self, now: float) -> None:
+        pause = now - self.last_write
+        if pause <= MAX_HOLD_SECONDS:
+            self.longest_pause = max(self.longest_pause, pause)
+        self.last_write = now
 
 
 class Watcher:
@@ -53,16 +82,27 @@ class Watcher:
         poll: bool = False,
         recursive: bool = False,
         exclude: tuple[Path, ...] = (),
+        on_skipped: Callable[[Path, str], object] | None = None,
     ) -> None:
+        """``exclude``: folders whose files are never taken (OUT, the state dir). One that
+        holds ``folder`` itself (DROP inside OUT) excludes nothing: outputs land beside
+        DROP, not in it. ``on_skipped(path, what)``: a media name that is no regular file."""
         self.folder = folder
         self.on_ready = on_ready
+        self.on_skipped = on_skipped
         self.matches = matches
         self.settle = settle
         self.poll = poll
         self.recursive = recursive
-        self.exclude = tuple(p.resolve() for p in exclude)
+        here = folder.resolve()
+        self.exclude = tuple(
+            e for e in (p.resolve() for p in exclude) if not here.is_relative_to(e)
+        )
         self._candidates: dict[Path, _Candidate] = {}
         self._taken: dict[Path, tuple[int, int]] = {}
+        self._skipped: dict[Path, str] = {}
+        self._rhythm: dict[Path, _Rhythm] = {}
+        self._next_prune = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         #: Set by a new candidate (or a stop): ends the check loop's sleep while it has none.
@@ -117,28 +157,65 @@ class Watcher:
         resolved = path.resolve()
         return not any(resolved.is_relative_to(e) for e in self.exclude)
 
+    def hold(self, path: Path) -> float:
+        """How long ``path`` must stay still before it is taken: the settle time, or longer
+        for a file seen to grow again after a pause (a writer appending in bursts)."""
+        rhythm = self._rhythm.get(path)
+        longest = rhythm.longest_pause if rhythm is not None else 0.0
+        return max(self.settle, min(MAX_HOLD_SECONDS, HOLD_FACTOR * longest))
+
     def _touch(self, path: Path, *, modified: bool = False, closed: bool = False) -> None:
         if not self.wanted(path):
             return
         try:
-            st = path.stat()
+            kind = not_regular(path)  # stat and lstat only: never an open
+            st = path.stat() if kind is None else None
         except OSError:
             with self._lock:
                 self._candidates.pop(path, None)
             return
+        if st is None:
+            self._skip(path, kind or "not a regular file")
+            return
+        now = time.monotonic()
         with self._lock:
+            self._skipped.pop(path, None)
+            if modified:
+                self._wrote(path, now)
             if self._taken.get(path) == (st.st_size, st.st_mtime_ns) and not modified:
                 return
             cand = self._candidates.get(path)
             if cand is None:
-                cand = _Candidate(st.st_size, st.st_mtime_ns, time.monotonic())
+                cand = _Candidate(st.st_size, st.st_mtime_ns, now)
                 self._candidates[path] = cand
                 self._wake.set()
-            if modified and self._closes_known:
-                cand.writing = True
-                cand.quiet_since = time.monotonic()
+            if modified:
+                cand.quiet_since = now  # the last write seen, whatever the file's times say
+                cand.writing = self._closes_known
             if closed:
                 cand.writing = False
+
+    def _wrote(self, path: Path, now: float) -> None:
+        """Note a write (an event, or a change a check saw); the caller holds the lock."""
+        rhythm = self._rhythm.get(path)
+        if rhythm is None:
+            self._rhythm[path] = _Rhythm(now)
+        else:
+            rhythm.wrote(now)
+
+    def _skip(self, path: Path, kind: str) -> None:
+        """Report a media name that is no regular file, once (until it changes kind)."""
+        with self._lock:
+            self._candidates.pop(path, None)
+            if self._skipped.get(path) == kind:
+                return
+            self._skipped[path] = kind
+        log.debug("%s: not taken: %s", path.name, kind)
+        if self.on_skipped is not None:
+            try:
+                self.on_skipped(path, kind)
+            except Exception:
+                log.exception("%s: could not be recorded as skipped", path.name)
 
     def _check_loop(self) -> None:
         """Every CHECK_INTERVAL while files are settling; with none, asleep until one comes
@@ -167,36 +244,55 @@ class Watcher:
     def _ready(self) -> list[Path]:
         now, wall = time.monotonic(), time.time()
         ready = []
+        replaced = []
         with self._lock:
+            self._prune(now)
             for path, cand in list(self._candidates.items()):
                 try:
                     st = path.stat()
                 except OSError:
                     del self._candidates[path]
                     continue
+                if not stat.S_ISREG(st.st_mode):  # replaced by a FIFO or the like meanwhile
+                    del self._candidates[path]
+                    replaced.append(path)
+                    continue
                 if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
                     cand.size, cand.mtime_ns, cand.quiet_since = st.st_size, st.st_mtime_ns, now
+                    self._wrote(path, now)
                     continue
                 quiet = now - cand.quiet_since
                 if cand.writing and quiet < OPEN_WRITER_TIMEOUT_SECONDS:
                     continue
+                hold = self.hold(path)
                 age = wall - st.st_mtime_ns / 1e9
-                if quiet >= self.settle or (quiet >= CHECK_INTERVAL_SECONDS and age >= self.settle):
+                if quiet >= hold or (quiet >= CHECK_INTERVAL_SECONDS and age >= hold):
                     del self._candidates[path]
                     self._taken[path] = (st.st_size, st.st_mtime_ns)
                     ready.append(path)
+        for path in replaced:
+            self._touch(path)
         return ready
+
+    def _prune(self, now: float) -> None:
+        """Forget the rhythm of paths not written for a while (a minute's drops at most)."""
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 1.0
+        for path in [p for p, r in self._rhythm.items() if now - r.last_write > MAX_HOLD_SECONDS]:
+            if path not in self._candidates:
+                del self._rhythm[path]
 
     def _scan(self) -> Iterator[Path]:
         try:
             walker = os.walk(self.folder) if self.recursive else [(str(self.folder), [], None)]
             for root, dirs, files in walker:
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
+                # Not recursive: every name, folders too (a folder named like media is
+                # reported as skipped); recursive: what os.walk does not descend into.
                 names = files if files is not None else os.listdir(root)
                 for name in sorted(names):
-                    path = Path(root) / name
-                    if path.is_file():
-                        yield path
+                    yield Path(root) / name
         except OSError as exc:
             log.warning("cannot scan %s: %s", self.folder, exc)
 
@@ -222,7 +318,9 @@ class _Handler(FileSystemEventHandler):
         self.watcher = watcher
 
     def on_created(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
+        if event.is_directory and not self.watcher.recursive:  # one named like media: skipped
+            self.watcher._touch(Path(os.fsdecode(event.src_path)))
+        elif not event.is_directory:
             path = Path(os.fsdecode(event.src_path))
             # A writer creates an empty file, and its writes send modify events; a file moved
             # or linked in arrives whole and no close-after-write ever follows.
