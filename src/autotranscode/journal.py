@@ -241,7 +241,7 @@ class Journal:
             newer = conn.execute(
                 "SELECT 1 FROM files AS f, files AS me WHERE me.id = ? AND f.id != me.id"
                 " AND f.path = me.path AND f.out_dir = me.out_dir AND f.presets = me.presets"
-                " AND f.created_at > me.created_at LIMIT 1",
+                " AND f.rowid > me.rowid LIMIT 1",  # recorded after it
                 (fid,),
             ).fetchone()
             state = FileState.SKIPPED if newer else FileState.FAILED

@@ -321,3 +321,87 @@ def test_only_durable_transitions_wait_for_the_disk(journal: Journal) -> None:
         conn.set_trace_callback(None)
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
     assert journal.get("f1").state == FileState.DONE  # type: ignore[union-attr]
+
+
+def _version(journal: Journal, fid: str, size: int) -> FileRecord:
+    """Another version (content) of /drop/clip.mp4, bound for the same place."""
+    record, created = journal.record(
+        fid, Path("/drop/clip.mp4"), Path("/done"), PRESETS, size, 1_700_000_000_000_000_000 + size
+    )
+    assert created
+    return record
+
+
+def test_a_later_version_of_a_path_supersedes_its_failed_ones(db: Path, journal: Journal) -> None:
+    """Pieces of a file taken while still being appended fail; once the whole file is
+    recorded they are SKIPPED, so neither status nor ``retry --all-failed`` sees them."""
+    _version(journal, "piece1", 100)
+    journal.fail("piece1", "not a readable media file")
+    _version(journal, "piece2", 200)  # the piece is in flight while a newer one comes...
+    _version(journal, "whole", 300)
+    assert journal.fail("piece2", "the file changed before upload") == FileState.SKIPPED
+
+    for fid in ("piece1", "piece2"):
+        record = journal.get(fid)
+        assert record is not None and record.state == FileState.SKIPPED, record
+        assert record.reason and record.reason.startswith(
+            "superseded by a later version of the file (this version: "
+        ), record.reason
+    assert journal.recent(10, FileState.FAILED) == []
+    assert [r.id for r in journal.unfinished()] == ["whole"]
+    assert _events(db, "piece1")[-1] == ("SKIPPED", "superseded by a later version of the file")
+    # The latest version failing is a failure: it is what the path holds.
+    assert journal.fail("whole", "not a readable media file") == FileState.FAILED
+    assert journal.counts() == {FileState.SKIPPED: 2, FileState.FAILED: 1}
+
+
+def test_a_failure_elsewhere_is_not_superseded(journal: Journal) -> None:
+    """Only the same path to the same folder and presets: another file, or the same file for
+    other presets, keeps its failure."""
+    _record(journal, "other", "other.mp4")
+    journal.fail("other", "broken")
+    journal.record("presets", Path("/drop/clip.mp4"), Path("/done"), ("web-1080p",), 1, 1)
+    journal.fail("presets", "broken")
+    _version(journal, "clip", 300)
+    assert sorted(r.id for r in journal.recent(10, FileState.FAILED)) == ["other", "presets"]
+
+
+def test_skip_and_warn(journal: Journal) -> None:
+    _record(journal, "fifo", "live.mp4")
+    journal.skip("fifo", "a FIFO; only regular files are taken")
+    _record(journal, "done", "clip.mp4")
+    journal.advance("done", FileState.CLEANED)
+    journal.warn("done", "the source could not be moved")
+
+    fifo, done = journal.get("fifo"), journal.get("done")
+    assert fifo is not None and fifo.state == FileState.SKIPPED and fifo.state.finished
+    assert fifo.reason == "a FIFO; only regular files are taken"
+    assert done is not None and done.state == FileState.CLEANED
+    assert done.warning == "the source could not be moved"
+    assert journal.unfinished() == []
+
+
+def test_an_older_journal_gets_the_added_columns(db: Path) -> None:
+    """A state dir made before a column was added keeps working: it is added on open."""
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE files (id TEXT PRIMARY KEY, path TEXT NOT NULL, out_dir TEXT NOT NULL,"
+            " presets TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+            " state TEXT NOT NULL, job_id TEXT UNIQUE, input_key TEXT,"
+            " outputs TEXT NOT NULL DEFAULT '{}', reason TEXT, created_at REAL NOT NULL,"
+            " updated_at REAL NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO files (id, path, out_dir, presets, size, mtime_ns, state, created_at,"
+            " updated_at) VALUES ('old', '/drop/a.mp4', '/done', 'web-720p', 1, 1, 'CLEANED',"
+            " 1, 1)"
+        )
+    journal = Journal(db)
+    try:
+        old = journal.get("old")
+        assert old is not None and old.state == FileState.CLEANED and old.warning is None
+        journal.warn("old", "noted")
+        assert (journal.get("old") or old).warning == "noted"
+    finally:
+        journal.close()
