@@ -16,6 +16,7 @@ import re
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,12 +58,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A config file that cannot be read is one line and exit 2, like any other bad setting:
+    also the default one, when ~/.config (XDG_CONFIG_HOME) may not be looked into."""
     path = Path(value) if value else settings_mod.default_config_file()
-    if value or path.is_file():
+    try:
         try:
+            found = path.is_file()
+        except OSError as exc:  # Python < 3.14 raises where stat() is refused
+            raise ConfigError(
+                f"config file {path} cannot be looked for ({exc.strerror or exc}); fix the "
+                "folder's permissions, or set XDG_CONFIG_HOME or --config elsewhere"
+            ) from exc
+        if value or found:
             ctx.default_map = settings_mod.load_file(path)
-        except ConfigError as exc:
-            raise click.BadParameter(str(exc)) from exc
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(EXIT_CONFIG)
     return value
 
 
@@ -211,11 +222,33 @@ def _console() -> Console | None:
     return console if console.is_terminal else None
 
 
+def _usable_state_dir(state_dir: Path) -> Path:
+    """The state dir, made if need be and written to once: a folder we cannot use (no
+    permission, read-only, under /proc, a file in the way) is a setting to fix, said in one
+    line before anything else starts, not a traceback from whichever part touches it first."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=state_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"state dir {state_dir} cannot be used ({exc.strerror or exc}); give a writable "
+            "folder with --state-dir or AUTOTRANSCODE_STATE_DIR"
+        ) from exc
+    return state_dir
+
+
 @contextmanager
 def _client_lock(state_dir: Path) -> Iterator[None]:
     """One client per state dir: two would take each other's notifications."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / "client.lock").open("a+") as fh:
+    _usable_state_dir(state_dir)
+    try:
+        fh = (state_dir / "client.lock").open("a+")
+    except OSError as exc:
+        raise ConfigError(
+            f"state dir {state_dir}: cannot open client.lock ({exc.strerror or exc})"
+        ) from exc
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -392,6 +425,7 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
         s = _settings(params)
         if not drop.is_dir():
             raise ConfigError(f"drop folder {drop} does not exist")
+        _check_folders(drop, out)
         reporter = _reporter(console)
         from .watcher import Watcher  # watchdog: for run only, not every start
 
@@ -404,6 +438,7 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
                 poll=s.poll,
                 recursive=recursive,
                 exclude=(out, s.state_dir, drop / DONE_FOLDER),
+                on_skipped=pipe.skip,
             )
             stopper.install()
             with reporter if isinstance(reporter, RichReporter) else _nothing():
@@ -415,6 +450,19 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
                 finally:
                     watcher.stop()
     sys.exit(EXIT_OK)
+
+
+def _check_folders(drop: Path, out: Path) -> None:
+    """OUT may be inside DROP or hold it (the watcher keeps them apart), but not be DROP:
+    every output would be a new drop."""
+    same = drop.resolve() == out.resolve()
+    with contextlib.suppress(OSError):
+        same = same or os.path.samefile(drop, out)
+    if same:
+        raise ConfigError(
+            f"OUT ({out}) is the drop folder itself: give the outputs a folder of their own "
+            "(one inside DROP, or beside it)"
+        )
 
 
 @main.command()
@@ -461,7 +509,11 @@ def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -
 def _expand(files: tuple[Path, ...], s: Settings) -> list[Path]:
     out: list[Path] = []
     for f in files:
-        if f.is_dir():
+        try:
+            folder = f.is_dir()
+        except OSError:  # a path we may not look at: the pipeline reports it as that file's
+            folder = False
+        if folder:
             out += sorted(
                 p for p in f.iterdir() if p.is_file() and not ignored(p.name) and s.matches(p.name)
             )
@@ -488,6 +540,8 @@ def _summary(results: list[tuple[Path, FileState, str]], interrupted: bool) -> i
         elif state == FileState.FAILED:
             failed += 1
             click.echo(f"FAILED  {name}: {detail}")
+        elif state == FileState.SKIPPED:
+            click.echo(f"skipped {name}: {detail}")
         else:
             click.echo(f"pending {name} ({state.lower()}; resumes on the next run)")
     done = sum(1 for _, st, _ in results if st == FileState.CLEANED)
@@ -580,7 +634,7 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
     stopper = _Stopper()
     with _errors():
         s = _settings(params)
-        journal = Journal(s.state_dir / "journal.db")
+        journal = Journal(_usable_state_dir(s.state_dir) / "journal.db")
         wanted = {os.path.abspath(f) for f in files}
         failed = [
             r
@@ -625,7 +679,7 @@ def status(as_json: bool, limit: int, watch: bool, verbose: int, **params: Any) 
     """Files per state, what is in flight, and the failed ones with their reason."""
     with _errors():
         s = _settings(params)
-        journal = Journal(s.state_dir / "journal.db")
+        journal = Journal(_usable_state_dir(s.state_dir) / "journal.db")
         try:
             if as_json:
                 click.echo(json.dumps(_status_data(journal, limit), indent=2, ensure_ascii=False))
@@ -674,11 +728,16 @@ def _status_data(journal: Journal, limit: int) -> dict[str, Any]:
             {"path": shown(str(r.path)), "reason": r.reason}
             for r in journal.recent(limit, FileState.FAILED)
         ],
+        "skipped": [
+            {"path": shown(str(r.path)), "reason": r.reason}
+            for r in journal.recent(limit, FileState.SKIPPED)
+        ],
         "recent": [
             {
                 "path": shown(str(r.path)),
                 "state": r.state.value,
                 "outputs": list(r.outputs.values()),
+                "warning": r.warning,
             }
             for r in journal.recent(limit)
         ],
@@ -709,6 +768,14 @@ def _status_view(journal: Journal, limit: int) -> Group:
     if failed:
         parts += ["", Text("failed", style="bold")]
         parts += [Text(f"  {shown(str(r.path))}: {r.reason}") for r in failed]
+    warned = [r for r in journal.recent(limit, FileState.CLEANED) if r.warning]
+    if warned:
+        parts += ["", Text("done, with a warning", style="bold")]
+        parts += [Text(f"  {shown(str(r.path))}: {r.warning}") for r in warned]
+    skipped = journal.recent(limit, FileState.SKIPPED)
+    if skipped:
+        parts += ["", Text("skipped", style="bold")]
+        parts += [Text(f"  {shown(str(r.path))}: {r.reason}") for r in skipped]
     return Group(*parts)
 
 

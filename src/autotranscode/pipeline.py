@@ -37,7 +37,7 @@ from .errors import (
     OutputError,
 )
 from .journal import FileRecord, FileState, Journal
-from .media import MediaInfo, probe
+from .media import MediaInfo, NotRegularFile, not_regular, probe
 from .messages import DetectedProperties, Input, Job, JobOutput, Notification, State
 from .procs import yield_cpu_to_ffmpeg
 from .progress import Subscriber
@@ -134,6 +134,9 @@ class Pipeline:
         destination = f"{out_dir}\0{','.join(preset_ids)}"
         try:
             st = path.stat()
+            kind = not_regular(path)
+            if kind is not None:  # never opened: a FIFO would block this thread for good
+                raise NotRegularFile(path, kind)
             identity = keys.fingerprint(path, st.st_size)
         except OSError as exc:
             return self._unreadable(path, out_dir, preset_ids, destination, exc, retry_failed)
@@ -173,7 +176,24 @@ class Pipeline:
         fid = keys.file_id(f"unreadable:{path}", destination)
         record, created = self.journal.record(fid, path, out_dir, preset_ids, 0, 0)
         if created or record.state != FileState.FAILED or retry_failed:
-            self._fail(record, f"cannot read the file: {exc.strerror or exc}")
+            if isinstance(exc, NotRegularFile):
+                self._fail(record, f"{exc.strerror}; only regular files are transcoded")
+            else:
+                self._fail(record, f"cannot read the file: {exc.strerror or exc}")
+        return fid
+
+    def skip(self, path: Path, reason: str) -> str:
+        """Record a path in DROP that is not taken (``reason``: "a FIFO", "a dangling link"…)
+        as SKIPPED, once: ``status`` shows it, and it is neither a failure nor retried."""
+        path = Path(os.path.abspath(path))
+        out_dir = self.out_dir.resolve()
+        preset_ids = tuple(p.id for p in self.presets)
+        destination = f"{out_dir}\0{','.join(preset_ids)}"
+        fid = keys.file_id(f"skipped:{path}\0{reason}", destination)
+        _, created = self.journal.record(fid, path, out_dir, preset_ids, 0, 0)
+        if created:
+            self.journal.skip(fid, f"{reason}; only regular files are taken")
+            log.warning("%s: skipped: %s; only regular files are taken", path.name, reason)
         return fid
 
     def _pick_up(self) -> None:
@@ -212,6 +232,8 @@ class Pipeline:
         record = self.journal.get(fid)
         assert record is not None
         detail = record.reason or ", ".join(Path(p).name for p in record.outputs.values())
+        if record.warning:
+            detail += f" (warning: {record.warning})"
         return Outcome(record.path, record.state, detail)
 
     # -- the steps -------------------------------------------------------------------------------
@@ -408,14 +430,27 @@ class Pipeline:
         try:
             _sync(Path(p) for p in record.outputs.values())
         except OSError as exc:
-            log.warning("%s: outputs not on disk (%s); source left in place", record.name, exc)
+            self._warn(record, f"outputs not on disk ({exc}); the source is left in place")
             return
-        if self.on_success == "delete":
-            record.path.unlink(missing_ok=True)
-            return
-        done_dir = record.path.parent / DONE_FOLDER
-        done_dir.mkdir(exist_ok=True)
-        record.path.rename(_free_name(done_dir / record.path.name))
+        # The outputs are delivered: from here on a failure is a warning on a done file, never
+        # a failed one (a retry would only make a second copy of what is in OUT).
+        try:
+            if self.on_success == "delete":
+                record.path.unlink(missing_ok=True)
+                return
+            done_dir = record.path.parent / DONE_FOLDER
+            done_dir.mkdir(exist_ok=True)
+            record.path.rename(_free_name(done_dir / record.path.name))
+        except OSError as exc:
+            what = "deleted" if self.on_success == "delete" else f"moved into {DONE_FOLDER}/"
+            self._warn(
+                record,
+                f"the source could not be {what} ({exc.strerror or exc}); it is left in place",
+            )
+
+    def _warn(self, record: FileRecord, warning: str) -> None:
+        log.warning("%s: delivered, but %s", record.name, warning)
+        self.journal.warn(record.id, warning)
 
     def _delete_objects(self, record: FileRecord) -> None:
         store = self.backend.store

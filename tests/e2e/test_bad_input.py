@@ -154,6 +154,16 @@ LOCAL_CASES = [
         ),
         id="not-media",
     ),
+    # 2000 random bytes (this seed) that FFmpeg takes for raw H.263 with a width of 0: an
+    # assert in presets._video once (issue 13, case 10).
+    pytest.param(
+        Case(
+            _write("noise.mp4", lambda _: random.Random(81689).randbytes(2000)),
+            "FAILED",
+            reason="not a readable media file (a video stream without a picture size)",
+        ),
+        id="noise-raw-h263",
+    ),
     pytest.param(
         Case(_copy("tone.m4a", "tone.m4a"), "FAILED", reason="needs a video stream"),
         id="audio-only",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 import time
@@ -282,3 +283,80 @@ def test_stop_is_prompt_and_final(folder: Path, start_watcher: StartWatcher) -> 
     time.sleep(SETTLE + QUIET_CHECK)
     assert reports.names() == []
     assert not [t for t in threading.enumerate() if t.name == "autotranscode-watcher"]
+
+
+@dataclass
+class Skips:
+    """What on_skipped was called with."""
+
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, path: Path, kind: str) -> None:
+        self.seen.append((path.name, kind))
+
+
+def test_what_is_no_regular_file_is_skipped_once_and_never_taken(
+    folder: Path, start_watcher: StartWatcher
+) -> None:
+    """A FIFO, a socket, a folder or a dangling link with a media name: reported once to
+    on_skipped (never to on_ready, whose caller would open it: a FIFO blocks that open)."""
+    (folder / "at-start.mp4").symlink_to(folder / "nowhere.mp4")
+    skips = Skips()
+    _, reports = start_watcher(on_skipped=skips)
+    os.mkfifo(folder / "live.mp4")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(folder / "sock.mkv"))
+    try:
+        (folder / "dangling.mov").symlink_to(folder / "gone.mov")
+        (folder / "linked.mp4").symlink_to(_drop(folder / "real.bin"))  # a link to a file: fine
+        _drop(folder / "after.mp4")
+        assert reports.wait_for("after.mp4", "linked.mp4") == ["after.mp4", "linked.mp4"]
+        time.sleep(QUIET_CHECK)
+    finally:
+        listener.close()
+    assert reports.names() == ["after.mp4", "linked.mp4"]
+    assert sorted(skips.seen) == [
+        ("at-start.mp4", "a dangling link"),
+        ("dangling.mov", "a dangling link"),
+        ("live.mp4", "a FIFO"),
+        ("sock.mkv", "a socket"),
+    ]
+
+
+def test_a_file_appended_in_bursts_is_reported_whole(
+    folder: Path, start_watcher: StartWatcher
+) -> None:
+    """open, append, close, pause (twice the settle time), again: once the file grew after a
+    pause, it is held 4x that pause, so at most the first piece is reported before the
+    whole file (nothing told the first piece from a complete file yet)."""
+    _, reports = start_watcher()
+    path = folder / "reopen.mp4"
+    chunk = os.urandom(8 * 1024)
+    for _ in range(5):
+        with path.open("ab") as fh:
+            fh.write(chunk)
+        time.sleep(2 * SETTLE)
+    final = path.stat().st_size
+
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline and reports.sizes.get(path) != final:
+        time.sleep(0.05)
+    time.sleep(QUIET_CHECK)
+    assert reports.sizes.get(path) == final
+    assert len(reports.paths) <= 2, [p.name for p in reports.paths]
+
+
+def test_an_exclude_holding_the_folder_excludes_nothing(
+    tmp_path: Path, start_watcher: StartWatcher
+) -> None:
+    """``run media/drop media``: OUT holds DROP; its outputs land beside DROP, never in it,
+    so excluding OUT must not exclude DROP's own files."""
+    media = tmp_path / "media"
+    drop = media / "drop"
+    drop.mkdir(parents=True)
+    _, reports = start_watcher(folder=drop, exclude=(media,))
+    _drop(drop / "clip.mp4")
+    _drop(media / "output.mp4")
+    assert reports.wait_for("clip.mp4") == ["clip.mp4"]
+    time.sleep(QUIET_CHECK)
+    assert reports.names() == ["clip.mp4"]
