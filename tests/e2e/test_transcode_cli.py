@@ -341,7 +341,7 @@ def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
     assert_no_traceback(text.stderr)
 
     status = cli.status(state_dir=state)
-    assert status == {"counts": {}, "in_flight": [], "failed": [], "recent": []}
+    assert status == {"counts": {}, "in_flight": [], "failed": [], "skipped": [], "recent": []}
 
 
 def test_status_watch_follows_until_ctrl_c(
