@@ -561,6 +561,7 @@ def worker(verbose: int, **params: Any) -> None:
     stopper = _Stopper()
     with _errors():
         s = _settings(params)
+        _usable_state_dir(s.state_dir)  # its work folder, and the local backend's store
         backend = open_backend(s, create=False)  # workers use a deployment; `setup` creates it
         pool = WorkerPool(_workers(s, backend, max(s.workers, 1)))
         stopper.install()

@@ -225,7 +225,7 @@ def as_nobody(
     )
 
 
-@pytest.mark.parametrize("command", ["run", "transcode", "status"])
+@pytest.mark.parametrize("command", ["run", "transcode", "status", "worker"])
 def test_an_unwritable_state_dir_is_one_line(
     world_dir: Path, clips: dict[str, Clip], command: str
 ) -> None:
@@ -239,6 +239,7 @@ def test_an_unwritable_state_dir_is_one_line(
         "run": ["run", drop, world_dir / "out"],
         "transcode": ["transcode", drop / "clip.mp4", "-o", world_dir / "out"],
         "status": ["status"],
+        "worker": ["worker"],
     }[command]
 
     result = as_nobody(world_dir, *args, "--state-dir", locked / "state")
