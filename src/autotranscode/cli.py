@@ -636,6 +636,7 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
     with _errors():
         s = _settings(params)
         journal = Journal(_usable_state_dir(s.state_dir) / "journal.db")
+        journal.supersede_failed()  # a later version of a path is the one to retry
         wanted = {os.path.abspath(f) for f in files}
         failed = [
             r
@@ -682,6 +683,7 @@ def status(as_json: bool, limit: int, watch: bool, verbose: int, **params: Any) 
         s = _settings(params)
         journal = Journal(_usable_state_dir(s.state_dir) / "journal.db")
         try:
+            journal.supersede_failed()  # what a journal written by an older version may hold
             if as_json:
                 click.echo(json.dumps(_status_data(journal, limit), indent=2, ensure_ascii=False))
             elif watch:

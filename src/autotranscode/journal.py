@@ -270,6 +270,24 @@ class Journal:
                 (fid, now, FileState.SKIPPED, reason),
             )
 
+    def supersede_failed(self) -> int:
+        """Move every failed version that has a later version of its path to SKIPPED, as
+        ``record`` does from now on; for journals written before it did (five failed pieces
+        of one appended file, which ``retry --all-failed`` made into five duplicates).
+        Returns how many moved."""
+        with self.db.transaction() as conn:
+            old = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT me.id FROM files AS me WHERE me.state = ? AND EXISTS (SELECT 1 FROM"
+                    " files AS f WHERE f.path = me.path AND f.out_dir = me.out_dir"
+                    " AND f.presets = me.presets AND f.rowid > me.rowid)",
+                    (FileState.FAILED,),
+                )
+            ]
+            _mark_superseded(conn, old, time.time())
+        return len(old)
+
     def warn(self, fid: str, warning: str) -> None:
         """Note what went wrong after a file was delivered; it stays delivered."""
         self.db.execute("UPDATE files SET warning = ? WHERE id = ?", (warning, fid))
@@ -355,6 +373,10 @@ def _supersede(
             (_db_path(path), str(out_dir), ",".join(presets), FileState.FAILED, fid),
         )
     ]
+    _mark_superseded(conn, old, now)
+
+
+def _mark_superseded(conn: sqlite3.Connection, old: list[str], now: float) -> None:
     for old_id in old:
         conn.execute(
             "UPDATE files SET state = ?, updated_at = ?,"

@@ -405,3 +405,17 @@ def test_an_older_journal_gets_the_added_columns(db: Path) -> None:
         assert (journal.get("old") or old).warning == "noted"
     finally:
         journal.close()
+
+
+def test_supersede_failed_cleans_up_a_journal_from_before(db: Path, journal: Journal) -> None:
+    """Failed pieces recorded before superseding existed (made FAILED again here by hand,
+    as b4b9859 left them) are moved to SKIPPED; the latest failure of a path stays."""
+    for fid, size in (("piece1", 100), ("piece2", 200), ("whole", 300)):
+        _version(journal, fid, size)
+    _record(journal, "alone", "alone.mp4")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE files SET state = 'FAILED', reason = 'broken'")
+
+    assert journal.supersede_failed() == 2
+    assert sorted(r.id for r in journal.recent(10, FileState.FAILED)) == ["alone", "whole"]
+    assert journal.supersede_failed() == 0
