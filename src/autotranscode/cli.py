@@ -33,7 +33,7 @@ from .errors import AutotranscodeError, ConfigError
 from .journal import FileState, Journal
 from .media import MediaInfo, ignored
 from .pipeline import DONE_FOLDER, Pipeline, reset_failed
-from .procs import yield_cpu_to_ffmpeg
+from .procs import crash_record, yield_cpu_to_ffmpeg
 from .progress import LogReporter, RichReporter, Subscriber
 from .settings import Settings
 from .transcoder import command, find_ffmpeg
@@ -280,8 +280,12 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
         on_success=s.on_success,
         engine=open_engine(s, backend),
         hooks=hooks,
+        resubmit_after=s.resubmit_after,
     )
+    crashes = contextlib.ExitStack()
     try:
+        if in_process:
+            crashes.enter_context(crash_record(s.state_dir))
         pool.start()
         # ffmpeg runs from the worker threads just started; what this thread starts from
         # now on (listener, transfers, watcher) and its own work come second to it.
@@ -293,6 +297,7 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
         pool.stop()
         journal.close()
         backend.close()
+        crashes.close()
 
 
 def _workers(s: Settings, backend: Backend, count: int) -> list[Worker]:
@@ -510,12 +515,13 @@ def worker(verbose: int, **params: Any) -> None:
         backend = open_backend(s, create=False)  # workers use a deployment; `setup` creates it
         pool = WorkerPool(_workers(s, backend, max(s.workers, 1)))
         stopper.install()
-        pool.start()
-        try:
-            stopper.event.wait()
-        finally:
-            pool.stop()
-            backend.close()
+        with crash_record(s.state_dir):
+            pool.start()
+            try:
+                stopper.event.wait()
+            finally:
+                pool.stop()
+                backend.close()
     sys.exit(EXIT_OK)
 
 

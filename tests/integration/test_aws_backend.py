@@ -369,7 +369,7 @@ def test_notifications_reach_the_client_queue(
     client_id = (tmp_path / "state" / "aws-client-id").read_text().strip()
     assert queue.name == f"{backend.settings.name}-client-{client_id}"
 
-    backend.topic.publish('{"state": "COMPLETED"}')
+    backend.topic.publish('{"state": "COMPLETED"}', client=client_id)
     (msg,) = _until(lambda: queue.receive(wait=2))
     envelope = json.loads(msg.body)
     assert envelope["Type"] == "Notification", "the standard envelope, not raw delivery"
