@@ -576,6 +576,9 @@ def presets_show(name: str) -> None:
 def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any) -> None:
     """Try failed FILES (or --all-failed) again, to the folder and presets they had.
 
+    A named file still in flight (its job lost while no `run` worked on it) is taken
+    too: its job is submitted again.
+
     If `run` is active on this state dir it takes them over within seconds;
     otherwise they are transcoded now, as `transcode` would.
     """
@@ -593,9 +596,12 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             for r in journal.recent(1_000_000, FileState.FAILED)
             if all_failed or str(r.path) in wanted
         ]
+        # A named file still in flight (its job lost, say) is taken too: nothing else
+        # would move it while no `run` works on this state dir.
+        stuck = [r for r in journal.unfinished() if str(r.path) in wanted]
         journal.close()
-        if not failed:
-            click.echo("no failed files to retry")
+        if not failed and not stuck:
+            click.echo("no failed or unfinished files to retry")
             sys.exit(EXIT_OK)
         with contextlib.ExitStack() as stack:
             try:
@@ -606,7 +612,13 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
                     reset_failed(journal, record)
                 journal.close()
                 click.echo(f"{len(failed)} files handed to the running autotranscode")
+                for record in stuck:
+                    click.echo(
+                        f"{shown(record.name)} is in flight ({record.state.lower()}) in the "
+                        "running autotranscode, which submits its job again if it was lost"
+                    )
                 sys.exit(EXIT_OK)
+            failed += stuck
             reporter = _reporter(console)
             pipe = stack.enter_context(_service(s, Path("."), reporter))
             stopper.install()

@@ -172,9 +172,16 @@ class Pipeline:
         return fid
 
     def retry(self, record: FileRecord) -> None:
-        """Start a failed file over, to the destination it had."""
-        reset_failed(self.journal, record)
-        self.hooks.on_state(path=record.path, state=FileState.DISCOVERED)
+        """Start a failed file over, to the destination it had; a stuck one (in flight, no
+        ``run`` working on it) from its upload, under the job id it has, so a job that was
+        not lost after all is only done twice, never delivered twice."""
+        if record.state == FileState.FAILED or record.job_id is None:
+            reset_failed(self.journal, record)
+            state = FileState.DISCOVERED
+        else:
+            state = FileState.UPLOADING
+            self.journal.advance(record.id, state, detail="retry", expect=record.state)
+        self.hooks.on_state(path=record.path, state=state)
         self._schedule(record.id)
 
     def _unreadable(
@@ -561,10 +568,14 @@ class Pipeline:
         if not isinstance(self.engine, WorkersEngine):
             return
         now = time.monotonic()
+        with self._cond:
+            ours = set(self._active)
         waiting = [
             r
             for r in self.journal.unfinished()
-            if r.state in (FileState.SUBMITTED, FileState.TRANSCODING) and r.job_id
+            if r.state in (FileState.SUBMITTED, FileState.TRANSCODING)
+            and r.job_id
+            and (self._resume or r.id in ours)  # transcode and retry: only their own files
         ]
         for fid in set(self._heard) - {r.id for r in waiting}:
             del self._heard[fid]
