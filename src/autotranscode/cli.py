@@ -34,7 +34,7 @@ from .errors import AutotranscodeError, ConfigError
 from .journal import FileState, Journal
 from .media import MediaInfo, ignored
 from .pipeline import DONE_FOLDER, Pipeline, reset_failed
-from .procs import yield_cpu_to_ffmpeg
+from .procs import crash_record, yield_cpu_to_ffmpeg
 from .progress import LogReporter, RichReporter, Subscriber
 from .settings import Settings
 from .transcoder import command, find_ffmpeg
@@ -313,8 +313,12 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
         on_success=s.on_success,
         engine=open_engine(s, backend),
         hooks=hooks,
+        resubmit_after=s.resubmit_after,
     )
+    crashes = contextlib.ExitStack()
     try:
+        if in_process:
+            crashes.enter_context(crash_record(s.state_dir))
         pool.start()
         # ffmpeg runs from the worker threads just started; what this thread starts from
         # now on (listener, transfers, watcher) and its own work come second to it.
@@ -326,6 +330,7 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
         pool.stop()
         journal.close()
         backend.close()
+        crashes.close()
 
 
 def _workers(s: Settings, backend: Backend, count: int) -> list[Worker]:
@@ -565,12 +570,13 @@ def worker(verbose: int, **params: Any) -> None:
         backend = open_backend(s, create=False)  # workers use a deployment; `setup` creates it
         pool = WorkerPool(_workers(s, backend, max(s.workers, 1)))
         stopper.install()
-        pool.start()
-        try:
-            stopper.event.wait()
-        finally:
-            pool.stop()
-            backend.close()
+        with crash_record(s.state_dir):
+            pool.start()
+            try:
+                stopper.event.wait()
+            finally:
+                pool.stop()
+                backend.close()
     sys.exit(EXIT_OK)
 
 
@@ -625,6 +631,9 @@ def presets_show(name: str) -> None:
 def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any) -> None:
     """Try failed FILES (or --all-failed) again, to the folder and presets they had.
 
+    A named file still in flight (its job lost while no `run` worked on it) is taken
+    too: its job is submitted again.
+
     If `run` is active on this state dir it takes them over within seconds;
     otherwise they are transcoded now, as `transcode` would.
     """
@@ -643,9 +652,12 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             for r in journal.recent(1_000_000, FileState.FAILED)
             if all_failed or str(r.path) in wanted
         ]
+        # A named file still in flight (its job lost, say) is taken too: nothing else
+        # would move it while no `run` works on this state dir.
+        stuck = [r for r in journal.unfinished() if str(r.path) in wanted]
         journal.close()
-        if not failed:
-            click.echo("no failed files to retry")
+        if not failed and not stuck:
+            click.echo("no failed or unfinished files to retry")
             sys.exit(EXIT_OK)
         with contextlib.ExitStack() as stack:
             try:
@@ -656,7 +668,13 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
                     reset_failed(journal, record)
                 journal.close()
                 click.echo(f"{len(failed)} files handed to the running autotranscode")
+                for record in stuck:
+                    click.echo(
+                        f"{shown(record.name)} is in flight ({record.state.lower()}) in the "
+                        "running autotranscode, which submits its job again if it was lost"
+                    )
                 sys.exit(EXIT_OK)
+            failed += stuck
             reporter = _reporter(console)
             pipe = stack.enter_context(_service(s, Path("."), reporter))
             stopper.install()

@@ -674,7 +674,12 @@ _POLICIES: dict[str, tuple[tuple[str, str, str], ...]] = {
             " sqs:ChangeMessageVisibility",
             "client queues",
         ),
-        ("Notifications", "sns:GetTopicAttributes sns:Subscribe", "topic"),
+        # SetSubscriptionAttributes: the filter that keeps other clients' notifications out.
+        (
+            "Notifications",
+            "sns:GetTopicAttributes sns:Subscribe sns:SetSubscriptionAttributes",
+            "topic",
+        ),
     ),
     # A client with --engine mediaconvert: the client rows plus these.
     "client-mediaconvert": (
@@ -687,8 +692,11 @@ _POLICIES: dict[str, tuple[tuple[str, str, str], ...]] = {
         # GetObject too: HeadObject finds the outputs a crashed attempt already stored.
         ("WriteOutputs", "s3:PutObject s3:GetObject s3:AbortMultipartUpload", "outputs"),
         (
+            # SendMessage: a stopped worker hands its job back as a copy (SQS cannot lower a
+            # message's receive count), so a stop is not an attempt.
             "TakeJobs",
-            "sqs:GetQueueUrl sqs:ReceiveMessage sqs:DeleteMessage sqs:ChangeMessageVisibility",
+            "sqs:GetQueueUrl sqs:ReceiveMessage sqs:DeleteMessage sqs:ChangeMessageVisibility"
+            " sqs:SendMessage",
             "jobs",
         ),
         ("RejectJobs", "sqs:GetQueueUrl sqs:SendMessage", "dlq"),

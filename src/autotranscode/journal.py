@@ -105,6 +105,10 @@ CREATE TABLE IF NOT EXISTS events (
 _ADDED_COLUMNS: dict[str, str] = {
     "warning": "TEXT",
 }
+
+#: The detail of the event that records a job submitted again (``Pipeline._resubmit``).
+RESUBMIT = "resubmitted"
+
 _COLUMNS = (
     "id, path, out_dir, presets, size, mtime_ns, state, job_id, input_key, outputs, reason,"
     " updated_at, warning"
@@ -305,6 +309,15 @@ class Journal:
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, 'retry')",
                 (fid, now, FileState.DISCOVERED),
             )
+
+    def resubmits(self, fid: str) -> int:
+        """How often the file's job was submitted again since it was last (re)started."""
+        rows = self.db.query(
+            "SELECT COUNT(*) FROM events WHERE file_id = ? AND detail LIKE ? AND seq >"
+            " COALESCE((SELECT MAX(seq) FROM events WHERE file_id = ? AND detail = 'retry'), 0)",
+            (fid, f"{RESUBMIT}:%", fid),
+        )
+        return int(rows[0][0])
 
     def get(self, fid: str) -> FileRecord | None:
         rows = self._select("WHERE id = ?", (fid,))

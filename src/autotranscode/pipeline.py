@@ -13,13 +13,16 @@ through its interface, so this code is the same for local and aws.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import logging
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,13 +33,13 @@ from .engines import Engine, WorkersEngine
 from .errors import (
     AutotranscodeError,
     BackendError,
-    ConfigError,
     JournalError,
     MediaError,
     MessageError,
+    ObjectMissing,
     OutputError,
 )
-from .journal import FileRecord, FileState, Journal
+from .journal import RESUBMIT, FileRecord, FileState, Journal
 from .media import MediaInfo, NotRegularFile, not_regular, probe
 from .messages import DetectedProperties, Input, Job, JobOutput, Notification, State
 from .procs import yield_cpu_to_ffmpeg
@@ -48,8 +51,16 @@ log = logging.getLogger(__name__)
 LISTEN_WAIT_SECONDS = 2.0
 #: How often ``run`` looks for files reset by ``autotranscode retry`` from another shell.
 PICK_UP_INTERVAL_SECONDS = 5.0
-#: Backend failures are retried with exponential backoff up to this delay, until stopped.
+#: Retryable failures are retried with exponential backoff up to this delay, until stopped.
 MAX_BACKOFF_SECONDS = 30.0
+#: How often ``run`` looks for jobs that were lost (no notice will ever come).
+DEADLINE_CHECK_SECONDS = 5.0
+#: A job that no worker answers is submitted again (same job id) this often, then the file
+#: fails: a job that keeps vanishing points at a problem a user must look at.
+MAX_RESUBMITS = 3
+#: On aws, a job is taken for lost after this long without a notice while the job queue
+#: is empty (SQS cannot be searched for one message); a setting (``resubmit_after``).
+DEFAULT_RESUBMIT_AFTER_SECONDS = 300.0
 #: Temporary names in OUT end with this, so watchers (ours included) ignore them.
 PART_SUFFIX = ".autotranscode-part"
 #: ``--on-success move`` puts sources here, beside them (and ``run`` does not watch it).
@@ -78,6 +89,7 @@ class Pipeline:
         on_success: str = "keep",
         engine: Engine | None = None,
         hooks: Subscriber | None = None,
+        resubmit_after: float = DEFAULT_RESUBMIT_AFTER_SECONDS,
     ) -> None:
         self.backend = backend
         self.engine = engine or WorkersEngine(backend)
@@ -98,6 +110,10 @@ class Pipeline:
         #: What each wait() waits for: a finished file wakes them only when one is complete.
         self._awaited: list[set[str]] = []
         self._listener: threading.Thread | None = None
+        self._timer = _Timer(self._due)
+        self.resubmit_after = resubmit_after
+        #: When each file waiting for a notice last heard of its job (or we started).
+        self._heard: dict[str, float] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -115,6 +131,7 @@ class Pipeline:
     def stop(self) -> None:
         """Stop taking work; a transfer under way finishes, the rest resumes on the next start."""
         self._stop.set()
+        self._timer.stop()
         if self._listener is not None:
             self.backend.notifications.wake()  # the listener's wait ends now, not at its poll
             self._listener.join()
@@ -158,9 +175,16 @@ class Pipeline:
         return fid
 
     def retry(self, record: FileRecord) -> None:
-        """Start a failed file over, to the destination it had."""
-        reset_failed(self.journal, record)
-        self.hooks.on_state(path=record.path, state=FileState.DISCOVERED)
+        """Start a failed file over, to the destination it had; a stuck one (in flight, no
+        ``run`` working on it) from its upload, under the job id it has, so a job that was
+        not lost after all is only done twice, never delivered twice."""
+        if record.state == FileState.FAILED or record.job_id is None:
+            reset_failed(self.journal, record)
+            state = FileState.DISCOVERED
+        else:
+            state = FileState.UPLOADING
+            self.journal.advance(record.id, state, detail="retry", expect=record.state)
+        self.hooks.on_state(path=record.path, state=state)
         self._schedule(record.id)
 
     def _unreadable(
@@ -239,13 +263,31 @@ class Pipeline:
     # -- the steps -------------------------------------------------------------------------------
 
     def _schedule(self, fid: str, delay: float = 0.0) -> None:
+        """Run the file's next step now, or (a retry) once ``delay`` has passed.
+
+        A retry waits on the timer, never on a transfer thread: with ``transfers=1`` a new
+        file used to wait behind a retrying one's backoff, and a few failing files stalled
+        all new work.
+        """
         with self._cond:
             self._active.add(fid)
+        if self._stop.is_set():
+            return
+        if delay > 0:
+            self._timer.at(time.monotonic() + delay, fid, delay)
+        else:
+            self._executor.submit(self._run_step, fid, 0.0)
+
+    def _due(self, fid: str, delay: float) -> None:
+        """The timer's callback: a retry is due (``delay``: the backoff it waited)."""
         if not self._stop.is_set():
-            self._executor.submit(self._run_step, fid, delay)
+            # RuntimeError: shut down meanwhile; the file resumes on the next start.
+            with contextlib.suppress(RuntimeError):
+                self._executor.submit(self._run_step, fid, delay)
 
     def _run_step(self, fid: str, delay: float) -> None:
-        if delay and self._stop.wait(delay):
+        """``delay``: the backoff that preceded this try (the next one doubles it)."""
+        if self._stop.is_set():
             return
         try:
             record = self.journal.get(fid)
@@ -257,17 +299,55 @@ class Pipeline:
             return
         try:
             self._step(record)
-        except (BackendError, JournalError, OutputError) as exc:
+        except ObjectMissing as exc:
+            if record.state in (FileState.COMPLETED, FileState.DOWNLOADING):
+                # Its output expired or was deleted: only the job can make it again.
+                self._resubmit(record, f"its output is gone ({exc})")
+            else:
+                self._fail(record, str(exc))
+        except AutotranscodeError as exc:
+            if not exc.retryable:
+                self._fail(record, str(exc))
+                return
             # Not the file's fault, and it passes (endpoint back, disk freed): keep its state.
             backoff = min(max(delay * 2, 1.0), MAX_BACKOFF_SECONDS)
             level = logging.ERROR if isinstance(exc, OutputError) else logging.WARNING
             log.log(level, "%s: %s; retrying in %.0fs", record.name, exc, backoff)
             self._schedule(fid, backoff)
-        except (MediaError, ConfigError, MessageError) as exc:
-            self._fail(record, str(exc))
         except Exception as exc:
             log.exception("%s: unexpected error", record.name)
             self._fail(record, f"internal error: {exc!r}")
+
+    def _resubmit(self, record: FileRecord, why: str) -> None:
+        """Send the file's job again, same job id, from its stored input (or upload it again
+        if that is gone too); after MAX_RESUBMITS the file fails with ``why``.
+
+        Workers and this client take a second completion of one job in their stride (a
+        worker finds the outputs stored and announces them again; a finished file ignores
+        the notice), so a job that was not lost after all costs a little work, not a file.
+        """
+        done = self.journal.resubmits(record.id)
+        if done >= MAX_RESUBMITS:
+            self._fail(record, f"{why}; gave up after submitting its job {done + 1} times")
+            return
+        store = self.backend.store
+        state = FileState.UPLOADED
+        if record.input_key is None:
+            state = FileState.DISCOVERED
+        else:
+            try:
+                store.size(store.input_bucket, record.input_key)
+            except ObjectMissing:
+                state = FileState.UPLOADING  # same key and job id, uploaded again
+        log.warning(
+            "%s: %s; submitting its job again (%d of %d)", record.name, why, done + 1, MAX_RESUBMITS
+        )
+        if self.journal.advance(
+            record.id, state, detail=f"{RESUBMIT}: {why}", expect=record.state, durable=True
+        ):
+            self.hooks.on_state(path=record.path, state=state, detail=why)
+            self._heard.pop(record.id, None)
+            self._schedule(record.id)
 
     def _step(self, record: FileRecord) -> None:
         state = record.state
@@ -343,11 +423,7 @@ class Pipeline:
                 for key, p in zip(names, wanted, strict=True)
             ),
             topic=self.backend.topic.arn,
-            user_metadata={
-                "fileId": record.id,
-                # JSON holds text only: a name that is not UTF-8 goes with \xNN escapes.
-                "source": os.fsencode(record.name).decode("utf-8", "backslashreplace")[:256],
-            },
+            user_metadata=self._metadata(record),
         )
         if record.outputs != names:
             # Known before the job exists: its notifications can come before submit() returns.
@@ -357,6 +433,17 @@ class Pipeline:
         self.engine.submit(job, source or probe(record.path))
         # The listener may have moved it on meanwhile (TRANSCODING, COMPLETED…): never back.
         self._advance(record, FileState.SUBMITTED, expect=FileState.UPLOADED)
+
+    def _metadata(self, record: FileRecord) -> dict[str, str]:
+        meta = {
+            "fileId": record.id,
+            # JSON holds text only: a name that is not UTF-8 goes with \xNN escapes.
+            "source": os.fsencode(record.name).decode("utf-8", "backslashreplace")[:256],
+        }
+        client = self.backend.client_id
+        if client:  # workers address the job's notifications to us (see Topic.publish)
+            meta["clientId"] = client
+        return meta
 
     def _download(self, record: FileRecord) -> None:
         """Outputs go to a hidden temp name, then are moved into place: never half, never over."""
@@ -473,6 +560,7 @@ class Pipeline:
         yield_cpu_to_ffmpeg()
         queue = self.backend.notifications
         next_pick_up = time.monotonic() + PICK_UP_INTERVAL_SECONDS
+        next_deadlines = 0.0  # at once: a restart finds lost jobs without delay
         while not self._stop.is_set():
             if time.monotonic() >= next_pick_up:
                 next_pick_up = time.monotonic() + PICK_UP_INTERVAL_SECONDS
@@ -480,6 +568,12 @@ class Pipeline:
                     self._pick_up()
                 except JournalError as exc:
                     log.warning("%s", exc)
+            if time.monotonic() >= next_deadlines:
+                next_deadlines = time.monotonic() + DEADLINE_CHECK_SECONDS
+                try:
+                    self._check_deadlines()
+                except AutotranscodeError as exc:
+                    log.warning("cannot look for lost jobs (%s); trying again later", exc)
             try:
                 batch = queue.receive(LISTEN_WAIT_SECONDS, max_messages=10, cancel=self._stop)
             except AutotranscodeError as exc:
@@ -495,6 +589,54 @@ class Pipeline:
                 except Exception:
                     log.exception("notification handling failed; deleting it")
                     queue.delete(message)
+
+    def _check_deadlines(self) -> None:
+        """Files waiting for a notice whose job is gone get it submitted again.
+
+        Runs on the listener thread, between batches, so no notice is being handled while
+        it looks: a job is lost when the job queue no longer holds it and no notice about
+        it waits in ours (a worker publishes before it deletes the job). Where queues cannot
+        be searched (SQS), a job is taken for lost after ``resubmit_after`` seconds without
+        a notice while the job queue is empty. Only our own workers' jobs go through the
+        job queue; another engine's are its own business.
+        """
+        if not isinstance(self.engine, WorkersEngine):
+            return
+        now = time.monotonic()
+        with self._cond:
+            ours = set(self._active)
+        waiting = [
+            r
+            for r in self.journal.unfinished()
+            if r.state in (FileState.SUBMITTED, FileState.TRANSCODING)
+            and r.job_id
+            and (self._resume or r.id in ours)  # transcode and retry: only their own files
+        ]
+        for fid in set(self._heard) - {r.id for r in waiting}:
+            del self._heard[fid]
+        empty: bool | None = None
+        for record in waiting:
+            assert record.job_id is not None
+            heard = self._heard.setdefault(record.id, now)
+            held = self.backend.jobs.holds(record.job_id)
+            if held is None:
+                if now - heard < self.resubmit_after:
+                    continue
+                if empty is None:
+                    empty = self.backend.jobs.count() == 0
+                if not empty:
+                    continue
+                why = (
+                    f"no worker answered its job for {now - heard:.0f}s and the job queue is empty"
+                )
+            elif held or self.backend.notifications.holds(record.job_id):
+                self._heard[record.id] = now
+                continue
+            else:
+                why = "its job is no longer in the job queue"
+            current = self.journal.get(record.id)
+            if current is not None and current.state == record.state:
+                self._resubmit(current, why)
 
     def _on_message(self, message: Received) -> None:
         try:
@@ -513,6 +655,7 @@ class Pipeline:
                     self.backend.store.output_bucket, f"{keys.OUTPUT_PREFIX}{note.job_id}/"
                 )
             return
+        self._heard[record.id] = time.monotonic()
         if note.state == State.PROGRESSING:
             self._on_progress(record, note)
         elif note.state == State.COMPLETED:
@@ -575,6 +718,50 @@ class Pipeline:
             self._active.discard(fid)
             if any(not (wanted & self._active) for wanted in self._awaited):
                 self._cond.notify_all()
+
+
+class _Timer:
+    """Calls ``due(fid, delay)`` once each scheduled time has come: one thread and a heap for
+    every retry, so a retry never holds a transfer thread while it waits."""
+
+    def __init__(self, due: Callable[[str, float], None]) -> None:
+        self._due = due
+        self._heap: list[tuple[float, int, str, float]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def at(self, when: float, fid: str, delay: float) -> None:
+        with self._cond:
+            if self._stopped:
+                return
+            heapq.heappush(self._heap, (when, next(self._order), fid, delay))
+            if self._thread is None:  # started by the first retry: most runs never need it
+                self._thread = threading.Thread(target=self._run, name="autotranscode-retries")
+                self._thread.start()
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._stopped:
+                    return  # what was waiting resumes on the next start
+                _, _, fid, delay = heapq.heappop(self._heap)
+            self._due(fid, delay)
 
 
 class _Bytes:

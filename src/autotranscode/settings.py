@@ -30,6 +30,8 @@ DEFAULT_TRANSFERS = 4
 DEFAULT_VISIBILITY_SECONDS = 60
 #: Attempts at a job before it goes to the dead-letter queue.
 DEFAULT_MAX_ATTEMPTS = 3
+#: aws: a job with no notice this long, while the job queue is empty, is submitted again.
+DEFAULT_RESUBMIT_AFTER_SECONDS = 300
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 
@@ -62,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True):
     transfers: Annotated[int, Meta(ge=1, le=64)] = DEFAULT_TRANSFERS
     visibility_timeout: Annotated[int, Meta(ge=10, le=43200)] = DEFAULT_VISIBILITY_SECONDS
     max_attempts: Annotated[int, Meta(ge=1, le=100)] = DEFAULT_MAX_ATTEMPTS
+    #: aws: seconds without a notice (and an empty job queue) before a job is taken for lost.
+    resubmit_after: Annotated[int, Meta(ge=1, le=86400)] = DEFAULT_RESUBMIT_AFTER_SECONDS
     on_success: Literal["keep", "move", "delete"] = "keep"
     #: Who transcodes: our workers (via the job queue) or AWS Elemental MediaConvert.
     engine: Literal["workers", "mediaconvert"] = "workers"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from .errors import ConfigError, TranscodeError
+from .errors import ConfigError, FfmpegKilled, TranscodeError
 from .media import MediaInfo, probe
 from .presets import Preset
 
@@ -146,6 +146,9 @@ def transcode(
         if cancelled:
             _remove(dst)
             raise TranscodeError("transcode cancelled")
+        if code < 0:
+            _remove(dst)
+            raise FfmpegKilled(_killed(-code))
         if code != 0:
             _remove(dst)
             detail = _last_line(errors)
@@ -155,6 +158,16 @@ def transcode(
     except TranscodeError:
         _remove(dst)
         raise
+
+
+def _killed(signum: int) -> str:
+    """Why ffmpeg died, said so that a user knows where to look."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    hint = " (out of memory?)" if signum == signal.SIGKILL else ""
+    return f"ffmpeg was killed by {name}{hint}"
 
 
 def _last_line(log_file: IO[bytes]) -> str:

@@ -2,10 +2,12 @@
 
 A job message is deleted only after its outputs are stored and COMPLETED (or
 ERROR) is published, so a worker that dies mid-job leaves the message to
-reappear when its lease ends, for another worker. Bad media is answered with an
-ERROR notification at once (retrying cannot help); storage or queue trouble is
-retried through the lease until ``max_attempts``, then the job goes to the
-dead-letter queue with an ERROR notification, so no client waits forever.
+reappear when its lease ends, for another worker. Errors say whether they are
+``retryable``: bad media is answered with an ERROR notification at once
+(retrying cannot help); storage or queue trouble, and an ffmpeg killed by a
+signal, are retried through the lease until ``max_attempts``, then the job goes
+to the dead-letter queue with an ERROR notification, so no client waits forever.
+A stop (Ctrl+C, SIGTERM) hands the job back without counting an attempt.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .backends import Backend, MessageQueue, Received
 from .errors import (
     AutotranscodeError,
     ConfigError,
-    MediaError,
+    FfmpegKilled,
     MessageError,
     ObjectMissing,
     StorageError,
@@ -140,55 +142,36 @@ class Worker:
             job = parse_job(message.body)
             if job.topic != self.backend.topic.arn:
                 raise MessageError(f"job {job.job_id} names a topic that is not ours: {job.topic}")
+            self._check_buckets(job)
             for output in job.outputs:
                 presets.resolve(output.preset_id, output.preset_spec)
         except (MessageError, ConfigError) as exc:
             log.warning("%s: rejected a job message: %s", self.name, exc)
-            self._dead_letter(message)
+            self._dead_letter(message, f"rejected: {exc}")
             return
         if message.receive_count > self.max_attempts:
-            # Earlier attempts never ended: the workers running them died or hung.
-            reason = f"gave up after {self.max_attempts} attempts that did not finish"
+            # Earlier attempts never ended: the workers running them crashed or hung.
+            why = message.note or "attempts that did not finish"
+            reason = f"gave up after {self.max_attempts} attempts: {why}"
             log.error("%s: job %s %s", self.name, job.job_id, reason)
             self._publish_error(job, reason)
-            self._dead_letter(message)
+            self._dead_letter(message, reason)
             return
         cancel = stop or threading.Event()
         try:
             with self._leases.hold(message):
                 outputs = self._transcode(job, cancel, handoff, previous)
-        except MediaError as exc:
-            if cancel.is_set():
-                log.info(
-                    "%s: stopped during job %s; released for another worker", self.name, job.job_id
-                )
-                self.backend.jobs.release(message)
-                return
-            log.warning("%s: job %s failed: %s", self.name, job.job_id, exc)
-            self._publish_error(job, str(exc))
-            self.backend.jobs.delete(message)
-            return
-        except ObjectMissing as exc:
-            # The input is gone: this is a redelivered copy of a job whose file was finished
-            # and cleaned up (a worker died before deleting it), or the input expired.
-            log.warning("%s: job %s dropped: %s", self.name, job.job_id, exc)
-            self._publish_error(job, f"the input is gone: {exc}")
-            self.backend.jobs.delete(message)
-            return
         except (AutotranscodeError, OSError) as exc:
-            if message.receive_count >= self.max_attempts:
-                reason = f"gave up after {message.receive_count} attempts: {exc}"
-                log.error("%s: job %s %s", self.name, job.job_id, reason)
-                self._publish_error(job, reason)
-                self._dead_letter(message)
-            else:
-                log.warning(
-                    "%s: job %s attempt %d failed (%s); it will be retried",
+            if cancel.is_set():
+                # A stop (Ctrl+C, SIGTERM) is not an attempt: the job goes back uncounted.
+                log.info(
+                    "%s: stopped during job %s; handed back for another worker",
                     self.name,
                     job.job_id,
-                    message.receive_count,
-                    exc,
                 )
+                self.backend.jobs.hand_back(message)
+                return
+            self._failed(job, message, exc)
             return
         self._publish(
             Notification(
@@ -202,6 +185,46 @@ class Worker:
         )
         self.backend.jobs.delete(message)
         log.info("%s: job %s completed", self.name, job.job_id)
+
+    def _failed(self, job: Job, message: Received, exc: AutotranscodeError | OSError) -> None:
+        """One policy (the error's ``retryable``): answer at once, or count an attempt."""
+        retryable = exc.retryable if isinstance(exc, AutotranscodeError) else True
+        if not retryable:
+            # Bad media: retrying fails the same way. A missing input: a redelivered copy of
+            # a job whose file was finished and cleaned up, or the input expired.
+            reason = f"the input is gone: {exc}" if isinstance(exc, ObjectMissing) else str(exc)
+            log.warning("%s: job %s failed: %s", self.name, job.job_id, reason)
+            self._publish_error(job, reason)
+            self.backend.jobs.delete(message)
+        elif message.receive_count >= self.max_attempts:
+            reason = f"gave up after {message.receive_count} attempts: {exc}"
+            log.error("%s: job %s %s", self.name, job.job_id, reason)
+            self._publish_error(job, reason)
+            self._dead_letter(message, reason)
+        else:
+            log.warning(
+                "%s: job %s attempt %d failed (%s); it will be retried",
+                self.name,
+                job.job_id,
+                message.receive_count,
+                exc,
+            )
+            if isinstance(exc, FfmpegKilled):
+                # Nothing to wait for (memory is free again once ffmpeg is gone): the next
+                # attempt may start now; storage trouble waits out the lease instead.
+                self.backend.jobs.release(message)
+
+    def _check_buckets(self, job: Job) -> None:
+        """Only this deployment's buckets, as the backend knows them, never the job's word:
+        a forged job must not make a worker read or write anyone else's bucket."""
+        store = self.backend.store
+        wanted = (store.input_bucket, store.output_bucket)
+        named = (job.input.bucket, job.output_bucket)
+        if named != wanted:
+            raise MessageError(
+                f"job {job.job_id} names buckets {named[0]!r} and {named[1]!r}, "
+                f"not this deployment's {wanted[0]!r} and {wanted[1]!r}"
+            )
 
     def _transcode(
         self,
@@ -320,10 +343,13 @@ class Worker:
         )
 
     def _publish(self, notification: Notification) -> None:
-        self.backend.topic.publish(notification.to_json())
+        """Addressed to the client that sent the job (its id travels in the job), so other
+        clients' subscriptions filter it out."""
+        client = notification.user_metadata.get("clientId")
+        self.backend.topic.publish(notification.to_json(), client=client)
 
-    def _dead_letter(self, message: Received) -> None:
-        self.backend.dead_letters.send(message.body)
+    def _dead_letter(self, message: Received, reason: str) -> None:
+        self.backend.dead_letters.send(message.body, reason=reason)
         self.backend.jobs.delete(message)
 
 

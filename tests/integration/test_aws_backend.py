@@ -369,7 +369,7 @@ def test_notifications_reach_the_client_queue(
     client_id = (tmp_path / "state" / "aws-client-id").read_text().strip()
     assert queue.name == f"{backend.settings.name}-client-{client_id}"
 
-    backend.topic.publish('{"state": "COMPLETED"}')
+    backend.topic.publish('{"state": "COMPLETED"}', client=client_id)
     (msg,) = _until(lambda: queue.receive(wait=2))
     envelope = json.loads(msg.body)
     assert envelope["Type"] == "Notification", "the standard envelope, not raw delivery"
@@ -439,3 +439,38 @@ def test_workers_never_create_client_queues(
     urls = boto_session.client("sqs").list_queues(QueueNamePrefix=f"{deployment_name}-client")
     assert urls.get("QueueUrls", []) == []
     assert not (tmp_path / "state" / "aws-client-id").exists()
+
+
+# --- hand-backs, reasons, a lost client queue (issue 13, cases 5, 6 and 12) ----------------------
+
+
+def test_a_hand_back_keeps_the_attempts_made_but_not_this_one(backend: AwsBackend) -> None:
+    """SQS cannot lower a receive count: the copy a hand-back sends carries the count."""
+    backend.jobs.send("the job")
+    (first,) = _until(lambda: backend.jobs.receive(wait=1))
+    backend.jobs.release(first)  # a counted attempt (a failure)
+    (second,) = _until(lambda: backend.jobs.receive(wait=1))
+    assert second.receive_count == 2
+    for _ in range(4):  # stops: none of them counts
+        backend.jobs.hand_back(second)
+        (second,) = _until(lambda: backend.jobs.receive(wait=1))
+        assert (second.body, second.receive_count) == ("the job", 2)
+    backend.jobs.delete(second)
+    assert _until(lambda: backend.jobs.count() == 0)
+
+
+def test_dead_letters_keep_their_reason(backend: AwsBackend) -> None:
+    backend.dead_letters.send("the job", reason="rejected: not ours")
+    (got,) = _until(lambda: backend.dead_letters.receive(wait=1))
+    assert (got.body, got.note) == ("the job", "rejected: not ours")
+
+
+def test_a_deleted_client_queue_is_made_again(
+    backend: AwsBackend, boto_session: boto3.Session
+) -> None:
+    queue = backend.notifications
+    boto_session.resource("sqs").get_queue_by_name(QueueName=queue.name).delete()
+    assert queue.receive(wait=0) == []
+    backend.topic.publish('{"state": "COMPLETED"}', client=backend.client_id)
+    (msg,) = _until(lambda: queue.receive(wait=1))
+    assert backend.open_notification(msg.body) == '{"state": "COMPLETED"}'

@@ -235,7 +235,7 @@ def test_cleanup_removes_only_what_no_unfinished_file_needs(
 
     queue = backend.notifications
     for job, fid in ((busy_job, busy_fid), (done_job, done_fid), (unknown_job, unknown_fid)):
-        backend.topic.publish(_note(job, fid, backend))
+        backend.topic.publish(_note(job, fid, backend), client=backend.client_id)
     boto_session.resource("sqs").get_queue_by_name(QueueName=queue.name).send_message(
         MessageBody="not a notification"
     )

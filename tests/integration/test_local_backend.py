@@ -546,3 +546,70 @@ def test_where_fifos_cannot_be_made_receivers_poll(
         assert [m.body for m in got] == ["found by looking"]
     finally:
         backend.close()
+
+
+# --- interruptions and crashes (issue 13, case 5) ------------------------------------------------
+
+
+def test_a_hand_back_does_not_count_as_a_receive(backend: LocalBackend) -> None:
+    backend.jobs.send("the job")
+    for _ in range(5):  # more than max_attempts: never redriven, never counted
+        [got] = backend.jobs.receive(wait=0)
+        assert got.receive_count == 1
+        backend.jobs.hand_back(got)
+    assert backend.dead_letters.count() == 0
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(proc.stdout)
+
+
+def _held_by(backend: LocalBackend, pid: int) -> None:
+    """The job's lease as a process that then died left it (its pid in the row)."""
+    backend.db.execute("UPDATE messages SET owner = ? WHERE queue = 'jobs'", (pid,))
+
+
+def test_a_killed_process_s_lease_comes_back_uncounted(backend: LocalBackend) -> None:
+    backend.jobs.send("the job")
+    assert len(backend.jobs.receive(wait=0)) == 1
+    _held_by(backend, _dead_pid())
+    [again] = backend.jobs.receive(wait=5)  # dead owners are looked for once a second
+    assert (again.receive_count, again.note) == (1, None)
+
+
+def test_a_crashed_process_s_lease_counts_and_says_why(backend: LocalBackend, state: Path) -> None:
+    backend.jobs.send("the job")
+    assert len(backend.jobs.receive(wait=0)) == 1
+    pid = _dead_pid()
+    _held_by(backend, pid)
+    record = state / "crashes" / f"{pid}.log"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(
+        "Fatal Python error: Segmentation fault\n\nThread 0x1 (most recent call first):\n"
+    )
+    [again] = backend.jobs.receive(wait=5)  # dead owners are looked for once a second
+    assert again.receive_count == 2
+    assert again.note == "the worker crashed (Segmentation fault) while running this job"
+    assert not record.exists(), "a claimed record is removed"
+
+
+def test_dead_letters_keep_their_reason(backend: LocalBackend) -> None:
+    backend.dead_letters.send("the job", reason="rejected: not ours")
+    [got] = backend.dead_letters.receive(wait=0)
+    assert (got.body, got.note) == ("the job", "rejected: not ours")
+
+
+def test_holds_finds_a_job_by_its_id(backend: LocalBackend) -> None:
+    backend.jobs.send('{"jobId":"0123abcd","x":1}')
+    assert backend.jobs.holds("0123abcd") is True
+    assert backend.jobs.holds("0123abc") is False
+    [got] = backend.jobs.receive(wait=0)
+    assert backend.jobs.holds("0123abcd") is True, "a leased job is still held"
+    backend.jobs.delete(got)
+    assert backend.jobs.holds("0123abcd") is False

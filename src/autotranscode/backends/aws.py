@@ -20,7 +20,7 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -192,18 +192,28 @@ class S3Store(ObjectStore):
 
 
 class SqsQueue(MessageQueue):
-    def __init__(self, queue: Any, name: str) -> None:
+    """An SQS queue. ``reopen``, where given, recreates the queue if it is gone (a client's
+    own notification queue: deleted by hand, or an endpoint that restarted empty)."""
+
+    def __init__(self, queue: Any, name: str, reopen: Callable[[], Any] | None = None) -> None:
         self._queue = queue
         self.name = name
+        self._reopen = reopen
 
     @property
     def arn(self) -> str:
         with _boundary(QueueError, f"reading the ARN of {self.name}"):
             return str(self._queue.attributes["QueueArn"])
 
-    def send(self, body: str) -> None:
+    def send(self, body: str, reason: str | None = None) -> None:
+        attributes = {}
+        if reason:
+            attributes[_REASON] = {"DataType": "String", "StringValue": reason[:_MAX_REASON]}
+        self._send(body, attributes)
+
+    def _send(self, body: str, attributes: dict[str, Any]) -> None:
         with _boundary(QueueError, f"sending a message to {self.name}"):
-            self._queue.send_message(MessageBody=body)
+            self._queue.send_message(MessageBody=body, MessageAttributes=attributes)
 
     def receive(
         self, wait: float, max_messages: int = 1, cancel: threading.Event | None = None
@@ -211,20 +221,37 @@ class SqsQueue(MessageQueue):
         """A long poll in flight cannot be aborted: ``cancel`` is honoured before it starts."""
         if cancel is not None and cancel.is_set():
             return []
-        with _boundary(QueueError, f"receiving from {self.name}"):
-            messages = self._queue.receive_messages(
-                WaitTimeSeconds=int(min(max(wait, 0), 20)),
-                MaxNumberOfMessages=min(max(max_messages, 1), 10),
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            )
+        try:
+            messages = self._receive(wait, max_messages)
+        except QueueError as exc:
+            if self._reopen is None or not _queue_gone(exc):
+                raise
+            log.warning("queue %s is gone; creating it again", self.name)
+            with _boundary(QueueError, f"creating queue {self.name} again"):
+                self._queue = self._reopen()
+            messages = self._receive(wait, max_messages)
         return [
             Received(
                 body=str(m.body),
                 receipt=str(m.receipt_handle),
-                receive_count=int((m.attributes or {}).get("ApproximateReceiveCount", 1)),
+                # Attempts a hand-back carried over (SQS cannot lower its own count).
+                receive_count=int((m.attributes or {}).get("ApproximateReceiveCount", 1))
+                + _int(_attribute(m, _ATTEMPTS)),
+                note=_attribute(m, _REASON),
             )
             for m in messages
         ]
+
+    def _receive(self, wait: float, max_messages: int) -> list[Any]:
+        with _boundary(QueueError, f"receiving from {self.name}"):
+            return list(
+                self._queue.receive_messages(
+                    WaitTimeSeconds=int(min(max(wait, 0), 20)),
+                    MaxNumberOfMessages=min(max(max_messages, 1), 10),
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    MessageAttributeNames=[_ATTEMPTS, _REASON],
+                )
+            )
 
     def extend(self, message: Received, seconds: float) -> None:
         with _boundary(QueueError, f"changing the lease of a message on {self.name}"):
@@ -234,6 +261,18 @@ class SqsQueue(MessageQueue):
 
     def release(self, message: Received) -> None:
         self.extend(message, 0)
+
+    def hand_back(self, message: Received) -> None:
+        """SQS cannot lower a message's receive count: a copy goes back carrying the attempts
+        made so far (this receive not among them), then the original is deleted. A crash in
+        between leaves both; the job is then done twice, which workers and clients allow."""
+        attributes: dict[str, Any] = {
+            _ATTEMPTS: {"DataType": "Number", "StringValue": str(max(message.receive_count - 1, 0))}
+        }
+        if message.note:
+            attributes[_REASON] = {"DataType": "String", "StringValue": message.note}
+        self._send(message.body, attributes)
+        self.delete(message)
 
     def delete(self, message: Received) -> None:
         with _boundary(QueueError, f"deleting a message from {self.name}"):
@@ -246,19 +285,59 @@ class SqsQueue(MessageQueue):
         return sum(int(attrs.get(f"ApproximateNumberOfMessages{s}", 0)) for s in _COUNTS)
 
 
+#: Message attributes: attempts carried over by a hand-back; why a message is where it is.
+_ATTEMPTS = "attempts"
+_REASON = "reason"
+_MAX_REASON = 4096
+#: The message attribute notifications carry and subscriptions filter on.
+CLIENT_ATTRIBUTE = "client"
+
+
+def _attribute(message: Any, name: str) -> str | None:
+    value = (message.message_attributes or {}).get(name, {}).get("StringValue")
+    return None if value is None else str(value)
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0
+
+
+def _queue_gone(exc: QueueError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and _error_code(cause) in _NO_QUEUE
+
+
 class SnsTopic(Topic):
     def __init__(self, topic: Any) -> None:
         self._topic = topic
         self.arn = str(topic.arn)
 
-    def publish(self, body: str) -> None:
+    def publish(self, body: str, client: str | None = None) -> None:
+        attributes = {}
+        if client:
+            attributes[CLIENT_ATTRIBUTE] = {"DataType": "String", "StringValue": client}
         with _boundary(QueueError, f"publishing on {self.arn}"):
-            self._topic.publish(Message=body)
+            self._topic.publish(Message=body, MessageAttributes=attributes)
 
-    def subscribe_queue(self, queue_arn: str) -> None:
-        """Idempotent; not raw delivery, as the envelope's TopicArn is how we check the source."""
+    def subscribe_queue(self, queue_arn: str, client: str | None = None) -> None:
+        """Idempotent; not raw delivery, as the envelope's TopicArn is how we check the source.
+
+        With ``client``, the subscription delivers only notifications addressed to that
+        client: without the filter a stopped client's queue collected every other client's.
+        A subscription made before filters existed gets it too.
+        """
         with _boundary(QueueError, f"subscribing {queue_arn} to {self.arn}"):
-            self._topic.subscribe(Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True)
+            subscription = self._topic.subscribe(
+                Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True
+            )
+            if client:
+                subscription.set_attributes(
+                    AttributeName="FilterPolicy",
+                    AttributeValue=json.dumps({CLIENT_ATTRIBUTE: [client]}),
+                )
 
 
 def _error_code(exc: ClientError) -> str:
@@ -651,7 +730,7 @@ class AwsBackend(Backend):
         policy = _topic_only_policy(arn, self.topic.arn, rule_arn)
         attributes = {"Policy": policy, "VisibilityTimeout": str(NOTIFICATION_VISIBILITY_SECONDS)}
         queue, _, _ = _ensure_queue(self._sqs, name, attributes, self.names.tag)
-        self.topic.subscribe_queue(arn)
+        self.topic.subscribe_queue(arn, self.client_id)
         log.info("notification queue %s subscribed to %s", name, self.topic.arn)
         if rule_arn:
             from ..engines.mediaconvert import ensure_rule
@@ -659,7 +738,7 @@ class AwsBackend(Backend):
             with _boundary(QueueError, "routing MediaConvert events to the notification queue"):
                 events = self.connection.client("events")
                 ensure_rule(events, self.settings.name, self.client_id, arn, self.names.tag)
-        return queue
+        return SqsQueue(queue._queue, name, reopen=lambda: self._open_client_queue()._queue)
 
     def open_notification(self, body: str) -> str:
         return unwrap_sns(body, self.topic.arn)

@@ -26,6 +26,8 @@ class Received:
     body: str
     receipt: str
     receive_count: int = 1
+    #: Why the previous attempt ended without an answer, when the queue knows (a crash).
+    note: str | None = None
 
 
 class MessageQueue(abc.ABC):
@@ -34,7 +36,8 @@ class MessageQueue(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def send(self, body: str) -> None: ...
+    def send(self, body: str, reason: str | None = None) -> None:
+        """``reason``: why the message is here (a dead letter's), kept beside its body."""
 
     @abc.abstractmethod
     def receive(
@@ -57,8 +60,25 @@ class MessageQueue(abc.ABC):
         """Make ``message`` visible again now, for another consumer to retry."""
 
     @abc.abstractmethod
+    def hand_back(self, message: Received) -> None:
+        """Return ``message`` unfinished, visible now, without counting this receive.
+
+        An interruption (Ctrl+C, SIGTERM, a restart) is not an attempt: were it counted, a
+        user who stops ``run`` a few times during one long transcode would see the file
+        fail, and its job dead-lettered, though nothing was ever wrong with it.
+        """
+
+    @abc.abstractmethod
     def count(self) -> int:
         """Messages in the queue, visible or not (approximate where the service is)."""
+
+    def holds(self, job_id: str) -> bool | None:
+        """Whether a message about job ``job_id`` is in the queue (visible or leased).
+
+        None when the transport cannot tell (SQS cannot be searched): a client then falls
+        back on a quiet period before it takes a job for lost.
+        """
+        return None
 
     def wake(self) -> None:
         """End the waits of this process's receive() calls now (their ``cancel`` was just set).
@@ -74,7 +94,9 @@ class Topic(abc.ABC):
     arn: str
 
     @abc.abstractmethod
-    def publish(self, body: str) -> None: ...
+    def publish(self, body: str, client: str | None = None) -> None:
+        """``client``: the id of the client the notification is for, where subscriptions
+        filter on it (SNS), so a client's queue receives only its own notifications."""
 
 
 class ObjectStore(abc.ABC):
@@ -124,6 +146,12 @@ class Backend(abc.ABC):
     dead_letters: MessageQueue
     topic: Topic
     notifications: MessageQueue
+
+    @property
+    def client_id(self) -> str | None:
+        """This client's id, carried in its jobs (``userMetadata.clientId``) so workers
+        address their notifications to it; None where one queue serves one client (local)."""
+        return None
 
     @abc.abstractmethod
     def open_notification(self, body: str) -> str:

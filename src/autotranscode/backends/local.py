@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import ClassVar
 
 from ..db import Database
 from ..errors import ObjectMissing, QueueError, StorageError
-from ..procs import pid_alive
+from ..procs import CRASHES_FOLDER, pid_alive
 from ..settings import Settings
 from .base import Backend, MessageQueue, ObjectStore, ProgressCallback, Received, Topic
 
@@ -38,6 +39,8 @@ POLL_SECONDS = 1.0
 FALLBACK_POLL_SECONDS = 0.05
 #: How often receivers look for leases held by dead processes.
 RECLAIM_INTERVAL_SECONDS = 1.0
+#: Columns added since the first release, and their SQL types (created on open if missing).
+_ADDED_COLUMNS = {"note": "TEXT"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -47,7 +50,8 @@ CREATE TABLE IF NOT EXISTS messages (
     visible_at REAL NOT NULL,
     receives INTEGER NOT NULL DEFAULT 0,
     receipt TEXT,
-    owner INTEGER
+    owner INTEGER,
+    note TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at);
 """
@@ -156,9 +160,11 @@ class SqliteQueue(MessageQueue):
         max_receives: int | None = None,
         dead_letters: str | None = None,
         doorbells: Doorbells | None = None,
+        crashes: Path | None = None,
     ) -> None:
         self.db = db
         self.doorbells = doorbells
+        self.crashes = crashes
         self.name = name
         self.visibility = visibility
         self.max_receives = max_receives
@@ -166,10 +172,10 @@ class SqliteQueue(MessageQueue):
         self._next_reclaim = 0.0
         self._bell = _Bell.of(name)
 
-    def send(self, body: str) -> None:
+    def send(self, body: str, reason: str | None = None) -> None:
         self.db.execute(
-            "INSERT INTO messages (queue, body, visible_at) VALUES (?, ?, ?)",
-            (self.name, body, time.time()),
+            "INSERT INTO messages (queue, body, visible_at, note) VALUES (?, ?, ?, ?)",
+            (self.name, body, time.time(), reason),
         )
         self._bell.ring()
         if self.doorbells is not None:
@@ -196,23 +202,48 @@ class SqliteQueue(MessageQueue):
         """Leases held by processes that no longer exist end now, not at their expiry.
 
         The local backend lives on one machine, so a dead owner (killed with -9, say)
-        is certain; this is what makes a restart resume a killed job at once.
+        is certain; this is what makes a restart resume a killed job at once. A kill is
+        not the job's fault (Ctrl+C twice, a reboot, ``kill -9`` of ``run``): its receive is
+        given back, unless the process left a crash record (a segfault or an abort, which
+        the job may well have caused), when it counts as an attempt and says why.
         """
         if now < self._next_reclaim:
             return
         self._next_reclaim = now + RECLAIM_INTERVAL_SECONDS
+        # Any queue's rows name their holder (a lease, even an expired one, until it ends
+        # with a delete, release or hand-back): one dead owner's leases go back together.
         rows = self.db.query(
-            "SELECT DISTINCT owner FROM messages WHERE queue = ? AND visible_at > ?",
-            (self.name, now),
+            "SELECT DISTINCT owner FROM messages WHERE queue = ? AND owner IS NOT NULL",
+            (self.name,),
         )
         for (owner,) in rows:
             if isinstance(owner, int) and owner != os.getpid() and not pid_alive(owner):
-                log.info("%s: taking back the messages of dead process %s", self.name, owner)
-                self.db.execute(
-                    "UPDATE messages SET visible_at = ?, owner = NULL"
-                    " WHERE queue = ? AND owner = ?",
-                    (now, self.name, owner),
+                crash = self._crash_of(owner)
+                log.info(
+                    "%s: taking back the messages of dead process %s%s",
+                    self.name,
+                    owner,
+                    f" ({crash})" if crash else "",
                 )
+                self.db.execute(
+                    "UPDATE messages SET visible_at = MIN(visible_at, ?), owner = NULL,"
+                    " receipt = NULL, receives = CASE WHEN ? THEN receives"
+                    " ELSE MAX(receives - 1, 0) END, note = COALESCE(?, note) WHERE owner = ?",
+                    (now, crash is not None, crash, owner),
+                )
+                if self.crashes is not None:
+                    with contextlib.suppress(OSError):
+                        (self.crashes / f"{owner}.log").unlink()
+
+    def _crash_of(self, pid: int) -> str | None:
+        """Why process ``pid`` died, if it left a crash record (see ``procs.crash_record``)."""
+        if self.crashes is None:
+            return None
+        try:
+            text = (self.crashes / f"{pid}.log").read_text(errors="replace")
+        except OSError:
+            return None
+        return crash_reason(text) if text.strip() else None
 
     def _take(self, max_messages: int) -> list[Received]:
         now = time.time()
@@ -227,17 +258,22 @@ class SqliteQueue(MessageQueue):
             if self.max_receives is not None and self.dead_letters:
                 # SQS's redrive: a message received max_receives times without delete is dead.
                 conn.execute(
-                    "UPDATE messages SET queue = ?, receives = 0, receipt = NULL"
+                    "UPDATE messages SET queue = ?, receives = 0, receipt = NULL, owner = NULL"
                     " WHERE queue = ? AND visible_at <= ? AND receives >= ?",
                     (self.dead_letters, self.name, now, self.max_receives),
                 )
             rows = conn.execute(
                 "UPDATE messages SET visible_at = ?, receives = receives + 1, receipt = ?,"
                 " owner = ? WHERE seq IN (SELECT seq FROM messages WHERE queue = ?"
-                " AND visible_at <= ? ORDER BY seq LIMIT ?) RETURNING seq, body, receives",
+                " AND visible_at <= ? ORDER BY seq LIMIT ?) RETURNING seq, body, receives, note",
                 (now + self.visibility, receipt, os.getpid(), self.name, now, max_messages),
             ).fetchall()
-        return [Received(str(body), f"{seq}:{receipt}", int(str(n))) for seq, body, n in rows]
+        return [
+            Received(
+                str(body), f"{seq}:{receipt}", int(str(n)), note if note is None else str(note)
+            )
+            for seq, body, n, note in rows
+        ]
 
     def _where(self, message: Received) -> tuple[object, ...]:
         seq, _, receipt = message.receipt.partition(":")
@@ -251,9 +287,28 @@ class SqliteQueue(MessageQueue):
 
     def release(self, message: Received) -> None:
         self.db.execute(
-            "UPDATE messages SET visible_at = ? WHERE seq = ? AND receipt = ?",
+            "UPDATE messages SET visible_at = ?, owner = NULL WHERE seq = ? AND receipt = ?",
             (time.time(), *self._where(message)),
         )
+        self._bell.ring()
+
+    def hand_back(self, message: Received) -> None:
+        self.db.execute(
+            "UPDATE messages SET visible_at = ?, owner = NULL, receipt = NULL,"
+            " receives = MAX(receives - 1, 0) WHERE seq = ? AND receipt = ?",
+            (time.time(), *self._where(message)),
+        )
+        self._bell.ring()
+        if self.doorbells is not None:
+            self.doorbells.ring()
+
+    def holds(self, job_id: str) -> bool:
+        """Job ids are random (uuid4 hex): a body holding one as a JSON string is about it."""
+        rows = self.db.query(
+            "SELECT 1 FROM messages WHERE queue = ? AND instr(body, ?) > 0 LIMIT 1",
+            (self.name, f'"{job_id}"'),
+        )
+        return bool(rows)
 
     def delete(self, message: Received) -> None:
         self.db.execute("DELETE FROM messages WHERE seq = ? AND receipt = ?", self._where(message))
@@ -309,8 +364,13 @@ class SqliteTopic(Topic):
         self.arn = arn
         self._subscriber = subscriber
 
-    def publish(self, body: str) -> None:
+    def publish(self, body: str, client: str | None = None) -> None:
+        """One state dir, one client: every notification is its own."""
         self._subscriber.send(body)
+
+
+#: S3's rule for bucket names, which also keeps a name a single plain folder name.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class FolderStore(ObjectStore):
@@ -324,8 +384,12 @@ class FolderStore(ObjectStore):
         self._bases: dict[str, str] = {}
 
     def _base(self, bucket: str) -> str:
+        """Bucket names are checked like keys: here a name becomes a path, so ``..``, a
+        slash or an absolute name would reach outside the store."""
         base = self._bases.get(bucket)
         if base is None:
+            if not _BUCKET.match(bucket) or ".." in bucket:
+                raise StorageError(f"bucket name {bucket!r} is not a plain bucket name")
             base = self._bases[bucket] = os.path.normpath(self.root.absolute() / bucket)
         return base
 
@@ -421,6 +485,26 @@ class FolderStore(ObjectStore):
         return sorted(found)
 
 
+def _add_columns(db: Database) -> None:
+    """Columns a queues.db made by an older version lacks (their values start empty)."""
+    have = {str(row[1]) for row in db.query("PRAGMA table_info(messages)")}
+    for column, kind in _ADDED_COLUMNS.items():
+        if column not in have:
+            with contextlib.suppress(QueueError):  # another process added it meanwhile
+                db.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
+
+
+#: What faulthandler's first line names, as ``signal`` names it (the record says which).
+_FATAL = re.compile(r"Fatal Python error: ([^\n]+)")
+
+
+def crash_reason(record: str) -> str:
+    """The reason a crashed worker's jobs carry, from its faulthandler record."""
+    found = _FATAL.search(record)
+    what = found.group(1).strip() if found else "a fatal error"
+    return f"the worker crashed ({what}) while running this job"
+
+
 def _link_or_copy(src: Path, dest: Path) -> None:
     """Hard link when on one filesystem (free, instant); copy otherwise."""
     try:
@@ -446,15 +530,27 @@ class LocalBackend(Backend):
             )
         except OSError as exc:
             raise StorageError(f"cannot use state dir {root}: {exc}") from exc
+        _add_columns(self.db)
+        crashes = root / CRASHES_FOLDER
         self.store = FolderStore(root / "store")
         self.doorbells = Doorbells(root / "doorbells")
         bells = self.doorbells
-        self.dead_letters = SqliteQueue(self.db, "jobs-dlq", visibility, doorbells=bells)
+        self.dead_letters = SqliteQueue(
+            self.db, "jobs-dlq", visibility, doorbells=bells, crashes=crashes
+        )
         # One receive more than the attempts: the worker that sees it reports the failure.
         self.jobs = SqliteQueue(
-            self.db, "jobs", visibility, max_attempts + 1, "jobs-dlq", doorbells=bells
+            self.db,
+            "jobs",
+            visibility,
+            max_attempts + 1,
+            "jobs-dlq",
+            doorbells=bells,
+            crashes=crashes,
         )
-        self.notifications = SqliteQueue(self.db, "notifications", 10.0, doorbells=bells)
+        self.notifications = SqliteQueue(
+            self.db, "notifications", 10.0, doorbells=bells, crashes=crashes
+        )
         self.topic = SqliteTopic(f"local:{root}", self.notifications)
 
     @classmethod
