@@ -143,3 +143,72 @@ def test_run_on_a_damaged_journal_exits_3_at_once(
     assert time.monotonic() - started < 20
     one_line_error(result.stderr, local_cli.state_dir)
     assert names(out) == ["h264.mp4"]
+
+
+def test_journal_check_says_ok_or_what_is_wrong(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    assert (
+        local_cli.run("transcode", clips["h264.mp4"].path, "--out", tmp_path / "out").returncode
+        == 0
+    )
+
+    sound = local_cli.run("journal", "check")
+    assert sound.returncode == 0, sound
+    assert sound.stdout.startswith("ok"), sound.stdout
+
+    random_page(local_cli.state_dir)
+    bad = local_cli.run("journal", "check")
+    assert bad.returncode == 3, bad
+    assert "Traceback" not in bad.stderr, bad.stderr
+    assert "damaged" in bad.stdout and "journal rebuild" in bad.stdout, bad.stdout
+
+
+@pytest.mark.parametrize("damage", [random_page, garbage_header], ids=["random-page", "header"])
+def test_journal_rebuild_sets_the_damaged_one_aside_and_out_is_not_redone(
+    cli: Cli, tmp_path: Path, clips: dict[str, Clip], damage: object
+) -> None:
+    clip = clips["h264.mp4"]
+    out = tmp_path / "out"
+    assert (
+        cli.run(
+            "transcode", clip.path, "--preset", "web-720p", "--preset", "poster", "--out", out
+        ).returncode
+        == 0
+    )
+    made = names(out)
+    assert made == ["h264.poster.jpg", "h264.web-720p.mp4"]
+    assert callable(damage)
+    damage(cli.state_dir)
+
+    rebuilt = cli.run("journal", "rebuild", "--out", out)
+
+    assert rebuilt.returncode == 0, rebuilt
+    assert "Traceback" not in rebuilt.stderr, rebuilt.stderr
+    assert "2 outputs recorded as done" in rebuilt.stdout, rebuilt.stdout
+    aside = [p.name for p in cli.state_dir.glob("journal.db.damaged-*")]
+    assert any(re.fullmatch(r"journal\.db\.damaged-\d{8}T\d{6}Z", n) for n in aside), aside
+    assert cli.run("journal", "check").returncode == 0
+    assert cli.status()["counts"] == {"CLEANED": 2}
+
+    again = cli.run(
+        "transcode", clip.path, "--preset", "web-720p", "--preset", "poster", "--out", out
+    )
+    assert again.returncode == 0, again
+    assert names(out) == made  # nothing made again under "(1)" names
+    cli.assert_no_leftovers()
+
+
+def test_journal_rebuild_refuses_a_sound_journal_without_force(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    out = tmp_path / "out"
+    assert local_cli.run("transcode", clips["h264.mp4"].path, "--out", out).returncode == 0
+
+    refused = local_cli.run("journal", "rebuild", "--out", out)
+    assert refused.returncode == 2, refused
+    assert "sound" in refused.stderr and "--force" in refused.stderr, refused.stderr
+
+    forced = local_cli.run("journal", "rebuild", "--out", out, "--force")
+    assert forced.returncode == 0, forced
+    assert "1 outputs recorded as done" in forced.stdout, forced.stdout
