@@ -212,3 +212,20 @@ def test_journal_rebuild_refuses_a_sound_journal_without_force(
     forced = local_cli.run("journal", "rebuild", "--out", out, "--force")
     assert forced.returncode == 0, forced
     assert "1 outputs recorded as done" in forced.stdout, forced.stdout
+
+
+def test_a_folder_output_is_known_by_its_sidecar_after_the_journal_is_lost(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    clip = clips["h264.mp4"]
+    out = tmp_path / "out"
+    assert (
+        local_cli.run("transcode", clip.path, "--preset", "thumbnails", "-o", out).returncode == 0
+    )
+    truncate(local_cli.state_dir)
+
+    again = local_cli.run("transcode", clip.path, "--preset", "thumbnails", "-o", out)
+
+    assert again.returncode == 0, again
+    assert names(out) == ["h264.thumbnails"]
+    assert names(out / "h264.thumbnails") == [".autotranscode.json", "thumb-0001.jpg"]
