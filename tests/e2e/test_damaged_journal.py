@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_harness import BACKENDS, Cli, names, open_cli
+from cli_harness import BACKENDS, Cli, names, open_cli, wait_until
 
 from conftest import Clip, check_output
 
@@ -229,3 +229,29 @@ def test_a_folder_output_is_known_by_its_sidecar_after_the_journal_is_lost(
     assert again.returncode == 0, again
     assert names(out) == ["h264.thumbnails"]
     assert names(out / "h264.thumbnails") == [".autotranscode.json", "thumb-0001.jpg"]
+
+
+def test_run_with_a_journal_truncated_to_nothing_does_not_redo_the_drop(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """The issue's own repro: ``run`` takes every file in DROP at start, and a lost journal
+    made it transcode them all again into ``clip1 (1).mp4``."""
+    drop, out = tmp_path / "drop", tmp_path / "out"
+    drop.mkdir()
+    for name in ("h264.mp4", "vp9.mkv"):
+        (drop / name).write_bytes(clips[name].path.read_bytes())
+    made = ["h264.mp4", "vp9.mp4"]
+
+    first = local_cli.start("run", "run", drop, out, "--settle", "0.2", "-v")
+    wait_until(lambda: names(out) == made, "both outputs", procs=(first,))
+    assert first.stop() == 0
+    truncate(local_cli.state_dir)
+
+    second = local_cli.start("run", "run", drop, out, "--settle", "0.2", "-v")
+    wait_until(
+        lambda: local_cli.status()["counts"] == {"CLEANED": 2}, "both files done", procs=(second,)
+    )
+    assert second.stop() == 0
+    assert names(out) == made
+    assert second.stderr.count("already in OUT") >= 2, second.stderr
+    assert "Traceback" not in second.stderr, second.stderr
