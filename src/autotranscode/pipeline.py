@@ -169,6 +169,10 @@ class Pipeline:
         if found is None:
             return False
         outputs = {p: str(path) for p, path in zip(record.presets, found, strict=True)}
+        try:  # delivered: the source goes where --on-success says, as after a transcode
+            self._handle_source(replace(record, outputs=outputs))
+        except OSError as exc:
+            log.warning("%s: --on-success %s failed: %s", record.name, self.on_success, exc)
         shown = ", ".join(path.name for path in found)
         log.info(
             "%s: already in OUT as %s (same content and preset); not redone", record.name, shown

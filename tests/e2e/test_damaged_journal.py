@@ -255,3 +255,20 @@ def test_run_with_a_journal_truncated_to_nothing_does_not_redo_the_drop(
     assert names(out) == made
     assert second.stderr.count("already in OUT") >= 2, second.stderr
     assert "Traceback" not in second.stderr, second.stderr
+
+
+def test_a_file_found_in_out_is_moved_as_on_success_says(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    drop, out = tmp_path / "drop", tmp_path / "out"
+    drop.mkdir()
+    source = drop / "h264.mp4"
+    source.write_bytes(clips["h264.mp4"].path.read_bytes())
+    assert local_cli.run("transcode", source, "-o", out).returncode == 0
+    truncate(local_cli.state_dir)
+
+    again = local_cli.run("transcode", source, "-o", out, "--on-success", "move")
+
+    assert again.returncode == 0, again
+    assert names(out) == ["h264.mp4"]
+    assert names(drop) == ["done"] and names(drop / "done") == ["h264.mp4"]
