@@ -800,6 +800,76 @@ def _status_view(journal: Journal, limit: int) -> Group:
     return Group(*parts)
 
 
+# -- the journal: check, rebuild ------------------------------------------------------------------
+
+
+@main.group("journal")
+def journal_cmd() -> None:
+    """Check the journal in --state-dir, or rebuild it from the output folders."""
+
+
+@journal_cmd.command("check")
+@common_options
+def journal_check(verbose: int, **params: Any) -> None:
+    """Say whether the journal is sound (exit 0) or damaged, and how (exit 3)."""
+    _ops_logging(verbose)
+    with _errors():
+        from . import recovery
+
+        path = _settings(params).state_dir / "journal.db"
+        problem = recovery.check(path)
+    if problem is not None:
+        click.echo(f"damaged {path}: {problem}")
+        click.echo(f"mend it: autotranscode journal rebuild --state-dir {path.parent} --out OUT")
+        sys.exit(EXIT_ERROR)
+    click.echo(f"ok      {path}")
+
+
+@journal_cmd.command("rebuild")
+@click.option(
+    "--out",
+    "out_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="An output folder whose outputs are to count as done; repeatable.",
+)
+@click.option("--force", is_flag=True, help="Rebuild a journal that is not damaged.")
+@common_options
+def journal_rebuild(out_dirs: tuple[Path, ...], force: bool, verbose: int, **params: Any) -> None:
+    """Set a damaged journal aside (journal.db.damaged-TIME) and start a new one.
+
+    The outputs found in each --out folder, by the stamps they carry, are recorded as
+    done, so no later run transcodes their sources again. On the local backend, the
+    objects the old journal's files left in the store are removed.
+    """
+    _ops_logging(verbose)
+    with _errors():
+        from . import recovery
+
+        s = _settings(params)
+        with _client_lock(s.state_dir):
+            backend = open_backend(s, create=False) if s.backend == "local" else None
+            try:
+                store = backend.store if backend is not None else None
+                done = recovery.rebuild(s.state_dir / "journal.db", list(out_dirs), store, force)
+            finally:
+                if backend is not None:
+                    backend.close()
+    if done.moved_to is not None:
+        click.echo(f"set aside {done.moved_to}")
+    for output in done.recorded:
+        click.echo(f"recorded {shown(str(output))}")
+    click.echo(f"{len(done.recorded)} outputs recorded as done")
+    if done.removed_objects:
+        click.echo(f"{done.removed_objects} objects of the old journal removed from the store")
+    if s.backend == "aws":
+        click.echo(
+            "note: objects of the old journal's files stay in the buckets until "
+            "`autotranscode cleanup` removes them (after --older-than hours)",
+            err=True,
+        )
+
+
 # -- the aws deployment: setup, cleanup, teardown, iam-policy --------------------------------------
 
 

@@ -32,19 +32,44 @@ class Database:
         schema: str,
         error: Callable[[str], AutotranscodeError],
         synchronous: str = "FULL",
+        *,
+        check: bool = False,
+        damaged_hint: str = "move it aside to start anew",
     ) -> None:
+        """``check``: look at every page at open (``PRAGMA quick_check``), so a damaged file
+        stops the command at once with ``damaged_hint``, rather than failing file by file
+        later: 17 ms for a journal of ten thousand files (8 MB), under 0.1 ms for a small one."""
         self.path = path
         self._error = error
         self._synchronous = synchronous
+        self._damaged_hint = damaged_hint
         self._conn: sqlite3.Connection | None = None
         # Threads take turns at the connection here, woken the moment it is free; at SQLite's
         # lock a writer sleeps 1, 2, 5… ms between tries. Other processes still meet there.
         self._turn = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._connect().executescript(schema)
+            conn = self._connect()
+            if check:
+                problem = quick_check(conn)
+                if problem is not None:
+                    self.close()
+                    raise error(self._damaged(problem))
+            conn.executescript(schema)
         except (OSError, sqlite3.Error) as exc:
-            raise error(f"cannot open {path}: {exc}; check that --state-dir is writable") from exc
+            self.close()
+            raise error(self._cannot("open", exc)) from exc
+
+    def _damaged(self, problem: str) -> str:
+        return f"{self.path} is damaged ({problem}); {self._damaged_hint}"
+
+    def _cannot(self, what: str, exc: OSError | sqlite3.Error) -> str:
+        """What went wrong, with the hint that fits: a damaged file, or no permission."""
+        if isinstance(exc, sqlite3.Error) and damaged(exc):
+            return self._damaged(str(exc))
+        if _denied(exc):
+            return f"cannot {what} {self.path}: {exc}; check that --state-dir is writable"
+        return f"cannot {what} {self.path}: {exc}"
 
     def _connect(self) -> sqlite3.Connection:
         """The process's connection, opened on first use; only ever used holding ``_turn``."""
@@ -86,7 +111,7 @@ class Database:
                     if switch:
                         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         except sqlite3.Error as exc:
-            raise self._error(f"cannot write {self.path}: {exc}") from exc
+            raise self._error(self._cannot("write", exc)) from exc
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         """One statement, atomic on its own (SQLite's autocommit); returns its rows.
@@ -98,14 +123,14 @@ class Database:
             with self._turn:
                 return self._connect().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise self._error(f"cannot write {self.path}: {exc}") from exc
+            raise self._error(self._cannot("write", exc)) from exc
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         try:
             with self._turn:
                 return self._connect().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise self._error(f"cannot read {self.path}: {exc}") from exc
+            raise self._error(self._cannot("read", exc)) from exc
 
     def close(self) -> None:
         """Close the connection (a later use opens it again)."""
@@ -113,6 +138,40 @@ class Database:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+#: SQLite's result codes for a file that is not (or no longer) a sound database.
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+#: Result codes that mean we may not write where the file is.
+_SQLITE_READONLY = 8
+_SQLITE_CANTOPEN = 14
+_SQLITE_PERM = 3
+
+
+def damaged(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is broken (not busy, not forbidden)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def _denied(exc: OSError | sqlite3.Error) -> bool:
+    """Whether the place is the problem (no folder there, no right to write), not the file."""
+    if isinstance(exc, OSError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM)
+
+
+def quick_check(conn: sqlite3.Connection) -> str | None:
+    """SQLite's own check of every page's structure (not of index contents: cheap enough
+    for each start); None when sound, else its first finding."""
+    rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    first = str(rows[0][0]) if rows else "no answer from quick_check"
+    if first == "ok":
+        return None
+    lines = [line.strip() for line in first.replace("*** in database main ***", "").splitlines()]
+    return "; ".join(line for line in lines if line)
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -25,6 +26,13 @@ from .db import Database
 from .errors import JournalError
 
 log = logging.getLogger(__name__)
+
+
+#: What to do about a damaged journal: one line, the command that mends it.
+REBUILD_HINT = (
+    "run `autotranscode journal rebuild --state-dir {state_dir} --out OUT` (once per output"
+    " folder: --out A --out B) to set it aside and start a new one from what OUT holds"
+)
 
 
 class FileState(StrEnum):
@@ -121,7 +129,12 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = Database(
-            path, _SCHEMA, lambda msg: JournalError(f"journal: {msg}"), synchronous="NORMAL"
+            path,
+            _SCHEMA,
+            lambda msg: JournalError(f"journal: {msg}"),
+            synchronous="NORMAL",
+            check=True,
+            damaged_hint=REBUILD_HINT.format(state_dir=shlex.quote(str(path.parent))),
         )
         self._add_columns()
 

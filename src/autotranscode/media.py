@@ -14,6 +14,7 @@ import av
 
 from . import isobmff
 from .errors import ProbeError
+from .stamps import Stamp, read_jpeg_comment, read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +306,20 @@ def _decoded_rotation(
     except (av.FFmpegError, StopIteration, ValueError):
         return 0
     return int(getattr(frame, "rotation", 0) or 0) % 360
+
+
+def read_stamp(path: Path) -> Stamp | None:
+    """The source hash and preset digest an output of ours carries, or None (not ours, not
+    stamped, not readable): a folder's sidecar, a JPEG's comment, else container metadata."""
+    try:
+        if path.is_dir():
+            return read_sidecar(path)
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            return read_jpeg_comment(path)
+        with av.open(str(path), metadata_errors="ignore", options=_HEADERS_ALONE) as container:
+            return Stamp.from_tags(dict(container.metadata))
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import keys, presets
+from . import keys, outbox, presets
 from .backends import Backend, Received
 from .engines import Engine, WorkersEngine
 from .errors import (
@@ -154,13 +154,15 @@ class Pipeline:
             kind = not_regular(path)
             if kind is not None:  # never opened: a FIFO would block this thread for good
                 raise NotRegularFile(path, kind)
-            identity = keys.fingerprint(path, st.st_size)
+            identity = source_hash(path, st.st_size)
         except OSError as exc:
             return self._unreadable(path, out_dir, preset_ids, destination, exc, retry_failed)
         fid = keys.file_id(identity, destination)
         record, created = self.journal.record(
             fid, path, out_dir, preset_ids, st.st_size, st.st_mtime_ns
         )
+        if created and self._delivered_before(record, identity):
+            return fid
         if not created:
             if record.state == FileState.FAILED and retry_failed:
                 self.journal.reset(fid, path, st.st_size, st.st_mtime_ns)
@@ -173,6 +175,30 @@ class Pipeline:
         self.hooks.on_state(path=path, state=FileState.DISCOVERED)
         self._schedule(fid)
         return fid
+
+    def _delivered_before(self, record: FileRecord, source_hash: str) -> bool:
+        """Whether OUT already holds this file's outputs, made by these presets from this
+        content (a journal lost or damaged since): then the file is done, not redone into
+        ``name (1).mp4``. Only ever asked of a file the journal has just met."""
+        names = _output_names("-", record.path, record.presets)
+        wanted = [
+            (name, presets.digest(presets.get(p)))
+            for name, p in zip(names.values(), record.presets, strict=True)
+        ]
+        found = outbox.already_delivered(record.out_dir, wanted, source_hash)
+        if found is None:
+            return False
+        outputs = {p: str(path) for p, path in zip(record.presets, found, strict=True)}
+        try:  # delivered: the source goes where --on-success says, as after a transcode
+            self._handle_source(replace(record, outputs=outputs))
+        except OSError as exc:
+            log.warning("%s: --on-success %s failed: %s", record.name, self.on_success, exc)
+        shown = ", ".join(path.name for path in found)
+        log.info(
+            "%s: already in OUT as %s (same content and preset); not redone", record.name, shown
+        )
+        self._advance(record, FileState.CLEANED, outputs=outputs, detail=f"already in OUT: {shown}")
+        return True
 
     def retry(self, record: FileRecord) -> None:
         """Start a failed file over, to the destination it had; a stuck one (in flight, no
@@ -443,6 +469,7 @@ class Pipeline:
         client = self.backend.client_id
         if client:  # workers address the job's notifications to us (see Topic.publish)
             meta["clientId"] = client
+        meta.update(_content_hash(record))
         return meta
 
     def _download(self, record: FileRecord) -> None:
@@ -784,6 +811,24 @@ def reset_failed(journal: Journal, record: FileRecord) -> None:
     except OSError:
         size, mtime_ns = 0, 0  # the upload step reports what is wrong with it
     journal.reset(record.id, record.path, size, mtime_ns)
+
+
+def source_hash(path: Path, size: int) -> str:
+    """The content hash outputs are stamped with: the same identity ``add`` gives a file.
+
+    The seam for the full-content hash (``keys.content_hash``): ``add``, ``_submit`` and
+    ``_delivered_before`` must all use one and the same.
+    """
+    return keys.fingerprint(path, size)
+
+
+def _content_hash(record: FileRecord) -> dict[str, str]:
+    """The job's ``contentHash``, for workers to stamp the outputs with; none when the
+    file is gone (a resumed job): its outputs then carry the preset digest alone."""
+    try:
+        return {"contentHash": source_hash(record.path, record.size)}
+    except OSError:
+        return {}
 
 
 def _clip(name: str, limit: int = 100) -> str:

@@ -11,6 +11,8 @@ Most presets make one file; ``hls`` and ``thumbnails`` make a folder of files.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -100,8 +102,18 @@ class Preset:
         if not self.audio_only and not source.has_video:
             raise MediaError(f"preset {self.id} needs a video stream and the input has none")
 
-    def ffmpeg_args(self, source: MediaInfo, src: Path | str, dst: Path | str) -> list[str]:
-        """Arguments after the ffmpeg executable; ``dst`` is a folder for folder kinds."""
+    def ffmpeg_args(
+        self,
+        source: MediaInfo,
+        src: Path | str,
+        dst: Path | str,
+        tags: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Arguments after the ffmpeg executable; ``dst`` is a folder for folder kinds.
+
+        ``tags``: metadata an audio or video output carries (``stamps``); pictures and
+        folders carry theirs otherwise, as their formats hold no such tags.
+        """
         self.check(source)
         args = ["-hide_banner", "-nostdin", "-y", "-i", str(src), "-map_metadata", "-1"]
         if self.kind == "image":
@@ -121,8 +133,15 @@ class Preset:
             args += self._video(source, self.output_size(source))
         if source.has_audio and self.audio_codec:
             args += self._audio()
-        if self.faststart and self.extension in (".mp4", ".m4a", ".mov"):
-            args += ["-movflags", "+faststart"]
+        movflags = ""
+        if self.extension in (".mp4", ".m4a", ".mov"):
+            movflags += "+faststart" if self.faststart else ""
+            # MP4 keeps only the tags it knows, unless they go in a QuickTime keys box.
+            movflags += "+use_metadata_tags" if tags else ""
+        if movflags:
+            args += ["-movflags", movflags]
+        for name, value in (tags or {}).items():
+            args += ["-metadata", f"{name}={value}"]
         return [*args, *self.extra_args, str(dst)]
 
     def _video(
@@ -434,3 +453,32 @@ def check_extra_args(preset_id: str, extra: object) -> tuple[str, ...]:
                 f"preset {preset_id}: {option} {value} is not allowed (options allowed: {allowed})"
             )
     return tuple(extra)
+
+
+#: Bumped whenever ``ffmpeg_args`` changes what a preset's outputs are made of, so that
+#: outputs made by the old command line no longer count as this preset's.
+RECIPE_VERSION = 1
+#: Everything of a preset that changes its output (not its name, description or aliases).
+_DIGEST_FIELDS = (
+    "extension",
+    "kind",
+    "video_codec",
+    "audio_codec",
+    "height",
+    "max_bitrate_k",
+    "audio_bitrate_k",
+    "faststart",
+    "video_args",
+    "extra_args",
+    "interval",
+    "ladder",
+)
+
+
+def digest(preset: Preset) -> str:
+    """What the preset makes, as 16 hex digits: outputs carry it, so an output folder tells
+    which of its files a preset made, under whatever name or id it had then."""
+    recipe = {name: getattr(preset, name) for name in _DIGEST_FIELDS}
+    recipe["recipe_version"] = RECIPE_VERSION
+    text = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -25,6 +25,7 @@ from typing import IO
 from .errors import ConfigError, FfmpegKilled, TranscodeError
 from .media import MediaInfo, probe
 from .presets import Preset
+from .stamps import Stamp, write_jpeg_comment, write_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,16 @@ def _bundled_ffmpeg() -> str | None:
     return str(exe) if exe and exe.is_file() and os.access(exe, os.X_OK) else None
 
 
-def command(ffmpeg: str, preset: Preset, source: MediaInfo, src: Path, dst: Path) -> list[str]:
+def command(
+    ffmpeg: str,
+    preset: Preset,
+    source: MediaInfo,
+    src: Path,
+    dst: Path,
+    stamp: Stamp | None = None,
+) -> list[str]:
     """The exact command line a worker runs (also what ``presets show`` prints)."""
-    args = preset.ffmpeg_args(source, src, dst)
+    args = preset.ffmpeg_args(source, src, dst, stamp.tags() if stamp else None)
     return [ffmpeg, "-loglevel", "error", "-progress", "pipe:1", "-nostats", *args]
 
 
@@ -100,13 +108,15 @@ def transcode(
     *,
     started: Callable[[], None] | None = None,
     ended: Callable[[], None] | None = None,
+    stamp: Stamp | None = None,
 ) -> MediaInfo:
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure.
 
     ``started`` is called once ffmpeg runs; ``ended`` once it has ended, before its output
     is checked (a worker starts its next ffmpeg then, and may hold the check until it runs).
+    ``stamp``: what the output is to say it was made from (see ``stamps``).
     """
-    cmd = command(ffmpeg, preset, source, src, dst)
+    cmd = command(ffmpeg, preset, source, src, dst, stamp)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("running %s", subprocess.list2cmdline(cmd))
     if preset.folder:
@@ -154,9 +164,11 @@ def transcode(
             detail = _last_line(errors)
             raise TranscodeError(f"ffmpeg failed (exit {code}): {detail or 'no error message'}")
     try:
+        if stamp is not None:
+            _stamp(preset, dst, stamp)
         return verify(preset, source, dst)
-    except TranscodeError:
-        _remove(dst)
+    except BaseException:
+        _remove(dst)  # a failed check or stamp (a full disk too) leaves nothing behind
         raise
 
 
@@ -168,6 +180,20 @@ def _killed(signum: int) -> str:
         name = f"signal {signum}"
     hint = " (out of memory?)" if signum == signal.SIGKILL else ""
     return f"ffmpeg was killed by {name}{hint}"
+
+
+def _stamp(preset: Preset, dst: Path, stamp: Stamp) -> None:
+    """Stamp the outputs whose formats ffmpeg cannot tag: a picture, a folder.
+
+    An OSError (a full disk) goes up as it is: the worker tries the job again later.
+    """
+    if preset.folder:
+        write_sidecar(dst, stamp)
+    elif preset.kind == "image":
+        try:
+            write_jpeg_comment(dst, stamp)
+        except ValueError as exc:
+            raise TranscodeError(f"output check failed: {exc}") from exc
 
 
 def _last_line(log_file: IO[bytes]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -36,6 +37,7 @@ from .errors import (
 from .media import MediaInfo, probe
 from .messages import MAX_DETAIL, Job, Notification, OutputStatus, State, parse_job
 from .procs import pid_alive
+from .stamps import Stamp
 from .transcoder import transcode
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 RECEIVE_WAIT_SECONDS = 2.0
 #: How long a job's output checks wait for the next job's ffmpeg to start (``_Handoff``).
 HANDOFF_WAIT_SECONDS = 0.1
+#: What a content hash in a job looks like (BLAKE3's 64 hex digits, or a shorter digest).
+_HEX_DIGEST = re.compile(r"[0-9a-f]{16,128}")
 #: At most one PROGRESSING notification per job this often.
 PROGRESS_INTERVAL_SECONDS = 1.0
 
@@ -250,6 +254,7 @@ class Worker:
                 )
                 report = _Throttled(self, job, index, source.duration)
                 last = index == len(job.outputs) - 1
+                stamp = Stamp(_content_hash(job), presets.digest(preset))
                 info = transcode(
                     self.ffmpeg,
                     preset,
@@ -260,6 +265,7 @@ class Worker:
                     cancel,
                     started=previous.go.set if previous is not None and index == 0 else None,
                     ended=handoff.ended if handoff is not None and last else None,
+                    stamp=stamp,
                 )
                 size = self._store_output(tmp, job.output_bucket, output.key)
                 results.append(_status(output.key, preset.id, info, size))
@@ -437,6 +443,13 @@ class _Throttled:
                 # Media seconds still to encode, over media seconds encoded per second.
                 eta = (1 - overall) * self.duration * len(self.job.outputs) / speed
             self.worker._progress(self.job, overall, speed, eta)
+
+
+def _content_hash(job: Job) -> str | None:
+    """The source's content hash the client sent, for the outputs' stamps; a value that is
+    not a hex digest is not written into anyone's files."""
+    value = job.user_metadata.get("contentHash")
+    return value if value and _HEX_DIGEST.fullmatch(value) else None
 
 
 def _source_info(job: Job, src: Path) -> MediaInfo:

@@ -20,7 +20,7 @@ from autotranscode import worker as worker_mod
 from autotranscode.backends import Backend, open_backend
 from autotranscode.errors import TranscodeError
 from autotranscode.journal import FileState, Journal
-from autotranscode.media import MediaInfo, probe
+from autotranscode.media import MediaInfo, probe, read_stamp
 from autotranscode.messages import parse_job
 from autotranscode.pipeline import Pipeline
 from autotranscode.settings import Settings
@@ -467,8 +467,15 @@ def test_folder_outputs_arrive_whole_as_folders(
     assert (out / "h264.hls" / "master.m3u8").is_file()
     variant = probe(out / "h264.hls" / "0" / "index.m3u8")
     assert (variant.video_codec, variant.height) == ("h264", 240)
-    assert [p.name for p in (out / "h264.thumbnails").iterdir()] == ["thumb-0001.jpg"]
+    # Its stamp (a hidden sidecar) arrives with a folder: the download takes hidden files.
+    assert sorted(p.name for p in (out / "h264.thumbnails").iterdir()) == [
+        ".autotranscode.json",
+        "thumb-0001.jpg",
+    ]
     assert probe(out / "h264.poster.jpg").video_codec == "mjpeg"
+    for output in out.iterdir():
+        stamp = read_stamp(output)
+        assert stamp is not None and stamp.source, output
 
 
 def test_two_copies_of_one_job_in_one_worker_write_apart(
