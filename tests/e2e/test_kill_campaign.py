@@ -30,15 +30,15 @@ KILLS = 10
 LIFETIME = (0.2, 1.6)
 FINISH_DEADLINE = 180.0
 
-#: Six sources with different content (and so different identities), each a second or so of
-#: transcoding here: long enough for kills to land inside transcodes, short enough for CI.
+#: Six 720p sources with different content (and so different identities), each a couple of
+#: seconds of transcoding here: long enough for kills to land inside transcodes, short enough for CI.
 _SOURCES = {
-    "a testsrc2.mov": "testsrc2=size=640x360:rate=25:duration={d}",
-    "b smpte.mp4": "smptebars=size=640x360:rate=25:duration={d}",
-    "c mandel.mkv": "mandelbrot=size=640x360:rate=25,trim=duration={d}",
-    "d rgb.avi": "rgbtestsrc=size=640x360:rate=25:duration={d}",
-    "e testsrc.mov": "testsrc=size=640x360:rate=25:duration={d}",
-    "f hd bars.mp4": "smptehdbars=size=640x360:rate=25:duration={d}",
+    "a testsrc2.mov": "testsrc2=size=1280x720:rate=25:duration={d}",
+    "b smpte.mp4": "smptebars=size=1280x720:rate=25:duration={d}",
+    "c mandel.mkv": "mandelbrot=size=1280x720:rate=25,trim=duration={d}",
+    "d rgb.avi": "rgbtestsrc=size=1280x720:rate=25:duration={d}",
+    "e testsrc.mov": "testsrc=size=1280x720:rate=25:duration={d}",
+    "f hd bars.mp4": "smptehdbars=size=1280x720:rate=25:duration={d}",
 }
 _CODECS = {
     ".mov": ["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p", "-c:a", "pcm_s16le"],
@@ -65,7 +65,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Clip]:
             ],
             check=True,
         )
-        made[name] = Clip(path, duration, 360, True)
+        made[name] = Clip(path, duration, 720, True)
     return made
 
 
@@ -102,6 +102,7 @@ def test_ten_kills_at_random_moments_still_deliver_every_file_once(
     print("states after each kill:", *history, sep="\n  ")
 
     final = cli.start("run-final", "run", drop, out)
+    final.wait_for_log("watching")
     wait_until(
         lambda: all_cleaned(state, len(batch)),
         "every file to be CLEANED after the campaign",
