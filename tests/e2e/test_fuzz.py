@@ -22,6 +22,7 @@ from cli_harness import Cli, make_cli
 
 from autotranscode.errors import ProbeError
 from autotranscode.media import DEFAULT_EXTENSIONS, probe
+
 from conftest import Clip
 
 SEED = 20261204
