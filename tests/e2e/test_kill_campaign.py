@@ -31,7 +31,8 @@ LIFETIME = (0.2, 1.6)
 FINISH_DEADLINE = 180.0
 
 #: Six 720p sources with different content (and so different identities), each a couple of
-#: seconds of transcoding here: long enough for kills to land inside transcodes, short enough for CI.
+#: seconds of transcoding here: long enough for kills to land inside transcodes, short enough
+#: for CI.
 _SOURCES = {
     "a testsrc2.mov": "testsrc2=size=1280x720:rate=25:duration={d}",
     "b smpte.mp4": "smptebars=size=1280x720:rate=25:duration={d}",
