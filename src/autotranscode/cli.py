@@ -366,6 +366,9 @@ def entry() -> None:
         code: str | int | None = EXIT_OK
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:  # Ctrl+C while a command was still starting: no traceback
+        click.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
     if not isinstance(code, int) or _still_working():
         sys.exit(code)
     try:

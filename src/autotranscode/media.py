@@ -230,7 +230,7 @@ def _probe(path: Path | str, rotation: bool, options: dict[str, str] | None) -> 
             ),
             None,
         )
-        audio = next(iter(container.streams.audio), None)
+        audio = next((s for s in container.streams.audio if s.codec_context is not None), None)
         if options is _HEADERS_ALONE and container.format.name not in _DECLARING_FORMATS:
             return None
         if video is None and audio is None:
