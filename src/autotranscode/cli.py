@@ -12,7 +12,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import shlex
 import signal
 import sys
@@ -36,6 +35,7 @@ from .pipeline import DONE_FOLDER, Pipeline, reset_failed
 from .procs import yield_cpu_to_ffmpeg
 from .progress import LogReporter, RichReporter, Subscriber
 from .settings import Settings
+from .text import shown
 from .transcoder import command, find_ffmpeg
 from .worker import Worker, WorkerPool, workdir_for
 
@@ -468,15 +468,6 @@ def _expand(files: tuple[Path, ...], s: Settings) -> list[Path]:
         else:
             out.append(f)
     return out
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def shown(name: str) -> str:
-    """A file name as one printable line: bytes that are not UTF-8 as \\xNN, controls as \\n."""
-    name = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), name)
 
 
 def _summary(results: list[tuple[Path, FileState, str]], interrupted: bool) -> int:
