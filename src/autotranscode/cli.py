@@ -33,7 +33,7 @@ from .journal import FileState, Journal
 from .media import MediaInfo, ignored
 from .pipeline import DONE_FOLDER, Pipeline, reset_failed
 from .procs import yield_cpu_to_ffmpeg
-from .progress import LogReporter, RichReporter, Subscriber
+from .progress import LogReporter, Reporter, RichReporter, Subscriber
 from .settings import Settings
 from .text import shown
 from .transcoder import command, find_ffmpeg
@@ -310,7 +310,7 @@ def _workers(s: Settings, backend: Backend, count: int) -> list[Worker]:
     ]
 
 
-def _reporter(console: Console | None) -> Subscriber:
+def _reporter(console: Console | None) -> Reporter:
     return RichReporter(console) if console is not None else LogReporter()
 
 
@@ -404,9 +404,10 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
                 poll=s.poll,
                 recursive=recursive,
                 exclude=(out, s.state_dir, drop / DONE_FOLDER),
+                hooks=reporter,
             )
             stopper.install()
-            with reporter if isinstance(reporter, RichReporter) else _nothing():
+            with reporter:
                 pipe.start()
                 watcher.start()
                 log.warning("watching %s -> %s (%s backend); Ctrl+C to stop", drop, out, s.backend)
@@ -443,7 +444,7 @@ def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -
         reporter = _reporter(console)
         with _client_lock(s.state_dir), _service(s, out, reporter) as pipe:
             stopper.install()
-            with reporter if isinstance(reporter, RichReporter) else _nothing():
+            with reporter:
                 pipe.start(resume=False)
                 fids = [pipe.add(path, retry_failed=True) for path in inputs]
                 _wait_or_stop(pipe, fids, stopper)
@@ -596,7 +597,7 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             pipe = stack.enter_context(_service(s, Path("."), reporter))
             stopper.install()
             fids = [r.id for r in failed]
-            with reporter if isinstance(reporter, RichReporter) else _nothing():
+            with reporter:
                 pipe.start(resume=False)
                 for record in failed:
                     pipe.retry(record)
@@ -867,11 +868,6 @@ def iam_policy_cmd(role: str, kms_key: str | None, verbose: int, **params: Any) 
 
         policy = cloud.iam_policy(_aws_settings(params, "iam-policy"), role, kms_key)
     click.echo(json.dumps(policy, indent=2))
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from .media import ignored
+from .progress import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Watcher:
         poll: bool = False,
         recursive: bool = False,
         exclude: tuple[Path, ...] = (),
+        hooks: Subscriber | None = None,
     ) -> None:
         self.folder = folder
         self.on_ready = on_ready
@@ -61,6 +63,8 @@ class Watcher:
         self.poll = poll
         self.recursive = recursive
         self.exclude = tuple(p.resolve() for p in exclude)
+        #: Told of each file seen while it settles (a display shows it "copying in").
+        self.hooks = hooks or Subscriber()
         self._candidates: dict[Path, _Candidate] = {}
         self._taken: dict[Path, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -124,7 +128,8 @@ class Watcher:
             st = path.stat()
         except OSError:
             with self._lock:
-                self._candidates.pop(path, None)
+                if self._candidates.pop(path, None) is not None:
+                    self.hooks.on_settled(path=path)
             return
         with self._lock:
             if self._taken.get(path) == (st.st_size, st.st_mtime_ns) and not modified:
@@ -134,6 +139,7 @@ class Watcher:
                 cand = _Candidate(st.st_size, st.st_mtime_ns, time.monotonic())
                 self._candidates[path] = cand
                 self._wake.set()
+                self.hooks.on_seen(path=path)
             if modified and self._closes_known:
                 cand.writing = True
                 cand.quiet_since = time.monotonic()
@@ -159,6 +165,7 @@ class Watcher:
                     self.on_ready(path)
                 except Exception:
                     log.exception("%s: could not be queued", path.name)
+                self.hooks.on_settled(path=path)
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + RESCAN_INTERVAL_SECONDS
                 for path in self._scan():
@@ -173,6 +180,7 @@ class Watcher:
                     st = path.stat()
                 except OSError:
                     del self._candidates[path]
+                    self.hooks.on_settled(path=path)
                     continue
                 if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
                     cand.size, cand.mtime_ns, cand.quiet_since = st.st_size, st.st_mtime_ns, now
