@@ -243,9 +243,12 @@ class _Stopper:
         if self.event.is_set():
             os._exit(EXIT_INTERRUPTED)
         if not self.quiet:
-            click.echo(
+            # sys.stderr, not click's own handle: a live display, while on, has taken it over
+            # and prints the line above itself instead of under its cursor.
+            print(
                 "stopping (Ctrl+C again to quit at once; unfinished files resume next start)",
-                err=True,
+                file=sys.stderr,
+                flush=True,
             )
         self.event.set()
         for wake in self.on_stop:
