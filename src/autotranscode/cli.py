@@ -12,7 +12,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import shlex
 import signal
 import sys
@@ -35,8 +34,9 @@ from .journal import FileState, Journal
 from .media import MediaInfo, ignored
 from .pipeline import DONE_FOLDER, Pipeline, reset_failed
 from .procs import crash_record, yield_cpu_to_ffmpeg
-from .progress import LogReporter, RichReporter, Subscriber
+from .progress import LogReporter, Reporter, RichReporter, Subscriber
 from .settings import Settings
+from .text import shown
 from .transcoder import command, find_ffmpeg
 from .worker import Worker, WorkerPool, workdir_for
 
@@ -276,9 +276,12 @@ class _Stopper:
         if self.event.is_set():
             os._exit(EXIT_INTERRUPTED)
         if not self.quiet:
-            click.echo(
+            # sys.stderr, not click's own handle: a live display, while on, has taken it over
+            # and prints the line above itself instead of under its cursor.
+            print(
                 "stopping (Ctrl+C again to quit at once; unfinished files resume next start)",
-                err=True,
+                file=sys.stderr,
+                flush=True,
             )
         self.event.set()
         for wake in self.on_stop:
@@ -348,7 +351,7 @@ def _workers(s: Settings, backend: Backend, count: int) -> list[Worker]:
     ]
 
 
-def _reporter(console: Console | None) -> Subscriber:
+def _reporter(console: Console | None) -> Reporter:
     return RichReporter(console) if console is not None else LogReporter()
 
 
@@ -447,9 +450,10 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
                 recursive=recursive,
                 exclude=(out, s.state_dir, drop / DONE_FOLDER),
                 on_skipped=pipe.skip,
+                hooks=reporter,
             )
             stopper.install()
-            with reporter if isinstance(reporter, RichReporter) else _nothing():
+            with reporter:
                 pipe.start()
                 watcher.start()
                 log.warning("watching %s -> %s (%s backend); Ctrl+C to stop", drop, out, s.backend)
@@ -499,7 +503,7 @@ def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -
         reporter = _reporter(console)
         with _client_lock(s.state_dir), _service(s, out, reporter) as pipe:
             stopper.install()
-            with reporter if isinstance(reporter, RichReporter) else _nothing():
+            with reporter:
                 pipe.start(resume=False)
                 fids = [pipe.add(path, retry_failed=True) for path in inputs]
                 _wait_or_stop(pipe, fids, stopper)
@@ -528,15 +532,6 @@ def _expand(files: tuple[Path, ...], s: Settings) -> list[Path]:
         else:
             out.append(f)
     return out
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def shown(name: str) -> str:
-    """A file name as one printable line: bytes that are not UTF-8 as \\xNN, controls as \\n."""
-    name = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), name)
 
 
 def _summary(results: list[tuple[Path, FileState, str]], interrupted: bool) -> int:
@@ -682,7 +677,7 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             pipe = stack.enter_context(_service(s, Path("."), reporter))
             stopper.install()
             fids = [r.id for r in failed]
-            with reporter if isinstance(reporter, RichReporter) else _nothing():
+            with reporter:
                 pipe.start(resume=False)
                 for record in failed:
                     pipe.retry(record)
@@ -1037,11 +1032,6 @@ def iam_policy_cmd(role: str, kms_key: str | None, verbose: int, **params: Any) 
 
         policy = cloud.iam_policy(_aws_settings(params, "iam-policy"), role, kms_key)
     click.echo(json.dumps(policy, indent=2))
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 if __name__ == "__main__":

@@ -738,7 +738,13 @@ class Pipeline:
             expect=expect,
             durable=durable,
         ):
-            self.hooks.on_state(path=record.path, state=state, detail=detail)
+            self.hooks.on_state(
+                path=record.path,
+                state=state,
+                detail=detail,
+                size=record.size,
+                outputs=tuple((outputs or record.outputs).values()),
+            )
 
     def _finished(self, fid: str) -> None:
         with self._cond:

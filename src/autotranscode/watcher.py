@@ -33,6 +33,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from .media import ignored, not_regular
+from .progress import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Watcher:
         recursive: bool = False,
         exclude: tuple[Path, ...] = (),
         on_skipped: Callable[[Path, str], object] | None = None,
+        hooks: Subscriber | None = None,
     ) -> None:
         """``exclude``: folders whose files are never taken (OUT, the state dir). One that
         holds ``folder`` itself (DROP inside OUT) excludes nothing: outputs land beside
@@ -98,6 +100,8 @@ class Watcher:
         self.exclude = tuple(
             e for e in (p.resolve() for p in exclude) if not here.is_relative_to(e)
         )
+        #: Told of each file seen while it settles (a display shows it "copying in").
+        self.hooks = hooks or Subscriber()
         self._candidates: dict[Path, _Candidate] = {}
         self._taken: dict[Path, tuple[int, int]] = {}
         self._skipped: dict[Path, str] = {}
@@ -172,7 +176,8 @@ class Watcher:
             st = path.stat() if kind is None else None
         except OSError:
             with self._lock:
-                self._candidates.pop(path, None)
+                if self._candidates.pop(path, None) is not None:
+                    self.hooks.on_settled(path=path)
             return
         if st is None:
             self._skip(path, kind or "not a regular file")
@@ -189,6 +194,7 @@ class Watcher:
                 cand = _Candidate(st.st_size, st.st_mtime_ns, now)
                 self._candidates[path] = cand
                 self._wake.set()
+                self.hooks.on_seen(path=path)
             if modified:
                 cand.quiet_since = now  # the last write seen, whatever the file's times say
                 cand.writing = self._closes_known
@@ -236,6 +242,7 @@ class Watcher:
                     self.on_ready(path)
                 except Exception:
                     log.exception("%s: could not be queued", path.name)
+                self.hooks.on_settled(path=path)
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + RESCAN_INTERVAL_SECONDS
                 for path in self._scan():
@@ -252,10 +259,12 @@ class Watcher:
                     st = path.stat()
                 except OSError:
                     del self._candidates[path]
+                    self.hooks.on_settled(path=path)
                     continue
                 if not stat.S_ISREG(st.st_mode):  # replaced by a FIFO or the like meanwhile
                     del self._candidates[path]
                     replaced.append(path)
+                    self.hooks.on_settled(path=path)
                     continue
                 if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
                     cand.size, cand.mtime_ns, cand.quiet_since = st.st_size, st.st_mtime_ns, now
