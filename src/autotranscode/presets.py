@@ -11,6 +11,9 @@ Most presets make one file; ``hls`` and ``thumbnails`` make a folder of files.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -21,6 +24,11 @@ from .errors import ConfigError, MediaError
 from .media import MediaInfo
 
 DEFAULT_PRESET = "web-720p"
+#: Part of every preset's digest: bump it when ``ffmpeg_args`` changes what a preset makes,
+#: so files done with the old recipe are done again with the new one.
+RECIPE_VERSION = 1
+#: Preset fields that name or describe it but do not change its output.
+_NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec"})
 
 Kind = Literal["video", "audio", "image", "hls", "thumbnails"]
 #: Folder outputs: the job's output key names a folder of objects.
@@ -207,6 +215,23 @@ class Preset:
             str(folder / "%v" / "index.m3u8"),
         ]
         return args
+
+
+def digest(preset: Preset) -> str:
+    """16 hex digits that change whenever what ``preset`` makes changes.
+
+    Part of a file's identity: a custom preset changed from crf 26 to crf 30 makes a new
+    output instead of "done already". Every field counts except the ones that only name
+    or describe the preset, so a field added later counts without anyone remembering to
+    add it here; the custom ``spec`` is left out as its effect is in the resolved fields.
+    """
+    fields = {
+        f.name: getattr(preset, f.name)
+        for f in dataclasses.fields(preset)
+        if f.name not in _NOT_IN_OUTPUT
+    }
+    text = json.dumps({"recipe": RECIPE_VERSION, **fields}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _per_stream(args: tuple[str, ...], spec: str) -> list[str]:
