@@ -380,8 +380,7 @@ class Pipeline:
         The same file renamed (same device and inode), or the same name written again
         with what it held, already has its output: nothing is made. Another file with the
         same content (a copy under another name) gets its own output, a copy of that one.
-        Only a file recorded before this one is waited for, so two copies taken at once
-        never wait for each other.
+        A file waits only for one that does not wait itself, the oldest first.
         """
         older, newer = self.journal.same_content(record)
         others = older + newer
@@ -395,7 +394,13 @@ class Pipeline:
                 if self._copy_outputs(record, other):
                     return True
         with self._cond:
-            in_flight = [o for o in older if o.id in self._active and (o in same or not same)]
+            # Never one that waits itself: two copies taken at once never wait for each other.
+            waiting = set().union(*self._waiting.values())
+            in_flight = [
+                o
+                for o in (same or others)
+                if o.id in self._active and o.id not in waiting and o.id != record.id
+            ]
             if in_flight:
                 first = in_flight[0]
                 self._waiting.setdefault(first.id, set()).add(record.id)
