@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from autotranscode import transcoder
+from autotranscode import keys, transcoder
 from autotranscode import worker as worker_mod
 from autotranscode.backends import Backend, open_backend
 from autotranscode.errors import TranscodeError
@@ -510,3 +510,34 @@ def test_two_copies_of_one_job_in_one_worker_write_apart(
         assert len(set(outputs)) == 2, outputs
         assert pipe.wait([fid], timeout=WAIT)
         assert pipe.outcome(fid).state == FileState.CLEANED
+
+
+def test_a_file_written_while_it_is_taken_is_taken_again_once_it_holds_still(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """A writer still appending when the take starts: the snapshot and hash of a moving
+    file are not kept; the take starts over until the file holds still."""
+    source = tmp_path / "growing.mp4"
+    shutil.copyfile(clips["h264.mp4"].path, source)
+
+    def append() -> None:
+        with source.open("ab") as fh:
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+                time.sleep(0.002)
+
+    out = tmp_path / "out"
+    writer = threading.Thread(target=append)
+    with running(settings, out) as (pipe, backend, journal):
+        writer.start()
+        fid = pipe.add(source)
+        assert pipe.wait([fid], timeout=WAIT)
+        writer.join()
+        record = journal.get(fid)
+        assert record is not None and record.state == FileState.CLEANED, record
+        assert record.content_hash == keys.content_hash(source)
+        assert record.size == source.stat().st_size
+        assert_no_leftovers(backend)
+    check_output(out / "growing.mp4", clips["h264.mp4"])
