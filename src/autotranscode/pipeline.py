@@ -155,6 +155,9 @@ class Pipeline:
             known = latest and self._known(latest, st, retry_failed, force)
             if known:
                 return known
+            legacy = None if latest or force else self._done_by_an_older_release(path, st)
+            if legacy:
+                return legacy
             version = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
             if force:
                 version += f":forced:{uuid.uuid4().hex}"
@@ -200,6 +203,17 @@ class Pipeline:
             return record.id
         log.info("%s: done before; skipped", record.name)
         return record.id
+
+    def _done_by_an_older_release(self, path: Path, st: os.stat_result) -> str | None:
+        """A file a journal from before content hashes has done, unchanged (size, mtime):
+        without this an upgrade would transcode every kept source again, into "(1)" names."""
+        old = self.journal.latest(path, self.out_dir.resolve(), self._preset_ids, ())
+        if old is None or old.content_hash is not None or old.state != FileState.CLEANED:
+            return None
+        if (old.size, old.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            return None
+        log.info("%s: done before; skipped", old.name)
+        return old.id
 
     def _schedule_new(self, fid: str, path: Path) -> None:
         self.hooks.on_state(path=path, state=FileState.DISCOVERED)

@@ -541,3 +541,22 @@ def test_a_file_written_while_it_is_taken_is_taken_again_once_it_holds_still(
         assert record.size == source.stat().st_size
         assert_no_leftovers(backend)
     check_output(out / "growing.mp4", clips["h264.mp4"])
+
+
+def test_a_file_done_by_a_release_without_content_hashes_is_not_done_again(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """After an upgrade, kept sources the old journal finished (by size and mtime) stay
+    done: no second transcode into "(1)" names."""
+    source = tmp_path / "kept.mp4"
+    shutil.copyfile(clips["h264.mp4"].path, source)
+    st = source.stat()
+    out = tmp_path / "out"
+    old = Journal(settings.state_dir / "journal.db")
+    old.record("old", source, out.resolve(), ("web-720p",), st.st_size, st.st_mtime_ns)
+    old.advance("old", FileState.CLEANED)
+    old.close()
+    with running(settings, out) as (pipe, _backend, journal):
+        assert pipe.add(source) == "old"
+        assert journal.counts() == {FileState.CLEANED: 1}
+    assert not out.exists() or list(out.iterdir()) == []
