@@ -765,6 +765,10 @@ def _source_stat(path: Path) -> os.stat_result:
         raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
     if st.st_size == 0:
         raise MediaError("the file is empty")
+    try:  # a stat needs no read permission: say so plainly, before a probe garbles it
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
     return st
 
 
