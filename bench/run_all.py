@@ -22,6 +22,7 @@ from types import ModuleType
 
 import completion
 import detection
+import hashing
 import overhead
 import s3
 import throughput
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     # Four rounds, each tool first in two: uploads are s3transfer on both sides, a few
     # percent apart, so the order must not favour either (see s3.measure).
     "s3": (s3, [], ["--size-mb", "256", "1024", "--rounds", "4"]),
+    "hashing": (hashing, ["--size-mb", "256"], ["--size-mb", "1000", "--rounds", "5"]),
 }
 
 

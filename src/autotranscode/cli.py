@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -76,6 +77,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         ctx.exit(EXIT_CONFIG)
     return value
 
+
+_force = click.option(
+    "--force",
+    is_flag=True,
+    help="Transcode each file again even if it (or the same content) was done before.",
+)
 
 _on_success = click.option(
     "--on-success",
@@ -421,9 +428,10 @@ def main() -> None:
     help="Poll the folder instead of using file events (network shares).",
 )
 @click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
+@_force
 @_on_success
 @common_options
-def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> None:
+def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **params: Any) -> None:
     """Watch DROP; transcode each new media file into OUT until Ctrl+C.
 
     Files already in DROP are taken at start-up unless they were done before; work
@@ -443,7 +451,7 @@ def run(drop: Path, out: Path, recursive: bool, verbose: int, **params: Any) -> 
         with _client_lock(s.state_dir), _service(s, out, reporter) as pipe:
             watcher = Watcher(
                 drop,
-                pipe.add,
+                functools.partial(pipe.add, force=True) if force else pipe.add,
                 matches=s.matches,
                 settle=s.settle,
                 poll=s.poll,
@@ -487,9 +495,10 @@ def _check_folders(drop: Path, out: Path) -> None:
     show_default=True,
     help="Folder for the outputs.",
 )
+@_force
 @_on_success
 @common_options
-def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -> None:
+def transcode(files: tuple[Path, ...], out: Path, force: bool, verbose: int, **params: Any) -> None:
     """Transcode FILES (or the media files in a folder) into --out, then exit.
 
     Exit status 0 when every file succeeded, 1 when some failed (see the summary).
@@ -505,14 +514,12 @@ def transcode(files: tuple[Path, ...], out: Path, verbose: int, **params: Any) -
             stopper.install()
             with reporter:
                 pipe.start(resume=False)
-                fids = [pipe.add(path, retry_failed=True) for path in inputs]
+                fids = [pipe.add(path, retry_failed=True, force=force) for path in inputs]
                 _wait_or_stop(pipe, fids, stopper)
-                results = []
-                for path, outcome in zip(inputs, map(pipe.outcome, fids), strict=True):
-                    detail = outcome.detail
-                    if outcome.path.name != path.name and outcome.state == FileState.CLEANED:
-                        detail += f" (same content as {outcome.path.name}, done before)"
-                    results.append((path, outcome.state, detail))
+                results = [
+                    (path, outcome.state, outcome.detail)
+                    for path, outcome in zip(inputs, map(pipe.outcome, fids), strict=True)
+                ]
     interrupted = stopper.event.is_set()
     failed = _summary(results, interrupted)
     sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK)
@@ -757,6 +764,7 @@ def _status_data(journal: Journal, limit: int) -> dict[str, Any]:
                 "state": r.state.value,
                 "outputs": list(r.outputs.values()),
                 "warning": r.warning,
+                **({"detail": f"same content as {shown(r.same_as)}"} if r.same_as else {}),
             }
             for r in journal.recent(limit)
         ],
@@ -783,6 +791,13 @@ def _status_view(journal: Journal, limit: int) -> Group:
         for r in busy[:limit]:
             flight.add_row(r.name, r.state.value.lower(), f"{now - r.updated_at:.0f}s")
         parts += ["", flight]
+    copied = [r for r in journal.recent(limit, FileState.CLEANED) if r.same_as]
+    if copied:
+        parts += ["", Text("done without a transcode of their own", style="bold")]
+        parts += [
+            Text(f"  {shown(r.name)}: done (same content as {shown(r.same_as or '')})")
+            for r in copied
+        ]
     failed = journal.recent(limit, FileState.FAILED)
     if failed:
         parts += ["", Text("failed", style="bold")]

@@ -74,12 +74,35 @@ class FileRecord:
     outputs: dict[str, str]
     reason: str | None
     updated_at: float
+    #: BLAKE3 of the content taken (None until the snapshot is taken).
+    content_hash: str | None = None
+    #: The source's device, inode and ctime when it was taken (with size and mtime_ns, the
+    #: version of the file this record is about; a rename keeps dev and ino).
+    dev: int = 0
+    ino: int = 0
+    ctime_ns: int = 0
+    #: ``presets.digest`` of each preset, in the order of ``presets``.
+    digests: tuple[str, ...] = ()
+    #: Done without a transcode of its own: the name of the file whose output it got.
+    same_as: str | None = None
+    #: ``--force``: transcoded even if the same content was done before.
+    forced: bool = False
     #: Something that went wrong after delivery (``--on-success`` could not move the source).
     warning: str | None = None
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def same_version(self, st: os.stat_result) -> bool:
+        """Whether ``st`` is the file as this record knows it (nothing written since)."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.dev, self.ino) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_dev,
+            st.st_ino,
+        )
 
 
 _SCHEMA = """
@@ -108,18 +131,30 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 """
-#: Columns added since the first schema: ``ALTER TABLE files ADD COLUMN`` on open where a
-#: journal lacks one, so an existing state dir keeps working. Name -> SQL type and default.
+#: Columns added since the first release: name -> type and default. A journal made by an
+#: older version gets them at open (``ALTER TABLE``), so upgrading keeps its history.
 _ADDED_COLUMNS: dict[str, str] = {
+    "content_hash": "TEXT",
+    "dev": "INTEGER NOT NULL DEFAULT 0",
+    "ino": "INTEGER NOT NULL DEFAULT 0",
+    "ctime_ns": "INTEGER NOT NULL DEFAULT 0",
+    "digests": "TEXT NOT NULL DEFAULT ''",
+    "same_as": "TEXT",
+    "forced": "INTEGER NOT NULL DEFAULT 0",
     "warning": "TEXT",
 }
-
+#: Made once the columns they cover exist.
+_ADDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS files_content ON files (content_hash)",
+    "CREATE INDEX IF NOT EXISTS files_inode ON files (ino, dev)",
+)
 #: The detail of the event that records a job submitted again (``Pipeline._resubmit``).
 RESUBMIT = "resubmitted"
 
 _COLUMNS = (
     "id, path, out_dir, presets, size, mtime_ns, state, job_id, input_key, outputs, reason,"
-    " updated_at, warning"
+    " updated_at, content_hash, dev, ino, ctime_ns, digests, same_as, forced,"
+    " warning"
 )
 
 
@@ -136,19 +171,17 @@ class Journal:
             check=True,
             damaged_hint=REBUILD_HINT.format(state_dir=shlex.quote(str(path.parent))),
         )
-        self._add_columns()
+        self._migrate()
 
-    def _add_columns(self) -> None:
-        """Bring a journal made by an older version up to ``_ADDED_COLUMNS``."""
-        have = {row[1] for row in self.db.query("PRAGMA table_info(files)")}
-        for name, sql_type in _ADDED_COLUMNS.items():
-            if name not in have:
-                try:
-                    self.db.execute(f"ALTER TABLE files ADD COLUMN {name} {sql_type}")
-                except JournalError:
-                    # Another process added it meanwhile; anything else shows on first use.
-                    if name not in {r[1] for r in self.db.query("PRAGMA table_info(files)")}:
-                        raise
+    def _migrate(self) -> None:
+        """Add the columns of ``_ADDED_COLUMNS`` a journal lacks; one process at a time."""
+        with self.db.transaction() as conn:
+            have = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
+            for name, sql_type in _ADDED_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE files ADD COLUMN {name} {sql_type}")
+            for statement in _ADDED_INDEXES:
+                conn.execute(statement)
 
     # -- intent ----------------------------------------------------------------------------------
 
@@ -160,13 +193,20 @@ class Journal:
         presets: tuple[str, ...],
         size: int,
         mtime_ns: int,
+        *,
+        ctime_ns: int = 0,
+        dev: int = 0,
+        ino: int = 0,
+        digests: tuple[str, ...] = (),
+        forced: bool = False,
     ) -> tuple[FileRecord, bool]:
         """The record for this file version and destination, and whether it is new."""
         now = time.time()
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO files (id, path, out_dir, presets, size, mtime_ns, state,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, ctime_ns, dev, ino, digests, forced)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fid,
                     _db_path(path),
@@ -177,6 +217,11 @@ class Journal:
                     FileState.DISCOVERED,
                     now,
                     now,
+                    ctime_ns,
+                    dev,
+                    ino,
+                    ",".join(digests),
+                    int(forced),
                 ),
             )
             created = cur.rowcount == 1
@@ -200,6 +245,11 @@ class Journal:
                 outputs={},
                 reason=None,
                 updated_at=now,
+                dev=dev,
+                ino=ino,
+                ctime_ns=ctime_ns,
+                digests=digests,
+                forced=forced,
             ), True
         record = self.get(fid)
         assert record is not None
@@ -216,6 +266,7 @@ class Journal:
         detail: str | None = None,
         expect: FileState | None = None,
         durable: bool = False,
+        same_as: str | None = None,
     ) -> bool:
         """Move a file to ``state``, with whatever facts that step established.
 
@@ -226,7 +277,7 @@ class Journal:
         sets = ["state = ?", "updated_at = ?", "reason = NULL"]
         now = time.time()
         params: list[object] = [state, now]
-        for column, value in (("job_id", job_id), ("input_key", input_key)):
+        for column, value in (("job_id", job_id), ("input_key", input_key), ("same_as", same_as)):
             if value is not None:
                 sets.append(f"{column} = ?")
                 params.append(value)
@@ -315,7 +366,8 @@ class Journal:
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE files SET state = ?, reason = NULL, job_id = NULL, input_key = NULL,"
-                " outputs = '{}', updated_at = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                " outputs = '{}', updated_at = ?, path = ?, size = ?, mtime_ns = ?,"
+                " content_hash = NULL, same_as = NULL WHERE id = ?",
                 (FileState.DISCOVERED, now, _db_path(path), size, mtime_ns, fid),
             )
             conn.execute(
@@ -331,6 +383,56 @@ class Journal:
             (fid, f"{RESUBMIT}:%", fid),
         )
         return int(rows[0][0])
+
+    def taken(self, fid: str, st: os.stat_result, content_hash: str) -> None:
+        """The snapshot is stored: the version of the file it is of, and its content hash."""
+        with self.db.transaction(durable=True) as conn:
+            conn.execute(
+                "UPDATE files SET size = ?, mtime_ns = ?, ctime_ns = ?, dev = ?, ino = ?,"
+                " content_hash = ?, updated_at = ? WHERE id = ?",
+                (
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_dev,
+                    st.st_ino,
+                    content_hash,
+                    time.time(),
+                    fid,
+                ),
+            )
+
+    def latest(
+        self, path: Path, out_dir: Path, presets: tuple[str, ...], digests: tuple[str, ...]
+    ) -> FileRecord | None:
+        """The newest record of ``path`` for this destination: what ``add`` compares with."""
+        rows = self._select(
+            "WHERE path = ? AND out_dir = ? AND presets = ? AND digests = ?"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (_db_path(path), str(out_dir), ",".join(presets), ",".join(digests)),
+        )
+        return rows[0] if rows else None
+
+    def same_content(self, record: FileRecord) -> tuple[list[FileRecord], list[FileRecord]]:
+        """Other records of ``record``'s content for its destination, not failed: those
+        recorded before it and those after, oldest first (a copy or a rename of a file done,
+        or being done, already)."""
+        assert record.content_hash is not None
+        rows = self._select(
+            "WHERE content_hash = ? AND out_dir = ? AND presets = ? AND digests = ?"
+            " AND (state != ? OR id = ?) ORDER BY rowid",
+            (
+                record.content_hash,
+                str(record.out_dir),
+                ",".join(record.presets),
+                ",".join(record.digests),
+                FileState.FAILED,
+                record.id,
+            ),
+        )
+        ids = [r.id for r in rows]
+        at = ids.index(record.id) if record.id in ids else len(rows)
+        return rows[:at], rows[at + 1 :]
 
     def get(self, fid: str) -> FileRecord | None:
         rows = self._select("WHERE id = ?", (fid,))
@@ -371,7 +473,14 @@ class Journal:
                 outputs=json.loads(r[9]),
                 reason=r[10],
                 updated_at=r[11],
-                warning=r[12],
+                content_hash=r[12],
+                dev=r[13],
+                ino=r[14],
+                ctime_ns=r[15],
+                digests=tuple(r[16].split(",")) if r[16] else (),
+                same_as=r[17],
+                forced=bool(r[18]),
+                warning=r[19],
             )
             for r in rows
         ]

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import keys, outbox, presets
+from . import files, keys, outbox, presets
 from .backends import Backend, Received
 from .engines import Engine, WorkersEngine
 from .errors import (
@@ -65,6 +65,10 @@ DEFAULT_RESUBMIT_AFTER_SECONDS = 300.0
 PART_SUFFIX = ".autotranscode-part"
 #: ``--on-success move`` puts sources here, beside them (and ``run`` does not watch it).
 DONE_FOLDER = "done"
+#: A file that changes while it is taken is taken again, at most this many times in all.
+TAKE_ATTEMPTS = 5
+#: Pause before taking again a file that changed meanwhile (times the attempt number).
+TAKE_PAUSE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ class Pipeline:
         self.journal = journal
         self.out_dir = out_dir
         self.presets = [presets.get(p) for p in preset_ids]
+        self._preset_ids = tuple(p.id for p in self.presets)
+        #: What each preset makes: part of a file's identity, so changed settings redo it.
+        self._digests = tuple(presets.digest(p) for p in self.presets)
         self.pipeline_id = pipeline_id
         self.on_success = on_success
         self.hooks = hooks or Subscriber()
@@ -114,6 +121,11 @@ class Pipeline:
         self.resubmit_after = resubmit_after
         #: When each file waiting for a notice last heard of its job (or we started).
         self._heard: dict[str, float] = {}
+        #: add() and the end of a take, one at a time: a file that changes just as its take
+        #: ends is then either taken again by it or recorded anew by add(), never neither.
+        self._intake = threading.Lock()
+        #: Files waiting for a file of the same content (in flight here) to finish first.
+        self._waiting: dict[str, set[str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -138,48 +150,105 @@ class Pipeline:
             self._listener = None
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def add(self, path: Path, retry_failed: bool = False) -> str:
+    def add(self, path: Path, retry_failed: bool = False, force: bool = False) -> str:
         """Take a (complete) file into the pipeline and return its id.
 
-        Identity is content plus destination: a file already done for this folder and
-        these presets is not done again, even renamed; a changed file is a new version.
-        A failed one is tried again only when ``retry_failed`` (the user asked).
+        A record is one version of one file (its path, and the stat of what was taken)
+        bound for one destination (OUT and what each preset makes, its digest). Seen again
+        unchanged, a file done before is not done again; a changed file is a new version,
+        and once its snapshot is taken its content decides (``_reuse``): the same content
+        done before under another name gets a copy of that output, without a transcode.
+        A failed one is tried again only when ``retry_failed`` (the user asked); ``force``
+        does a finished one again whatever was done before.
         """
         path = Path(os.path.abspath(path))
         out_dir = self.out_dir.resolve()
-        preset_ids = tuple(p.id for p in self.presets)
-        destination = f"{out_dir}\0{','.join(preset_ids)}"
         try:
             st = path.stat()
             kind = not_regular(path)
             if kind is not None:  # never opened: a FIFO would block this thread for good
                 raise NotRegularFile(path, kind)
-            identity = source_hash(path, st.st_size)
         except OSError as exc:
-            return self._unreadable(path, out_dir, preset_ids, destination, exc, retry_failed)
-        fid = keys.file_id(identity, destination)
-        record, created = self.journal.record(
-            fid, path, out_dir, preset_ids, st.st_size, st.st_mtime_ns
-        )
-        if created and self._delivered_before(record, identity):
-            return fid
-        if not created:
-            if record.state == FileState.FAILED and retry_failed:
-                self.journal.reset(fid, path, st.st_size, st.st_mtime_ns)
-            elif record.state.finished:
-                log.info("%s: same content as %s, done before; skipped", path.name, record.name)
-                return fid
+            return self._unreadable(path, out_dir, exc, retry_failed)
+        with self._intake:
+            latest = self.journal.latest(path, out_dir, self._preset_ids, self._digests)
+            known = latest and self._known(latest, st, retry_failed, force)
+            if known:
+                return known
+            legacy = None if latest or force else self._done_by_an_older_release(path, st)
+            if legacy:
+                return legacy
+            version = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+            if force:
+                version += f":forced:{uuid.uuid4().hex}"
+            fid = keys.file_id(f"{path}\0{version}", self._destination(out_dir))
+            record, created = self.journal.record(
+                fid,
+                path,
+                out_dir,
+                self._preset_ids,
+                st.st_size,
+                st.st_mtime_ns,
+                ctime_ns=st.st_ctime_ns,
+                dev=st.st_dev,
+                ino=st.st_ino,
+                digests=self._digests,
+                forced=force,
+            )
+            if not created:  # a version recorded before, though not the latest: as it is
+                return self._known(record, st, retry_failed, force=False) or fid
+        self._schedule_new(fid, path)
+        return fid
+
+    def _known(
+        self, record: FileRecord, st: os.stat_result, retry_failed: bool, force: bool
+    ) -> str | None:
+        """What ``add`` does with a file it has a record of; None: record a new version."""
+        if not record.state.finished:
+            # Not taken yet: its take takes the file as it is now. Taken: this very version
+            # is on its way, or the file changed since and the new version is new.
+            if record.content_hash is not None and not record.same_version(st):
+                return None
             with self._cond:
-                if fid in self._active:
-                    return fid
+                if record.id in self._active:
+                    return record.id
+            self._schedule_new(record.id, record.path)  # left by an earlier process
+            return record.id
+        if force or not record.same_version(st):
+            return None
+        if record.state == FileState.FAILED:
+            if retry_failed:
+                self.journal.reset(record.id, record.path, st.st_size, st.st_mtime_ns)
+                self._schedule_new(record.id, record.path)
+            return record.id
+        log.info("%s: done before; skipped", record.name)
+        return record.id
+
+    def _done_by_an_older_release(self, path: Path, st: os.stat_result) -> str | None:
+        """A file a journal from before content hashes has done, unchanged (size, mtime):
+        without this an upgrade would transcode every kept source again, into "(1)" names."""
+        old = self.journal.latest(path, self.out_dir.resolve(), self._preset_ids, ())
+        if old is None or old.content_hash is not None or old.state != FileState.CLEANED:
+            return None
+        if (old.size, old.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            return None
+        log.info("%s: done before; skipped", old.name)
+        return old.id
+
+    def _schedule_new(self, fid: str, path: Path) -> None:
         self.hooks.on_state(path=path, state=FileState.DISCOVERED)
         self._schedule(fid)
-        return fid
+
+    def _destination(self, out_dir: Path) -> str:
+        """Where outputs go and what they are: OUT, and each preset's id and digest."""
+        made = ",".join(f"{p}={d}" for p, d in zip(self._preset_ids, self._digests, strict=True))
+        return f"{out_dir}\0{made}"
 
     def _delivered_before(self, record: FileRecord, source_hash: str) -> bool:
         """Whether OUT already holds this file's outputs, made by these presets from this
         content (a journal lost or damaged since): then the file is done, not redone into
-        ``name (1).mp4``. Only ever asked of a file the journal has just met."""
+        ``name (1).mp4``. Asked once the snapshot is taken, when its content hash is known.
+        """
         names = _output_names("-", record.path, record.presets)
         wanted = [
             (name, presets.digest(presets.get(p)))
@@ -197,7 +266,9 @@ class Pipeline:
         log.info(
             "%s: already in OUT as %s (same content and preset); not redone", record.name, shown
         )
+        self._delete_objects(record)  # the snapshot just taken
         self._advance(record, FileState.CLEANED, outputs=outputs, detail=f"already in OUT: {shown}")
+        self._finished(record.id)
         return True
 
     def retry(self, record: FileRecord) -> None:
@@ -213,18 +284,12 @@ class Pipeline:
         self.hooks.on_state(path=record.path, state=state)
         self._schedule(record.id)
 
-    def _unreadable(
-        self,
-        path: Path,
-        out_dir: Path,
-        preset_ids: tuple[str, ...],
-        destination: str,
-        exc: OSError,
-        retry_failed: bool,
-    ) -> str:
+    def _unreadable(self, path: Path, out_dir: Path, exc: OSError, retry_failed: bool) -> str:
         """Record a file we cannot read as FAILED, so ``status`` and ``retry`` know of it."""
-        fid = keys.file_id(f"unreadable:{path}", destination)
-        record, created = self.journal.record(fid, path, out_dir, preset_ids, 0, 0)
+        fid = keys.file_id(f"unreadable:{path}", self._destination(out_dir))
+        record, created = self.journal.record(
+            fid, path, out_dir, self._preset_ids, 0, 0, digests=self._digests
+        )
         if created or record.state != FileState.FAILED or retry_failed:
             if isinstance(exc, NotRegularFile):
                 self._fail(record, f"{exc.strerror}; only regular files are transcoded")
@@ -281,7 +346,7 @@ class Pipeline:
     def outcome(self, fid: str) -> Outcome:
         record = self.journal.get(fid)
         assert record is not None
-        detail = record.reason or ", ".join(Path(p).name for p in record.outputs.values())
+        detail = record.reason or _done_detail(record)
         if record.warning:
             detail += f" (warning: {record.warning})"
         return Outcome(record.path, record.state, detail)
@@ -390,35 +455,170 @@ class Pipeline:
         # SUBMITTED and TRANSCODING wait for the listener.
 
     def _upload(self, record: FileRecord) -> None:
+        """Take the snapshot (once), then transcode it, unless its content was done before."""
+        source = None
+        if record.content_hash is None:
+            taken = self._take(record)
+            if taken is None:
+                return  # stopping: the take starts over at the next start
+            record, source = taken
+        if not record.forced and (
+            self._reuse(record)
+            or (record.content_hash and self._delivered_before(record, record.content_hash))
+        ):
+            return
+        self._advance(record, FileState.UPLOADED)
+        self._submit(replace(record, state=FileState.UPLOADED), source)
+
+    def _take(self, record: FileRecord) -> tuple[FileRecord, MediaInfo] | None:
+        """Store a snapshot of the file and hash it; if the file moved meanwhile, again.
+
+        What is transcoded is the content at this moment: a copy (local) or an upload
+        (aws), never a link to a file that can still change. The stat before and after
+        (size, mtime, ctime, inode) tells whether the file held still while it was read;
+        the probe before it is then a probe of the snapshot too.
+        """
         path = record.path
-        try:
-            st = path.stat()
-        except FileNotFoundError as exc:
-            raise MediaError("the file was deleted before it could be uploaded") from exc
-        except OSError as exc:
-            raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
-        if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
-            raise MediaError("the file changed before upload; its new version is taken separately")
-        if st.st_size == 0:
-            raise MediaError("the file is empty")
-        source = probe(path)
-        for preset in map(presets.get, record.presets):
-            preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch (no audio…)
         key = record.input_key or keys.input_key(record.id, path)
         job_id = record.job_id or uuid.uuid4().hex
-        # The output names are known now: recorded with the key, before anything is sent.
+        # The output names are known now: recorded with the key, before anything is stored.
         names = _output_names(job_id, path, record.presets)
         self._advance(
             record, FileState.UPLOADING, input_key=key, job_id=job_id, outputs=names, durable=True
         )
-        progress = _Bytes(self.hooks, path, "uploading", st.st_size)
-        self.backend.store.upload(path, self.backend.store.input_bucket, key, progress)
-        self._advance(record, FileState.UPLOADED)
-        # Only this thread changes these fields: no need to read them back.
-        uploaded = replace(
-            record, state=FileState.UPLOADED, input_key=key, job_id=job_id, outputs=names
+        store = self.backend.store
+        for attempt in range(1, TAKE_ATTEMPTS + 1):
+            before = _source_stat(path)
+            source = probe(path)
+            for preset in map(presets.get, record.presets):
+                preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch
+            progress = _Bytes(self.hooks, path, "uploading", before.st_size)
+            digest = store.take(path, store.input_bucket, key, progress)
+            with self._intake:
+                if _held_still(path, before):
+                    self.journal.taken(record.id, before, digest)
+                    taken = replace(
+                        record,
+                        state=FileState.UPLOADING,
+                        input_key=key,
+                        job_id=job_id,
+                        outputs=names,
+                        content_hash=digest,
+                        size=before.st_size,
+                        mtime_ns=before.st_mtime_ns,
+                        ctime_ns=before.st_ctime_ns,
+                        dev=before.st_dev,
+                        ino=before.st_ino,
+                    )
+                    return taken, source
+            log.info("%s changed while it was taken; taking it again", record.name)
+            if self._stop.wait(TAKE_PAUSE_SECONDS * attempt):
+                return None
+        raise MediaError(
+            f"the file kept changing while it was taken ({TAKE_ATTEMPTS} tries); "
+            "it is taken again once it is written in full"
         )
-        self._submit(uploaded, source)
+
+    def _reuse(self, record: FileRecord) -> bool:
+        """Done without a transcode of its own if its content was done (or is being done)
+        before for this destination: True when finished so, or waiting for that file.
+
+        The same file renamed (same device and inode), or the same name written again
+        with what it held, already has its output: nothing is made. Another file with the
+        same content (a copy under another name) gets its own output, a copy of that one.
+        A file waits only for one that does not wait itself, the oldest first.
+        """
+        older, newer = self.journal.same_content(record)
+        others = older + newer
+        same = [o for o in others if (o.dev, o.ino) == (record.dev, record.ino)]
+        same += [o for o in others if o.path == record.path and o not in same]
+        for other in reversed(same or others):
+            if other.state == FileState.CLEANED and _outputs_exist(other):
+                if same:
+                    self._known_content(record, other)
+                    return True
+                if self._copy_outputs(record, other):
+                    return True
+        with self._cond:
+            # Never one that waits itself: two copies taken at once never wait for each other.
+            waiting = set().union(*self._waiting.values())
+            in_flight = [
+                o
+                for o in (same or others)
+                if o.id in self._active and o.id not in waiting and o.id != record.id
+            ]
+            if in_flight:
+                first = in_flight[0]
+                self._waiting.setdefault(first.id, set()).add(record.id)
+                log.info("%s: same content as %s; waiting for it", record.name, first.name)
+                return True
+        return False
+
+    def _known_content(self, record: FileRecord, other: FileRecord) -> None:
+        """A rename (or rewrite with the same bytes) of a file done before: its output is it."""
+        if other.path != record.path:
+            log.warning(
+                "%s: renamed from %s, which was done before (%s); not transcoded again",
+                record.name,
+                other.name,
+                ", ".join(Path(p).name for p in other.outputs.values()),
+            )
+        else:
+            log.info("%s: content unchanged since it was done; skipped", record.name)
+        done = replace(record, state=FileState.DONE, outputs=other.outputs, same_as=other.name)
+        self._advance(record, FileState.DONE, outputs=other.outputs, same_as=other.name)
+        self._clean(done)
+
+    def _copy_outputs(self, record: FileRecord, other: FileRecord) -> bool:
+        """Give ``record`` a copy of each of ``other``'s outputs (same content, same presets),
+        placed as its own outputs are: temp name in OUT, then a name nobody uses.
+
+        False (nothing placed) if one of them cannot be read: then it is transcoded.
+        """
+        assert record.job_id is not None
+        _remove_parts(record.out_dir, record.job_id)
+        theirs = list(other.outputs.values())
+        if len(theirs) != len(record.outputs):
+            return False
+        placed: dict[str, str] = {}
+        for (key, target), src in zip(record.outputs.items(), theirs, strict=True):
+            final = Path(target)
+            if final.is_absolute() and final.exists():
+                placed[key] = target  # placed before a crash, recorded, not finished
+                continue
+            final = _free_name(record.out_dir / final.name)
+            tmp = record.out_dir / f".{_clip(final.name)}.{record.job_id}{PART_SUFFIX}"
+            try:
+                if Path(src).is_dir():
+                    files.snapshot_tree(Path(src), tmp)
+                    final = _place_folder(tmp, final)
+                else:
+                    files.snapshot(Path(src), tmp)
+                    final = _place(tmp, final)
+            except FileNotFoundError:  # deleted from OUT meanwhile: transcode after all
+                _remove(tmp)
+                for made in placed.values():
+                    _remove(Path(made))  # copies made just now, so they are transcoded too
+                self.journal.advance(record.id, record.state, outputs=record.outputs)
+                return False
+            except OSError as exc:
+                _remove(tmp)
+                reason = exc.strerror or exc
+                raise OutputError(f"cannot write into {record.out_dir}: {reason}") from exc
+            placed[key] = str(final)
+            self.journal.advance(
+                record.id, record.state, outputs={**record.outputs, **placed}, durable=True
+            )
+        log.warning(
+            "%s: same content as %s; its output copied to %s (not transcoded again)",
+            record.name,
+            other.name,
+            ", ".join(Path(p).name for p in placed.values()),
+        )
+        done = replace(record, state=FileState.DONE, outputs=placed, same_as=other.name)
+        self._advance(record, FileState.DONE, outputs=placed, same_as=other.name, durable=True)
+        self._clean(done)
+        return True
 
     def _submit(self, record: FileRecord, source: MediaInfo | None = None) -> None:
         """``source``: the upload step's probe of the same file (on a resume, probed again).
@@ -525,8 +725,7 @@ class Pipeline:
     def _clean(self, record: FileRecord) -> None:
         self._delete_objects(record)
         self._handle_source(record)
-        names = ", ".join(Path(p).name for p in record.outputs.values())
-        self._advance(record, FileState.CLEANED, detail=names)
+        self._advance(record, FileState.CLEANED, detail=_done_detail(record))
         self._finished(record.id)
 
     def _handle_source(self, record: FileRecord) -> None:
@@ -727,6 +926,7 @@ class Pipeline:
         outputs: dict[str, str] | None = None,
         expect: FileState | None = None,
         durable: bool = False,
+        same_as: str | None = None,
     ) -> None:
         if self.journal.advance(
             record.id,
@@ -737,6 +937,7 @@ class Pipeline:
             detail=detail,
             expect=expect,
             durable=durable,
+            same_as=same_as,
         ):
             self.hooks.on_state(
                 path=record.path,
@@ -749,8 +950,11 @@ class Pipeline:
     def _finished(self, fid: str) -> None:
         with self._cond:
             self._active.discard(fid)
+            waiting = self._waiting.pop(fid, set())
             if any(not (wanted & self._active) for wanted in self._awaited):
                 self._cond.notify_all()
+        for other in waiting:  # files of the same content: their output is a copy of this one
+            self._schedule(other)
 
 
 class _Timer:
@@ -809,6 +1013,47 @@ class _Bytes:
         self.hooks.on_progress(path=self.path, stage=self.stage, fraction=self.done / self.total)
 
 
+def _source_stat(path: Path) -> os.stat_result:
+    """The source as it is before it is taken; MediaError if it cannot be."""
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise MediaError("the file was deleted before it could be uploaded") from exc
+    except OSError as exc:
+        raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
+    if st.st_size == 0:
+        raise MediaError("the file is empty")
+    try:  # a stat needs no read permission: say so plainly, before a probe garbles it
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
+    return st
+
+
+def _held_still(path: Path, before: os.stat_result) -> bool:
+    """Nothing wrote to, replaced or renamed over ``path`` since ``before`` (ctime moves on
+    every write, even one that puts the old size and mtime back)."""
+    try:
+        after = path.stat()
+    except OSError:
+        return False
+    return _version(after) == _version(before)
+
+
+def _version(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _outputs_exist(record: FileRecord) -> bool:
+    return bool(record.outputs) and all(Path(p).exists() for p in record.outputs.values())
+
+
+def _done_detail(record: FileRecord) -> str:
+    """What a finished file's line says: its outputs, and where they came from if copied."""
+    names = ", ".join(Path(p).name for p in record.outputs.values())
+    return f"{names} (same content as {record.same_as})" if record.same_as else names
+
+
 def reset_failed(journal: Journal, record: FileRecord) -> None:
     """Put a failed file back at the start, as it is on disk now."""
     try:
@@ -819,22 +1064,10 @@ def reset_failed(journal: Journal, record: FileRecord) -> None:
     journal.reset(record.id, record.path, size, mtime_ns)
 
 
-def source_hash(path: Path, size: int) -> str:
-    """The content hash outputs are stamped with: the same identity ``add`` gives a file.
-
-    The seam for the full-content hash (``keys.content_hash``): ``add``, ``_submit`` and
-    ``_delivered_before`` must all use one and the same.
-    """
-    return keys.fingerprint(path, size)
-
-
 def _content_hash(record: FileRecord) -> dict[str, str]:
-    """The job's ``contentHash``, for workers to stamp the outputs with; none when the
-    file is gone (a resumed job): its outputs then carry the preset digest alone."""
-    try:
-        return {"contentHash": source_hash(record.path, record.size)}
-    except OSError:
-        return {}
+    """The job's ``contentHash``, for workers to stamp the outputs with (the BLAKE3 of the
+    snapshot); none for a record taken by an older release."""
+    return {"contentHash": record.content_hash} if record.content_hash else {}
 
 
 def _clip(name: str, limit: int = 100) -> str:

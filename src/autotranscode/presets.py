@@ -11,6 +11,7 @@ Most presets make one file; ``hls`` and ``thumbnails`` make a folder of files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -23,6 +24,11 @@ from .errors import ConfigError, MediaError
 from .media import MediaInfo
 
 DEFAULT_PRESET = "web-720p"
+#: Part of every preset's digest: bump it when ``ffmpeg_args`` changes what a preset makes,
+#: so files done with the old recipe are done again with the new one.
+RECIPE_VERSION = 1
+#: Preset fields that name or describe it but do not change its output.
+_NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec"})
 
 Kind = Literal["video", "audio", "image", "hls", "thumbnails"]
 #: Folder outputs: the job's output key names a folder of objects.
@@ -227,6 +233,23 @@ class Preset:
             str(folder / "%v" / "index.m3u8"),
         ]
         return args
+
+
+def digest(preset: Preset) -> str:
+    """16 hex digits that change whenever what ``preset`` makes changes.
+
+    Part of a file's identity: a custom preset changed from crf 26 to crf 30 makes a new
+    output instead of "done already". Every field counts except the ones that only name
+    or describe the preset, so a field added later counts without anyone remembering to
+    add it here; the custom ``spec`` is left out as its effect is in the resolved fields.
+    """
+    fields = {
+        f.name: getattr(preset, f.name)
+        for f in dataclasses.fields(preset)
+        if f.name not in _NOT_IN_OUTPUT
+    }
+    text = json.dumps({"recipe": RECIPE_VERSION, **fields}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _per_stream(args: tuple[str, ...], spec: str) -> list[str]:
@@ -453,32 +476,3 @@ def check_extra_args(preset_id: str, extra: object) -> tuple[str, ...]:
                 f"preset {preset_id}: {option} {value} is not allowed (options allowed: {allowed})"
             )
     return tuple(extra)
-
-
-#: Bumped whenever ``ffmpeg_args`` changes what a preset's outputs are made of, so that
-#: outputs made by the old command line no longer count as this preset's.
-RECIPE_VERSION = 1
-#: Everything of a preset that changes its output (not its name, description or aliases).
-_DIGEST_FIELDS = (
-    "extension",
-    "kind",
-    "video_codec",
-    "audio_codec",
-    "height",
-    "max_bitrate_k",
-    "audio_bitrate_k",
-    "faststart",
-    "video_args",
-    "extra_args",
-    "interval",
-    "ladder",
-)
-
-
-def digest(preset: Preset) -> str:
-    """What the preset makes, as 16 hex digits: outputs carry it, so an output folder tells
-    which of its files a preset made, under whatever name or id it had then."""
-    recipe = {name: getattr(preset, name) for name in _DIGEST_FIELDS}
-    recipe["recipe_version"] = RECIPE_VERSION
-    text = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=list)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from autotranscode import keys
 from autotranscode import settings as settings_mod
 from autotranscode.backends import local
 from autotranscode.backends.base import Received
@@ -99,21 +100,28 @@ def test_topic_delivers_to_the_notification_queue(backend: LocalBackend) -> None
 # --- store ---------------------------------------------------------------------------------------
 
 
-def test_upload_is_a_hard_link_and_leaves_the_source_alone(
+def test_upload_is_a_snapshot_that_a_later_rewrite_leaves_alone(
     store: FolderStore, source: Path
 ) -> None:
+    """A copy (a reflink where it can be), never a hard link: the source written in place
+    after it was taken must not change the job's input."""
     before = source.stat()
     content = source.read_bytes()
     moved: list[int] = []
     key = f"inputs/abc/{source.name}"
-    store.upload(source, store.input_bucket, key, progress=moved.append)
+    digest = store.take(source, store.input_bucket, key, progress=moved.append)
 
     stored = store.root / store.input_bucket / key
-    assert stored.stat().st_ino == source.stat().st_ino
+    assert stored.stat().st_ino != source.stat().st_ino
+    assert digest == keys.content_hash(source)
+    with source.open("r+b") as fh:  # rewritten in place, as `cp other source` does
+        fh.write(b"X" * 64)
+    assert stored.read_bytes() == content
+    assert keys.content_hash(stored) == digest
+    source.write_bytes(content)
     assert source.exists()
     assert source.read_bytes() == content
-    after = source.stat()
-    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert source.stat().st_size == before.st_size
     assert sum(moved) == len(content)
     assert store.size(store.input_bucket, key) == len(content)
     assert store.keys(store.input_bucket) == [key]

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from autotranscode import transcoder
+from autotranscode import keys, transcoder
 from autotranscode import worker as worker_mod
 from autotranscode.backends import Backend, open_backend
 from autotranscode.errors import TranscodeError
@@ -517,3 +517,53 @@ def test_two_copies_of_one_job_in_one_worker_write_apart(
         assert len(set(outputs)) == 2, outputs
         assert pipe.wait([fid], timeout=WAIT)
         assert pipe.outcome(fid).state == FileState.CLEANED
+
+
+def test_a_file_written_while_it_is_taken_is_taken_again_once_it_holds_still(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """A writer still appending when the take starts: the snapshot and hash of a moving
+    file are not kept; the take starts over until the file holds still."""
+    source = tmp_path / "growing.mp4"
+    shutil.copyfile(clips["h264.mp4"].path, source)
+
+    def append() -> None:
+        with source.open("ab") as fh:
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+                time.sleep(0.002)
+
+    out = tmp_path / "out"
+    writer = threading.Thread(target=append)
+    with running(settings, out) as (pipe, backend, journal):
+        writer.start()
+        fid = pipe.add(source)
+        assert pipe.wait([fid], timeout=WAIT)
+        writer.join()
+        record = journal.get(fid)
+        assert record is not None and record.state == FileState.CLEANED, record
+        assert record.content_hash == keys.content_hash(source)
+        assert record.size == source.stat().st_size
+        assert_no_leftovers(backend)
+    check_output(out / "growing.mp4", clips["h264.mp4"])
+
+
+def test_a_file_done_by_a_release_without_content_hashes_is_not_done_again(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """After an upgrade, kept sources the old journal finished (by size and mtime) stay
+    done: no second transcode into "(1)" names."""
+    source = tmp_path / "kept.mp4"
+    shutil.copyfile(clips["h264.mp4"].path, source)
+    st = source.stat()
+    out = tmp_path / "out"
+    old = Journal(settings.state_dir / "journal.db")
+    old.record("old", source, out.resolve(), ("web-720p",), st.st_size, st.st_mtime_ns)
+    old.advance("old", FileState.CLEANED)
+    old.close()
+    with running(settings, out) as (pipe, _backend, journal):
+        assert pipe.add(source) == "old"
+        assert journal.counts() == {FileState.CLEANED: 1}
+    assert not out.exists() or list(out.iterdir()) == []

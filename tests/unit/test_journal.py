@@ -419,3 +419,63 @@ def test_supersede_failed_cleans_up_a_journal_from_before(db: Path, journal: Jou
     assert journal.supersede_failed() == 2
     assert sorted(r.id for r in journal.recent(10, FileState.FAILED)) == ["alone", "whole"]
     assert journal.supersede_failed() == 0
+
+
+def test_an_older_journal_gets_the_new_columns_and_keeps_its_files(db: Path) -> None:
+    """A journal made before content hashes existed opens, migrated, with its history."""
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE files (
+                id TEXT PRIMARY KEY, path TEXT NOT NULL, out_dir TEXT NOT NULL,
+                presets TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                state TEXT NOT NULL, job_id TEXT UNIQUE, input_key TEXT,
+                outputs TEXT NOT NULL DEFAULT '{}', reason TEXT,
+                created_at REAL NOT NULL, updated_at REAL NOT NULL
+            );
+            INSERT INTO files VALUES ('old', '/drop/a.mp4', '/done', 'web-720p', 5, 6,
+                'CLEANED', 'j1', 'inputs/old/a.mp4', '{}', NULL, 1.0, 1.0);
+            """
+        )
+    conn.close()
+    for _ in range(2):  # a second open finds them there
+        journal = Journal(db)
+        try:
+            old = journal.get("old")
+            assert old is not None and old.state == FileState.CLEANED
+            assert (old.content_hash, old.dev, old.ino, old.ctime_ns) == (None, 0, 0, 0)
+            assert old.digests == () and old.same_as is None and not old.forced
+        finally:
+            journal.close()
+
+
+def test_a_take_records_the_version_and_content_that_identify_a_file(
+    journal: Journal, tmp_path: Path
+) -> None:
+    source = tmp_path / "a.mp4"
+    source.write_bytes(b"content")
+    st = source.stat()
+    first, _ = journal.record(
+        "f1", source, Path("/done"), PRESETS, 1, 1, digests=("d1", "d2"), dev=st.st_dev
+    )
+    assert not first.same_version(st)
+    journal.taken("f1", st, "h" * 64)
+    taken = journal.get("f1")
+    assert taken is not None and taken.same_version(st) and taken.content_hash == "h" * 64
+    assert journal.latest(source, Path("/done"), PRESETS, ("d1", "d2")) == taken
+    assert journal.latest(source, Path("/done"), PRESETS, ("d1", "changed")) is None
+
+    journal.record("f2", tmp_path / "b.mp4", Path("/done"), PRESETS, 1, 1, digests=("d1", "d2"))
+    journal.taken("f2", st, "h" * 64)
+    taken_copy = journal.get("f2")
+    assert taken_copy is not None
+    taken_first = journal.get("f1")
+    assert taken_first is not None
+    assert [[r.id for r in rs] for rs in journal.same_content(taken_copy)] == [["f1"], []]
+    assert [[r.id for r in rs] for rs in journal.same_content(taken_first)] == [[], ["f2"]]
+    journal.fail("f1", "broken")
+    assert journal.same_content(taken_copy) == ([], [])
+    journal.advance("f2", FileState.DONE, same_as="a.mp4")
+    done = journal.get("f2")
+    assert done is not None and done.same_as == "a.mp4"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
+import blake3
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -230,21 +231,26 @@ def test_file_id_differs_when_the_content_or_destination_differs(
     assert keys.file_id(identity, data.draw(_texts.filter(lambda t: t != dest))) != fid
 
 
-def test_fingerprint_follows_content_not_name(tmp_path: Path) -> None:
-    data = bytes(range(256)) * 20_000  # 5 MB: the three samples do not overlap
+def test_content_hash_follows_the_whole_content_not_the_name(tmp_path: Path) -> None:
+    """Every byte counts: the old sampled fingerprint missed edits between its samples."""
+    data = bytes(range(256)) * 40_000  # 10 MB: several hash chunks
     a, b = tmp_path / "a.mov", tmp_path / "renamed.mov"
     a.write_bytes(data)
     b.write_bytes(data)
-    assert keys.fingerprint(a, len(data)) == keys.fingerprint(b, len(data))
-    for offset in (0, len(data) // 2, len(data) - 1):
+    assert keys.content_hash(a) == keys.content_hash(b) == blake3.blake3(data).hexdigest()
+    assert keys.content_hash(b, mapped=True) == keys.content_hash(a)
+    for offset in (0, 2 * 1024 * 1024 + 5, len(data) // 2, keys.HASH_CHUNK, len(data) - 1):
         changed = bytearray(data)
         changed[offset] ^= 0xFF
         b.write_bytes(changed)
-        assert keys.fingerprint(b, len(data)) != keys.fingerprint(a, len(data)), offset
+        assert keys.content_hash(b) != keys.content_hash(a), offset
+        assert keys.content_hash(b, mapped=True) == keys.content_hash(b), offset
 
 
-def test_fingerprint_of_small_and_empty_files(tmp_path: Path) -> None:
+def test_content_hash_of_small_and_empty_files(tmp_path: Path) -> None:
     small, empty = tmp_path / "s", tmp_path / "e"
     small.write_bytes(b"abc")
     empty.write_bytes(b"")
-    assert keys.fingerprint(small, 3) != keys.fingerprint(empty, 0)
+    assert keys.content_hash(small) != keys.content_hash(empty)
+    assert keys.content_hash(empty, mapped=True) == keys.content_hash(empty)
+    assert len(keys.content_hash(empty)) == 64

@@ -194,3 +194,25 @@ def test_output_height_of_a_preset_without_a_bound_keeps_the_source_made_even() 
 def test_output_height_is_none_for_audio() -> None:
     assert presets.get("audio-aac").output_height(_video(height=1080)) is None
     assert presets.get("web-720p").output_height(AUDIO_ONLY) is None
+
+
+# --- digest --------------------------------------------------------------------------------------
+
+
+def test_digest_changes_with_what_a_preset_makes_and_only_with_that() -> None:
+    """Part of a file's identity: a changed crf must make a new output, a new description not."""
+    base = presets.get("web-720p")
+    crf26 = presets.build("mine", {"extends": "web-720p", "crf": 26})
+    crf30 = presets.build("mine", {"extends": "web-720p", "crf": 30})
+    described = presets.build("mine", {"extends": "web-720p", "description": "ours"})
+    digests = {presets.digest(p) for p in (base, crf26, crf30)}
+    assert len(digests) == 3
+    assert all(len(d) == 16 and int(d, 16) >= 0 for d in digests)
+    assert presets.digest(described) == presets.digest(base)  # same output, other words
+    assert presets.digest(crf26) == presets.digest(
+        presets.build("mine", {"extends": "web-720p", "crf": 26})
+    )
+    wider = presets.build("mine", {"extends": "web-720p", "extra_args": ["-g", "50"]})
+    assert presets.digest(wider) != presets.digest(base)
+    all_digests = [presets.digest(p) for p in presets.CATALOG.values()]
+    assert len(set(all_digests)) == len(all_digests)

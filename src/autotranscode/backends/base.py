@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import keys
+
 #: Called with the number of bytes moved since the last call.
 ProgressCallback = Callable[[int], None]
 
@@ -110,6 +112,19 @@ class ObjectStore(abc.ABC):
         self, path: Path, bucket: str, key: str, progress: ProgressCallback | None = None
     ) -> None:
         """Store a copy of ``path``; the file itself is left as it is."""
+
+    def take(
+        self, path: Path, bucket: str, key: str, progress: ProgressCallback | None = None
+    ) -> str:
+        """Store a snapshot of ``path`` and return the BLAKE3 (hex) of what was read.
+
+        Here: hash, then upload, two reads; the caller compares the file's stat before and
+        after, so both reads saw the same content. A store that copies locally overrides
+        this to copy once and hash the copy, exactly what will be transcoded.
+        """
+        digest = keys.content_hash(path)
+        self.upload(path, bucket, key, progress)
+        return digest
 
     @abc.abstractmethod
     def put(self, path: Path, bucket: str, key: str) -> None:

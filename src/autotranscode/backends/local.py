@@ -3,7 +3,9 @@
 It keeps SQS's semantics (visibility leases, receive counts, a dead-letter
 queue), so the pipeline and workers behave the same on both backends, and
 several processes sharing one state dir (``run`` plus ``worker``) work too.
-Objects are hard-linked or renamed into place, never copied when avoidable.
+Inputs are copied into the store (a reflink where the filesystem can): a snapshot, as
+a hard link to the source would let a later rewrite of the source change the job's
+input. Outputs are renamed or hard-linked into place, never copied when avoidable.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
+from .. import keys
 from ..db import Database
 from ..errors import ObjectMissing, QueueError, StorageError
+from ..files import snapshot
 from ..procs import CRASHES_FOLDER, pid_alive
 from ..settings import Settings
 from .base import Backend, MessageQueue, ObjectStore, ProgressCallback, Received, Topic
@@ -405,11 +409,27 @@ class FolderStore(ObjectStore):
     def upload(
         self, path: Path, bucket: str, key: str, progress: ProgressCallback | None = None
     ) -> None:
+        self._copy_in(path, bucket, key, progress)
+
+    def take(
+        self, path: Path, bucket: str, key: str, progress: ProgressCallback | None = None
+    ) -> str:
+        """Copy once, then hash the copy: the hash is of exactly what will be transcoded, and
+        the copy is ours, so it is read through mmap (a user's file could be cut short under
+        a mapping, which kills the process)."""
+        dest = self._copy_in(path, bucket, key, progress)
+        try:
+            return keys.content_hash(dest, mapped=True)
+        except OSError as exc:
+            raise StorageError(f"cannot read {key} back from {self.root}: {exc}") from exc
+
+    def _copy_in(
+        self, path: Path, bucket: str, key: str, progress: ProgressCallback | None
+    ) -> Path:
         dest = self._path(bucket, key)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            # os.link() links a symlink itself on Linux, not its target: resolve it first.
-            _link_or_copy(Path(os.path.realpath(path)), dest)
+            snapshot(path, dest)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 dest.unlink()  # a partial copy would only keep the disk full
@@ -418,6 +438,7 @@ class FolderStore(ObjectStore):
             ) from exc
         if progress:
             progress(dest.stat().st_size)
+        return dest
 
     def put(self, path: Path, bucket: str, key: str) -> None:
         dest = self._path(bucket, key)
