@@ -330,7 +330,7 @@ def test_on_success_move_failing_after_delivery_is_a_warning(
 
     retried = as_nobody(world_dir, "retry", "--all-failed", *common)
     assert retried.returncode == 0, retried
-    assert retried.stdout.strip() == "no failed files to retry", retried
+    assert retried.stdout.strip() == "no failed or unfinished files to retry", retried
     assert names(out) == ["clip1.mp4"]
 
 
@@ -371,5 +371,5 @@ def test_a_file_appended_in_bursts_is_taken_whole_and_retry_makes_no_duplicates(
 
     retried = cli.run("retry", "--all-failed")
     assert retried.returncode == 0, retried
-    assert retried.stdout.strip() == "no failed files to retry", retried
+    assert retried.stdout.strip() == "no failed or unfinished files to retry", retried
     assert names(out) == ["reopen.mp4"]
