@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,20 @@ class Database:
                 return self._connect().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise self._error(self._cannot("read", exc)) from exc
+
+    def add_columns(
+        self, table: str, columns: Mapping[str, str], indexes: Iterable[str] = ()
+    ) -> None:
+        """Bring ``table``, as an older version made it, up to date: ``ADD COLUMN`` for each
+        of ``columns`` (name -> type and default) it lacks, then ``indexes``. One write
+        transaction, so two processes opening the file at once never both add a column."""
+        with self.transaction() as conn:
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for name, sql_type in columns.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+            for statement in indexes:
+                conn.execute(statement)
 
     def close(self) -> None:
         """Close the connection (a later use opens it again)."""

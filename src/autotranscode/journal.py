@@ -171,17 +171,7 @@ class Journal:
             check=True,
             damaged_hint=REBUILD_HINT.format(state_dir=shlex.quote(str(path.parent))),
         )
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Add the columns of ``_ADDED_COLUMNS`` a journal lacks; one process at a time."""
-        with self.db.transaction() as conn:
-            have = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
-            for name, sql_type in _ADDED_COLUMNS.items():
-                if name not in have:
-                    conn.execute(f"ALTER TABLE files ADD COLUMN {name} {sql_type}")
-            for statement in _ADDED_INDEXES:
-                conn.execute(statement)
+        self.db.add_columns("files", _ADDED_COLUMNS, _ADDED_INDEXES)
 
     # -- intent ----------------------------------------------------------------------------------
 

@@ -506,15 +506,6 @@ class FolderStore(ObjectStore):
         return sorted(found)
 
 
-def _add_columns(db: Database) -> None:
-    """Columns a queues.db made by an older version lacks (their values start empty)."""
-    have = {str(row[1]) for row in db.query("PRAGMA table_info(messages)")}
-    for column, kind in _ADDED_COLUMNS.items():
-        if column not in have:
-            with contextlib.suppress(QueueError):  # another process added it meanwhile
-                db.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
-
-
 #: What faulthandler's first line names, as ``signal`` names it (the record says which).
 _FATAL = re.compile(r"Fatal Python error: ([^\n]+)")
 
@@ -551,7 +542,7 @@ class LocalBackend(Backend):
             )
         except OSError as exc:
             raise StorageError(f"cannot use state dir {root}: {exc}") from exc
-        _add_columns(self.db)
+        self.db.add_columns("messages", _ADDED_COLUMNS)
         crashes = root / CRASHES_FOLDER
         self.store = FolderStore(root / "store")
         self.doorbells = Doorbells(root / "doorbells")
