@@ -22,11 +22,11 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.request import pathname2url
 
 import boto3
 import pytest
 from cli_harness import DEADLINE, Cli, Proc, make_cli, wait_until
+from test_crash_resume import ffmpeg_running, query
 
 from conftest import FFMPEG, Clip
 
@@ -89,21 +89,6 @@ def local_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
 # --- the journal and the processes, seen from outside -----------------------------------------
 
 
-def query(state_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    """Rows from a database in the state dir, read-only; none while it is missing or busy."""
-    db = state_dir / "journal.db"
-    if not db.exists():
-        return []
-    try:
-        conn = sqlite3.connect(f"file:{pathname2url(str(db))}?mode=ro", uri=True, timeout=1)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return []
-
-
 def file_state(state_dir: Path) -> tuple[str, str | None] | None:
     rows = query(state_dir, "SELECT state, reason FROM files")
     if not rows:
@@ -112,28 +97,13 @@ def file_state(state_dir: Path) -> tuple[str, str | None] | None:
     return str(state), None if reason is None else str(reason)
 
 
-def ffmpeg_running(state_dir: Path) -> bool:
-    """An ffmpeg reading this state dir's store (local) or a worker's workdir (aws)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        is_ffmpeg = bool(argv) and os.path.basename(argv[0]).startswith(b"ffmpeg")
-        if is_ffmpeg and any(os.fsencode(str(state_dir)) in a for a in argv):
-            return True
-    return False
-
-
 def transcoding_or_finished(cli: Cli, proc: Proc) -> bool:
     """ffmpeg runs on the file; or the file finished (old versions failed it, not running
     ffmpeg again: the test then sees the failure, not a timeout)."""
     current = file_state(cli.state_dir)
     if current is not None and current[0] in ("CLEANED", "FAILED"):
         return True
-    return ffmpeg_running(cli.state_dir)
+    return ffmpeg_running(cli.state_dir, ())
 
 
 def assert_delivered(cli: Cli, out: Path, clip: Clip, extension: str) -> None:
