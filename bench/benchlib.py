@@ -169,7 +169,7 @@ def ffmpeg_version() -> str:
 
 
 def ffmpeg() -> str:
-    from autotranscode.transcoder import find_ffmpeg
+    from autotranscode.media.transcoder import find_ffmpeg
 
     return find_ffmpeg()
 

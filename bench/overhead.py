@@ -5,7 +5,7 @@ ffmpeg running the identical command line, on the same clip in the same run.
     .venv/bin/python bench/overhead.py --seconds 60 --rounds 5  # the full run
 
 The clip is 1080p ProRes 4:2:2 10-bit with PCM audio (ffmpeg's lavfi sources); the
-command line is ``autotranscode.transcoder.command(...)``, exactly what a worker runs.
+command line is ``autotranscode.media.transcoder.command(...)``, exactly what a worker runs.
 Rounds alternate which of the two goes first; the table shows medians, and the ratio
 is the median of each round's paired ratio (target: <= 1.03x), plus the fixed cost of
 a run measured on a 1 s clip.
@@ -31,9 +31,9 @@ from benchlib import (
     workdir,
 )
 
-from autotranscode import presets
-from autotranscode.media import probe
-from autotranscode.transcoder import command
+from autotranscode.media import presets
+from autotranscode.media.probe import probe
+from autotranscode.media.transcoder import command
 
 TARGET = 1.03
 

@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Any
 
-from autotranscode import worker
 from autotranscode.cli import entry
+from autotranscode.engines import worker
 from autotranscode.messages import State
 
 log = logging.getLogger("autotranscode.bench-probe")

@@ -6,7 +6,7 @@ run by ``xargs -P W`` with the same per-file command lines and the same concurre
 
 The clips are 3 s 640x360 H.264/AAC MP4s, each distinct (autotranscode identifies
 files by content). The bare side runs, for each clip, exactly the command line a
-worker runs (``autotranscode.transcoder.command``, what ``presets show`` prints),
+worker runs (``autotranscode.media.transcoder.command``, what ``presets show`` prints),
 ``W`` at a time through ``xargs -P W``; autotranscode runs ``transcode DIR --workers W``
 (local backend, default preset). Rounds alternate which goes first. Throughput is
 clips per second of wall time; the ratio is the median over rounds of each round's
@@ -34,9 +34,9 @@ from benchlib import (
     workdir,
 )
 
-from autotranscode import presets
-from autotranscode.media import probe
-from autotranscode.transcoder import command
+from autotranscode.media import presets
+from autotranscode.media.probe import probe
+from autotranscode.media.transcoder import command
 
 TARGET = 0.95
 SOURCE = ("-c:v", "libx264", "-preset", "fast", "-pix_fmt", "yuv420p")

@@ -193,7 +193,7 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, backend: st
 
 def check_output(path: Path, clip: Clip, max_height: int = 720) -> None:
     """A delivered output must be H.264/AAC (or AAC alone) of the right height and duration."""
-    from autotranscode.media import probe
+    from autotranscode.media.probe import probe
 
     info = probe(path)
     if clip.has_video:

@@ -26,20 +26,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import presets
 from . import settings as settings_mod
 from .backends import Backend, open_backend
 from .engines import open_engine
+from .engines.worker import Worker, WorkerPool, workdir_for
 from .errors import AutotranscodeError, ConfigError
 from .journal import FileState, Journal
-from .media import MediaInfo, ignored
+from .media import presets
+from .media.probe import MediaInfo, ignored
+from .media.transcoder import command, find_ffmpeg
 from .pipeline import DONE_FOLDER, Pipeline, reset_failed
 from .procs import crash_record, yield_cpu_to_ffmpeg
 from .progress import LogReporter, Reporter, RichReporter, Subscriber
 from .settings import Settings
 from .text import shown
-from .transcoder import command, find_ffmpeg
-from .worker import Worker, WorkerPool, workdir_for
 
 if TYPE_CHECKING:  # rich loads only for a terminal or a table: ~20 ms off every start
     from rich.console import Console, Group

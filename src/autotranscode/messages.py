@@ -18,7 +18,7 @@ from msgspec import Meta, field
 
 from . import keys
 from .errors import MessageError
-from .media import MediaInfo
+from .media.probe import MediaInfo
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024

@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .media import read_stamp
-from .stamps import Stamp
+from .media.probe import read_stamp
+from .media.stamps import Stamp
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import files, keys, outbox, presets
+from . import files, keys, outbox
 from .backends import Backend, Received
 from .engines import Engine, WorkersEngine
 from .errors import (
@@ -40,7 +40,8 @@ from .errors import (
     OutputError,
 )
 from .journal import RESUBMIT, FileRecord, FileState, Journal
-from .media import MediaInfo, NotRegularFile, not_regular, probe
+from .media import presets
+from .media.probe import MediaInfo, NotRegularFile, not_regular, probe
 from .messages import DetectedProperties, Input, Job, JobOutput, Notification, State
 from .procs import yield_cpu_to_ffmpeg
 from .progress import Subscriber

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.request import pathname2url
 
-from . import keys, outbox, presets
+from . import keys, outbox
 from .backends import ObjectStore
 from .db import damaged
 from .errors import ConfigError, JournalError, StorageError
 from .journal import FileState, Journal
+from .media import presets
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, field
 
-from . import presets
 from .errors import ConfigError
-from .media import DEFAULT_EXTENSIONS
+from .media import presets
+from .media.probe import DEFAULT_EXTENSIONS
 from .messages import MAX_OUTPUTS, located
 
 ENV_PREFIX = "AUTOTRANSCODE_"

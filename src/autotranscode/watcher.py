@@ -32,7 +32,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from .media import ignored, not_regular
+from .media.probe import ignored, not_regular
 from .progress import Subscriber
 
 log = logging.getLogger(__name__)

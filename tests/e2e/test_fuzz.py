@@ -21,7 +21,7 @@ import pytest
 from cli_harness import Cli, make_cli
 
 from autotranscode.errors import ProbeError
-from autotranscode.media import DEFAULT_EXTENSIONS, probe
+from autotranscode.media.probe import DEFAULT_EXTENSIONS, probe
 
 from conftest import Clip
 

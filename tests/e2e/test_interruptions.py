@@ -107,7 +107,7 @@ def transcoding_or_finished(cli: Cli, proc: Proc) -> bool:
 
 
 def assert_delivered(cli: Cli, out: Path, clip: Clip, extension: str) -> None:
-    from autotranscode.media import probe
+    from autotranscode.media.probe import probe
 
     assert file_state(cli.state_dir) == ("CLEANED", None), file_state(cli.state_dir)
     outputs = sorted(p.name for p in out.iterdir())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from autotranscode import presets
 from autotranscode.errors import ConfigError
-from autotranscode.media import probe
-from autotranscode.transcoder import find_ffmpeg, transcode
+from autotranscode.media import presets
+from autotranscode.media.probe import probe
+from autotranscode.media.transcoder import find_ffmpeg, transcode
 
 from conftest import FFMPEG, Clip
 

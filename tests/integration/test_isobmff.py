@@ -9,7 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from autotranscode import isobmff, media
+from autotranscode.media import isobmff
+from autotranscode.media import probe as media
 
 from conftest import FFMPEG, Clip
 

@@ -14,15 +14,16 @@ import msgspec
 import pytest
 from botocore.stub import ANY, Stubber
 
-from autotranscode import cloud, presets
+from autotranscode import cloud
 from autotranscode import settings as settings_mod
 from autotranscode.backends.aws import AwsBackend
 from autotranscode.engines import open_engine
 from autotranscode.engines.mediaconvert import META_CLIENT, META_INPUT, META_JOB, MediaConvertEngine
 from autotranscode.journal import FileState, Journal
-from autotranscode.media import probe
+from autotranscode.media import presets
+from autotranscode.media.probe import probe
+from autotranscode.media.transcoder import find_ffmpeg, transcode
 from autotranscode.pipeline import Pipeline
-from autotranscode.transcoder import find_ffmpeg, transcode
 
 from conftest import Clip, check_output
 

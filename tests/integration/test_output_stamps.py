@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from autotranscode import outbox, presets
-from autotranscode.media import probe, read_stamp
-from autotranscode.stamps import Stamp
-from autotranscode.transcoder import find_ffmpeg, transcode
+from autotranscode import outbox
+from autotranscode.media import presets
+from autotranscode.media.probe import probe, read_stamp
+from autotranscode.media.stamps import Stamp
+from autotranscode.media.transcoder import find_ffmpeg, transcode
 
 from conftest import Clip
 

@@ -15,17 +15,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from autotranscode import keys, transcoder
-from autotranscode import worker as worker_mod
+from autotranscode import keys
 from autotranscode.backends import Backend, open_backend
+from autotranscode.engines import worker as worker_mod
+from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.errors import TranscodeError
 from autotranscode.journal import FileState, Journal
-from autotranscode.media import MediaInfo, probe, read_stamp
+from autotranscode.media import transcoder
+from autotranscode.media.probe import MediaInfo, probe, read_stamp
+from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import parse_job
 from autotranscode.pipeline import Pipeline
 from autotranscode.settings import Settings
-from autotranscode.transcoder import find_ffmpeg
-from autotranscode.worker import Worker, WorkerPool
 
 from conftest import Clip, backend_settings, check_output
 

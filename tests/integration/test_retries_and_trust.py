@@ -26,12 +26,12 @@ import pytest
 from autotranscode import settings as settings_mod
 from autotranscode.backends import Backend, open_backend
 from autotranscode.backends.aws import AwsBackend
+from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.journal import FileState, Journal
+from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import Input, Job, JobOutput
 from autotranscode.pipeline import Pipeline
 from autotranscode.settings import Settings
-from autotranscode.transcoder import find_ffmpeg
-from autotranscode.worker import Worker, WorkerPool
 
 from conftest import Clip, backend_settings, check_output
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from autotranscode import media, presets, transcoder
 from autotranscode.errors import ConfigError, MediaError, ProbeError, TranscodeError
-from autotranscode.media import MediaInfo
+from autotranscode.media import presets, transcoder
+from autotranscode.media import probe as media
+from autotranscode.media.probe import MediaInfo
 
 #: conftest's clips (a ``Clip`` each: path, duration, height, has_audio, has_video).
 Clip = Any

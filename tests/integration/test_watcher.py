@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from autotranscode import settings as settings_mod
-from autotranscode.media import ignored
+from autotranscode.media.probe import ignored
 from autotranscode.watcher import Watcher
 
 SETTLE = 0.3

@@ -11,7 +11,6 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from autotranscode import presets
 from autotranscode.engines.mediaconvert import (
     META_CLIENT,
     META_INPUT,
@@ -22,7 +21,8 @@ from autotranscode.engines.mediaconvert import (
     parse_event,
 )
 from autotranscode.errors import ConfigError, MediaError, MessageError, QueueError
-from autotranscode.media import MediaInfo
+from autotranscode.media import presets
+from autotranscode.media.probe import MediaInfo
 from autotranscode.messages import Input, Job, JobOutput, State
 
 ROLE = "arn:aws:iam::123456789012:role/studio-mediaconvert"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from autotranscode import messages
 from autotranscode.errors import MessageError
-from autotranscode.media import MediaInfo
+from autotranscode.media.probe import MediaInfo
 from autotranscode.messages import (
     DetectedProperties,
     Input,

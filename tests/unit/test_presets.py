@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from autotranscode import presets
 from autotranscode.errors import ConfigError, MediaError
-from autotranscode.media import MediaInfo
-from autotranscode.presets import Preset
+from autotranscode.media import presets
+from autotranscode.media.presets import Preset
+from autotranscode.media.probe import MediaInfo
 
 
 def _video(

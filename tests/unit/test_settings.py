@@ -8,9 +8,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from autotranscode import presets, settings
+from autotranscode import settings
 from autotranscode.errors import ConfigError
-from autotranscode.media import DEFAULT_EXTENSIONS
+from autotranscode.media import presets
+from autotranscode.media.probe import DEFAULT_EXTENSIONS
 from autotranscode.messages import MAX_OUTPUTS
 from autotranscode.settings import Settings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from autotranscode import presets
-from autotranscode.stamps import (
+from autotranscode.media import presets
+from autotranscode.media.stamps import (
     Stamp,
     read_jpeg_comment,
     read_sidecar,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 
-from ..media import MediaInfo
+from ..media.probe import MediaInfo
 from ..messages import Job, Notification
 
 

@@ -16,9 +16,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .. import keys, presets
+from .. import keys
 from ..errors import ConfigError, MediaError, MessageError, QueueError
-from ..media import MediaInfo
+from ..media import presets
+from ..media.probe import MediaInfo
 from ..messages import MAX_DETAIL, Job, Notification, State, notification_from
 from .base import Engine
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..backends import Backend
-from ..media import MediaInfo
+from ..media.probe import MediaInfo
 from ..messages import Job, Notification, parse_notification
 from .base import Engine
 

@@ -24,9 +24,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import presets
-from .backends import Backend, MessageQueue, Received
-from .errors import (
+from ..backends import Backend, MessageQueue, Received
+from ..errors import (
     AutotranscodeError,
     ConfigError,
     FfmpegKilled,
@@ -34,11 +33,12 @@ from .errors import (
     ObjectMissing,
     StorageError,
 )
-from .media import MediaInfo, probe
-from .messages import MAX_DETAIL, Job, Notification, OutputStatus, State, parse_job
-from .procs import pid_alive
-from .stamps import Stamp
-from .transcoder import transcode
+from ..media import presets
+from ..media.probe import MediaInfo, probe
+from ..media.stamps import Stamp
+from ..media.transcoder import transcode
+from ..messages import MAX_DETAIL, Job, Notification, OutputStatus, State, parse_job
+from ..procs import pid_alive
 
 log = logging.getLogger(__name__)
 

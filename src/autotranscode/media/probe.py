@@ -12,8 +12,8 @@ from typing import BinaryIO
 
 import av
 
+from ..errors import ProbeError
 from . import isobmff
-from .errors import ProbeError
 from .stamps import Stamp, read_jpeg_comment, read_sidecar
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError, MediaError
-from .media import MediaInfo
+from ..errors import ConfigError, MediaError
+from .probe import MediaInfo
 
 DEFAULT_PRESET = "web-720p"
 #: Part of every preset's digest: bump it when ``ffmpeg_args`` changes what a preset makes,

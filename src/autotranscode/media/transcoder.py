@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from .errors import ConfigError, FfmpegKilled, TranscodeError
-from .media import MediaInfo, probe
+from ..errors import ConfigError, FfmpegKilled, TranscodeError
 from .presets import Preset
+from .probe import MediaInfo, probe
 from .stamps import Stamp, write_jpeg_comment, write_sidecar
 
 log = logging.getLogger(__name__)
