@@ -51,7 +51,7 @@ Timing = tuple[float, float]  # wall seconds, CPU seconds
 
 def pair(clip: Path, tmp: Path, tag: str, ours_first: bool) -> tuple[Timing, Timing]:
     """One round: bare ffmpeg, then autotranscode transcode (or the other way round)."""
-    preset = presets.get(presets.DEFAULT_PRESET)
+    preset = presets.CATALOG[presets.DEFAULT_PRESET]
     bare_cmd = command(ffmpeg(), preset, probe(clip), clip, tmp / f"bare-{tag}.mp4")
     ours_cmd = autotranscode(
         "transcode", clip, "--out", tmp / f"out-{tag}", "--state-dir", tmp / f"state-{tag}"

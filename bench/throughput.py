@@ -64,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def measure(args: argparse.Namespace) -> list[Table]:
-    preset = presets.get(presets.DEFAULT_PRESET)
+    preset = presets.CATALOG[presets.DEFAULT_PRESET]
     busy: list[float] = []
     results: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
     with workdir(args.keep) as tmp_name:

@@ -324,6 +324,7 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
         engine=open_engine(s, backend),
         hooks=hooks,
         resubmit_after=s.resubmit_after,
+        catalog=s.catalog,
     )
     crashes = contextlib.ExitStack()
     try:
@@ -353,6 +354,7 @@ def _workers(s: Settings, backend: Backend, count: int) -> list[Worker]:
             visibility=s.visibility_timeout,
             max_attempts=s.max_attempts,
             name=f"worker-{i + 1}",
+            catalog=s.catalog,
         )
         for i in range(count)
     ]
@@ -609,12 +611,22 @@ def presets_cmd(ctx: click.Context) -> None:
         from rich.table import Table
 
         table = Table("preset", "output", "description", box=None)
-        for p in presets.all_presets():
+        for p in _catalog().all():
             table.add_row(p.id, p.extension + ("/" if p.folder else ""), p.description)
         Console().print(table)
 
 
 main.add_command(presets_cmd, name="presets")
+
+
+def _catalog() -> presets.Catalog:
+    """The presets of the config file that ``--config`` read, for this command or its group."""
+    ctx: click.Context | None = click.get_current_context()
+    while ctx is not None:
+        if ctx.default_map and "catalog" in ctx.default_map:
+            return ctx.default_map["catalog"]  # type: ignore[no-any-return]
+        ctx = ctx.parent
+    return presets.DEFAULT_CATALOG
 
 
 @presets_cmd.command("show")
@@ -623,7 +635,7 @@ main.add_command(presets_cmd, name="presets")
 def presets_show(name: str) -> None:
     """Print the ffmpeg command NAME runs, for a 1080p source with audio."""
     with _errors():
-        preset = presets.get(name)
+        preset = _catalog().get(name)
         source = MediaInfo(60.0, "mov", "prores", 1920, 1080, "pcm_s16le")
         cmd = command("ffmpeg", preset, source, Path("INPUT"), Path(f"OUTPUT{preset.extension}"))
         click.echo(shlex.join(cmd))
@@ -864,7 +876,9 @@ def journal_rebuild(out_dirs: tuple[Path, ...], force: bool, verbose: int, **par
             backend = open_backend(s, create=False) if s.backend == "local" else None
             try:
                 store = backend.store if backend is not None else None
-                done = recovery.rebuild(s.state_dir / "journal.db", list(out_dirs), store, force)
+                done = recovery.rebuild(
+                    s.state_dir / "journal.db", list(out_dirs), store, force, catalog=s.catalog
+                )
             finally:
                 if backend is not None:
                     backend.close()

@@ -95,12 +95,15 @@ class Pipeline:
         engine: Engine | None = None,
         hooks: Subscriber | None = None,
         resubmit_after: float = DEFAULT_RESUBMIT_AFTER_SECONDS,
+        catalog: presets.Catalog = presets.DEFAULT_CATALOG,
     ) -> None:
         self.backend = backend
+        #: The presets the ids (``preset_ids``, and the journal's records) are looked up in.
+        self.catalog = catalog
         self.engine = engine or WorkersEngine(backend)
         self.journal = journal
         self.out_dir = out_dir
-        self.presets = [presets.get(p) for p in preset_ids]
+        self.presets = [catalog.get(p) for p in preset_ids]
         self._preset_ids = tuple(p.id for p in self.presets)
         #: What each preset makes: part of a file's identity, so changed settings redo it.
         self._digests = tuple(presets.digest(p) for p in self.presets)
@@ -250,9 +253,9 @@ class Pipeline:
         content (a journal lost or damaged since): then the file is done, not redone into
         ``name (1).mp4``. Asked once the snapshot is taken, when its content hash is known.
         """
-        names = _output_names("-", record.path, record.presets)
+        names = _output_names(self.catalog, "-", record.path, record.presets)
         wanted = [
-            (name, presets.digest(presets.get(p)))
+            (name, presets.digest(self.catalog.get(p)))
             for name, p in zip(names.values(), record.presets, strict=True)
         ]
         found = outbox.already_delivered(record.out_dir, wanted, source_hash)
@@ -483,7 +486,7 @@ class Pipeline:
         key = record.input_key or keys.input_key(record.id, path)
         job_id = record.job_id or uuid.uuid4().hex
         # The output names are known now: recorded with the key, before anything is stored.
-        names = _output_names(job_id, path, record.presets)
+        names = _output_names(self.catalog, job_id, path, record.presets)
         self._advance(
             record, FileState.UPLOADING, input_key=key, job_id=job_id, outputs=names, durable=True
         )
@@ -491,7 +494,7 @@ class Pipeline:
         for attempt in range(1, TAKE_ATTEMPTS + 1):
             before = _source_stat(path)
             source = probe(path)
-            for preset in map(presets.get, record.presets):
+            for preset in map(self.catalog.get, record.presets):
                 preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch
             progress = _Bytes(self.hooks, path, "uploading", before.st_size)
             digest = store.take(path, store.input_bucket, key, progress)
@@ -629,9 +632,9 @@ class Pipeline:
         """
         assert record.job_id and record.input_key
         detected = DetectedProperties.of(source, record.size) if source else None
-        wanted = [presets.get(p) for p in record.presets]
+        wanted = [self.catalog.get(p) for p in record.presets]
         # The keys the journal holds for the outputs, in preset order: the job asks for them.
-        names = _output_names(record.job_id, record.path, record.presets)
+        names = _output_names(self.catalog, record.job_id, record.path, record.presets)
         job = Job(
             job_id=record.job_id,
             pipeline_id=self.pipeline_id,
@@ -1117,9 +1120,11 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _output_names(job_id: str, path: Path, preset_ids: tuple[str, ...]) -> dict[str, str]:
+def _output_names(
+    catalog: presets.Catalog, job_id: str, path: Path, preset_ids: tuple[str, ...]
+) -> dict[str, str]:
     """Each output's object key -> its file name in OUT (before any name clash there)."""
-    wanted = [presets.get(p) for p in preset_ids]
+    wanted = [catalog.get(p) for p in preset_ids]
     multiple = len(wanted) > 1
     return {
         keys.output_key(job_id, path.stem, p.id, p.extension): keys.output_name(

@@ -61,12 +61,18 @@ class Rebuilt:
 
 
 def rebuild(
-    path: Path, out_dirs: list[Path], store: ObjectStore | None, force: bool = False
+    path: Path,
+    out_dirs: list[Path],
+    store: ObjectStore | None,
+    force: bool = False,
+    *,
+    catalog: presets.Catalog,
 ) -> Rebuilt:
     """Set the journal aside, start a new one, and record as done what ``out_dirs`` hold.
 
     ``store``: the local store, whose objects belonged to the old journal's files and
     would otherwise stay forever (on aws, ``cleanup`` removes a client's orphans).
+    ``catalog``: the presets whose ids the stamps' digests are matched back to.
     """
     done = Rebuilt()
     problem = check(path)
@@ -81,7 +87,7 @@ def rebuild(
                 os.replace(old, done.moved_to.with_name(done.moved_to.name + suffix))
     journal = Journal(path)
     try:
-        ids = {presets.digest(p): p.id for p in presets.all_presets()}
+        ids = {presets.digest(p): p.id for p in catalog.all()}
         for out_dir in out_dirs:
             out_dir = out_dir.resolve()
             for output, found in outbox.stamped(out_dir):

@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True):
 
     backend: Literal["local", "aws"] = "local"
     preset: tuple[str, ...] = (presets.DEFAULT_PRESET,)
+    #: The presets ``preset`` (and jobs) may name: built-in, plus the config file's custom ones.
+    catalog: presets.Catalog = presets.DEFAULT_CATALOG
     workers: Annotated[int, Meta(ge=0, le=64)] = DEFAULT_WORKERS
     state_dir: Path = field(default_factory=default_state_dir)
     pattern: tuple[str, ...] = ()
@@ -81,7 +83,7 @@ class Settings(msgspec.Struct, frozen=True):
         """Presets by their ids, each once; a name that can name buckets. msgspec reports a
         failure here without the field's name, so the message carries the option."""
         try:
-            ids = tuple(dict.fromkeys(presets.get(p).id for p in self.preset))
+            ids = tuple(dict.fromkeys(self.catalog.get(p).id for p in self.preset))
         except ConfigError as exc:
             raise ValueError(f"--preset: {exc}") from exc
         if len(ids) > MAX_OUTPUTS:
@@ -130,8 +132,8 @@ def _path(kind: type, value: Any) -> Any:
 def load_file(path: Path) -> dict[str, Any]:
     """Read a TOML config file; keys are the long option names (``state-dir`` or ``state_dir``).
 
-    A ``[presets.NAME]`` table defines a custom preset (see ``presets.define``); they
-    are registered here, before the ``preset`` setting that may name them is checked.
+    A ``[presets.NAME]`` table defines a custom preset (see ``presets.build``); they
+    become the ``catalog`` value, against which the ``preset`` setting is checked.
     """
     import tomllib  # only when there is a file to read
 
@@ -145,15 +147,15 @@ def load_file(path: Path) -> dict[str, Any]:
     custom = raw.pop("presets", {})
     if not isinstance(custom, dict) or not all(isinstance(v, dict) for v in custom.values()):
         raise ConfigError(f"config file {path}: [presets] must hold one table per preset")
-    for name, spec in custom.items():
+    values: dict[str, Any] = {}
+    if custom:
         try:
-            presets.define(name, spec)
+            values["catalog"] = presets.Catalog.define(custom)
         except ConfigError as exc:
             raise ConfigError(f"config file {path}: {exc}") from exc
-    values: dict[str, Any] = {}
     for key, value in raw.items():
         setting = key.replace("-", "_")
-        if setting not in Settings.__struct_fields__:
+        if setting not in Settings.__struct_fields__ or setting == "catalog":
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
         if setting in ("preset", "pattern") and isinstance(value, str):
             value = [value]

@@ -50,7 +50,7 @@ CODECS = {
 
 @pytest.mark.parametrize("preset_id", sorted(CODECS))
 def test_video_presets(preset_id: str, clips: dict[str, Clip], tmp_path: Path) -> None:
-    preset = presets.get(preset_id)
+    preset = presets.CATALOG[preset_id]
     clip = clips["h264.mp4"]
     source = probe(clip.path)
     out = transcode(find_ffmpeg(), preset, source, clip.path, tmp_path / f"o{preset.extension}")
@@ -62,14 +62,14 @@ def test_video_presets(preset_id: str, clips: dict[str, Clip], tmp_path: Path) -
 def test_hevc_is_tagged_hvc1_for_apple_players(clips: dict[str, Clip], tmp_path: Path) -> None:
     clip = clips["h264.mp4"]
     dst = tmp_path / "o.mp4"
-    transcode(find_ffmpeg(), presets.get("hevc-1080p"), probe(clip.path), clip.path, dst)
+    transcode(find_ffmpeg(), presets.CATALOG["hevc-1080p"], probe(clip.path), clip.path, dst)
     assert b"hvc1" in dst.read_bytes()[:200_000]
     assert b"hev1" not in dst.read_bytes()[:200_000]
 
 
 @pytest.mark.parametrize(("preset_id", "codec"), [("audio-aac", "aac"), ("audio-mp3", "mp3")])
 def test_audio_presets(preset_id: str, codec: str, clips: dict[str, Clip], tmp_path: Path) -> None:
-    preset = presets.get(preset_id)
+    preset = presets.CATALOG[preset_id]
     for name in ("tone.m4a", "h264.mp4"):
         clip = clips[name]
         out = transcode(
@@ -89,7 +89,7 @@ def test_ten_bit_422_prores_becomes_8_bit_420_at_720_lines(
 
     clip = clips["prores 10bit.mov"]
     dst = tmp_path / "o.mp4"
-    out = transcode(find_ffmpeg(), presets.get("web-720p"), probe(clip.path), clip.path, dst)
+    out = transcode(find_ffmpeg(), presets.CATALOG["web-720p"], probe(clip.path), clip.path, dst)
     assert (out.width, out.height) == (1280, 720)
     with av.open(str(dst)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
@@ -98,7 +98,9 @@ def test_ten_bit_422_prores_becomes_8_bit_420_at_720_lines(
 def test_rotation_is_applied_and_the_short_side_is_bounded(portrait: Path, tmp_path: Path) -> None:
     source = probe(portrait)
     assert source.rotation in (90, 270) and source.display_size == (240, 320)
-    out = transcode(find_ffmpeg(), presets.get("web-720p"), source, portrait, tmp_path / "o.mp4")
+    out = transcode(
+        find_ffmpeg(), presets.CATALOG["web-720p"], source, portrait, tmp_path / "o.mp4"
+    )
     assert (out.width, out.height) == (240, 320)
     assert out.rotation == 0, "turned once, by the transcode, not again by players"
 
@@ -106,7 +108,7 @@ def test_rotation_is_applied_and_the_short_side_is_bounded(portrait: Path, tmp_p
 def test_poster_is_one_jpeg(clips: dict[str, Clip], tmp_path: Path) -> None:
     clip = clips["prores 10bit.mov"]
     dst = tmp_path / "p.jpg"
-    out = transcode(find_ffmpeg(), presets.get("poster"), probe(clip.path), clip.path, dst)
+    out = transcode(find_ffmpeg(), presets.CATALOG["poster"], probe(clip.path), clip.path, dst)
     assert out.video_codec == "mjpeg" and (out.width, out.height) == (1280, 720)
     assert dst.read_bytes()[:3] == b"\xff\xd8\xff"
 
@@ -115,7 +117,7 @@ def test_thumbnails_are_a_folder_of_jpegs(clips: dict[str, Clip], tmp_path: Path
     clip = clips["h264.mp4"]
     short = presets.build("every-second", {"extends": "web-720p"})  # not a picture preset
     assert not short.folder
-    thumbs = presets.get("thumbnails")
+    thumbs = presets.CATALOG["thumbnails"]
     folder = tmp_path / "t.thumbnails"
     out = transcode(find_ffmpeg(), thumbs, probe(clip.path), clip.path, folder)
     pictures = sorted(folder.iterdir())
@@ -126,7 +128,7 @@ def test_thumbnails_are_a_folder_of_jpegs(clips: dict[str, Clip], tmp_path: Path
 def test_hls_ladder_stops_at_the_source_size(clips: dict[str, Clip], tmp_path: Path) -> None:
     clip = clips["prores 10bit.mov"]  # 1080p: every rung of the ladder
     folder = tmp_path / "x.hls"
-    transcode(find_ffmpeg(), presets.get("hls"), probe(clip.path), clip.path, folder)
+    transcode(find_ffmpeg(), presets.CATALOG["hls"], probe(clip.path), clip.path, folder)
     master = (folder / "master.m3u8").read_text()
     assert master.count("#EXT-X-STREAM-INF") == 4
     heights = sorted(probe(folder / str(n) / "index.m3u8").height or 0 for n in range(4))
@@ -134,7 +136,7 @@ def test_hls_ladder_stops_at_the_source_size(clips: dict[str, Clip], tmp_path: P
 
     small = clips["h264.mp4"]  # 240 lines: a single rendition, not four copies of it
     folder = tmp_path / "small.hls"
-    transcode(find_ffmpeg(), presets.get("hls"), probe(small.path), small.path, folder)
+    transcode(find_ffmpeg(), presets.CATALOG["hls"], probe(small.path), small.path, folder)
     assert (folder / "master.m3u8").read_text().count("#EXT-X-STREAM-INF") == 1
 
 

@@ -84,7 +84,7 @@ def test_a_file_goes_through_mediaconvert_and_comes_back(
             assert record is not None and record.job_id and record.input_key
             (key,) = record.outputs
             made = tmp_path / "made.mp4"
-            transcode(find_ffmpeg(), presets.get("web-720p"), probe(clip.path), clip.path, made)
+            transcode(find_ffmpeg(), presets.CATALOG["web-720p"], probe(clip.path), clip.path, made)
             backend.store.upload(made, backend.store.output_bucket, key)
             detail = {
                 "status": "COMPLETE",

@@ -23,7 +23,7 @@ SOURCE = "0123456789abcdef0123456789abcdef"
 def test_every_catalog_output_carries_its_stamp(
     preset_id: str, clips: dict[str, Clip], tmp_path: Path
 ) -> None:
-    preset = presets.get(preset_id)
+    preset = presets.CATALOG[preset_id]
     clip = clips["h264.mp4"]
     stamp = Stamp(SOURCE, presets.digest(preset))
     out = tmp_path / f"o{preset.extension}"
@@ -36,7 +36,7 @@ def test_every_catalog_output_carries_its_stamp(
 def test_a_job_without_a_content_hash_stamps_the_digest_alone(
     clips: dict[str, Clip], tmp_path: Path
 ) -> None:
-    preset = presets.get("web-720p")
+    preset = presets.CATALOG["web-720p"]
     clip = clips["h264.mp4"]
     out = tmp_path / "o.mp4"
     stamp = Stamp(None, presets.digest(preset))
@@ -49,7 +49,7 @@ def test_a_job_without_a_content_hash_stamps_the_digest_alone(
 def test_an_output_is_found_under_its_name_or_a_numbered_variant(
     clips: dict[str, Clip], tmp_path: Path
 ) -> None:
-    preset = presets.get("audio-aac")
+    preset = presets.CATALOG["audio-aac"]
     clip = clips["tone.m4a"]
     digest = presets.digest(preset)
     made = tmp_path / "made.m4a"
@@ -61,5 +61,5 @@ def test_an_output_is_found_under_its_name_or_a_numbered_variant(
 
     assert outbox.already_delivered(out, [("tone.m4a", digest)], SOURCE) == [out / "tone (2).m4a"]
     assert outbox.already_delivered(out, [("tone.m4a", digest)], "f" * 32) is None
-    other = presets.digest(presets.get("audio-mp3"))
+    other = presets.digest(presets.CATALOG["audio-mp3"])
     assert outbox.already_delivered(out, [("tone.m4a", other)], SOURCE) is None

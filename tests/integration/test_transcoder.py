@@ -50,7 +50,7 @@ def long_clip(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _transcode(
     ffmpeg: str, preset_id: str, src: Path, out_dir: Path, **kwargs: object
 ) -> tuple[MediaInfo, MediaInfo, Path]:
-    preset = presets.get(preset_id)
+    preset = presets.CATALOG[preset_id]
     source = media.probe(src)
     dst = out_dir / f"out{preset.extension}"
     result = transcoder.transcode(ffmpeg, preset, source, src, dst, **kwargs)  # type: ignore[arg-type]
@@ -141,7 +141,7 @@ def test_ffmpeg_failure_is_a_transcode_error_with_its_message(
     dst = tmp_path / "out.mp4"
     with pytest.raises(TranscodeError) as info:
         transcoder.transcode(
-            ffmpeg, presets.get("web-720p"), claims_video, broken["truncated.mp4"], dst
+            ffmpeg, presets.CATALOG["web-720p"], claims_video, broken["truncated.mp4"], dst
         )
     message = str(info.value)
     assert "ffmpeg failed (exit" in message
@@ -160,7 +160,7 @@ def test_non_media_is_a_transcode_error(
     )
     dst = tmp_path / "out.mp4"
     with pytest.raises(TranscodeError, match="ffmpeg failed"):
-        transcoder.transcode(ffmpeg, presets.get("web-720p"), claims_video, broken[name], dst)
+        transcoder.transcode(ffmpeg, presets.CATALOG["web-720p"], claims_video, broken[name], dst)
     assert not dst.exists()
 
 
@@ -179,7 +179,7 @@ def test_output_failing_the_check_is_removed(
     )
     dst = tmp_path / "out.mp4"
     with pytest.raises(TranscodeError, match="output check failed: duration"):
-        transcoder.transcode(ffmpeg, presets.get("web-720p"), lie, clips["h264.mp4"].path, dst)
+        transcoder.transcode(ffmpeg, presets.CATALOG["web-720p"], lie, clips["h264.mp4"].path, dst)
     assert not dst.exists()
 
 
@@ -205,7 +205,7 @@ def test_cancel_from_another_thread_stops_ffmpeg(
         with pytest.raises(TranscodeError, match="cancelled"):
             transcoder.transcode(
                 ffmpeg,
-                presets.get("web-720p"),
+                presets.CATALOG["web-720p"],
                 media.probe(long_clip),
                 long_clip,
                 dst,
@@ -231,7 +231,7 @@ def test_cancel_stops_an_ffmpeg_that_prints_nothing(ffmpeg: str, tmp_path: Path)
         source = MediaInfo(10.0, "mov", "h264", 640, 360, "aac")
         try:
             transcoder.transcode(
-                ffmpeg, presets.get("web-720p"), source, fifo, tmp_path / "o.mp4", cancel=cancel
+                ffmpeg, presets.CATALOG["web-720p"], source, fifo, tmp_path / "o.mp4", cancel=cancel
             )
         except BaseException as exc:
             raised.append(exc)
@@ -273,13 +273,14 @@ def test_preset_that_does_not_fit_the_source_is_a_media_error(
 _ORPHAN_SCRIPT = """
 import sys
 from pathlib import Path
-from autotranscode import presets, transcoder
-from autotranscode.media import MediaInfo
+from autotranscode.media import presets, transcoder
+from autotranscode.media.probe import MediaInfo
 if sys.argv[3] == "preexec":
     transcoder._death_wrapper = lambda: ()
 source = MediaInfo(10.0, "mov", "h264", 640, 360, "aac")
+preset = presets.CATALOG["web-720p"]
 transcoder.transcode(
-    transcoder.find_ffmpeg(), presets.get("web-720p"), source, Path(sys.argv[1]), Path(sys.argv[2])
+    transcoder.find_ffmpeg(), preset, source, Path(sys.argv[1]), Path(sys.argv[2])
 )
 """
 
@@ -363,7 +364,7 @@ def test_unrunnable_ffmpeg_is_a_config_error(clips: dict[str, Clip], tmp_path: P
     with pytest.raises(ConfigError, match="cannot run ffmpeg"):
         transcoder.transcode(
             str(tmp_path / "no-such-ffmpeg"),
-            presets.get("web-720p"),
+            presets.CATALOG["web-720p"],
             media.probe(src),
             src,
             tmp_path / "out.mp4",
@@ -372,7 +373,9 @@ def test_unrunnable_ffmpeg_is_a_config_error(clips: dict[str, Clip], tmp_path: P
 
 def test_command_is_what_runs(ffmpeg: str, clips: dict[str, Clip]) -> None:
     src = clips["h264.mp4"].path
-    cmd = transcoder.command(ffmpeg, presets.get("web-720p"), media.probe(src), src, Path("o.mp4"))
+    cmd = transcoder.command(
+        ffmpeg, presets.CATALOG["web-720p"], media.probe(src), src, Path("o.mp4")
+    )
     assert cmd[0] == ffmpeg
     assert cmd[cmd.index("-progress") + 1] == "pipe:1"
     assert cmd[-1] == "o.mp4"

@@ -43,7 +43,7 @@ def _job(*preset_ids: str) -> Job:
         output_bucket=OUT_BUCKET,
         outputs=tuple(
             JobOutput(
-                key=f"outputs/a1b2c3/clip.{p}{presets.get(p).extension}",
+                key=f"outputs/a1b2c3/clip.{p}{presets.CATALOG[p].extension}",
                 preset_id=p,
             )
             for p in preset_ids

@@ -51,7 +51,7 @@ def test_catalog_has_the_documented_presets_and_default() -> None:
 
 def test_get_by_id() -> None:
     for preset_id in ("web-720p", "web-1080p", "audio-aac"):
-        assert presets.get(preset_id) is presets.CATALOG[preset_id]
+        assert presets.DEFAULT_CATALOG.get(preset_id) is presets.CATALOG[preset_id]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_get_by_id() -> None:
     ],
 )
 def test_get_by_elastic_transcoder_system_preset_id(alias: str, expected: str) -> None:
-    assert presets.get(alias).id == expected
+    assert presets.DEFAULT_CATALOG.get(alias).id == expected
 
 
 def test_aliases_are_unique_and_never_shadow_ids() -> None:
@@ -75,11 +75,63 @@ def test_aliases_are_unique_and_never_shadow_ids() -> None:
 @pytest.mark.parametrize("unknown", ["web-4k", "", "WEB-720P", "1351620000001-999999"])
 def test_unknown_preset_is_a_config_error_naming_the_known_ones(unknown: str) -> None:
     with pytest.raises(ConfigError) as info:
-        presets.get(unknown)
+        presets.DEFAULT_CATALOG.get(unknown)
     message = str(info.value)
     assert repr(unknown) in message
     for known in presets.CATALOG:
         assert known in message
+
+
+def test_a_catalog_holds_the_built_in_presets_and_its_custom_ones() -> None:
+    catalog = presets.Catalog.define(
+        {
+            "mine": {"extends": "web-720p", "crf": 30},
+            "small": {"extends": "web-720p", "height": 240},
+        }
+    )
+    mine = catalog.get("mine")
+    assert mine == presets.build("mine", {"extends": "web-720p", "crf": 30})
+    assert mine.spec == {"extends": "web-720p", "crf": 30}  # travels with its jobs
+    assert catalog.get("web-720p") is presets.CATALOG["web-720p"]
+    assert catalog.get("1351620000001-000001") is presets.CATALOG["web-1080p"]
+    assert [p.id for p in catalog.all()] == [*presets.CATALOG, "mine", "small"]
+    assert [p.id for p in presets.DEFAULT_CATALOG.all()] == list(presets.CATALOG)
+    with pytest.raises(ConfigError) as info:
+        catalog.get("web-4k")
+    assert str(info.value).endswith(f"known presets: {', '.join([*presets.CATALOG])}, mine, small")
+
+
+def test_catalogs_do_not_see_each_other_s_custom_presets() -> None:
+    """Two configurations in one process: each its own custom presets (a global had them share)."""
+    ours = presets.Catalog.define({"mine": {"extends": "web-720p", "crf": 26}})
+    theirs = presets.Catalog.define(
+        {"mine": {"extends": "web-720p", "crf": 30}, "other": {"extends": "audio-aac"}}
+    )
+    assert presets.digest(ours.get("mine")) != presets.digest(theirs.get("mine"))
+    with pytest.raises(ConfigError, match="unknown preset 'other'"):
+        ours.get("other")
+    with pytest.raises(ConfigError, match="unknown preset 'mine'"):
+        presets.DEFAULT_CATALOG.get("mine")
+    assert ours == presets.Catalog.define({"mine": {"extends": "web-720p", "crf": 26}})
+    assert ours != theirs
+
+
+def test_a_job_s_own_definition_wins_over_the_catalog_s() -> None:
+    """A custom preset travels with its job, so a worker needs no config to run it."""
+    catalog = presets.Catalog.define({"mine": {"extends": "web-720p", "crf": 30}})
+    sent = {"extends": "web-720p", "crf": 20}
+    assert presets.DEFAULT_CATALOG.resolve("mine", sent) == presets.build("mine", sent)
+    assert catalog.resolve("mine", sent) == presets.build("mine", sent)
+    assert catalog.resolve("mine", None) is catalog.get("mine")
+    with pytest.raises(ConfigError, match="unknown preset 'mine'"):
+        presets.DEFAULT_CATALOG.resolve("mine", None)
+
+
+def test_a_bad_custom_preset_makes_no_catalog() -> None:
+    with pytest.raises(ConfigError, match="preset bad: unknown settings colour"):
+        presets.Catalog.define({"bad": {"extends": "web-720p", "colour": "red"}})
+    with pytest.raises(ConfigError, match="use a new lowercase name"):
+        presets.Catalog.define({"web-720p": {"extends": "web-1080p"}})
 
 
 # --- ffmpeg arguments ----------------------------------------------------------------------------
@@ -87,7 +139,7 @@ def test_unknown_preset_is_a_config_error_naming_the_known_ones(unknown: str) ->
 
 @pytest.mark.parametrize("preset_id", ["web-720p", "web-1080p"])
 def test_video_presets_make_web_ready_h264_aac_mp4(preset_id: str) -> None:
-    preset = presets.get(preset_id)
+    preset = presets.CATALOG[preset_id]
     args = preset.ffmpeg_args(_video(height=1080), "in put.mov", "out/clip.mp4")
     pairs = _pairs(args)
     assert ("-movflags", "+faststart") in pairs
@@ -104,14 +156,14 @@ def test_video_presets_make_web_ready_h264_aac_mp4(preset_id: str) -> None:
 
 
 def test_video_preset_without_source_audio_maps_video_only() -> None:
-    args = presets.get("web-720p").ffmpeg_args(_video(audio=False), "in.mp4", "out.mp4")
+    args = presets.CATALOG["web-720p"].ffmpeg_args(_video(audio=False), "in.mp4", "out.mp4")
     assert "0:a:0" not in args
     assert "-c:a" not in args
     assert ("-c:v", "libx264") in _pairs(args)
 
 
 def test_audio_preset_maps_audio_only() -> None:
-    preset = presets.get("audio-aac")
+    preset = presets.CATALOG["audio-aac"]
     assert preset.audio_only
     for source in (_video(), AUDIO_ONLY):
         args = preset.ffmpeg_args(source, "in.mp4", "out.m4a")
@@ -127,13 +179,13 @@ def test_audio_preset_maps_audio_only() -> None:
 
 def test_audio_preset_on_a_silent_source_is_a_media_error() -> None:
     with pytest.raises(MediaError, match="audio"):
-        presets.get("audio-aac").ffmpeg_args(_video(audio=False), "in.mp4", "out.m4a")
+        presets.CATALOG["audio-aac"].ffmpeg_args(_video(audio=False), "in.mp4", "out.m4a")
 
 
 @pytest.mark.parametrize("preset_id", ["web-720p", "web-1080p"])
 def test_video_preset_on_an_audio_only_source_is_a_media_error(preset_id: str) -> None:
     with pytest.raises(MediaError, match="video"):
-        presets.get(preset_id).ffmpeg_args(AUDIO_ONLY, "in.m4a", "out.mp4")
+        presets.CATALOG[preset_id].ffmpeg_args(AUDIO_ONLY, "in.m4a", "out.mp4")
 
 
 # --- never upscale -------------------------------------------------------------------------------
@@ -157,7 +209,7 @@ def test_video_preset_on_an_audio_only_source_is_a_media_error(preset_id: str) -
 def test_output_height_is_bounded_even_and_never_upscaled(
     preset_id: str, source_height: int, expected: int
 ) -> None:
-    preset = presets.get(preset_id)
+    preset = presets.CATALOG[preset_id]
     assert preset.output_height(_video(height=source_height)) == expected
     args = preset.ffmpeg_args(_video(height=source_height), "in.mp4", "out.mp4")
     assert f":{expected}:flags=" in args[args.index("-vf") + 1]
@@ -179,7 +231,7 @@ def test_sizes_bound_the_displayed_short_side_and_follow_rotation(
     width: int, height: int, rotation: int, expected: tuple[int, int]
 ) -> None:
     source = _video(height=height, width=width, rotation=rotation)
-    preset = presets.get("web-720p")
+    preset = presets.CATALOG["web-720p"]
     assert preset.output_size(source) == expected
     args = preset.ffmpeg_args(source, "in.mp4", "out.mp4")
     assert args[args.index("-vf") + 1].startswith(f"scale={expected[0]}:{expected[1]}:")
@@ -192,8 +244,8 @@ def test_output_height_of_a_preset_without_a_bound_keeps_the_source_made_even() 
 
 
 def test_output_height_is_none_for_audio() -> None:
-    assert presets.get("audio-aac").output_height(_video(height=1080)) is None
-    assert presets.get("web-720p").output_height(AUDIO_ONLY) is None
+    assert presets.CATALOG["audio-aac"].output_height(_video(height=1080)) is None
+    assert presets.CATALOG["web-720p"].output_height(AUDIO_ONLY) is None
 
 
 # --- digest --------------------------------------------------------------------------------------
@@ -201,7 +253,7 @@ def test_output_height_is_none_for_audio() -> None:
 
 def test_digest_changes_with_what_a_preset_makes_and_only_with_that() -> None:
     """Part of a file's identity: a changed crf must make a new output, a new description not."""
-    base = presets.get("web-720p")
+    base = presets.CATALOG["web-720p"]
     crf26 = presets.build("mine", {"extends": "web-720p", "crf": 26})
     crf30 = presets.build("mine", {"extends": "web-720p", "crf": 30})
     described = presets.build("mine", {"extends": "web-720p", "description": "ours"})

@@ -117,14 +117,13 @@ def test_build_errors_are_config_errors_naming_the_option(
         assert isinstance(info.value.__cause__, msgspec.ValidationError)
 
 
-def test_build_refuses_more_presets_than_a_job_may_carry(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_refuses_more_presets_than_a_job_may_carry() -> None:
     many = [f"custom-{i}" for i in range(MAX_OUTPUTS + 1)]
-    monkeypatch.setattr(presets, "_custom", {})
-    for name in many:
-        presets.define(name, {"extends": "web-720p"})
-    assert len(settings.build({"preset": tuple(many[:MAX_OUTPUTS])}).preset) == MAX_OUTPUTS
+    catalog = presets.Catalog.define({name: {"extends": "web-720p"} for name in many})
+    few = settings.build({"preset": tuple(many[:MAX_OUTPUTS]), "catalog": catalog})
+    assert len(few.preset) == MAX_OUTPUTS
     with pytest.raises(ConfigError, match=rf"^--preset: at most {MAX_OUTPUTS} presets"):
-        settings.build({"preset": tuple(many)})
+        settings.build({"preset": tuple(many), "catalog": catalog})
     assert settings.build({"preset": ("web-720p",) * (MAX_OUTPUTS + 1)}).preset == ("web-720p",)
 
 
@@ -202,6 +201,10 @@ def test_load_file_empty_file_is_fine(tmp_path: Path) -> None:
         ('name = "Bad Name"\n', "--name"),
         ("workers = \n", "cannot be read"),
         ("this is not toml", "cannot be read"),
+        ('catalog = "mine"\n', "unknown setting 'catalog'"),
+        ("[presets.mine]\nextends = 'web-4k'\n", "preset mine: 'extends' must name"),
+        ("[presets]\nmine = 'web-720p'\n", "[presets] must hold one table per preset"),
+        ("preset = 'theirs'\n[presets.mine]\nextends = 'web-720p'\n", "unknown preset 'theirs'"),
     ],
 )
 def test_load_file_rejects_bad_entries_naming_the_file(
@@ -213,6 +216,38 @@ def test_load_file_rejects_bad_entries_naming_the_file(
     message = str(info.value)
     assert str(path) in message
     assert expected in message
+
+
+def test_custom_presets_of_the_file_are_the_settings_own(tmp_path: Path) -> None:
+    """A value of the settings, not a registry: two configurations in one process (a client
+    and a worker, or two tests) each see their own custom presets and never the other's."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    ours = settings.build(
+        settings.load_file(
+            _write(
+                tmp_path / "a", "preset = 'mine'\n[presets.mine]\nextends = 'web-720p'\ncrf = 26\n"
+            )
+        )
+    )
+    theirs = settings.build(
+        settings.load_file(
+            _write(
+                tmp_path / "b",
+                "[presets.mine]\nextends = 'web-720p'\ncrf = 30\n"
+                "[presets.other]\nextends = 'audio-aac'\n",
+            )
+        )
+    )
+    assert ours.preset == ("mine",)
+    assert ours.catalog.get("mine").video_args != theirs.catalog.get("mine").video_args
+    assert [p.id for p in theirs.catalog.all()][-2:] == ["mine", "other"]
+    with pytest.raises(ConfigError, match="unknown preset 'other'"):
+        ours.catalog.get("other")
+    with pytest.raises(ConfigError, match="--preset: unknown preset 'mine'"):
+        settings.build({"preset": ("mine",)})  # no file, no custom presets
+    assert settings.build({}).catalog == presets.DEFAULT_CATALOG
+    assert settings.load_file(_write(tmp_path, "workers = 2\n")) == {"workers": 2}
 
 
 def test_load_file_missing(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def test_tags_are_read_whatever_their_case() -> None:
 
 
 def test_the_digest_follows_what_changes_the_output_only() -> None:
-    base = presets.get("web-720p")
+    base = presets.CATALOG["web-720p"]
     digest = presets.digest(base)
     assert re.fullmatch(r"[0-9a-f]{16}", digest)
     assert presets.digest(presets.build("mine", {"extends": "web-720p"})) == digest

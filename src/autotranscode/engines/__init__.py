@@ -31,4 +31,5 @@ def open_engine(settings: Settings, backend: Backend) -> Engine:
         client_id=backend.client_id,
         account=names.account,
         output_bucket=backend.store.output_bucket,
+        catalog=settings.catalog,
     )

@@ -49,9 +49,15 @@ def event_pattern(client_id: str) -> dict[str, Any]:
 
 
 def job_request(
-    job: Job, source: MediaInfo, role_arn: str, client_id: str, queue_arn: str | None = None
+    job: Job,
+    source: MediaInfo,
+    role_arn: str,
+    client_id: str,
+    queue_arn: str | None = None,
+    catalog: presets.Catalog = presets.DEFAULT_CATALOG,
 ) -> dict[str, Any]:
-    """CreateJob's arguments: one file group per output, so each lands on its own key."""
+    """CreateJob's arguments: one file group per output, so each lands on its own key;
+    the job's preset ids are looked up in ``catalog``."""
     inp: dict[str, Any] = {
         "FileInput": f"s3://{job.input.bucket}/{job.input.key}",
         "TimecodeSource": "ZEROBASED",
@@ -61,7 +67,7 @@ def job_request(
     if source.has_audio:
         inp["AudioSelectors"] = {"Audio Selector 1": {"DefaultSelection": "DEFAULT"}}
     groups = [
-        _output_group(job.output_bucket, out.key, presets.get(out.preset_id), source)
+        _output_group(job.output_bucket, out.key, catalog.get(out.preset_id), source)
         for out in job.outputs
     ]
     request: dict[str, Any] = {
@@ -241,8 +247,10 @@ class MediaConvertEngine(Engine):
         account: str,
         output_bucket: str,
         queue_arn: str | None = None,
+        catalog: presets.Catalog = presets.DEFAULT_CATALOG,
     ) -> None:
         self.client = client
+        self.catalog = catalog
         self.role_arn = role_arn
         self.client_id = client_id
         self.account = account
@@ -250,7 +258,9 @@ class MediaConvertEngine(Engine):
         self.queue_arn = queue_arn
 
     def submit(self, job: Job, source: MediaInfo) -> None:
-        request = job_request(job, source, self.role_arn, self.client_id, self.queue_arn)
+        request = job_request(
+            job, source, self.role_arn, self.client_id, self.queue_arn, self.catalog
+        )
         try:
             response = self.client.create_job(**request)
         except ClientError as exc:

@@ -62,8 +62,11 @@ class Worker:
         visibility: float,
         max_attempts: int,
         name: str = "worker",
+        catalog: presets.Catalog = presets.DEFAULT_CATALOG,
     ) -> None:
         self.backend = backend
+        #: Where a job's preset ids are looked up, when the job carries no definition.
+        self.catalog = catalog
         self.ffmpeg = ffmpeg
         self.workdir = workdir
         self.visibility = visibility
@@ -148,7 +151,7 @@ class Worker:
                 raise MessageError(f"job {job.job_id} names a topic that is not ours: {job.topic}")
             self._check_buckets(job)
             for output in job.outputs:
-                presets.resolve(output.preset_id, output.preset_spec)
+                self.catalog.resolve(output.preset_id, output.preset_spec)
         except (MessageError, ConfigError) as exc:
             log.warning("%s: rejected a job message: %s", self.name, exc)
             self._dead_letter(message, f"rejected: {exc}")
@@ -246,7 +249,7 @@ class Worker:
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
             source = _source_info(job, src)
             for index, output in enumerate(job.outputs):
-                preset = presets.resolve(output.preset_id, output.preset_spec)
+                preset = self.catalog.resolve(output.preset_id, output.preset_spec)
                 # Unique per attempt: a redelivered copy of this job (its lease ran out, say
                 # in an outage) can run here while this one is still being finished.
                 tmp = (
@@ -287,7 +290,7 @@ class Worker:
     def _already_stored(self, job: Job) -> tuple[OutputStatus, ...] | None:
         """Outputs of a redelivered job that an earlier attempt stored before it died."""
         store = self.backend.store
-        if any(presets.resolve(o.preset_id, o.preset_spec).folder for o in job.outputs):
+        if any(self.catalog.resolve(o.preset_id, o.preset_spec).folder for o in job.outputs):
             return None  # a folder may be half stored: do it again
         try:
             sizes = [store.size(job.output_bucket, o.key) for o in job.outputs]

@@ -381,7 +381,6 @@ CATALOG: Mapping[str, Preset] = {
     )
 }
 
-_custom: dict[str, Preset] = {}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _CUSTOM_FIELDS = {
     "extends",
@@ -394,33 +393,48 @@ _CUSTOM_FIELDS = {
 }
 
 
-def get(preset_id: str) -> Preset:
-    """A preset by id (custom ones included), or by the Elastic Transcoder id it replaces."""
-    if preset_id in _custom:
-        return _custom[preset_id]
-    if preset_id in CATALOG:
-        return CATALOG[preset_id]
-    for preset in CATALOG.values():
-        if preset_id in preset.aliases:
-            return preset
-    known = ", ".join([*CATALOG, *_custom])
-    raise ConfigError(f"unknown preset {preset_id!r}; known presets: {known}")
+@dataclass(frozen=True)
+class Catalog:
+    """The presets one configuration can name: the built-in CATALOG and its custom presets.
+
+    A value, held by ``Settings``: two configurations in one process (a client and a
+    worker in a test, say) each see their own custom presets, never each other's.
+    """
+
+    #: Custom presets (``build``), by their definition order; their ids are not CATALOG's.
+    custom: tuple[Preset, ...] = ()
+    _by_id: Mapping[str, Preset] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {p.id: p for p in self.custom})
+
+    @classmethod
+    def define(cls, specs: Mapping[str, Mapping[str, Any]]) -> Catalog:
+        """The catalog with the custom presets of a config file's ``[presets.NAME]`` tables."""
+        return cls(tuple(build(name, spec) for name, spec in specs.items()))
+
+    def get(self, preset_id: str) -> Preset:
+        """A preset by id (custom ones included), or by the Elastic Transcoder id it replaces."""
+        if preset_id in self._by_id:
+            return self._by_id[preset_id]
+        if preset_id in CATALOG:
+            return CATALOG[preset_id]
+        for preset in CATALOG.values():
+            if preset_id in preset.aliases:
+                return preset
+        known = ", ".join([*CATALOG, *self._by_id])
+        raise ConfigError(f"unknown preset {preset_id!r}; known presets: {known}")
+
+    def all(self) -> list[Preset]:
+        return [*CATALOG.values(), *self.custom]
+
+    def resolve(self, preset_id: str, spec: Mapping[str, Any] | None) -> Preset:
+        """The preset a job names: its own definition if it carries one, else this catalog's."""
+        return build(preset_id, spec) if spec is not None else self.get(preset_id)
 
 
-def all_presets() -> list[Preset]:
-    return [*CATALOG.values(), *_custom.values()]
-
-
-def define(preset_id: str, spec: Mapping[str, Any]) -> Preset:
-    """Register a custom preset from the config file, for ``get`` to find."""
-    preset = build(preset_id, spec)
-    _custom[preset_id] = preset
-    return preset
-
-
-def resolve(preset_id: str, spec: Mapping[str, Any] | None) -> Preset:
-    """The preset a job names: its own definition if it carries one, else the catalog's."""
-    return build(preset_id, spec) if spec is not None else get(preset_id)
+#: The built-in presets alone: what a configuration without custom presets can name.
+DEFAULT_CATALOG = Catalog()
 
 
 def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
