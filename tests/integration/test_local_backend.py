@@ -15,8 +15,8 @@ import pytest
 
 from autotranscode import keys
 from autotranscode import settings as settings_mod
-from autotranscode.backends import local
 from autotranscode.backends.base import Received
+from autotranscode.backends.doorbell import Doorbells
 from autotranscode.backends.local import FolderStore, LocalBackend, SqliteQueue
 from autotranscode.errors import StorageError
 
@@ -496,23 +496,67 @@ def _send_from_another_process(state: Path, body: str) -> None:
     subprocess.run([sys.executable, "-c", _SEND_FROM_ANOTHER_PROCESS, str(state), body], check=True)
 
 
-def test_a_send_in_another_process_rings_this_ones_doorbell(
-    backend: LocalBackend, state: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_send_in_another_process_rings_this_ones_doorbell(state: Path) -> None:
     """Receivers sleep (1 s between looks) until rung: the ring must come from the sender."""
     rung = threading.Event()
-    real_wake = local.wake_receivers
+    doorbells = Doorbells(state / "doorbells", rung.set)
+    try:
+        assert doorbells.listen()
+        _send_from_another_process(state, "from afar")
+        assert rung.wait(WAIT), "the other process's send did not ring"
+    finally:
+        doorbells.close()
 
-    def wake() -> None:
-        if threading.current_thread().name == "autotranscode-doorbell":
-            rung.set()
-        real_wake()
 
-    monkeypatch.setattr(local, "wake_receivers", wake)
+def test_a_backend_s_doorbell_rings_its_receivers(backend: LocalBackend, state: Path) -> None:
+    """A ring from another process wakes this backend's receivers of every queue (the
+    doorbell does not say which queue), and they find the message."""
+    bells = [backend.bells.of(q) for q in ("jobs", "notifications")]
+    before = [b.rings for b in bells]
     assert backend.doorbells.listen()
     _send_from_another_process(state, "from afar")
-    assert rung.wait(WAIT), "the other process's send did not ring"
+    for bell, then in zip(bells, before, strict=True):
+        with bell.cond:
+            assert bell.cond.wait_for(lambda b=bell, t=then: b.rings > t, timeout=WAIT)
     assert [m.body for m in backend.jobs.receive(wait=0)] == ["from afar"]
+
+
+def test_backends_on_other_state_dirs_do_not_wake_each_other(tmp_path: Path) -> None:
+    """Each backend owns its bells: a send wakes the receivers of its own state dir only."""
+    first = LocalBackend(tmp_path / "first", visibility=60, max_attempts=3)
+    second = LocalBackend(tmp_path / "second", visibility=60, max_attempts=3)
+    try:
+        assert first.doorbells.listen() and second.doorbells.listen()
+        ours, theirs = first.bells.of("jobs"), second.bells.of("jobs")
+        assert ours is not theirs
+        first.jobs.send("for the first")
+        assert (ours.rings, theirs.rings) == (1, 0)
+        assert second.jobs.receive(wait=0) == []
+    finally:
+        first.close()
+        second.close()
+
+
+def test_backends_on_one_state_dir_in_one_process_wake_each_other(state: Path) -> None:
+    """Like a client and a worker service that each open the state dir: the other backend's
+    receivers are rung through its doorbell, as another process's would be."""
+    sender = LocalBackend(state, visibility=60, max_attempts=3)
+    receiver = LocalBackend(state, visibility=60, max_attempts=3)
+    try:
+        bell = receiver.bells.of("jobs")
+        assert receiver.doorbells.listen()
+        got: list[Received] = []
+        waiting = threading.Thread(target=lambda: got.extend(receiver.jobs.receive(wait=WAIT)))
+        waiting.start()
+        sender.jobs.send("next door")
+        with bell.cond:
+            assert bell.cond.wait_for(lambda: bell.rings > 0, timeout=WAIT)
+        waiting.join()
+        assert [m.body for m in got] == ["next door"]
+        assert sender.bells.of("jobs").rings == 1  # its own receivers, rung directly
+    finally:
+        sender.close()
+        receiver.close()
 
 
 def test_a_dead_process_doorbell_is_cleared_by_the_next_send(
@@ -541,7 +585,7 @@ def test_where_fifos_cannot_be_made_receivers_poll(
     def no_fifos(*args: object, **kwargs: object) -> None:
         raise OSError(95, "Operation not supported")
 
-    monkeypatch.setattr(local.os, "mkfifo", no_fifos)
+    monkeypatch.setattr(os, "mkfifo", no_fifos)
     backend = LocalBackend(state, visibility=60, max_attempts=3)
     try:
         assert not backend.doorbells.listen()

@@ -11,7 +11,6 @@ input. Outputs are renamed or hard-linked into place, never copied when avoidabl
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import re
@@ -22,7 +21,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
 
 from .. import keys
 from ..db import Database
@@ -31,11 +29,12 @@ from ..files import snapshot
 from ..procs import CRASHES_FOLDER, pid_alive
 from ..settings import Settings
 from .base import Backend, MessageQueue, ObjectStore, ProgressCallback, Received, Topic
+from .doorbell import Bell, Bells, Doorbells
 
 log = logging.getLogger(__name__)
 
-#: How often a waiting receive looks again on its own. Sends wake receivers at once (in this
-#: process through the queue's ``_Bell``, in others through their doorbells), so this is a
+#: How often a waiting receive looks again on its own. Sends wake receivers at once (of this
+#: backend through the queue's ``Bell``, of others through their doorbells), so this is a
 #: safety net: every wake-up costs CPU, even with nothing to do.
 POLL_SECONDS = 1.0
 #: Where doorbells cannot be made (a filesystem without FIFOs), receivers look this often,
@@ -61,100 +60,6 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at);
 """
 
 
-class Doorbells:
-    """Wakes receivers in other processes sharing the state dir (``run`` and ``worker``).
-
-    Each process that receives keeps a FIFO under ``<state>/doorbells``, named after its
-    pid, and a thread blocked reading it; a sender writes a byte into every other
-    process's FIFO after its commit. Receivers so sleep until there is work instead of
-    polling SQLite twenty times a second (~2 % of a core for an idle ``run``).
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._own = f"{os.getpid()}-"
-        self._lock = threading.Lock()
-        self._fd = -1
-        self._path: Path | None = None
-        self._thread: threading.Thread | None = None
-        self._closing = False
-        self._usable = True
-
-    def listen(self) -> bool:
-        """Make sure ours exists (made at the first receive); False where FIFOs cannot be made."""
-        with self._lock:
-            if self._thread is None and self._usable and not self._closing:
-                hidden = self.folder / f".{self._own}{uuid.uuid4().hex}"
-                path = hidden.with_name(hidden.name[1:])
-                fd = -1
-                try:
-                    self.folder.mkdir(parents=True, exist_ok=True)
-                    os.mkfifo(hidden)
-                    fd = os.open(hidden, os.O_RDWR)  # RDWR: opens at once, never reads EOF
-                    os.rename(hidden, path)  # visible to senders only once it is read
-                except (OSError, AttributeError) as exc:  # AttributeError: no os.mkfifo
-                    log.debug("no doorbell in %s (%s); receivers poll instead", self.folder, exc)
-                    if fd >= 0:
-                        os.close(fd)
-                    with contextlib.suppress(OSError):
-                        hidden.unlink()
-                    self._usable = False
-                    return False
-                self._fd, self._path = fd, path
-                self._thread = threading.Thread(
-                    target=self._answer, name="autotranscode-doorbell", daemon=True
-                )
-                self._thread.start()
-            return self._usable
-
-    def _answer(self) -> None:
-        while True:
-            try:
-                os.read(self._fd, 512)
-            except OSError:
-                return
-            if self._closing:
-                return
-            wake_receivers()
-
-    def ring(self) -> None:
-        """Wake every other process's receivers; a FIFO nobody reads is a dead process's."""
-        try:
-            entries = list(os.scandir(self.folder))
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name.startswith((".", self._own)):
-                continue
-            try:
-                fd = os.open(entry.path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno == errno.ENXIO:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-                continue
-            try:
-                os.write(fd, b"\0")
-            except OSError:
-                pass  # full (EAGAIN): it has been rung already
-            finally:
-                os.close(fd)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closing = True
-            if self._thread is None:
-                return
-            with contextlib.suppress(OSError):
-                os.write(self._fd, b"\0")
-            self._thread.join()
-            os.close(self._fd)
-            if self._path is not None:
-                with contextlib.suppress(OSError):
-                    self._path.unlink()
-            self._thread = None
-
-
 class SqliteQueue(MessageQueue):
     def __init__(
         self,
@@ -165,7 +70,10 @@ class SqliteQueue(MessageQueue):
         dead_letters: str | None = None,
         doorbells: Doorbells | None = None,
         crashes: Path | None = None,
+        bell: Bell | None = None,
     ) -> None:
+        """``bell``: where this queue's receivers wait, rung by its sends (the backend's, for
+        the queue of that name); ``doorbells``: rung too, for other backends' receivers."""
         self.db = db
         self.doorbells = doorbells
         self.crashes = crashes
@@ -174,7 +82,7 @@ class SqliteQueue(MessageQueue):
         self.max_receives = max_receives
         self.dead_letters = dead_letters
         self._next_reclaim = 0.0
-        self._bell = _Bell.of(name)
+        self._bell = bell or Bell()
 
     def send(self, body: str, reason: str | None = None) -> None:
         self.db.execute(
@@ -323,42 +231,6 @@ class SqliteQueue(MessageQueue):
     def count(self) -> int:
         rows = self.db.query("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,))
         return int(str(rows[0][0]))
-
-
-class _Bell:
-    """Where this process's receivers of one queue wait: a send to that queue wakes them
-    and no others (one condition for all queues woke every worker for each notification)."""
-
-    _all: ClassVar[dict[str, _Bell]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        #: Bumped by every ring, so a receiver can tell it missed none while it looked.
-        self.rings = 0
-
-    @classmethod
-    def of(cls, queue: str) -> _Bell:
-        with cls._lock:
-            return cls._all.setdefault(queue, cls())
-
-    def ring(self) -> None:
-        with self.cond:
-            self.rings += 1
-            self.cond.notify_all()
-
-    @classmethod
-    def ring_all(cls) -> None:
-        with cls._lock:
-            bells = list(cls._all.values())
-        for bell in bells:
-            bell.ring()
-
-
-def wake_receivers() -> None:
-    """Wake every receive() waiting in this process, whatever its queue (another process
-    sent something, and its doorbell does not say to which queue)."""
-    _Bell.ring_all()
 
 
 class SqliteTopic(Topic):
@@ -545,10 +417,17 @@ class LocalBackend(Backend):
         self.db.add_columns("messages", _ADDED_COLUMNS)
         crashes = root / CRASHES_FOLDER
         self.store = FolderStore(root / "store")
-        self.doorbells = Doorbells(root / "doorbells")
-        bells = self.doorbells
+        #: Where this backend's receivers wait, per queue; its doorbell rings them all.
+        self.bells = Bells()
+        self.doorbells = Doorbells(root / "doorbells", self.bells.ring_all)
+        doorbells = self.doorbells
         self.dead_letters = SqliteQueue(
-            self.db, "jobs-dlq", visibility, doorbells=bells, crashes=crashes
+            self.db,
+            "jobs-dlq",
+            visibility,
+            doorbells=doorbells,
+            crashes=crashes,
+            bell=self.bells.of("jobs-dlq"),
         )
         # One receive more than the attempts: the worker that sees it reports the failure.
         self.jobs = SqliteQueue(
@@ -557,11 +436,17 @@ class LocalBackend(Backend):
             visibility,
             max_attempts + 1,
             "jobs-dlq",
-            doorbells=bells,
+            doorbells=doorbells,
             crashes=crashes,
+            bell=self.bells.of("jobs"),
         )
         self.notifications = SqliteQueue(
-            self.db, "notifications", 10.0, doorbells=bells, crashes=crashes
+            self.db,
+            "notifications",
+            10.0,
+            doorbells=doorbells,
+            crashes=crashes,
+            bell=self.bells.of("notifications"),
         )
         self.topic = SqliteTopic(f"local:{root}", self.notifications)
 
