@@ -7,6 +7,8 @@ displayed (a portrait phone clip under ``web-720p`` becomes 720 wide) and are
 never above the source's: nothing is upscaled.
 
 Most presets make one file; ``hls`` and ``thumbnails`` make a folder of files.
+What a configuration can name is a ``Catalog`` (the built-in CATALOG and the config
+file's custom presets), a value that ``Settings`` holds: there is no registry here.
 """
 
 from __future__ import annotations
