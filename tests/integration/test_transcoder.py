@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import imageio_ffmpeg
 import pytest
 
 from autotranscode.errors import ConfigError, MediaError, ProbeError, TranscodeError
@@ -347,6 +348,15 @@ def test_find_ffmpeg_bundled(ffmpeg: str) -> None:
     assert Path(ffmpeg).is_file()
     out = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("ffmpeg version")
+
+
+def test_find_ffmpeg_prefers_the_bundled_binary_and_honours_imageios_variable(
+    ffmpeg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled = Path(imageio_ffmpeg.__file__).parent / "binaries"
+    assert Path(ffmpeg).parent == bundled
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/opt/elsewhere/ffmpeg")
+    assert transcoder.find_ffmpeg() == "/opt/elsewhere/ffmpeg"
 
 
 def test_find_ffmpeg_override(ffmpeg: str) -> None:
