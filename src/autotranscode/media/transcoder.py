@@ -89,14 +89,15 @@ def transcode(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     *,
-    started: Callable[[], None] | None = None,
-    ended: Callable[[], None] | None = None,
+    started: Callable[[int, list[str]], None] | None = None,
+    ended: Callable[[int], None] | None = None,
     stamp: Stamp | None = None,
 ) -> MediaInfo:
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure.
 
-    ``started`` is called once ffmpeg runs; ``ended`` once it has ended, before its output
-    is checked (a worker starts its next ffmpeg then, and may hold the check until it runs).
+    ``started`` is called with ffmpeg's pid and command line once it runs; ``ended`` with
+    its exit status (negative: the signal) once it has ended, before its output is checked
+    (a worker starts its next ffmpeg then, and may hold the check until it runs).
     ``stamp``: what the output is to say it was made from (see ``stamps``).
     """
     cmd = command(ffmpeg, preset, source, src, dst, stamp)
@@ -123,7 +124,7 @@ def transcode(
             raise ConfigError(f"cannot run ffmpeg {ffmpeg}: {exc}") from exc
         try:
             if started is not None:
-                started()
+                started(proc.pid, cmd)
             if progress is not None:
                 progress(0.0, None)  # started: said once ffmpeg runs, not before
             cancelled = _follow(proc, source.duration, progress, cancel)
@@ -135,7 +136,7 @@ def transcode(
             if proc.stdout is not None:
                 proc.stdout.close()
             if ended is not None:
-                ended()
+                ended(proc.returncode)
         if cancelled:
             _remove(dst)
             raise TranscodeError("transcode cancelled")
