@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import imageio_ffmpeg
 import pytest
 
@@ -274,10 +275,8 @@ def test_preset_that_does_not_fit_the_source_is_a_media_error(
 _ORPHAN_SCRIPT = """
 import sys
 from pathlib import Path
-from autotranscode import presets, transcoder
-from autotranscode.media import MediaInfo
-if sys.argv[3] == "preexec":
-    transcoder._death_wrapper = lambda: ()
+from autotranscode.media import presets, transcoder
+from autotranscode.media.probe import MediaInfo
 source = MediaInfo(10.0, "mov", "h264", 640, 360, "aac")
 transcoder.transcode(
     transcoder.find_ffmpeg(), presets.get("web-720p"), source, Path(sys.argv[1]), Path(sys.argv[2])
@@ -316,7 +315,10 @@ def test_ffmpeg_dies_when_its_worker_is_killed(tmp_path: Path, how: str) -> None
         assert transcoder._death_wrapper(), "util-linux setpriv is part of every Linux CI image"
     fifo = tmp_path / "input.mov"
     os.mkfifo(fifo)
-    worker = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT, fifo, tmp_path / "o.mp4", how])
+    # Without setpriv on its PATH, the worker falls back to its preexec_fn.
+    env = os.environ | ({"PATH": str(tmp_path)} if how == "preexec" else {})
+    argv = [sys.executable, "-c", _ORPHAN_SCRIPT, fifo, tmp_path / "o.mp4"]
+    worker = subprocess.Popen(argv, env=env)
     ffmpeg = None
     try:
         deadline = time.monotonic() + 30
@@ -448,13 +450,13 @@ def test_probe_reads_headers_only_unless_they_leave_the_picture_size_unknown(
             capture_output=True,
         )
     opened: list[object] = []
-    real_open = media.av.open
+    real_open = av.open
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         opened.append(kwargs.get("options"))
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(media.av, "open", counting)
+    monkeypatch.setattr(av, "open", counting)
     headers, no_decoding = media._HEADERS_ALONE, media._NO_DECODING
     for path, attempts, codec in (
         (source, [headers], "h264"),
