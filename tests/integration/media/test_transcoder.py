@@ -166,6 +166,39 @@ def test_non_media_is_a_transcode_error(
     assert not dst.exists()
 
 
+def test_started_and_ended_are_told_ffmpegs_pid_command_and_exit_status(
+    ffmpeg: str, clips: dict[str, Clip], broken: dict[str, Path], tmp_path: Path
+) -> None:
+    told: list[tuple[str, object]] = []
+
+    def started(pid: int, command: list[str]) -> None:
+        told.append(("started", (pid, command[0], command[-1])))
+
+    def ended(returncode: int) -> None:
+        told.append(("ended", returncode))
+
+    _, _, dst = _transcode(
+        ffmpeg, "web-720p", clips["h264.mp4"].path, tmp_path, started=started, ended=ended
+    )
+    [(_, (pid, exe, output)), last] = told
+    assert (exe, output, last) == (ffmpeg, str(dst), ("ended", 0))
+    assert isinstance(pid, int) and pid > 0
+    told.clear()
+    claims_video = MediaInfo(2.0, "mov", "h264", 320, 240)
+    with pytest.raises(TranscodeError, match="ffmpeg failed"):
+        transcoder.transcode(
+            ffmpeg,
+            presets.get("web-720p"),
+            claims_video,
+            broken["notes.mp4"],
+            tmp_path / "bad.mp4",
+            started=started,
+            ended=ended,
+        )
+    assert [name for name, _ in told] == ["started", "ended"]
+    assert told[1][1] != 0
+
+
 def test_output_failing_the_check_is_removed(
     ffmpeg: str, clips: dict[str, Clip], tmp_path: Path
 ) -> None:
