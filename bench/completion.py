@@ -150,11 +150,11 @@ def one_backend(backend: str, tmp: Path, clips: list[Path], spacing: float) -> T
     if publish:
         ms = percentile(publish, 50) * 1000
         t.notes.append(
-            "worker finished = the start of its COMPLETED publish (bench/probed_worker.py wraps "
-            f"Worker._publish; the publish call itself took p50 {ms:.1f} ms)"
+            "worker finished = the start of its COMPLETED publish (bench/probed_worker.py's "
+            f"WorkerHooks; the publish call itself took p50 {ms:.1f} ms)"
         )
     else:
-        t.notes.append("probed_worker.py could not wrap Worker._publish: no publish times")
+        t.notes.append("probed_worker.py logged no publish times")
     t.notes.append(
         "the worker's 'job <id> completed' line is written after the publish *and* the job "
         "message's delete, so it can even come after the client has reacted (negative values)"

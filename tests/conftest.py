@@ -179,6 +179,39 @@ def no_leaked_threads() -> Iterator[None]:
     assert not leaked, f"threads left running: {leaked}"
 
 
+def _children() -> dict[int, str]:
+    """pid -> "name (state)" of this process's children, exited-but-unreaped ones too."""
+    found = {}
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            pids = (task / "children").read_text().split()
+        except OSError:  # a thread that just ended
+            continue
+        for pid in map(int, pids):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:  # reaped meanwhile
+                continue
+            name, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+            found[pid] = f"{name} ({state})"
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Every process a test starts (ffmpeg, the CLI, a worker) must be gone, and reaped, when
+    it ends; one still exiting gets a moment."""
+    before = _children().keys()
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leaked = {pid: what for pid, what in _children().items() if pid not in before}
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"child processes left behind: {leaked}"
+
+
 def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Settings:
     """Settings for ``backend`` with the state dir under ``tmp_path``; aws uses the moto server."""
     from autotranscode import settings as settings_mod

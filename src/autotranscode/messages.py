@@ -10,6 +10,7 @@ keeps working. Everything read from a queue is untrusted and goes through
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -24,6 +25,8 @@ SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
 #: Longest reason a notification carries; senders cut theirs to fit (receivers refuse more).
 MAX_DETAIL = 4096
+#: The ``errorCode`` of every ERROR notification.
+ERROR_CODE = 4000
 #: Outputs per job, as Elastic Transcoder allowed.
 MAX_OUTPUTS = 30
 
@@ -230,10 +233,35 @@ def parse_notification(body: str | bytes) -> Notification:
     return _decode(body, Notification, "notification")
 
 
-def notification_from(data: dict[str, Any]) -> Notification:
-    """A notification from fields by their JSON names, checked as if it had been received."""
+def notification(
+    state: State,
+    *,
+    job_id: str,
+    pipeline_id: str,
+    input: Input | Mapping[str, Any],
+    user_metadata: Mapping[str, str],
+    outputs: Sequence[OutputStatus | Mapping[str, Any]] = (),
+    reason: str | None = None,
+) -> Notification:
+    """The one way a notification is made (the worker's, and MediaConvert events turned into
+    ours): checked as if it had been received, so what we send is what a client accepts.
+
+    ``input`` and ``outputs`` may be plain fields by their JSON names (an event's untrusted
+    values); ``reason`` makes it an ERROR's, cut to MAX_DETAIL. MessageError if it does not
+    check out.
+    """
+    fields: dict[str, Any] = {
+        "state": state,
+        "jobId": job_id,
+        "pipelineId": pipeline_id,
+        "input": input,
+        "outputs": tuple(outputs),
+        "userMetadata": dict(user_metadata),
+    }
+    if reason is not None:
+        fields |= {"errorCode": ERROR_CODE, "messageDetails": reason[:MAX_DETAIL]}
     try:
-        note: Notification = msgspec.convert(data, Notification)
+        note: Notification = msgspec.convert(fields, Notification)
     except msgspec.ValidationError as exc:
         raise MessageError(f"invalid notification ({_problem(exc)})") from exc
     return note

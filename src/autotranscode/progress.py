@@ -58,27 +58,6 @@ class Subscriber:
         """``fraction`` (0..1) of ``stage`` is done; transcoding adds ``speed`` and ``eta``."""
 
 
-class Fanout(Subscriber):
-    def __init__(self, *subscribers: Subscriber) -> None:
-        self.subscribers = subscribers
-
-    def on_seen(self, **kwargs: Any) -> None:
-        for s in self.subscribers:
-            s.on_seen(**kwargs)
-
-    def on_settled(self, **kwargs: Any) -> None:
-        for s in self.subscribers:
-            s.on_settled(**kwargs)
-
-    def on_state(self, **kwargs: Any) -> None:
-        for s in self.subscribers:
-            s.on_state(**kwargs)
-
-    def on_progress(self, **kwargs: Any) -> None:
-        for s in self.subscribers:
-            s.on_progress(**kwargs)
-
-
 class Stage(StrEnum):
     """What a person is told a file is doing; several journal states can be one stage."""
 

@@ -95,10 +95,6 @@ class Settings(msgspec.Struct, frozen=True):
                 "--name: use 1-24 lowercase letters, digits and hyphens (it names buckets)"
             )
 
-    @property
-    def extensions(self) -> tuple[str, ...]:
-        return DEFAULT_EXTENSIONS
-
     def matches(self, filename: str) -> bool:
         """Whether a file name counts as media under ``pattern`` (or the default extensions)."""
         import fnmatch

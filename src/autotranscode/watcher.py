@@ -111,6 +111,9 @@ class Watcher:
         self._stop = threading.Event()
         #: Set by a new candidate (or a stop): ends the check loop's sleep while it has none.
         self._wake = threading.Event()
+        #: How many times the check loop has looked at the settling files: each look is a
+        #: wake-up, and an idle watcher should make none.
+        self.looks = 0
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
         self._closes_known = False
@@ -237,6 +240,7 @@ class Watcher:
                 self._wake.wait(max(0.0, next_scan - time.monotonic()))
             if self._stop.is_set():
                 return
+            self.looks += 1
             for path in self._ready():
                 try:
                     self.on_ready(path)

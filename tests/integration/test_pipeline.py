@@ -10,19 +10,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import pytest
 
 from autotranscode import keys
 from autotranscode.backends import Backend, open_backend
-from autotranscode.engines import worker as worker_mod
 from autotranscode.engines.worker import Worker, WorkerPool
-from autotranscode.errors import TranscodeError
 from autotranscode.journal import FileState, Journal
-from autotranscode.media import transcoder
-from autotranscode.media.probe import MediaInfo, probe, read_stamp
+from autotranscode.media.probe import probe, read_stamp
 from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import parse_job
 from autotranscode.pipeline import Pipeline
@@ -166,13 +161,13 @@ def test_restart_resumes_a_submitted_file_exactly_once(
     check_output(out / "vp9.mp4", clip)
 
 
-def test_the_clients_probe_travels_in_the_job_and_spares_the_worker_a_second_one(
-    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
+def test_the_clients_probe_travels_in_the_job(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
-    out = tmp_path / "out"
+    """So a worker need not probe the file again (test_worker.py checks it does not)."""
     clip = clips["prores 10bit.mov"]
-    with running(settings, out, workers=0) as (pipe, backend, journal):
-        fid = submitted(pipe, journal, clip.path)
+    with running(settings, tmp_path / "out", workers=0) as (pipe, backend, journal):
+        submitted(pipe, journal, clip.path)
         [message] = backend.jobs.receive(wait=5)
         detected = parse_job(message.body).input.detected
         backend.jobs.release(message)
@@ -181,159 +176,6 @@ def test_the_clients_probe_travels_in_the_job_and_spares_the_worker_a_second_one
     hint, actual = detected.media_info(), probe(clip.path)
     assert hint.duration == pytest.approx(actual.duration, abs=0.001)
     assert vars(hint) | {"duration": 0} == vars(actual) | {"duration": 0}
-
-    def no_probe(path: object, **kwargs: object) -> MediaInfo:
-        raise AssertionError(f"the worker probed {path} again")
-
-    monkeypatch.setattr(worker_mod, "probe", no_probe)
-    with running(settings, out) as (pipe, backend, _):
-        assert pipe.wait([fid], timeout=WAIT)
-        assert pipe.outcome(fid).state == FileState.CLEANED, pipe.outcome(fid).detail
-    check_output(out / "prores 10bit.mp4", clip)
-
-
-def test_a_probe_hint_for_another_file_size_is_not_trusted(
-    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
-) -> None:
-    """A job whose hint does not fit the object (wrong size) gets the worker's own probe."""
-    out = tmp_path / "out"
-    clip = clips["h264.mp4"]
-    with running(settings, out, workers=0) as (pipe, backend, journal):
-        fid = submitted(pipe, journal, clip.path)
-        [message] = backend.jobs.receive(wait=5)
-        job = json.loads(message.body)
-        backend.jobs.delete(message)
-        # A lie that would break the output (no video, 1 s) if the worker believed it.
-        job["input"]["detectedProperties"].update(
-            fileSize=1, durationMillis=1000, videoCodec=None, width=None, height=None
-        )
-        backend.jobs.send(json.dumps(job))
-    with running(settings, out) as (pipe, backend, _):
-        assert pipe.wait([fid], timeout=WAIT)
-        assert pipe.outcome(fid).state == FileState.CLEANED, pipe.outcome(fid).detail
-        assert_no_leftovers(backend)
-    check_output(out / "h264.mp4", clip)
-
-
-def test_a_worker_starts_its_next_ffmpeg_while_the_last_output_is_checked(
-    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first output check holds until a second ffmpeg runs: serial workers would hang."""
-    out = tmp_path / "out"
-    spawned: list[object] = []
-    second_started = threading.Event()
-    real_popen, real_verify = transcoder.subprocess.Popen, transcoder.verify
-
-    def popen(*args: Any, **kwargs: Any) -> Any:
-        proc = real_popen(*args, **kwargs)
-        if any("ffmpeg" in str(a) for a in args[0]):
-            spawned.append(proc)
-            if len(spawned) == 2:
-                second_started.set()
-        return proc
-
-    def verify(*args: Any, **kwargs: Any) -> Any:
-        if len(spawned) == 1:
-            assert second_started.wait(WAIT), "the next ffmpeg waited for this output check"
-        return real_verify(*args, **kwargs)
-
-    monkeypatch.setattr(transcoder.subprocess, "Popen", popen)
-    monkeypatch.setattr(transcoder, "verify", verify)
-    with running(settings, out, workers=1) as (pipe, _, _):
-        fids = [pipe.add(clips[name].path) for name in ("h264.mp4", "vp9.mkv")]
-        assert all(fids) and pipe.wait(fids, timeout=WAIT)
-        assert [pipe.outcome(f).state for f in fids] == [FileState.CLEANED] * 2
-    assert second_started.is_set()
-    assert sorted(p.name for p in out.iterdir()) == ["h264.mp4", "vp9.mp4"]
-
-
-def test_an_output_is_checked_only_once_the_next_ffmpeg_runs(
-    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The check probes the output holding the GIL: done while the next job is being
-    started, it kept the encoder idle longer. The next job is slowed down here, so a check
-    that does not wait for it would come first."""
-    monkeypatch.setattr(worker_mod, "HANDOFF_WAIT_SECONDS", WAIT)
-    events: list[str] = []
-    real_popen, real_verify, real_info = (
-        transcoder.subprocess.Popen,
-        transcoder.verify,
-        worker_mod._source_info,
-    )
-
-    def popen(*args: Any, **kwargs: Any) -> Any:
-        if any("ffmpeg" in str(a) for a in args[0]):
-            events.append("ffmpeg")
-        return real_popen(*args, **kwargs)
-
-    def verify(*args: Any, **kwargs: Any) -> Any:
-        events.append("check")
-        return real_verify(*args, **kwargs)
-
-    def slow_info(*args: Any, **kwargs: Any) -> Any:
-        if events:
-            time.sleep(1)
-        return real_info(*args, **kwargs)
-
-    monkeypatch.setattr(transcoder.subprocess, "Popen", popen)
-    monkeypatch.setattr(transcoder, "verify", verify)
-    monkeypatch.setattr(worker_mod, "_source_info", slow_info)
-    out = tmp_path / "out"
-    with running(settings, out, workers=0) as (pipe, _, journal):
-        fids = [submitted(pipe, journal, clips[n].path) for n in ("h264.mp4", "vp9.mkv")]
-    with running(settings, out) as (pipe, backend, _):
-        assert pipe.wait(fids, timeout=WAIT)
-        assert [pipe.outcome(f).state for f in fids] == [FileState.CLEANED] * 2
-        assert_no_leftovers(backend)
-    assert events == ["ffmpeg", "ffmpeg", "check", "check"]
-
-
-def test_an_output_check_waits_for_no_next_job_that_is_not_there_or_fails(
-    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With an endless handoff wait, a lone job and a job followed by one that fails before
-    its ffmpeg must still complete: the worker says at once that no ffmpeg is coming."""
-    monkeypatch.setattr(worker_mod, "HANDOFF_WAIT_SECONDS", 3600)
-    out = tmp_path / "out"
-    with running(settings, out) as (pipe, backend, journal):
-        lone = pipe.add(clips["h264.mp4"].path)
-        assert lone and pipe.wait([lone], timeout=WAIT)
-        assert pipe.outcome(lone).state == FileState.CLEANED
-    with running(settings, out, workers=0) as (pipe, _, journal):
-        fids = [submitted(pipe, journal, clips[n].path) for n in ("vp9.mkv", "no audio.mp4")]
-        messages = [m for _ in fids for m in backend.jobs.receive(wait=5)]
-        for m in messages:
-            backend.jobs.release(m)
-    second = parse_job(messages[1].body).input  # the second job: its input, gone
-    assert second.key != parse_job(messages[0].body).input.key
-    backend.store.delete_prefix(second.bucket, second.key)
-    with running(settings, out) as (pipe, backend, _):
-        assert pipe.wait(fids, timeout=WAIT)
-        assert [pipe.outcome(f).state for f in fids] == [FileState.CLEANED, FileState.FAILED]
-
-
-def test_a_job_that_outlasts_its_lease_is_not_run_twice(
-    settings: Settings, tmp_path: Path, clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A 1 s lease and a job that takes 3 s: the lease must be renewed while it runs, or the
-    second (idle) worker receives the job again and runs a second ffmpeg."""
-    short = msgspec.structs.replace(settings, visibility_timeout=1)
-    spawned: list[object] = []
-    real_popen = transcoder.subprocess.Popen
-
-    def slow_popen(*args: Any, **kwargs: Any) -> Any:
-        if any("ffmpeg" in str(a) for a in args[0]):
-            spawned.append(args)
-            time.sleep(3)
-        return real_popen(*args, **kwargs)
-
-    monkeypatch.setattr(transcoder.subprocess, "Popen", slow_popen)
-    with running(short, tmp_path / "out", workers=2) as (pipe, backend, _):
-        fid = pipe.add(clips["h264.mp4"].path)
-        assert fid and pipe.wait([fid], timeout=WAIT)
-        assert pipe.outcome(fid).state == FileState.CLEANED
-        assert len(spawned) == 1, "the job was handed to the second worker while it ran"
-        assert_no_leftovers(backend)
 
 
 @pytest.mark.parametrize("on_success", ["move", "delete"])
@@ -389,44 +231,6 @@ def test_a_file_still_fails_when_cleaning_up_after_it_breaks(
         assert pipe.outcome(fid).state == FileState.FAILED
 
 
-def test_a_failure_with_a_very_long_message_still_reaches_the_client(
-    settings: Settings,
-    tmp_path: Path,
-    clips: dict[str, Clip],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """ERROR notifications carry at most MAX_DETAIL characters of reason: a longer one
-    would be refused by the client as malformed, leaving the file waiting forever."""
-
-    def failing(*args: Any, **kwargs: Any) -> Any:
-        raise TranscodeError("ffmpeg failed (exit 1): " + "x" * 10_000)
-
-    monkeypatch.setattr(worker_mod, "transcode", failing)
-    with running(settings, tmp_path / "out") as (pipe, _, _):
-        fid = pipe.add(clips["h264.mp4"].path)
-        assert fid and pipe.wait([fid], timeout=WAIT)
-        outcome = pipe.outcome(fid)
-    assert outcome.state == FileState.FAILED
-    assert "ffmpeg failed (exit 1): xxx" in outcome.detail
-
-
-def test_malformed_jobs_go_to_the_dead_letter_queue_and_the_worker_goes_on(
-    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
-) -> None:
-    out = tmp_path / "out"
-    with running(settings, out) as (pipe, backend, _):
-        backend.jobs.send("{not json")
-        backend.jobs.send(json.dumps({"jobId": "../../etc", "outputs": []}))
-        fid = pipe.add(clips["h264.mp4"].path)
-        assert fid and pipe.wait([fid], timeout=WAIT)
-        assert pipe.outcome(fid).state == FileState.CLEANED
-        deadline = time.monotonic() + WAIT
-        while backend.dead_letters.count() < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert backend.jobs.count() == 0
-
-
 def test_notifications_for_other_jobs_are_ignored(
     settings: Settings, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
@@ -477,47 +281,6 @@ def test_folder_outputs_arrive_whole_as_folders(
     for output in out.iterdir():
         stamp = read_stamp(output)
         assert stamp is not None and stamp.source, output
-
-
-def test_two_copies_of_one_job_in_one_worker_write_apart(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    clips: dict[str, Clip],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A redelivered copy of a job (its lease ran out, e.g. in an outage) can reach the worker
-    still finishing the first: the two attempts must not share a temp file (they did)."""
-    s = backend_settings(request, tmp_path, "local")
-    outputs: list[Path] = []
-    real_transcode = worker_mod.transcode
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        outputs.append(args[4])
-        return real_transcode(*args, **kwargs)
-
-    monkeypatch.setattr(worker_mod, "transcode", recording)
-    with running(s, tmp_path / "out", workers=0) as (pipe, backend, journal):
-        fid = submitted(pipe, journal, clips["h264.mp4"].path)
-        [first] = backend.jobs.receive(wait=WAIT)
-        backend.jobs.release(first)
-        [second] = backend.jobs.receive(wait=WAIT)
-        worker = Worker(
-            backend,
-            find_ffmpeg(),
-            s.state_dir / "work" / "w",
-            visibility=s.visibility_timeout,
-            max_attempts=s.max_attempts,
-            name="w",
-        )
-        worker.workdir.mkdir(parents=True)
-        copies = [threading.Thread(target=worker.handle, args=(m,)) for m in (first, second)]
-        for t in copies:
-            t.start()
-        for t in copies:
-            t.join()
-        assert len(set(outputs)) == 2, outputs
-        assert pipe.wait([fid], timeout=WAIT)
-        assert pipe.outcome(fid).state == FileState.CLEANED
 
 
 def test_a_file_written_while_it_is_taken_is_taken_again_once_it_holds_still(

@@ -152,6 +152,32 @@ def test_notification_reason() -> None:
     assert msgspec.structs.replace(bare, message_details=None).reason == "the job failed"
 
 
+def test_notifications_are_built_checked_and_an_errors_reason_cut_to_fit() -> None:
+    job = _job()
+    common: dict[str, Any] = {
+        "job_id": job.job_id,
+        "pipeline_id": job.pipeline_id,
+        "input": job.input,
+        "user_metadata": {"clientId": "c1"},
+    }
+    done = messages.notification(
+        State.COMPLETED,
+        outputs=[OutputStatus(key=job.outputs[0].key, preset_id="web-720p", size=1)],
+        **common,
+    )
+    assert messages.parse_notification(done.to_json()) == done
+    assert (done.error_code, done.message_details) == (None, None)
+    failed = messages.notification(State.ERROR, reason="x" * (2 * messages.MAX_DETAIL), **common)
+    assert failed.error_code == messages.ERROR_CODE
+    assert failed.reason == "x" * messages.MAX_DETAIL
+    assert messages.parse_notification(failed.to_json()) == failed
+    # Plain fields by their JSON names (an event's) are checked as if received.
+    with pytest.raises(MessageError, match=r"input\.key"):
+        messages.notification(State.COMPLETED, **(common | {"input": {"bucket": "b", "key": 1}}))
+    with pytest.raises(MessageError, match="outputs"):
+        messages.notification(State.COMPLETED, outputs=[{"key": "../x"}], **common)
+
+
 def test_unknown_fields_are_ignored() -> None:
     data = _job_dict()
     data["somethingNew"] = {"x": 1}

@@ -41,7 +41,6 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.name == settings.DEFAULT_NAME
     assert s.endpoint_url is None and s.region is None and s.profile is None
     assert s.state_dir == tmp_path / "xdg-state" / "autotranscode"
-    assert s.extensions == DEFAULT_EXTENSIONS
 
 
 def test_default_paths_follow_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ from .. import keys
 from ..errors import ConfigError, MediaError, MessageError, QueueError
 from ..media import presets
 from ..media.probe import MediaInfo
-from ..messages import MAX_DETAIL, Job, Notification, State, notification_from
+from ..messages import Job, Notification, State, notification
 from .base import Engine
 
 log = logging.getLogger(__name__)
@@ -179,12 +179,12 @@ def parse_event(body: str, *, account: str, client_id: str, output_bucket: str) 
     if meta.get(META_CLIENT) != client_id or not meta.get(META_JOB):
         raise MessageError("MediaConvert event for another client")
     status = detail.get("status")
-    # By their JSON names, and checked as if received: an event's values are untrusted.
+    # Checked as if received (``notification``): an event's values are untrusted.
     base: dict[str, Any] = {
-        "jobId": meta[META_JOB],
-        "pipelineId": str(meta.get(META_PIPELINE, "")),
+        "job_id": meta[META_JOB],
+        "pipeline_id": str(meta.get(META_PIPELINE, "")),
         "input": {"bucket": "mediaconvert", "key": str(meta.get(META_INPUT, ""))},
-        "userMetadata": {k: str(v) for k, v in meta.items()},
+        "user_metadata": {k: str(v) for k, v in meta.items()},
     }
     try:
         return _notification(status, detail, base, output_bucket)
@@ -196,18 +196,15 @@ def _notification(
     status: object, detail: dict[str, Any], base: dict[str, Any], output_bucket: str
 ) -> Notification:
     if status == "COMPLETE":
-        outputs = _outputs(detail, output_bucket)
-        return notification_from({**base, "state": State.COMPLETED, "outputs": outputs})
+        return notification(State.COMPLETED, outputs=_outputs(detail, output_bucket), **base)
     if status == "ERROR":
         reason = f"MediaConvert error {detail.get('errorCode')}: {detail.get('errorMessage')}"
-        return notification_from(
-            {**base, "state": State.ERROR, "errorCode": 4000, "messageDetails": reason[:MAX_DETAIL]}
-        )
+        return notification(State.ERROR, reason=reason, **base)
     if status in ("PROGRESSING", "STATUS_UPDATE", "INPUT_INFORMATION", "SUBMITTED"):
         progress = detail.get("jobProgress") or {}
         percent = float(progress.get("jobPercentComplete", 0) or 0)
-        metadata = {**base["userMetadata"], "percent": f"{percent:.1f}"}
-        return notification_from({**base, "state": State.PROGRESSING, "userMetadata": metadata})
+        metadata = {**base["user_metadata"], "percent": f"{percent:.1f}"}
+        return notification(State.PROGRESSING, **{**base, "user_metadata": metadata})
     raise MessageError(f"MediaConvert status {status!r} is not one we act on")
 
 

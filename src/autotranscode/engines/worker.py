@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,8 +37,16 @@ from ..media import presets
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
 from ..media.transcoder import transcode
-from ..messages import MAX_DETAIL, Job, Notification, OutputStatus, State, parse_job
+from ..messages import (
+    MAX_DETAIL,
+    Job,
+    OutputStatus,
+    State,
+    notification,
+    parse_job,
+)
 from ..procs import pid_alive
+from .hooks import WorkerHooks
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +71,11 @@ class Worker:
         max_attempts: int,
         name: str = "worker",
         catalog: presets.Catalog = presets.DEFAULT_CATALOG,
+        hooks: WorkerHooks | None = None,
+        handoff_wait: float = HANDOFF_WAIT_SECONDS,
     ) -> None:
+        """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
+        to start (see ``_Handoff``)."""
         self.backend = backend
         #: Where a job's preset ids are looked up, when the job carries no definition.
         self.catalog = catalog
@@ -72,6 +84,8 @@ class Worker:
         self.visibility = visibility
         self.max_attempts = max_attempts
         self.name = name
+        self.hooks = hooks or WorkerHooks()
+        self.handoff_wait = handoff_wait
         self._leases = _Leases(backend.jobs, visibility, name)
 
     def run(self, stop: threading.Event) -> None:
@@ -103,7 +117,7 @@ class Worker:
                     if not batch and last is not None:
                         last.go.set()
                     for message in batch:
-                        handoff = _Handoff()
+                        handoff = _Handoff(self.handoff_wait)
                         handling = handlers.submit(
                             self._handle_logged, message, stop, handoff, last
                         )
@@ -167,6 +181,7 @@ class Worker:
         cancel = stop or threading.Event()
         try:
             with self._leases.hold(message):
+                self.hooks.on_job_received(job=job, receive_count=message.receive_count)
                 outputs = self._transcode(job, cancel, handoff, previous)
         except (AutotranscodeError, OSError) as exc:
             if cancel.is_set():
@@ -180,16 +195,7 @@ class Worker:
                 return
             self._failed(job, message, exc)
             return
-        self._publish(
-            Notification(
-                state=State.COMPLETED,
-                job_id=job.job_id,
-                pipeline_id=job.pipeline_id,
-                input=job.input,
-                outputs=outputs,
-                user_metadata=job.user_metadata,
-            )
-        )
+        self._publish(job, State.COMPLETED, outputs)
         self.backend.jobs.delete(message)
         log.info("%s: job %s completed", self.name, job.job_id)
 
@@ -247,7 +253,7 @@ class Worker:
             return done
         results = []
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
-            source = _source_info(job, src)
+            source = self._source_info(job, src)
             for index, output in enumerate(job.outputs):
                 preset = self.catalog.resolve(output.preset_id, output.preset_spec)
                 # Unique per attempt: a redelivered copy of this job (its lease ran out, say
@@ -258,6 +264,13 @@ class Worker:
                 report = _Throttled(self, job, index, source.duration)
                 last = index == len(job.outputs) - 1
                 stamp = Stamp(_content_hash(job), presets.digest(preset))
+                ffmpeg = _FfmpegEvents(
+                    self.hooks,
+                    job,
+                    tmp,
+                    previous if index == 0 else None,
+                    handoff if last else None,
+                )
                 info = transcode(
                     self.ffmpeg,
                     preset,
@@ -266,13 +279,23 @@ class Worker:
                     tmp,
                     report,
                     cancel,
-                    started=previous.go.set if previous is not None and index == 0 else None,
-                    ended=handoff.ended if handoff is not None and last else None,
+                    started=ffmpeg.started,
+                    ended=ffmpeg.ended,
                     stamp=stamp,
                 )
+                self.hooks.on_output_checked(job=job, output=tmp, info=info)
                 size = self._store_output(tmp, job.output_bucket, output.key)
                 results.append(_status(output.key, preset.id, info, size))
         return tuple(results)
+
+    def _source_info(self, job: Job, src: Path) -> MediaInfo:
+        """The client's probe when it is of this very object (same size), else our own."""
+        detected = job.input.detected
+        if detected is not None and detected.file_size == src.stat().st_size:
+            return detected.media_info()
+        info = probe(src)
+        self.hooks.on_source_probed(job=job, path=src, info=info)
+        return info
 
     def _store_output(self, path: Path, bucket: str, key: str) -> int:
         """A file goes to ``key``; a folder (HLS, thumbnails) to objects under ``key/``."""
@@ -319,16 +342,7 @@ class Worker:
         if eta is not None:
             meta["eta"] = f"{eta:.0f}"
         try:
-            self._publish(
-                Notification(
-                    state=State.PROGRESSING,
-                    job_id=job.job_id,
-                    pipeline_id=job.pipeline_id,
-                    input=job.input,
-                    outputs=tuple(status),
-                    user_metadata=meta,
-                )
-            )
+            self._publish(job, State.PROGRESSING, status, metadata=meta)
         except AutotranscodeError as exc:
             log.debug("progress notification not sent: %s", exc)
 
@@ -338,24 +352,32 @@ class Worker:
             OutputStatus(key=o.key, preset_id=o.preset_id, status="Error", status_detail=reason)
             for o in job.outputs
         )
-        self._publish(
-            Notification(
-                state=State.ERROR,
-                job_id=job.job_id,
-                pipeline_id=job.pipeline_id,
-                input=job.input,
-                outputs=status,
-                error_code=4000,
-                message_details=reason,
-                user_metadata=job.user_metadata,
-            )
-        )
+        self._publish(job, State.ERROR, status, reason=reason)
 
-    def _publish(self, notification: Notification) -> None:
+    def _publish(
+        self,
+        job: Job,
+        state: State,
+        outputs: Sequence[OutputStatus],
+        *,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         """Addressed to the client that sent the job (its id travels in the job), so other
         clients' subscriptions filter it out."""
-        client = notification.user_metadata.get("clientId")
-        self.backend.topic.publish(notification.to_json(), client=client)
+        note = notification(
+            state,
+            job_id=job.job_id,
+            pipeline_id=job.pipeline_id,
+            input=job.input,
+            user_metadata=job.user_metadata if metadata is None else metadata,
+            outputs=outputs,
+            reason=reason,
+        )
+        self.hooks.on_publishing(notification=note)
+        client = note.user_metadata.get("clientId")
+        self.backend.topic.publish(note.to_json(), client=client)
+        self.hooks.on_published(notification=note)
 
     def _dead_letter(self, message: Received, reason: str) -> None:
         self.backend.dead_letters.send(message.body, reason=reason)
@@ -372,13 +394,46 @@ class _Handoff:
     does not hold this one's completion for long.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
         self.exited = threading.Event()
         self.go = threading.Event()
 
     def ended(self) -> None:
         self.exited.set()
-        self.go.wait(HANDOFF_WAIT_SECONDS)
+        self.go.wait(self.wait)
+
+
+class _FfmpegEvents:
+    """What ``transcode`` says of one ffmpeg, passed on to the hooks and the handoffs: its
+    start lets the previous job's checks go, its end lets the worker take the next job."""
+
+    def __init__(
+        self,
+        hooks: WorkerHooks,
+        job: Job,
+        output: Path,
+        previous: _Handoff | None,
+        handoff: _Handoff | None,
+    ) -> None:
+        self.hooks, self.job, self.output = hooks, job, output
+        self.previous, self.handoff = previous, handoff
+        self.pid = 0
+
+    def started(self, pid: int, command: list[str]) -> None:
+        self.pid = pid
+        try:
+            self.hooks.on_ffmpeg_started(job=self.job, pid=pid, command=command, output=self.output)
+        finally:
+            if self.previous is not None:
+                self.previous.go.set()
+
+    def ended(self, returncode: int) -> None:
+        try:
+            self.hooks.on_ffmpeg_ended(job=self.job, pid=self.pid, returncode=returncode)
+        finally:
+            if self.handoff is not None:
+                self.handoff.ended()
 
 
 class _Leases:
@@ -453,14 +508,6 @@ def _content_hash(job: Job) -> str | None:
     not a hex digest is not written into anyone's files."""
     value = job.user_metadata.get("contentHash")
     return value if value and _HEX_DIGEST.fullmatch(value) else None
-
-
-def _source_info(job: Job, src: Path) -> MediaInfo:
-    """The client's probe when it is of this very object (same size), else our own."""
-    detected = job.input.detected
-    if detected is not None and detected.file_size == src.stat().st_size:
-        return detected.media_info()
-    return probe(src)
 
 
 def _status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatus:

@@ -99,6 +99,17 @@ class Preset:
         scale = target / short
         return _even(round(width * scale)), _even(round(height * scale))
 
+    def rendition_sizes(self, source: MediaInfo) -> list[tuple[int, int]]:
+        """The ladder's output sizes for ``source``, largest first, each once: rungs above a
+        small source all come out at its own size. Both the command and the output check
+        count renditions by this list (rendition n is folder n)."""
+        sizes: list[tuple[int, int]] = []
+        for rung in self.ladder:
+            size = self.output_size(source, rung)
+            if size is not None and size not in sizes:
+                sizes.append(size)
+        return sizes
+
     def output_height(self, source: MediaInfo) -> int | None:
         size = self.output_size(source)
         return size[1] if size else None
@@ -199,11 +210,7 @@ class Preset:
 
     def _hls(self, source: MediaInfo, folder: Path) -> list[str]:
         """One encode, split to every rendition of the ladder not above the source."""
-        sizes: list[tuple[int, int]] = []
-        for rung in self.ladder:
-            size = self.output_size(source, rung)
-            if size is not None and size not in sizes:
-                sizes.append(size)
+        sizes = self.rendition_sizes(source)
         splits = "".join(f"[v{n}]" for n in range(len(sizes)))
         graph = [f"[0:v:0]format=yuv420p,split={len(sizes)}{splits}"]
         graph += [f"[v{n}]scale={w}:{h}:flags=bicubic[o{n}]" for n, (w, h) in enumerate(sizes)]

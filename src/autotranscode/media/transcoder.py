@@ -46,15 +46,17 @@ ERROR_TAIL_BYTES = 8192
 
 
 def find_ffmpeg(override: str | None = None) -> str:
-    """The ffmpeg to run: ``--ffmpeg`` if given, else the binary bundled by imageio-ffmpeg."""
+    """The ffmpeg to run: ``--ffmpeg`` if given, else imageio-ffmpeg's choice.
+
+    That is ``IMAGEIO_FFMPEG_EXE`` if set, else the binary bundled in its wheel, else a
+    conda or system ffmpeg. It checks its pick with ``ffmpeg -version`` once per process
+    (~20 ms), a price paid for not depending on the package's private layout.
+    """
     if override:
         found = shutil.which(override)
         if not found:
             raise ConfigError(f"ffmpeg {override!r} not found or not executable")
         return found
-    bundled = _bundled_ffmpeg()
-    if bundled is not None:
-        return bundled
     import imageio_ffmpeg
 
     try:
@@ -63,25 +65,6 @@ def find_ffmpeg(override: str | None = None) -> str:
         raise ConfigError(
             f"no ffmpeg available ({exc}); install one and pass --ffmpeg PATH"
         ) from exc
-
-
-def _bundled_ffmpeg() -> str | None:
-    """imageio-ffmpeg's own binary, found without running ``ffmpeg -version``.
-
-    get_ffmpeg_exe() runs that check on every start, ~20 ms of each ``transcode``. Its
-    binary ships in the wheel, so existing and being executable is proof enough; the
-    lookup mirrors its private layout, and anything unexpected falls back to the API.
-    """
-    if os.environ.get("IMAGEIO_FFMPEG_EXE"):
-        return None  # the API returns it as is
-    try:
-        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
-        from imageio_ffmpeg._utils import _get_bin_dir
-    except ImportError:
-        return None
-    name = FNAME_PER_PLATFORM.get(get_platform())
-    exe = Path(_get_bin_dir(), name) if name else None
-    return str(exe) if exe and exe.is_file() and os.access(exe, os.X_OK) else None
 
 
 def command(
@@ -106,14 +89,15 @@ def transcode(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     *,
-    started: Callable[[], None] | None = None,
-    ended: Callable[[], None] | None = None,
+    started: Callable[[int, list[str]], None] | None = None,
+    ended: Callable[[int], None] | None = None,
     stamp: Stamp | None = None,
 ) -> MediaInfo:
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure.
 
-    ``started`` is called once ffmpeg runs; ``ended`` once it has ended, before its output
-    is checked (a worker starts its next ffmpeg then, and may hold the check until it runs).
+    ``started`` is called with ffmpeg's pid and command line once it runs; ``ended`` with
+    its exit status (negative: the signal) once it has ended, before its output is checked
+    (a worker starts its next ffmpeg then, and may hold the check until it runs).
     ``stamp``: what the output is to say it was made from (see ``stamps``).
     """
     cmd = command(ffmpeg, preset, source, src, dst, stamp)
@@ -140,7 +124,7 @@ def transcode(
             raise ConfigError(f"cannot run ffmpeg {ffmpeg}: {exc}") from exc
         try:
             if started is not None:
-                started()
+                started(proc.pid, cmd)
             if progress is not None:
                 progress(0.0, None)  # started: said once ffmpeg runs, not before
             cancelled = _follow(proc, source.duration, progress, cancel)
@@ -152,7 +136,7 @@ def transcode(
             if proc.stdout is not None:
                 proc.stdout.close()
             if ended is not None:
-                ended()
+                ended(proc.returncode)
         if cancelled:
             _remove(dst)
             raise TranscodeError("transcode cancelled")
@@ -372,13 +356,8 @@ def _check_picture(preset: Preset, source: MediaInfo, info: MediaInfo, problems:
 def _verify_hls(preset: Preset, source: MediaInfo, folder: Path, problems: list[str]) -> MediaInfo:
     if not (folder / "master.m3u8").is_file():
         raise TranscodeError("output check failed: no master playlist")
-    expected = []
-    for rung in preset.ladder:
-        size = preset.output_size(source, rung)
-        if size is not None and size not in expected:
-            expected.append(size)
     infos = []
-    for n, size in enumerate(expected):
+    for n, size in enumerate(preset.rendition_sizes(source)):
         info = probe(folder / str(n) / "index.m3u8", rotation=False)
         _check_av(preset, source, info, problems, size)
         infos.append(info)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
+import imageio_ffmpeg
 import pytest
 
 from autotranscode.errors import ConfigError, MediaError, ProbeError, TranscodeError
@@ -164,6 +166,39 @@ def test_non_media_is_a_transcode_error(
     assert not dst.exists()
 
 
+def test_started_and_ended_are_told_ffmpegs_pid_command_and_exit_status(
+    ffmpeg: str, clips: dict[str, Clip], broken: dict[str, Path], tmp_path: Path
+) -> None:
+    told: list[tuple[str, object]] = []
+
+    def started(pid: int, command: list[str]) -> None:
+        told.append(("started", (pid, command[0], command[-1])))
+
+    def ended(returncode: int) -> None:
+        told.append(("ended", returncode))
+
+    _, _, dst = _transcode(
+        ffmpeg, "web-720p", clips["h264.mp4"].path, tmp_path, started=started, ended=ended
+    )
+    [(_, (pid, exe, output)), last] = told
+    assert (exe, output, last) == (ffmpeg, str(dst), ("ended", 0))
+    assert isinstance(pid, int) and pid > 0
+    told.clear()
+    claims_video = MediaInfo(2.0, "mov", "h264", 320, 240)
+    with pytest.raises(TranscodeError, match="ffmpeg failed"):
+        transcoder.transcode(
+            ffmpeg,
+            presets.CATALOG["web-720p"],
+            claims_video,
+            broken["notes.mp4"],
+            tmp_path / "bad.mp4",
+            started=started,
+            ended=ended,
+        )
+    assert [name for name, _ in told] == ["started", "ended"]
+    assert told[1][1] != 0
+
+
 def test_output_failing_the_check_is_removed(
     ffmpeg: str, clips: dict[str, Clip], tmp_path: Path
 ) -> None:
@@ -275,8 +310,6 @@ import sys
 from pathlib import Path
 from autotranscode.media import presets, transcoder
 from autotranscode.media.probe import MediaInfo
-if sys.argv[3] == "preexec":
-    transcoder._death_wrapper = lambda: ()
 source = MediaInfo(10.0, "mov", "h264", 640, 360, "aac")
 preset = presets.CATALOG["web-720p"]
 transcoder.transcode(
@@ -316,7 +349,10 @@ def test_ffmpeg_dies_when_its_worker_is_killed(tmp_path: Path, how: str) -> None
         assert transcoder._death_wrapper(), "util-linux setpriv is part of every Linux CI image"
     fifo = tmp_path / "input.mov"
     os.mkfifo(fifo)
-    worker = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT, fifo, tmp_path / "o.mp4", how])
+    # Without setpriv on its PATH, the worker falls back to its preexec_fn.
+    env = os.environ | ({"PATH": str(tmp_path)} if how == "preexec" else {})
+    argv = [sys.executable, "-c", _ORPHAN_SCRIPT, fifo, tmp_path / "o.mp4"]
+    worker = subprocess.Popen(argv, env=env)
     ffmpeg = None
     try:
         deadline = time.monotonic() + 30
@@ -348,6 +384,15 @@ def test_find_ffmpeg_bundled(ffmpeg: str) -> None:
     assert Path(ffmpeg).is_file()
     out = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("ffmpeg version")
+
+
+def test_find_ffmpeg_prefers_the_bundled_binary_and_honours_imageios_variable(
+    ffmpeg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled = Path(imageio_ffmpeg.__file__).parent / "binaries"
+    assert Path(ffmpeg).parent == bundled
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/opt/elsewhere/ffmpeg")
+    assert transcoder.find_ffmpeg() == "/opt/elsewhere/ffmpeg"
 
 
 def test_find_ffmpeg_override(ffmpeg: str) -> None:
@@ -441,13 +486,13 @@ def test_probe_reads_headers_only_unless_they_leave_the_picture_size_unknown(
             capture_output=True,
         )
     opened: list[object] = []
-    real_open = media.av.open
+    real_open = av.open
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         opened.append(kwargs.get("options"))
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(media.av, "open", counting)
+    monkeypatch.setattr(av, "open", counting)
     headers, no_decoding = media._HEADERS_ALONE, media._NO_DECODING
     for path, attempts, codec in (
         (source, [headers], "h264"),
