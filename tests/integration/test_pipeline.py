@@ -61,7 +61,9 @@ def running(
             for i in range(workers)
         ]
     )
-    pipe = Pipeline(backend, journal, out, presets, pipeline_id=s.name, on_success=on_success)
+    pipe = Pipeline(
+        backend, journal, out, msgspec.structs.replace(s, preset=presets, on_success=on_success)
+    )
     pool.start()
     pipe.start()
     try:
