@@ -194,7 +194,7 @@ _ADDED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS files_content ON files (content_hash)",
     "CREATE INDEX IF NOT EXISTS files_inode ON files (ino, dev)",
 )
-#: The detail of the event that records a job submitted again (``Pipeline._resubmit``).
+#: The detail of the event that records a job submitted again (``Listener.resubmit``).
 RESUBMIT = "resubmitted"
 
 _COLUMNS = (

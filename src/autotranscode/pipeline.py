@@ -14,18 +14,16 @@ ever used through its interface, so this code is the same for local and aws.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import files, keys, outbox
+from . import identity, jobs, keys, outbox
 from .backends import Backend
 from .engines import Engine, open_engine
 from .errors import (
@@ -39,11 +37,10 @@ from .journal import FileRecord, FileState, Journal
 from .listener import Listener
 from .media import presets
 from .media.probe import MediaInfo, NotRegularFile, not_regular, probe
-from .messages import DetectedProperties, Input, Job, JobOutput
 from .procs import yield_cpu_to_ffmpeg
 from .progress import Subscriber
+from .scheduler import Scheduler
 from .settings import Settings
-from .timer import RetryTimer
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +99,13 @@ class Pipeline:
             initializer=yield_cpu_to_ffmpeg,
         )
         self._stop = threading.Event()
-        self._active: set[str] = set()
-        self._cond = threading.Condition()
-        self._woken = False
-        #: What each wait() waits for: a finished file wakes them only when one is complete.
-        self._awaited: list[set[str]] = []
-        self._timer = RetryTimer(self._due)
+        self._scheduler = Scheduler(self._run_step, self._executor, self._stop)
         self._listener = Listener(
             self, backend, self.engine, journal, self.hooks, self._stop, settings.resubmit_after
         )
         #: add() and the end of a take, one at a time: a file that changes just as its take
         #: ends is then either taken again by it or recorded anew by add(), never neither.
         self._intake = threading.Lock()
-        #: Files waiting for a file of the same content (in flight here) to finish first.
-        self._waiting: dict[str, set[str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -132,7 +122,7 @@ class Pipeline:
     def stop(self) -> None:
         """Stop taking work; a transfer under way finishes, the rest resumes on the next start."""
         self._stop.set()
-        self._timer.stop()
+        self._scheduler.stop()
         self._listener.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -161,13 +151,14 @@ class Pipeline:
             known = latest and self._known(latest, st, retry_failed, force)
             if known:
                 return known
-            legacy = None if latest or force else self._done_by_an_older_release(path, st)
-            if legacy:
-                return legacy
-            version = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-            if force:
-                version += f":forced:{uuid.uuid4().hex}"
-            fid = keys.file_id(f"{path}\0{version}", self._destination(out_dir))
+            if not (latest or force):
+                old = identity.done_by_an_older_release(
+                    self.journal, path, out_dir, self._preset_ids, st
+                )
+                if old:
+                    log.info("%s: done before; skipped", old.name)
+                    return old.id
+            fid = identity.version_id(path, st, self._destination(out_dir), force)
             record, created = self.journal.record(
                 fid,
                 path,
@@ -195,9 +186,8 @@ class Pipeline:
             # is on its way, or the file changed since and the new version is new.
             if record.content_hash is not None and not record.same_version(st):
                 return None
-            with self._cond:
-                if record.id in self._active:
-                    return record.id
+            if self._scheduler.active(record.id):
+                return record.id
             self._schedule_new(record.id, record.path)  # left by an earlier process
             return record.id
         if force or not record.same_version(st):
@@ -210,45 +200,26 @@ class Pipeline:
         log.info("%s: done before; skipped", record.name)
         return record.id
 
-    def _done_by_an_older_release(self, path: Path, st: os.stat_result) -> str | None:
-        """A file a journal from before content hashes has done, unchanged (size, mtime):
-        without this an upgrade would transcode every kept source again, into "(1)" names."""
-        old = self.journal.latest(path, self.out_dir.resolve(), self._preset_ids, ())
-        if old is None or old.content_hash is not None or old.state != FileState.CLEANED:
-            return None
-        if (old.size, old.mtime_ns) != (st.st_size, st.st_mtime_ns):
-            return None
-        log.info("%s: done before; skipped", old.name)
-        return old.id
-
     def _schedule_new(self, fid: str, path: Path) -> None:
         self.hooks.on_state(path=path, state=FileState.DISCOVERED)
         self.schedule(fid)
 
     def _destination(self, out_dir: Path) -> str:
-        """Where outputs go and what they are: OUT, and each preset's id and digest."""
-        made = ",".join(f"{p}={d}" for p, d in zip(self._preset_ids, self._digests, strict=True))
-        return f"{out_dir}\0{made}"
+        return identity.destination(out_dir, self._preset_ids, self._digests)
 
     def _delivered_before(self, record: FileRecord, source_hash: str) -> bool:
         """Whether OUT already holds this file's outputs, made by these presets from this
         content (a journal lost or damaged since): then the file is done, not redone into
         ``name (1).mp4``. Asked once the snapshot is taken, when its content hash is known.
         """
-        names = outbox.output_names("-", record.path, record.presets)
-        wanted = [
-            (name, presets.digest(presets.get(p)))
-            for name, p in zip(names.values(), record.presets, strict=True)
-        ]
-        found = outbox.already_delivered(record.out_dir, wanted, source_hash)
-        if found is None:
+        outputs = identity.in_out(record, source_hash)
+        if outputs is None:
             return False
-        outputs = {p: str(path) for p, path in zip(record.presets, found, strict=True)}
         try:  # delivered: the source goes where --on-success says, as after a transcode
             self._handle_source(replace(record, outputs=outputs))
         except OSError as exc:
             log.warning("%s: --on-success %s failed: %s", record.name, self.on_success, exc)
-        shown = ", ".join(path.name for path in found)
+        shown = ", ".join(Path(p).name for p in outputs.values())
         log.info(
             "%s: already in OUT as %s (same content and preset); not redone", record.name, shown
         )
@@ -299,40 +270,26 @@ class Pipeline:
 
     def in_flight(self) -> set[str]:
         """The files this pipeline is working on (scheduled, waiting or in a step)."""
-        with self._cond:
-            return set(self._active)
+        return self._scheduler.in_flight()
 
     def pick_up(self) -> None:
         """Schedule unfinished files nobody is working on: left by a crash, or reset by retry."""
         if not self._resume:
             return
         for record in self.journal.unfinished():
-            with self._cond:
-                if record.id in self._active:
-                    continue
+            if self._scheduler.active(record.id):
+                continue
             log.info("resuming %s at %s", record.name, record.state.lower())
             self.schedule(record.id)
 
     def wait(self, fids: Iterable[str], timeout: float | None = None) -> bool:
         """Block until the given files are finished (CLEANED or FAILED), or ``wake()``."""
-        wanted = set(fids)
-        with self._cond:
-            self._awaited.append(wanted)
-            try:
-                self._cond.wait_for(lambda: self._woken or not (wanted & self._active), timeout)
-            finally:
-                self._awaited.remove(wanted)
-            return not (wanted & self._active)
+        return self._scheduler.wait(fids, timeout)
 
     def wake(self) -> None:
-        """End every ``wait()`` now (a stop was asked), finished or not.
-
-        Safe from a signal handler: the condition's lock is reentrant, and the main thread
-        is the only one a handler can interrupt.
-        """
-        with self._cond:
-            self._woken = True
-            self._cond.notify_all()
+        """End every ``wait()`` now (a stop was asked), finished or not; safe from a signal
+        handler."""
+        self._scheduler.wake()
 
     def outcome(self, fid: str) -> Outcome:
         record = self.journal.get(fid)
@@ -345,27 +302,8 @@ class Pipeline:
     # -- the steps -------------------------------------------------------------------------------
 
     def schedule(self, fid: str, delay: float = 0.0) -> None:
-        """Run the file's next step now, or (a retry) once ``delay`` has passed.
-
-        A retry waits on the timer, never on a transfer thread: with ``transfers=1`` a new
-        file used to wait behind a retrying one's backoff, and a few failing files stalled
-        all new work.
-        """
-        with self._cond:
-            self._active.add(fid)
-        if self._stop.is_set():
-            return
-        if delay > 0:
-            self._timer.at(time.monotonic() + delay, fid, delay)
-        else:
-            self._executor.submit(self._run_step, fid, 0.0)
-
-    def _due(self, fid: str, delay: float) -> None:
-        """The timer's callback: a retry is due (``delay``: the backoff it waited)."""
-        if not self._stop.is_set():
-            # RuntimeError: shut down meanwhile; the file resumes on the next start.
-            with contextlib.suppress(RuntimeError):
-                self._executor.submit(self._run_step, fid, delay)
+        """Run the file's next step now, or (a retry) once ``delay`` has passed."""
+        self._scheduler.schedule(fid, delay)
 
     def _run_step(self, fid: str, delay: float) -> None:
         """``delay``: the backoff that preceded this try (the next one doubles it)."""
@@ -448,14 +386,14 @@ class Pipeline:
         )
         store = self.backend.store
         for attempt in range(1, TAKE_ATTEMPTS + 1):
-            before = _source_stat(path)
+            before = identity.source_stat(path)
             source = probe(path)
             for preset in map(presets.get, record.presets):
                 preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch
             progress = _Bytes(self.hooks, path, "uploading", before.st_size)
             digest = store.take(path, store.input_bucket, key, progress)
             with self._intake:
-                if _held_still(path, before):
+                if identity.held_still(path, before):
                     self.journal.taken(record.id, before, digest)
                     taken = replace(
                         record,
@@ -488,30 +426,19 @@ class Pipeline:
         same content (a copy under another name) gets its own output, a copy of that one.
         A file waits only for one that does not wait itself, the oldest first.
         """
-        older, newer = self.journal.same_content(record)
-        others = older + newer
-        same = [o for o in others if (o.dev, o.ino) == (record.dev, record.ino)]
-        same += [o for o in others if o.path == record.path and o not in same]
-        for other in reversed(same or others):
-            if other.state == FileState.CLEANED and _outputs_exist(other):
+        others, same = identity.same_content(self.journal, record)
+        for other in reversed(others):
+            if identity.reusable(other):
                 if same:
                     self._known_content(record, other)
                     return True
                 if self._copy_outputs(record, other):
                     return True
-        with self._cond:
-            # Never one that waits itself: two copies taken at once never wait for each other.
-            waiting = set().union(*self._waiting.values())
-            in_flight = [
-                o
-                for o in (same or others)
-                if o.id in self._active and o.id not in waiting and o.id != record.id
-            ]
-            if in_flight:
-                first = in_flight[0]
-                self._waiting.setdefault(first.id, set()).add(record.id)
-                log.info("%s: same content as %s; waiting for it", record.name, first.name)
-                return True
+        first = self._scheduler.park(record.id, [o.id for o in others])
+        if first is not None:
+            name = next(o.name for o in others if o.id == first)
+            log.info("%s: same content as %s; waiting for it", record.name, name)
+            return True
         return False
 
     def _known_content(self, record: FileRecord, other: FileRecord) -> None:
@@ -530,45 +457,11 @@ class Pipeline:
         self._clean(done)
 
     def _copy_outputs(self, record: FileRecord, other: FileRecord) -> bool:
-        """Give ``record`` a copy of each of ``other``'s outputs (same content, same presets),
-        placed as its own outputs are: temp name in OUT, then a name nobody uses.
-
-        False (nothing placed) if one of them cannot be read: then it is transcoded.
-        """
-        assert record.job_id is not None
-        outbox.remove_parts(record.out_dir, record.job_id)
-        theirs = list(other.outputs.values())
-        if len(theirs) != len(record.outputs):
+        """Done as a copy of ``other``'s outputs (same content, same presets); False (nothing
+        placed) if one of them cannot be read: then it is transcoded."""
+        placed = identity.copy_outputs(self.journal, record, other)
+        if placed is None:
             return False
-        placed: dict[str, str] = {}
-        for (key, target), src in zip(record.outputs.items(), theirs, strict=True):
-            final = Path(target)
-            if final.is_absolute() and final.exists():
-                placed[key] = target  # placed before a crash, recorded, not finished
-                continue
-            final = outbox.free_name(record.out_dir / final.name)
-            tmp = outbox.temp_path(record.out_dir, final.name, record.job_id)
-            try:
-                if Path(src).is_dir():
-                    files.snapshot_tree(Path(src), tmp)
-                    final = outbox.place_folder(tmp, final)
-                else:
-                    files.snapshot(Path(src), tmp)
-                    final = outbox.place(tmp, final)
-            except FileNotFoundError:  # deleted from OUT meanwhile: transcode after all
-                outbox.remove(tmp)
-                for made in placed.values():
-                    outbox.remove(Path(made))  # copies made just now, so they are transcoded too
-                self.journal.advance(record.id, record.state, outputs=record.outputs)
-                return False
-            except OSError as exc:
-                outbox.remove(tmp)
-                reason = exc.strerror or exc
-                raise OutputError(f"cannot write into {record.out_dir}: {reason}") from exc
-            placed[key] = str(final)
-            self.journal.advance(
-                record.id, record.state, outputs={**record.outputs, **placed}, durable=True
-            )
         log.warning(
             "%s: same content as %s; its output copied to %s (not transcoded again)",
             record.name,
@@ -581,36 +474,12 @@ class Pipeline:
         return True
 
     def _submit(self, record: FileRecord, source: MediaInfo | None = None) -> None:
-        """``source``: the upload step's probe of the same file (on a resume, probed again).
-
-        A fresh probe travels in the job, so a worker need not probe the file a second time;
-        on a resume the file may differ from what was uploaded, so the worker probes its copy.
-        """
-        assert record.job_id and record.input_key
-        detected = DetectedProperties.of(source, record.size) if source else None
-        wanted = [presets.get(p) for p in record.presets]
+        """``source``: the upload step's probe of the same file (None on a resume; see
+        ``jobs.job_for``)."""
+        assert record.job_id
         # The keys the journal holds for the outputs, in preset order: the job asks for them.
         names = outbox.output_names(record.job_id, record.path, record.presets)
-        job = Job(
-            job_id=record.job_id,
-            pipeline_id=self.pipeline_id,
-            input=Input(
-                bucket=self.backend.store.input_bucket,
-                key=record.input_key,
-                detected=detected,
-            ),
-            output_bucket=self.backend.store.output_bucket,
-            outputs=tuple(
-                JobOutput(
-                    key=key,
-                    preset_id=p.id,
-                    preset_spec=dict(p.spec) if p.spec is not None else None,
-                )
-                for key, p in zip(names, wanted, strict=True)
-            ),
-            topic=self.backend.topic.arn,
-            user_metadata=self._metadata(record),
-        )
+        job = jobs.job_for(record, names, self.pipeline_id, self.backend, source)
         if record.outputs != names:
             # Known before the job exists: its notifications can come before submit() returns.
             self.journal.advance(
@@ -619,18 +488,6 @@ class Pipeline:
         self.engine.submit(job, source or probe(record.path))
         # The listener may have moved it on meanwhile (TRANSCODING, COMPLETED…): never back.
         self.advance(record, FileState.SUBMITTED, expect=FileState.UPLOADED)
-
-    def _metadata(self, record: FileRecord) -> dict[str, str]:
-        meta = {
-            "fileId": record.id,
-            # JSON holds text only: a name that is not UTF-8 goes with \xNN escapes.
-            "source": os.fsencode(record.name).decode("utf-8", "backslashreplace")[:256],
-        }
-        client = self.backend.client_id
-        if client:  # workers address the job's notifications to us (see Topic.publish)
-            meta["clientId"] = client
-        meta.update(_content_hash(record))
-        return meta
 
     def _download(self, record: FileRecord) -> None:
         """Outputs go to a hidden temp name, then are moved into place: never half, never over."""
@@ -778,12 +635,8 @@ class Pipeline:
             )
 
     def _finished(self, fid: str) -> None:
-        with self._cond:
-            self._active.discard(fid)
-            waiting = self._waiting.pop(fid, set())
-            if any(not (wanted & self._active) for wanted in self._awaited):
-                self._cond.notify_all()
-        for other in waiting:  # files of the same content: their output is a copy of this one
+        # The files of the same content parked behind it: their output is a copy of this one.
+        for other in self._scheduler.finished(fid):
             self.schedule(other)
 
 
@@ -797,41 +650,6 @@ class _Bytes:
     def __call__(self, n: int) -> None:
         self.done += n
         self.hooks.on_progress(path=self.path, stage=self.stage, fraction=self.done / self.total)
-
-
-def _source_stat(path: Path) -> os.stat_result:
-    """The source as it is before it is taken; MediaError if it cannot be."""
-    try:
-        st = path.stat()
-    except FileNotFoundError as exc:
-        raise MediaError("the file was deleted before it could be uploaded") from exc
-    except OSError as exc:
-        raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
-    if st.st_size == 0:
-        raise MediaError("the file is empty")
-    try:  # a stat needs no read permission: say so plainly, before a probe garbles it
-        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
-    except OSError as exc:
-        raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
-    return st
-
-
-def _held_still(path: Path, before: os.stat_result) -> bool:
-    """Nothing wrote to, replaced or renamed over ``path`` since ``before`` (ctime moves on
-    every write, even one that puts the old size and mtime back)."""
-    try:
-        after = path.stat()
-    except OSError:
-        return False
-    return _version(after) == _version(before)
-
-
-def _version(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-
-
-def _outputs_exist(record: FileRecord) -> bool:
-    return bool(record.outputs) and all(Path(p).exists() for p in record.outputs.values())
 
 
 def _done_detail(record: FileRecord) -> str:
@@ -848,9 +666,3 @@ def reset_failed(journal: Journal, record: FileRecord) -> None:
     except OSError:
         size, mtime_ns = 0, 0  # the upload step reports what is wrong with it
     journal.reset(record.id, record.path, size, mtime_ns)
-
-
-def _content_hash(record: FileRecord) -> dict[str, str]:
-    """The job's ``contentHash``, for workers to stamp the outputs with (the BLAKE3 of the
-    snapshot); none for a record taken by an older release."""
-    return {"contentHash": record.content_hash} if record.content_hash else {}
