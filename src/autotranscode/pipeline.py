@@ -6,10 +6,12 @@
 Every step is recorded in the journal before the next one starts (``journal.TRANSITIONS``
 lists every move it accepts); ``_step`` reads a file's state and does the one thing that
 state calls for, so a restart simply calls ``_step`` again for every unfinished file.
-Transfers run on a small thread pool, retries wait on a ``timer.RetryTimer``; the
-``listener.Listener`` thread hears the jobs' notices (SUBMITTED → TRANSCODING → COMPLETED,
-or FAILED) and submits lost jobs again; ``outbox`` writes into OUT. The backend is only
-ever used through its interface, so this code is the same for local and aws.
+Steps run on a small thread pool, retries after a backoff (``scheduler``); the
+``listener`` thread hears the jobs' notices (SUBMITTED → TRANSCODING → COMPLETED, or
+FAILED) and submits lost jobs again. What this module asks and leaves to others:
+whether a file's work is done already (``identity``), the job it sends (``jobs``), how
+outputs are written into OUT (``outbox``). The backend is only ever used through its
+interface, so this code is the same for local and aws.
 """
 
 from __future__ import annotations

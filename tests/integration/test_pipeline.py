@@ -20,7 +20,7 @@ from autotranscode.backends import Backend, open_backend
 from autotranscode.engines import worker as worker_mod
 from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.errors import TranscodeError
-from autotranscode.journal import FileState, Journal
+from autotranscode.journal import FileState, Journal, TransitionError
 from autotranscode.media import transcoder
 from autotranscode.media.probe import MediaInfo, probe, read_stamp
 from autotranscode.media.transcoder import find_ffmpeg
@@ -31,6 +31,20 @@ from autotranscode.settings import Settings
 from conftest import Clip, backend_settings, check_output
 
 WAIT = 60
+
+
+@pytest.fixture(autouse=True)
+def only_moves_the_flow_makes(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every state change these runs make is one ``journal.TRANSITIONS`` allows. A step's
+    TransitionError is caught where steps fail (the file fails as an internal error, with
+    a traceback in the log), so the log is where to look for one."""
+    yield
+    illegal = [
+        r.getMessage()
+        for r in caplog.records
+        if r.exc_info and isinstance(r.exc_info[1], TransitionError)
+    ]
+    assert not illegal, illegal
 
 
 @pytest.fixture(params=["local", "aws"])
