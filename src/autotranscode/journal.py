@@ -73,7 +73,8 @@ TRANSITIONS: dict[FileState, frozenset[FileState]] = {
     # DISCOVERED: ``retry`` of a file stuck before it had a job id.
     _S.DISCOVERED: frozenset({_S.UPLOADED, _S.DONE, _S.CLEANED, _S.DISCOVERED, *_ANY_STEP}),
     # Taken again (it changed); stored (→ UPLOADED); or done without a transcode of its own:
-    # a copy of another file's outputs (DONE), or already in OUT (CLEANED).
+    # a copy of another file's outputs (DONE), or already in OUT (CLEANED); DISCOVERED: as
+    # above, a stuck file with no job id (a journal from an older release).
     _S.UPLOADING: frozenset({_S.UPLOADED, _S.DONE, _S.CLEANED, _S.DISCOVERED, *_ANY_STEP}),
     # Submitted; the job's notices can come before ``submit`` returns (TRANSCODING, COMPLETED).
     _S.UPLOADED: frozenset({_S.UPLOADED, _S.SUBMITTED, _S.TRANSCODING, _S.COMPLETED, *_ANY_STEP}),
@@ -338,7 +339,8 @@ class Journal:
         """FAILED with ``reason``; or SKIPPED, when a later version of its path is recorded
         already (a partial version of a file still being written): that one counts, and
         retrying this one would only transcode the path's current content a second time.
-        Returns the state it ended in."""
+        Returns the state it ended in; a file CLEANED or SKIPPED already raises
+        ``TransitionError``."""
         now = time.time()
         with self.db.transaction() as conn:
             newer = conn.execute(
