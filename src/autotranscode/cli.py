@@ -313,19 +313,7 @@ def _service(s: Settings, out: Path, hooks: Subscriber) -> Iterator[Pipeline]:
     journal = Journal(s.state_dir / "journal.db")
     in_process = s.workers if s.engine == "workers" else 0
     pool = WorkerPool(_workers(s, backend, in_process) if in_process else [])
-    pipe = Pipeline(
-        backend,
-        journal,
-        out,
-        s.preset,
-        pipeline_id=s.name,
-        transfers=s.transfers,
-        on_success=s.on_success,
-        engine=open_engine(s, backend),
-        hooks=hooks,
-        resubmit_after=s.resubmit_after,
-        catalog=s.catalog,
-    )
+    pipe = Pipeline(backend, journal, out, s, engine=open_engine(s, backend), hooks=hooks)
     crashes = contextlib.ExitStack()
     try:
         if in_process:

@@ -56,6 +56,53 @@ class FileState(StrEnum):
 
 
 _FINISHED = frozenset({FileState.CLEANED, FileState.FAILED, FileState.SKIPPED})
+
+_S = FileState
+#: Where a job lost on its way (no worker answers it, or its output is gone) starts again:
+#: submitted anew from its stored input, uploaded again, or (no input key yet) taken again.
+_RESUBMITTED = {_S.UPLOADED, _S.UPLOADING, _S.DISCOVERED}
+#: Every way out of an unfinished state that does not depend on which one it is: failed
+#: (or SKIPPED, superseded by a later version of its path), or ``retry`` of a stuck file,
+#: which takes it again from its upload under the job id it has.
+_ANY_STEP = {_S.FAILED, _S.SKIPPED, _S.UPLOADING}
+#: Every state change the journal accepts: state -> the states it may go to. A step that
+#: records a fact without moving on (the output names, a copy placed) goes to its own state.
+TRANSITIONS: dict[FileState, frozenset[FileState]] = {
+    # Taken (→ UPLOADING); or, its content known already: uploaded, delivered before
+    # (DONE, CLEANED; ``journal rebuild`` records what OUT holds so too); SKIPPED: not taken;
+    # DISCOVERED: ``retry`` of a file stuck before it had a job id.
+    _S.DISCOVERED: frozenset({_S.UPLOADED, _S.DONE, _S.CLEANED, _S.DISCOVERED, *_ANY_STEP}),
+    # Taken again (it changed); stored (→ UPLOADED); or done without a transcode of its own:
+    # a copy of another file's outputs (DONE), or already in OUT (CLEANED); DISCOVERED: as
+    # above, a stuck file with no job id (a journal from an older release).
+    _S.UPLOADING: frozenset({_S.UPLOADED, _S.DONE, _S.CLEANED, _S.DISCOVERED, *_ANY_STEP}),
+    # Submitted; the job's notices can come before ``submit`` returns (TRANSCODING, COMPLETED).
+    _S.UPLOADED: frozenset({_S.UPLOADED, _S.SUBMITTED, _S.TRANSCODING, _S.COMPLETED, *_ANY_STEP}),
+    _S.SUBMITTED: frozenset({_S.TRANSCODING, _S.COMPLETED, *_RESUBMITTED, *_ANY_STEP}),
+    _S.TRANSCODING: frozenset({_S.COMPLETED, *_RESUBMITTED, *_ANY_STEP}),
+    # Downloading; DONE at once when every output was placed before a crash.
+    _S.COMPLETED: frozenset({_S.DOWNLOADING, _S.DONE, *_RESUBMITTED, *_ANY_STEP}),
+    _S.DOWNLOADING: frozenset({_S.DOWNLOADING, _S.DONE, *_RESUBMITTED, *_ANY_STEP}),
+    _S.DONE: frozenset({_S.CLEANED, *_ANY_STEP}),
+    _S.CLEANED: frozenset(),
+    # ``retry`` starts it over (reset); a later version of its path supersedes it (SKIPPED);
+    # failed again with a new reason (an unreadable file that still is).
+    _S.FAILED: frozenset({_S.DISCOVERED, _S.SKIPPED, _S.FAILED}),
+    _S.SKIPPED: frozenset(),
+}
+
+
+class TransitionError(RuntimeError):
+    """A state change ``TRANSITIONS`` does not allow: a bug in the caller, never a fault of
+    the file or the machine.
+
+    Not an ``AutotranscodeError``: those are conditions a user can act on, shown as one
+    line and retried when retryable; a transition the flow never makes must stop the step
+    with a traceback instead, before it writes a history no restart could resume from.
+    ``expect=`` covers the transitions that race with another thread (it returns False).
+    """
+
+
 #: The reason a failed version of a path gets once a later version of that path is recorded.
 SUPERSEDED = "superseded by a later version of the file"
 
@@ -148,7 +195,7 @@ _ADDED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS files_content ON files (content_hash)",
     "CREATE INDEX IF NOT EXISTS files_inode ON files (ino, dev)",
 )
-#: The detail of the event that records a job submitted again (``Pipeline._resubmit``).
+#: The detail of the event that records a job submitted again (``Listener.resubmit``).
 RESUBMIT = "resubmitted"
 
 _COLUMNS = (
@@ -159,7 +206,9 @@ _COLUMNS = (
 
 
 class Journal:
-    """SQLite in WAL mode; one connection per thread, every change its own transaction."""
+    """SQLite in WAL mode (see ``db``): the process's threads take turns at one connection,
+    every change is its own transaction, and every state change is one ``TRANSITIONS``
+    allows (checked inside that transaction)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -262,7 +311,8 @@ class Journal:
 
         With ``expect``, only if the file is still in that state (another thread may have
         moved it on meanwhile); returns whether it moved. ``durable`` before a step that
-        acts outside the journal on this state (see the module docstring).
+        acts outside the journal on this state (see the module docstring). A move that
+        ``TRANSITIONS`` does not allow raises ``TransitionError``.
         """
         sets = ["state = ?", "updated_at = ?", "reason = NULL"]
         now = time.time()
@@ -274,15 +324,11 @@ class Journal:
         if outputs is not None:
             sets.append("outputs = ?")
             params.append(json.dumps(outputs, ensure_ascii=False))
-        where = "id = ?"
         params.append(fid)
-        if expect is not None:
-            where += " AND state = ?"
-            params.append(expect)
         with self.db.transaction(durable) as conn:
-            cur = conn.execute(f"UPDATE files SET {', '.join(sets)} WHERE {where}", params)
-            if cur.rowcount != 1:
+            if not _allowed(conn, fid, state, expect):
                 return False
+            conn.execute(f"UPDATE files SET {', '.join(sets)} WHERE id = ?", params)
             conn.execute(
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
                 (fid, now, state, detail),
@@ -293,7 +339,8 @@ class Journal:
         """FAILED with ``reason``; or SKIPPED, when a later version of its path is recorded
         already (a partial version of a file still being written): that one counts, and
         retrying this one would only transcode the path's current content a second time.
-        Returns the state it ended in."""
+        Returns the state it ended in; a file CLEANED or SKIPPED already raises
+        ``TransitionError``."""
         now = time.time()
         with self.db.transaction() as conn:
             newer = conn.execute(
@@ -303,6 +350,7 @@ class Journal:
                 (fid,),
             ).fetchone()
             state = FileState.SKIPPED if newer else FileState.FAILED
+            _allowed(conn, fid, state)
             if newer:
                 reason = f"{SUPERSEDED} (this version: {reason})"
             conn.execute(
@@ -319,6 +367,7 @@ class Journal:
         """A finished record that is not a failure: the file was looked at and not taken."""
         now = time.time()
         with self.db.transaction() as conn:
+            _allowed(conn, fid, FileState.SKIPPED)
             conn.execute(
                 "UPDATE files SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                 (FileState.SKIPPED, reason, now, fid),
@@ -354,6 +403,7 @@ class Journal:
         """Start a failed file over from the beginning, as a new job, from where it is now."""
         now = time.time()
         with self.db.transaction() as conn:
+            _allowed(conn, fid, FileState.DISCOVERED)
             conn.execute(
                 "UPDATE files SET state = ?, reason = NULL, job_id = NULL, input_key = NULL,"
                 " outputs = '{}', updated_at = ?, path = ?, size = ?, mtime_ns = ?,"
@@ -503,6 +553,7 @@ def _supersede(
 
 def _mark_superseded(conn: sqlite3.Connection, old: list[str], now: float) -> None:
     for old_id in old:
+        _allowed(conn, old_id, FileState.SKIPPED)
         conn.execute(
             "UPDATE files SET state = ?, updated_at = ?,"
             " reason = ? || ' (this version: ' || COALESCE(reason, 'failed') || ')' WHERE id = ?",
@@ -512,6 +563,23 @@ def _mark_superseded(conn: sqlite3.Connection, old: list[str], now: float) -> No
             "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
             (old_id, now, FileState.SKIPPED, SUPERSEDED),
         )
+
+
+def _allowed(
+    conn: sqlite3.Connection, fid: str, state: FileState, expect: FileState | None = None
+) -> bool:
+    """Whether file ``fid`` (inside the caller's transaction) may move to ``state``: False
+    if there is no such file, or it is no longer in ``expect`` (a race, not a bug);
+    ``TransitionError`` if ``TRANSITIONS`` does not allow the move."""
+    row = conn.execute("SELECT state FROM files WHERE id = ?", (fid,)).fetchone()
+    if row is None:
+        return False
+    current = FileState(row[0])
+    if expect is not None and current != expect:
+        return False
+    if state not in TRANSITIONS[current]:
+        raise TransitionError(f"file {fid}: {current} -> {state} is not a transition of the flow")
+    return True
 
 
 def _db_path(path: Path) -> str | bytes:

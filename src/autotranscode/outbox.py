@@ -6,6 +6,10 @@ new file is sent, the pipeline asks ``already_delivered``: an output with this s
 content hash and this preset's digest under the name it would get (or a ``name (n)``
 variant of it) means the work was done. ``journal rebuild`` lists a folder's outputs
 with ``stamped``.
+
+It also holds how the pipeline writes into OUT: under a hidden temp name, then linked or
+renamed to a name nobody uses (``name (1).ext``…), never over a file, never half; and
+on disk (``sync``) before a source goes.
 """
 
 from __future__ import annotations
@@ -13,16 +17,20 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from . import keys
+from .media import presets
 from .media.probe import read_stamp
 from .media.stamps import Stamp
 
 log = logging.getLogger(__name__)
 
-#: Temporary names in OUT end so (the pipeline's downloads); never an output.
-_PART_SUFFIX = ".autotranscode-part"
+#: Temporary names in OUT end with this, so watchers (ours included) ignore them; never an
+#: output.
+PART_SUFFIX = ".autotranscode-part"
 
 
 def already_delivered(
@@ -44,7 +52,7 @@ def already_delivered(
 
 
 def _find(out_dir: Path, present: list[str], name: str, stamp: Stamp) -> Path | None:
-    """``name`` or a ``stem (n).ext`` variant (``pipeline._free_name``) carrying ``stamp``."""
+    """``name`` or a ``stem (n).ext`` variant (``free_name``) carrying ``stamp``."""
     stem, suffix = Path(name).stem, Path(name).suffix
     variant = re.compile(rf"{re.escape(stem)}(?: \((\d+)\))?{re.escape(suffix)}")
     candidates = []
@@ -66,8 +74,113 @@ def stamped(out_dir: Path) -> Iterator[tuple[Path, Stamp]]:
         log.warning("cannot list %s: %s", out_dir, exc)
         return
     for entry in entries:
-        if entry.name.startswith(".") or entry.name.endswith(_PART_SUFFIX):
+        if entry.name.startswith(".") or entry.name.endswith(PART_SUFFIX):
             continue
         stamp = read_stamp(Path(entry.path))
         if stamp is not None:
             yield Path(entry.path), stamp
+
+
+def output_names(
+    catalog: presets.Catalog, job_id: str, path: Path, preset_ids: tuple[str, ...]
+) -> dict[str, str]:
+    """Each output's object key -> its file name in OUT (before any name clash there)."""
+    wanted = [catalog.get(p) for p in preset_ids]
+    multiple = len(wanted) > 1
+    return {
+        keys.output_key(job_id, path.stem, p.id, p.extension): keys.output_name(
+            path.stem, p.extension, p.id, multiple
+        )
+        for p in wanted
+    }
+
+
+def temp_path(out_dir: Path, name: str, job_id: str | None) -> Path:
+    """Where an output named ``name`` is written before it is placed: hidden, marked with
+    its job id (``remove_parts`` finds it) and PART_SUFFIX. At most 100 bytes of ``name``,
+    whole characters: the dot, the job id, the suffix (and s3transfer's own 9 bytes) must
+    stay within NAME_MAX (255)."""
+    clipped = name.encode("utf-8", "surrogateescape")[:100].decode("utf-8", "ignore")
+    return out_dir / f".{clipped}.{job_id}{PART_SUFFIX}"
+
+
+def remove_parts(folder: Path, job_id: str | None) -> None:
+    """Temp files of an interrupted download (s3transfer's ``NAME.<random>`` ones too)."""
+    mark = f".{job_id}{PART_SUFFIX}"
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and mark in e.name]
+    except OSError:
+        return
+    for name in names:
+        remove(folder / name)
+
+
+def free_name(path: Path) -> Path:
+    """``path``, or ``name (1).ext``… if taken: an existing output is never overwritten."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+    return candidate
+
+
+def place(tmp: Path, final: Path) -> Path:
+    """Link the finished temp file to its final name without ever replacing a file there."""
+    while True:
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            final = free_name(final)
+            continue
+        except OSError:
+            if final.exists():
+                final = free_name(final)
+                continue
+            os.replace(tmp, final)  # no hard links here (some network shares): rename instead
+            return final
+        tmp.unlink()
+        return final
+
+
+def place_folder(tmp: Path, final: Path) -> Path:
+    """Rename a finished folder into place under a name nobody uses."""
+    while True:
+        final = free_name(final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if final.exists():
+                continue  # taken between the check and the rename
+            raise
+        return final
+
+
+def remove(path: Path) -> None:
+    """A temp file or folder, whichever it is, if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sync(outputs: Iterable[Path]) -> None:
+    """Outputs on disk (data and names) before their source goes: after a power cut the
+    outputs would otherwise be empty files, and the source gone."""
+    folders = set()
+    for output in outputs:
+        files = [p for p in output.rglob("*") if p.is_file()] if output.is_dir() else [output]
+        for path in files:
+            _fsync(path)
+            folders.add(path.parent)
+        folders.add(output.parent)
+    for folder in folders:
+        _fsync(folder)
+
+
+def _fsync(path: Path) -> None:
+    """A file's data, or a folder's entries, on disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,69 +1,53 @@
 """The flow of one file, start to finish; read this module to know what happens to a drop.
 
     DISCOVERED → UPLOADING → UPLOADED → SUBMITTED → TRANSCODING → COMPLETED
-      → DOWNLOADING → DONE → CLEANED                  (any step → FAILED with a reason)
+      → DOWNLOADING → DONE → CLEANED      (any step → FAILED with a reason, or SKIPPED)
 
-Every step is recorded in the journal before the next one starts; ``_step``
-reads a file's state and does the one thing that state calls for, so a restart
-simply calls ``_step`` again for every unfinished file. Transfers run on a small
-thread pool; one listener thread long-polls the notification queue and moves
-files from SUBMITTED to COMPLETED (or FAILED). The backend is only ever used
-through its interface, so this code is the same for local and aws.
+Every step is recorded in the journal before the next one starts (``journal.TRANSITIONS``
+lists every move it accepts); ``_step`` reads a file's state and does the one thing that
+state calls for, so a restart simply calls ``_step`` again for every unfinished file.
+Steps run on a small thread pool, retries after a backoff (``scheduler``); the
+``listener`` thread hears the jobs' notices (SUBMITTED → TRANSCODING → COMPLETED, or
+FAILED) and submits lost jobs again. What this module asks and leaves to others:
+whether a file's work is done already (``identity``), the job it sends (``jobs``), how
+outputs are written into OUT (``outbox``). The backend is only ever used through its
+interface, so this code is the same for local and aws.
 """
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import itertools
 import logging
 import os
-import shutil
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import files, keys, outbox
-from .backends import Backend, Received
-from .engines import Engine, WorkersEngine
+from . import identity, jobs, keys, outbox
+from .backends import Backend
+from .engines import Engine, open_engine
 from .errors import (
     AutotranscodeError,
-    BackendError,
     JournalError,
     MediaError,
-    MessageError,
     ObjectMissing,
     OutputError,
 )
-from .journal import RESUBMIT, FileRecord, FileState, Journal
+from .journal import FileRecord, FileState, Journal
+from .listener import Listener
 from .media import presets
 from .media.probe import MediaInfo, NotRegularFile, not_regular, probe
-from .messages import DetectedProperties, Input, Job, JobOutput, Notification, State
 from .procs import yield_cpu_to_ffmpeg
 from .progress import Subscriber
+from .scheduler import Scheduler
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: How long one receive on the notification queue waits; also bounds how long stop() takes.
-LISTEN_WAIT_SECONDS = 2.0
-#: How often ``run`` looks for files reset by ``autotranscode retry`` from another shell.
-PICK_UP_INTERVAL_SECONDS = 5.0
 #: Retryable failures are retried with exponential backoff up to this delay, until stopped.
 MAX_BACKOFF_SECONDS = 30.0
-#: How often ``run`` looks for jobs that were lost (no notice will ever come).
-DEADLINE_CHECK_SECONDS = 5.0
-#: A job that no worker answers is submitted again (same job id) this often, then the file
-#: fails: a job that keeps vanishing points at a problem a user must look at.
-MAX_RESUBMITS = 3
-#: On aws, a job is taken for lost after this long without a notice while the job queue
-#: is empty (SQS cannot be searched for one message); a setting (``resubmit_after``).
-DEFAULT_RESUBMIT_AFTER_SECONDS = 300.0
-#: Temporary names in OUT end with this, so watchers (ours included) ignore them.
-PART_SUFFIX = ".autotranscode-part"
 #: ``--on-success move`` puts sources here, beside them (and ``run`` does not watch it).
 DONE_FOLDER = "done"
 #: A file that changes while it is taken is taken again, at most this many times in all.
@@ -82,54 +66,50 @@ class Outcome:
 
 
 class Pipeline:
+    """Takes files from ``add`` (and what a previous run left) through the steps to OUT.
+
+    What it makes and how comes from ``settings`` (its presets, name, transfers,
+    --on-success, resubmit-after), whose defaults are the only ones; ``engine`` defaults
+    to the one the settings name, ``hooks`` to none.
+    """
+
     def __init__(
         self,
         backend: Backend,
         journal: Journal,
         out_dir: Path,
-        preset_ids: Iterable[str],
+        settings: Settings,
         *,
-        pipeline_id: str = "autotranscode",
-        transfers: int = 4,
-        on_success: str = "keep",
         engine: Engine | None = None,
         hooks: Subscriber | None = None,
-        resubmit_after: float = DEFAULT_RESUBMIT_AFTER_SECONDS,
-        catalog: presets.Catalog = presets.DEFAULT_CATALOG,
     ) -> None:
         self.backend = backend
-        #: The presets the ids (``preset_ids``, and the journal's records) are looked up in.
-        self.catalog = catalog
-        self.engine = engine or WorkersEngine(backend)
+        self.engine = engine or open_engine(settings, backend)
         self.journal = journal
         self.out_dir = out_dir
-        self.presets = [catalog.get(p) for p in preset_ids]
+        #: The presets the ids (the settings' and the journal's records) are looked up in.
+        self.catalog = settings.catalog
+        self.presets = [self.catalog.get(p) for p in settings.preset]
         self._preset_ids = tuple(p.id for p in self.presets)
         #: What each preset makes: part of a file's identity, so changed settings redo it.
         self._digests = tuple(presets.digest(p) for p in self.presets)
-        self.pipeline_id = pipeline_id
-        self.on_success = on_success
+        self.pipeline_id = settings.name
+        self.on_success = settings.on_success
         self.hooks = hooks or Subscriber()
         self._resume = True
         self._executor = ThreadPoolExecutor(
-            transfers, thread_name_prefix="autotranscode-transfer", initializer=yield_cpu_to_ffmpeg
+            settings.transfers,
+            thread_name_prefix="autotranscode-transfer",
+            initializer=yield_cpu_to_ffmpeg,
         )
         self._stop = threading.Event()
-        self._active: set[str] = set()
-        self._cond = threading.Condition()
-        self._woken = False
-        #: What each wait() waits for: a finished file wakes them only when one is complete.
-        self._awaited: list[set[str]] = []
-        self._listener: threading.Thread | None = None
-        self._timer = _Timer(self._due)
-        self.resubmit_after = resubmit_after
-        #: When each file waiting for a notice last heard of its job (or we started).
-        self._heard: dict[str, float] = {}
+        self._scheduler = Scheduler(self._run_step, self._executor, self._stop)
+        self._listener = Listener(
+            self, backend, self.engine, journal, self.hooks, self._stop, settings.resubmit_after
+        )
         #: add() and the end of a take, one at a time: a file that changes just as its take
         #: ends is then either taken again by it or recorded anew by add(), never neither.
         self._intake = threading.Lock()
-        #: Files waiting for a file of the same content (in flight here) to finish first.
-        self._waiting: dict[str, set[str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -140,18 +120,14 @@ class Pipeline:
         except OSError as exc:
             raise OutputError(f"cannot create output folder {self.out_dir}: {exc}") from exc
         self._resume = resume
-        self._pick_up()
-        self._listener = threading.Thread(target=self._listen, name="autotranscode-listener")
-        self._listener.start()
+        self.pick_up()
+        self._listener.start(resume)
 
     def stop(self) -> None:
         """Stop taking work; a transfer under way finishes, the rest resumes on the next start."""
         self._stop.set()
-        self._timer.stop()
-        if self._listener is not None:
-            self.backend.notifications.wake()  # the listener's wait ends now, not at its poll
-            self._listener.join()
-            self._listener = None
+        self._scheduler.stop()
+        self._listener.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def add(self, path: Path, retry_failed: bool = False, force: bool = False) -> str:
@@ -179,13 +155,14 @@ class Pipeline:
             known = latest and self._known(latest, st, retry_failed, force)
             if known:
                 return known
-            legacy = None if latest or force else self._done_by_an_older_release(path, st)
-            if legacy:
-                return legacy
-            version = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-            if force:
-                version += f":forced:{uuid.uuid4().hex}"
-            fid = keys.file_id(f"{path}\0{version}", self._destination(out_dir))
+            if not (latest or force):
+                old = identity.done_by_an_older_release(
+                    self.journal, path, out_dir, self._preset_ids, st
+                )
+                if old:
+                    log.info("%s: done before; skipped", old.name)
+                    return old.id
+            fid = identity.version_id(path, st, self._destination(out_dir), force)
             record, created = self.journal.record(
                 fid,
                 path,
@@ -213,9 +190,8 @@ class Pipeline:
             # is on its way, or the file changed since and the new version is new.
             if record.content_hash is not None and not record.same_version(st):
                 return None
-            with self._cond:
-                if record.id in self._active:
-                    return record.id
+            if self._scheduler.active(record.id):
+                return record.id
             self._schedule_new(record.id, record.path)  # left by an earlier process
             return record.id
         if force or not record.same_version(st):
@@ -228,50 +204,31 @@ class Pipeline:
         log.info("%s: done before; skipped", record.name)
         return record.id
 
-    def _done_by_an_older_release(self, path: Path, st: os.stat_result) -> str | None:
-        """A file a journal from before content hashes has done, unchanged (size, mtime):
-        without this an upgrade would transcode every kept source again, into "(1)" names."""
-        old = self.journal.latest(path, self.out_dir.resolve(), self._preset_ids, ())
-        if old is None or old.content_hash is not None or old.state != FileState.CLEANED:
-            return None
-        if (old.size, old.mtime_ns) != (st.st_size, st.st_mtime_ns):
-            return None
-        log.info("%s: done before; skipped", old.name)
-        return old.id
-
     def _schedule_new(self, fid: str, path: Path) -> None:
         self.hooks.on_state(path=path, state=FileState.DISCOVERED)
-        self._schedule(fid)
+        self.schedule(fid)
 
     def _destination(self, out_dir: Path) -> str:
-        """Where outputs go and what they are: OUT, and each preset's id and digest."""
-        made = ",".join(f"{p}={d}" for p, d in zip(self._preset_ids, self._digests, strict=True))
-        return f"{out_dir}\0{made}"
+        return identity.destination(out_dir, self._preset_ids, self._digests)
 
     def _delivered_before(self, record: FileRecord, source_hash: str) -> bool:
         """Whether OUT already holds this file's outputs, made by these presets from this
         content (a journal lost or damaged since): then the file is done, not redone into
         ``name (1).mp4``. Asked once the snapshot is taken, when its content hash is known.
         """
-        names = _output_names(self.catalog, "-", record.path, record.presets)
-        wanted = [
-            (name, presets.digest(self.catalog.get(p)))
-            for name, p in zip(names.values(), record.presets, strict=True)
-        ]
-        found = outbox.already_delivered(record.out_dir, wanted, source_hash)
-        if found is None:
+        outputs = identity.in_out(self.catalog, record, source_hash)
+        if outputs is None:
             return False
-        outputs = {p: str(path) for p, path in zip(record.presets, found, strict=True)}
         try:  # delivered: the source goes where --on-success says, as after a transcode
             self._handle_source(replace(record, outputs=outputs))
         except OSError as exc:
             log.warning("%s: --on-success %s failed: %s", record.name, self.on_success, exc)
-        shown = ", ".join(path.name for path in found)
+        shown = ", ".join(Path(p).name for p in outputs.values())
         log.info(
             "%s: already in OUT as %s (same content and preset); not redone", record.name, shown
         )
         self._delete_objects(record)  # the snapshot just taken
-        self._advance(record, FileState.CLEANED, outputs=outputs, detail=f"already in OUT: {shown}")
+        self.advance(record, FileState.CLEANED, outputs=outputs, detail=f"already in OUT: {shown}")
         self._finished(record.id)
         return True
 
@@ -286,7 +243,7 @@ class Pipeline:
             state = FileState.UPLOADING
             self.journal.advance(record.id, state, detail="retry", expect=record.state)
         self.hooks.on_state(path=record.path, state=state)
-        self._schedule(record.id)
+        self.schedule(record.id)
 
     def _unreadable(self, path: Path, out_dir: Path, exc: OSError, retry_failed: bool) -> str:
         """Record a file we cannot read as FAILED, so ``status`` and ``retry`` know of it."""
@@ -296,9 +253,9 @@ class Pipeline:
         )
         if created or record.state != FileState.FAILED or retry_failed:
             if isinstance(exc, NotRegularFile):
-                self._fail(record, f"{exc.strerror}; only regular files are transcoded")
+                self.fail(record, f"{exc.strerror}; only regular files are transcoded")
             else:
-                self._fail(record, f"cannot read the file: {exc.strerror or exc}")
+                self.fail(record, f"cannot read the file: {exc.strerror or exc}")
         return fid
 
     def skip(self, path: Path, reason: str) -> str:
@@ -315,37 +272,28 @@ class Pipeline:
             log.warning("%s: skipped: %s; only regular files are taken", path.name, reason)
         return fid
 
-    def _pick_up(self) -> None:
+    def in_flight(self) -> set[str]:
+        """The files this pipeline is working on (scheduled, waiting or in a step)."""
+        return self._scheduler.in_flight()
+
+    def pick_up(self) -> None:
         """Schedule unfinished files nobody is working on: left by a crash, or reset by retry."""
         if not self._resume:
             return
         for record in self.journal.unfinished():
-            with self._cond:
-                if record.id in self._active:
-                    continue
+            if self._scheduler.active(record.id):
+                continue
             log.info("resuming %s at %s", record.name, record.state.lower())
-            self._schedule(record.id)
+            self.schedule(record.id)
 
     def wait(self, fids: Iterable[str], timeout: float | None = None) -> bool:
         """Block until the given files are finished (CLEANED or FAILED), or ``wake()``."""
-        wanted = set(fids)
-        with self._cond:
-            self._awaited.append(wanted)
-            try:
-                self._cond.wait_for(lambda: self._woken or not (wanted & self._active), timeout)
-            finally:
-                self._awaited.remove(wanted)
-            return not (wanted & self._active)
+        return self._scheduler.wait(fids, timeout)
 
     def wake(self) -> None:
-        """End every ``wait()`` now (a stop was asked), finished or not.
-
-        Safe from a signal handler: the condition's lock is reentrant, and the main thread
-        is the only one a handler can interrupt.
-        """
-        with self._cond:
-            self._woken = True
-            self._cond.notify_all()
+        """End every ``wait()`` now (a stop was asked), finished or not; safe from a signal
+        handler."""
+        self._scheduler.wake()
 
     def outcome(self, fid: str) -> Outcome:
         record = self.journal.get(fid)
@@ -357,28 +305,9 @@ class Pipeline:
 
     # -- the steps -------------------------------------------------------------------------------
 
-    def _schedule(self, fid: str, delay: float = 0.0) -> None:
-        """Run the file's next step now, or (a retry) once ``delay`` has passed.
-
-        A retry waits on the timer, never on a transfer thread: with ``transfers=1`` a new
-        file used to wait behind a retrying one's backoff, and a few failing files stalled
-        all new work.
-        """
-        with self._cond:
-            self._active.add(fid)
-        if self._stop.is_set():
-            return
-        if delay > 0:
-            self._timer.at(time.monotonic() + delay, fid, delay)
-        else:
-            self._executor.submit(self._run_step, fid, 0.0)
-
-    def _due(self, fid: str, delay: float) -> None:
-        """The timer's callback: a retry is due (``delay``: the backoff it waited)."""
-        if not self._stop.is_set():
-            # RuntimeError: shut down meanwhile; the file resumes on the next start.
-            with contextlib.suppress(RuntimeError):
-                self._executor.submit(self._run_step, fid, delay)
+    def schedule(self, fid: str, delay: float = 0.0) -> None:
+        """Run the file's next step now, or (a retry) once ``delay`` has passed."""
+        self._scheduler.schedule(fid, delay)
 
     def _run_step(self, fid: str, delay: float) -> None:
         """``delay``: the backoff that preceded this try (the next one doubles it)."""
@@ -388,7 +317,7 @@ class Pipeline:
             record = self.journal.get(fid)
         except JournalError as exc:
             log.error("journal unavailable (%s); retrying in %.0fs", exc, MAX_BACKOFF_SECONDS)
-            self._schedule(fid, MAX_BACKOFF_SECONDS)
+            self.schedule(fid, MAX_BACKOFF_SECONDS)
             return
         if record is None:
             return
@@ -397,52 +326,21 @@ class Pipeline:
         except ObjectMissing as exc:
             if record.state in (FileState.COMPLETED, FileState.DOWNLOADING):
                 # Its output expired or was deleted: only the job can make it again.
-                self._resubmit(record, f"its output is gone ({exc})")
+                self._listener.resubmit(record, f"its output is gone ({exc})")
             else:
-                self._fail(record, str(exc))
+                self.fail(record, str(exc))
         except AutotranscodeError as exc:
             if not exc.retryable:
-                self._fail(record, str(exc))
+                self.fail(record, str(exc))
                 return
             # Not the file's fault, and it passes (endpoint back, disk freed): keep its state.
             backoff = min(max(delay * 2, 1.0), MAX_BACKOFF_SECONDS)
             level = logging.ERROR if isinstance(exc, OutputError) else logging.WARNING
             log.log(level, "%s: %s; retrying in %.0fs", record.name, exc, backoff)
-            self._schedule(fid, backoff)
+            self.schedule(fid, backoff)
         except Exception as exc:
             log.exception("%s: unexpected error", record.name)
-            self._fail(record, f"internal error: {exc!r}")
-
-    def _resubmit(self, record: FileRecord, why: str) -> None:
-        """Send the file's job again, same job id, from its stored input (or upload it again
-        if that is gone too); after MAX_RESUBMITS the file fails with ``why``.
-
-        Workers and this client take a second completion of one job in their stride (a
-        worker finds the outputs stored and announces them again; a finished file ignores
-        the notice), so a job that was not lost after all costs a little work, not a file.
-        """
-        done = self.journal.resubmits(record.id)
-        if done >= MAX_RESUBMITS:
-            self._fail(record, f"{why}; gave up after submitting its job {done + 1} times")
-            return
-        store = self.backend.store
-        state = FileState.UPLOADED
-        if record.input_key is None:
-            state = FileState.DISCOVERED
-        else:
-            try:
-                store.size(store.input_bucket, record.input_key)
-            except ObjectMissing:
-                state = FileState.UPLOADING  # same key and job id, uploaded again
-        log.warning(
-            "%s: %s; submitting its job again (%d of %d)", record.name, why, done + 1, MAX_RESUBMITS
-        )
-        if self.journal.advance(
-            record.id, state, detail=f"{RESUBMIT}: {why}", expect=record.state, durable=True
-        ):
-            self.hooks.on_state(path=record.path, state=state, detail=why)
-            self._heard.pop(record.id, None)
-            self._schedule(record.id)
+            self.fail(record, f"internal error: {exc!r}")
 
     def _step(self, record: FileRecord) -> None:
         state = record.state
@@ -471,7 +369,7 @@ class Pipeline:
             or (record.content_hash and self._delivered_before(record, record.content_hash))
         ):
             return
-        self._advance(record, FileState.UPLOADED)
+        self.advance(record, FileState.UPLOADED)
         self._submit(replace(record, state=FileState.UPLOADED), source)
 
     def _take(self, record: FileRecord) -> tuple[FileRecord, MediaInfo] | None:
@@ -486,20 +384,20 @@ class Pipeline:
         key = record.input_key or keys.input_key(record.id, path)
         job_id = record.job_id or uuid.uuid4().hex
         # The output names are known now: recorded with the key, before anything is stored.
-        names = _output_names(self.catalog, job_id, path, record.presets)
-        self._advance(
+        names = outbox.output_names(self.catalog, job_id, path, record.presets)
+        self.advance(
             record, FileState.UPLOADING, input_key=key, job_id=job_id, outputs=names, durable=True
         )
         store = self.backend.store
         for attempt in range(1, TAKE_ATTEMPTS + 1):
-            before = _source_stat(path)
+            before = identity.source_stat(path)
             source = probe(path)
             for preset in map(self.catalog.get, record.presets):
                 preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch
             progress = _Bytes(self.hooks, path, "uploading", before.st_size)
             digest = store.take(path, store.input_bucket, key, progress)
             with self._intake:
-                if _held_still(path, before):
+                if identity.held_still(path, before):
                     self.journal.taken(record.id, before, digest)
                     taken = replace(
                         record,
@@ -532,30 +430,19 @@ class Pipeline:
         same content (a copy under another name) gets its own output, a copy of that one.
         A file waits only for one that does not wait itself, the oldest first.
         """
-        older, newer = self.journal.same_content(record)
-        others = older + newer
-        same = [o for o in others if (o.dev, o.ino) == (record.dev, record.ino)]
-        same += [o for o in others if o.path == record.path and o not in same]
-        for other in reversed(same or others):
-            if other.state == FileState.CLEANED and _outputs_exist(other):
+        others, same = identity.same_content(self.journal, record)
+        for other in reversed(others):
+            if identity.reusable(other):
                 if same:
                     self._known_content(record, other)
                     return True
                 if self._copy_outputs(record, other):
                     return True
-        with self._cond:
-            # Never one that waits itself: two copies taken at once never wait for each other.
-            waiting = set().union(*self._waiting.values())
-            in_flight = [
-                o
-                for o in (same or others)
-                if o.id in self._active and o.id not in waiting and o.id != record.id
-            ]
-            if in_flight:
-                first = in_flight[0]
-                self._waiting.setdefault(first.id, set()).add(record.id)
-                log.info("%s: same content as %s; waiting for it", record.name, first.name)
-                return True
+        first = self._scheduler.park(record.id, [o.id for o in others])
+        if first is not None:
+            name = next(o.name for o in others if o.id == first)
+            log.info("%s: same content as %s; waiting for it", record.name, name)
+            return True
         return False
 
     def _known_content(self, record: FileRecord, other: FileRecord) -> None:
@@ -570,49 +457,15 @@ class Pipeline:
         else:
             log.info("%s: content unchanged since it was done; skipped", record.name)
         done = replace(record, state=FileState.DONE, outputs=other.outputs, same_as=other.name)
-        self._advance(record, FileState.DONE, outputs=other.outputs, same_as=other.name)
+        self.advance(record, FileState.DONE, outputs=other.outputs, same_as=other.name)
         self._clean(done)
 
     def _copy_outputs(self, record: FileRecord, other: FileRecord) -> bool:
-        """Give ``record`` a copy of each of ``other``'s outputs (same content, same presets),
-        placed as its own outputs are: temp name in OUT, then a name nobody uses.
-
-        False (nothing placed) if one of them cannot be read: then it is transcoded.
-        """
-        assert record.job_id is not None
-        _remove_parts(record.out_dir, record.job_id)
-        theirs = list(other.outputs.values())
-        if len(theirs) != len(record.outputs):
+        """Done as a copy of ``other``'s outputs (same content, same presets); False (nothing
+        placed) if one of them cannot be read: then it is transcoded."""
+        placed = identity.copy_outputs(self.journal, record, other)
+        if placed is None:
             return False
-        placed: dict[str, str] = {}
-        for (key, target), src in zip(record.outputs.items(), theirs, strict=True):
-            final = Path(target)
-            if final.is_absolute() and final.exists():
-                placed[key] = target  # placed before a crash, recorded, not finished
-                continue
-            final = _free_name(record.out_dir / final.name)
-            tmp = record.out_dir / f".{_clip(final.name)}.{record.job_id}{PART_SUFFIX}"
-            try:
-                if Path(src).is_dir():
-                    files.snapshot_tree(Path(src), tmp)
-                    final = _place_folder(tmp, final)
-                else:
-                    files.snapshot(Path(src), tmp)
-                    final = _place(tmp, final)
-            except FileNotFoundError:  # deleted from OUT meanwhile: transcode after all
-                _remove(tmp)
-                for made in placed.values():
-                    _remove(Path(made))  # copies made just now, so they are transcoded too
-                self.journal.advance(record.id, record.state, outputs=record.outputs)
-                return False
-            except OSError as exc:
-                _remove(tmp)
-                reason = exc.strerror or exc
-                raise OutputError(f"cannot write into {record.out_dir}: {reason}") from exc
-            placed[key] = str(final)
-            self.journal.advance(
-                record.id, record.state, outputs={**record.outputs, **placed}, durable=True
-            )
         log.warning(
             "%s: same content as %s; its output copied to %s (not transcoded again)",
             record.name,
@@ -620,41 +473,17 @@ class Pipeline:
             ", ".join(Path(p).name for p in placed.values()),
         )
         done = replace(record, state=FileState.DONE, outputs=placed, same_as=other.name)
-        self._advance(record, FileState.DONE, outputs=placed, same_as=other.name, durable=True)
+        self.advance(record, FileState.DONE, outputs=placed, same_as=other.name, durable=True)
         self._clean(done)
         return True
 
     def _submit(self, record: FileRecord, source: MediaInfo | None = None) -> None:
-        """``source``: the upload step's probe of the same file (on a resume, probed again).
-
-        A fresh probe travels in the job, so a worker need not probe the file a second time;
-        on a resume the file may differ from what was uploaded, so the worker probes its copy.
-        """
-        assert record.job_id and record.input_key
-        detected = DetectedProperties.of(source, record.size) if source else None
-        wanted = [self.catalog.get(p) for p in record.presets]
+        """``source``: the upload step's probe of the same file (None on a resume; see
+        ``jobs.job_for``)."""
+        assert record.job_id
         # The keys the journal holds for the outputs, in preset order: the job asks for them.
-        names = _output_names(self.catalog, record.job_id, record.path, record.presets)
-        job = Job(
-            job_id=record.job_id,
-            pipeline_id=self.pipeline_id,
-            input=Input(
-                bucket=self.backend.store.input_bucket,
-                key=record.input_key,
-                detected=detected,
-            ),
-            output_bucket=self.backend.store.output_bucket,
-            outputs=tuple(
-                JobOutput(
-                    key=key,
-                    preset_id=p.id,
-                    preset_spec=dict(p.spec) if p.spec is not None else None,
-                )
-                for key, p in zip(names, wanted, strict=True)
-            ),
-            topic=self.backend.topic.arn,
-            user_metadata=self._metadata(record),
-        )
+        names = outbox.output_names(self.catalog, record.job_id, record.path, record.presets)
+        job = jobs.job_for(record, names, self.pipeline_id, self.backend, source, self.catalog)
         if record.outputs != names:
             # Known before the job exists: its notifications can come before submit() returns.
             self.journal.advance(
@@ -662,45 +491,33 @@ class Pipeline:
             )
         self.engine.submit(job, source or probe(record.path))
         # The listener may have moved it on meanwhile (TRANSCODING, COMPLETED…): never back.
-        self._advance(record, FileState.SUBMITTED, expect=FileState.UPLOADED)
-
-    def _metadata(self, record: FileRecord) -> dict[str, str]:
-        meta = {
-            "fileId": record.id,
-            # JSON holds text only: a name that is not UTF-8 goes with \xNN escapes.
-            "source": os.fsencode(record.name).decode("utf-8", "backslashreplace")[:256],
-        }
-        client = self.backend.client_id
-        if client:  # workers address the job's notifications to us (see Topic.publish)
-            meta["clientId"] = client
-        meta.update(_content_hash(record))
-        return meta
+        self.advance(record, FileState.SUBMITTED, expect=FileState.UPLOADED)
 
     def _download(self, record: FileRecord) -> None:
         """Outputs go to a hidden temp name, then are moved into place: never half, never over."""
         if record.state == FileState.DOWNLOADING:  # an earlier attempt may have left parts
-            _remove_parts(record.out_dir, record.job_id)
+            outbox.remove_parts(record.out_dir, record.job_id)
         placed: dict[str, str] = {}
         for key, target in record.outputs.items():
             final = Path(target)
             if final.is_absolute() and self._already_placed(key, final):
                 placed[key] = target  # a crash came between the move and the journal
                 continue
-            final = _free_name(record.out_dir / final.name)
+            final = outbox.free_name(record.out_dir / final.name)
             placed[key] = str(final)
             outputs = {**record.outputs, **placed}
-            self._advance(record, FileState.DOWNLOADING, outputs=outputs, durable=True)
-            tmp = record.out_dir / f".{_clip(final.name)}.{record.job_id}{PART_SUFFIX}"
+            self.advance(record, FileState.DOWNLOADING, outputs=outputs, durable=True)
+            tmp = outbox.temp_path(record.out_dir, final.name, record.job_id)
             try:
                 placed[key] = str(self._fetch(record, key, tmp, final))
             except OSError as exc:
-                _remove(tmp)
+                outbox.remove(tmp)
                 reason = exc.strerror or exc
                 raise OutputError(f"cannot write into {record.out_dir}: {reason}") from exc
             except BaseException:
-                _remove(tmp)  # whatever went wrong, nothing partial stays in OUT
+                outbox.remove(tmp)  # whatever went wrong, nothing partial stays in OUT
                 raise
-        self._advance(record, FileState.DONE, outputs=placed, durable=True)
+        self.advance(record, FileState.DONE, outputs=placed, durable=True)
         self._clean(replace(record, state=FileState.DONE, outputs=placed))
 
     def _fetch(self, record: FileRecord, key: str, tmp: Path, final: Path) -> Path:
@@ -710,7 +527,7 @@ class Pipeline:
         if not files:  # one object
             size = store.size(bucket, key)
             store.download(bucket, key, tmp, _Bytes(self.hooks, record.path, "downloading", size))
-            return _place(tmp, final)
+            return outbox.place(tmp, final)
         tmp.mkdir()  # a folder of objects (HLS, thumbnails)
         progress = _Bytes(self.hooks, record.path, "downloading", len(files))
         for name in files:
@@ -718,7 +535,7 @@ class Pipeline:
             dest.parent.mkdir(parents=True, exist_ok=True)
             store.download(bucket, name, dest)
             progress(1)
-        return _place_folder(tmp, final)
+        return outbox.place_folder(tmp, final)
 
     def _already_placed(self, key: str, final: Path) -> bool:
         if final.is_dir():
@@ -729,7 +546,7 @@ class Pipeline:
     def _clean(self, record: FileRecord) -> None:
         self._delete_objects(record)
         self._handle_source(record)
-        self._advance(record, FileState.CLEANED, detail=_done_detail(record))
+        self.advance(record, FileState.CLEANED, detail=_done_detail(record))
         self._finished(record.id)
 
     def _handle_source(self, record: FileRecord) -> None:
@@ -745,7 +562,7 @@ class Pipeline:
             log.warning("%s changed since it was transcoded; left in place", record.name)
             return
         try:
-            _sync(Path(p) for p in record.outputs.values())
+            outbox.sync(Path(p) for p in record.outputs.values())
         except OSError as exc:
             self._warn(record, f"outputs not on disk ({exc}); the source is left in place")
             return
@@ -757,7 +574,7 @@ class Pipeline:
                 return
             done_dir = record.path.parent / DONE_FOLDER
             done_dir.mkdir(exist_ok=True)
-            record.path.rename(_free_name(done_dir / record.path.name))
+            record.path.rename(outbox.free_name(done_dir / record.path.name))
         except OSError as exc:
             what = "deleted" if self.on_success == "delete" else f"moved into {DONE_FOLDER}/"
             self._warn(
@@ -775,7 +592,8 @@ class Pipeline:
         if record.job_id:
             store.delete_prefix(store.output_bucket, f"{keys.OUTPUT_PREFIX}{record.job_id}/")
 
-    def _fail(self, record: FileRecord, reason: str) -> None:
+    def fail(self, record: FileRecord, reason: str) -> None:
+        """FAILED (or SKIPPED, superseded) with ``reason``; its objects in the store go."""
         try:
             self._delete_objects(record)
         except Exception as exc:  # failing must not fail: the file would never finish
@@ -784,142 +602,9 @@ class Pipeline:
         self.hooks.on_state(path=record.path, state=FileState.FAILED, detail=reason)
         self._finished(record.id)
 
-    # -- notifications ---------------------------------------------------------------------------
-
-    def _listen(self) -> None:
-        yield_cpu_to_ffmpeg()
-        queue = self.backend.notifications
-        next_pick_up = time.monotonic() + PICK_UP_INTERVAL_SECONDS
-        next_deadlines = 0.0  # at once: a restart finds lost jobs without delay
-        while not self._stop.is_set():
-            if time.monotonic() >= next_pick_up:
-                next_pick_up = time.monotonic() + PICK_UP_INTERVAL_SECONDS
-                try:
-                    self._pick_up()
-                except JournalError as exc:
-                    log.warning("%s", exc)
-            if time.monotonic() >= next_deadlines:
-                next_deadlines = time.monotonic() + DEADLINE_CHECK_SECONDS
-                try:
-                    self._check_deadlines()
-                except AutotranscodeError as exc:
-                    log.warning("cannot look for lost jobs (%s); trying again later", exc)
-            try:
-                batch = queue.receive(LISTEN_WAIT_SECONDS, max_messages=10, cancel=self._stop)
-            except AutotranscodeError as exc:
-                log.warning("cannot receive notifications (%s); retrying", exc)
-                self._stop.wait(LISTEN_WAIT_SECONDS)
-                continue
-            for message in batch:
-                try:
-                    self._on_message(message)
-                    queue.delete(message)
-                except BackendError as exc:
-                    log.warning("notification not handled yet (%s); it will come back", exc)
-                except Exception:
-                    log.exception("notification handling failed; deleting it")
-                    queue.delete(message)
-
-    def _check_deadlines(self) -> None:
-        """Files waiting for a notice whose job is gone get it submitted again.
-
-        Runs on the listener thread, between batches, so no notice is being handled while
-        it looks: a job is lost when the job queue no longer holds it and no notice about
-        it waits in ours (a worker publishes before it deletes the job). Where queues cannot
-        be searched (SQS), a job is taken for lost after ``resubmit_after`` seconds without
-        a notice while the job queue is empty. Only our own workers' jobs go through the
-        job queue; another engine's are its own business.
-        """
-        if not isinstance(self.engine, WorkersEngine):
-            return
-        now = time.monotonic()
-        with self._cond:
-            ours = set(self._active)
-        waiting = [
-            r
-            for r in self.journal.unfinished()
-            if r.state in (FileState.SUBMITTED, FileState.TRANSCODING)
-            and r.job_id
-            and (self._resume or r.id in ours)  # transcode and retry: only their own files
-        ]
-        for fid in set(self._heard) - {r.id for r in waiting}:
-            del self._heard[fid]
-        empty: bool | None = None
-        for record in waiting:
-            assert record.job_id is not None
-            heard = self._heard.setdefault(record.id, now)
-            held = self.backend.jobs.holds(record.job_id)
-            if held is None:
-                if now - heard < self.resubmit_after:
-                    continue
-                if empty is None:
-                    empty = self.backend.jobs.count() == 0
-                if not empty:
-                    continue
-                why = (
-                    f"no worker answered its job for {now - heard:.0f}s and the job queue is empty"
-                )
-            elif held or self.backend.notifications.holds(record.job_id):
-                self._heard[record.id] = now
-                continue
-            else:
-                why = "its job is no longer in the job queue"
-            current = self.journal.get(record.id)
-            if current is not None and current.state == record.state:
-                self._resubmit(current, why)
-
-    def _on_message(self, message: Received) -> None:
-        try:
-            note = self.engine.read(message.body)
-        except MessageError as exc:
-            log.warning("ignored a notification: %s", exc)
-            return
-        record = self.journal.by_job(note.job_id)
-        if record is None or note.user_metadata.get("fileId") != record.id:
-            log.warning("ignored a notification for job %s, which is not ours", note.job_id)
-            return
-        if record.state not in (FileState.SUBMITTED, FileState.TRANSCODING, FileState.UPLOADED):
-            if note.state == State.COMPLETED and record.state.finished:
-                # A job run twice (a worker died after publishing): drop its second output.
-                self.backend.store.delete_prefix(
-                    self.backend.store.output_bucket, f"{keys.OUTPUT_PREFIX}{note.job_id}/"
-                )
-            return
-        self._heard[record.id] = time.monotonic()
-        if note.state == State.PROGRESSING:
-            self._on_progress(record, note)
-        elif note.state == State.COMPLETED:
-            self._on_completed(record, note)
-        elif note.state == State.ERROR:
-            self._fail(record, note.reason)
-        else:
-            log.warning("%s: worker warning: %s", record.name, note.reason)
-
-    def _on_progress(self, record: FileRecord, note: Notification) -> None:
-        if record.state != FileState.TRANSCODING:
-            self._advance(record, FileState.TRANSCODING)
-        if note.outputs:
-            fraction = min((o.percent or 0.0) for o in note.outputs) / 100
-        else:  # engines that report one figure for the whole job
-            fraction = float(note.user_metadata.get("percent", 0.0)) / 100
-        self.hooks.on_progress(
-            path=record.path,
-            stage="transcoding",
-            fraction=fraction,
-            speed=note.user_metadata.get("speed"),
-            eta=note.user_metadata.get("eta"),
-        )
-
-    def _on_completed(self, record: FileRecord, note: Notification) -> None:
-        got = {o.key for o in note.outputs}
-        if got != set(record.outputs):
-            raise MessageError(f"job {note.job_id} completed with outputs we did not ask for")
-        self._advance(record, FileState.COMPLETED)
-        self._schedule(record.id)
-
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _advance(
+    def advance(
         self,
         record: FileRecord,
         state: FileState,
@@ -932,6 +617,8 @@ class Pipeline:
         durable: bool = False,
         same_as: str | None = None,
     ) -> None:
+        """Record the move in the journal and tell the hooks, unless ``expect`` says another
+        thread moved the file on meanwhile."""
         if self.journal.advance(
             record.id,
             state,
@@ -952,57 +639,9 @@ class Pipeline:
             )
 
     def _finished(self, fid: str) -> None:
-        with self._cond:
-            self._active.discard(fid)
-            waiting = self._waiting.pop(fid, set())
-            if any(not (wanted & self._active) for wanted in self._awaited):
-                self._cond.notify_all()
-        for other in waiting:  # files of the same content: their output is a copy of this one
-            self._schedule(other)
-
-
-class _Timer:
-    """Calls ``due(fid, delay)`` once each scheduled time has come: one thread and a heap for
-    every retry, so a retry never holds a transfer thread while it waits."""
-
-    def __init__(self, due: Callable[[str, float], None]) -> None:
-        self._due = due
-        self._heap: list[tuple[float, int, str, float]] = []
-        self._order = itertools.count()
-        self._cond = threading.Condition()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-
-    def at(self, when: float, fid: str, delay: float) -> None:
-        with self._cond:
-            if self._stopped:
-                return
-            heapq.heappush(self._heap, (when, next(self._order), fid, delay))
-            if self._thread is None:  # started by the first retry: most runs never need it
-                self._thread = threading.Thread(target=self._run, name="autotranscode-retries")
-                self._thread.start()
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped:
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        break
-                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
-                if self._stopped:
-                    return  # what was waiting resumes on the next start
-                _, _, fid, delay = heapq.heappop(self._heap)
-            self._due(fid, delay)
+        # The files of the same content parked behind it: their output is a copy of this one.
+        for other in self._scheduler.finished(fid):
+            self.schedule(other)
 
 
 class _Bytes:
@@ -1015,41 +654,6 @@ class _Bytes:
     def __call__(self, n: int) -> None:
         self.done += n
         self.hooks.on_progress(path=self.path, stage=self.stage, fraction=self.done / self.total)
-
-
-def _source_stat(path: Path) -> os.stat_result:
-    """The source as it is before it is taken; MediaError if it cannot be."""
-    try:
-        st = path.stat()
-    except FileNotFoundError as exc:
-        raise MediaError("the file was deleted before it could be uploaded") from exc
-    except OSError as exc:
-        raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
-    if st.st_size == 0:
-        raise MediaError("the file is empty")
-    try:  # a stat needs no read permission: say so plainly, before a probe garbles it
-        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
-    except OSError as exc:
-        raise MediaError(f"cannot read the file: {exc.strerror or exc}") from exc
-    return st
-
-
-def _held_still(path: Path, before: os.stat_result) -> bool:
-    """Nothing wrote to, replaced or renamed over ``path`` since ``before`` (ctime moves on
-    every write, even one that puts the old size and mtime back)."""
-    try:
-        after = path.stat()
-    except OSError:
-        return False
-    return _version(after) == _version(before)
-
-
-def _version(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-
-
-def _outputs_exist(record: FileRecord) -> bool:
-    return bool(record.outputs) and all(Path(p).exists() for p in record.outputs.values())
 
 
 def _done_detail(record: FileRecord) -> str:
@@ -1066,110 +670,3 @@ def reset_failed(journal: Journal, record: FileRecord) -> None:
     except OSError:
         size, mtime_ns = 0, 0  # the upload step reports what is wrong with it
     journal.reset(record.id, record.path, size, mtime_ns)
-
-
-def _content_hash(record: FileRecord) -> dict[str, str]:
-    """The job's ``contentHash``, for workers to stamp the outputs with (the BLAKE3 of the
-    snapshot); none for a record taken by an older release."""
-    return {"contentHash": record.content_hash} if record.content_hash else {}
-
-
-def _clip(name: str, limit: int = 100) -> str:
-    """At most ``limit`` bytes of ``name``, whole characters: a temp name adds a dot, the job
-    id, PART_SUFFIX (and s3transfer its own 9 bytes) and must stay within NAME_MAX (255)."""
-    return name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
-
-
-def _remove_parts(folder: Path, job_id: str | None) -> None:
-    """Temp files of an interrupted download (s3transfer's ``NAME.<random>`` ones too)."""
-    mark = f".{job_id}{PART_SUFFIX}"
-    try:
-        names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and mark in e.name]
-    except OSError:
-        return
-    for name in names:
-        _remove(folder / name)
-
-
-def _free_name(path: Path) -> Path:
-    """``path``, or ``name (1).ext``… if taken: an existing output is never overwritten."""
-    candidate, n = path, 0
-    while candidate.exists() or candidate.is_symlink():
-        n += 1
-        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
-    return candidate
-
-
-def _place_folder(tmp: Path, final: Path) -> Path:
-    """Rename a finished folder into place under a name nobody uses."""
-    while True:
-        final = _free_name(final)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if final.exists():
-                continue  # taken between the check and the rename
-            raise
-        return final
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _output_names(
-    catalog: presets.Catalog, job_id: str, path: Path, preset_ids: tuple[str, ...]
-) -> dict[str, str]:
-    """Each output's object key -> its file name in OUT (before any name clash there)."""
-    wanted = [catalog.get(p) for p in preset_ids]
-    multiple = len(wanted) > 1
-    return {
-        keys.output_key(job_id, path.stem, p.id, p.extension): keys.output_name(
-            path.stem, p.extension, p.id, multiple
-        )
-        for p in wanted
-    }
-
-
-def _sync(outputs: Iterable[Path]) -> None:
-    """Outputs on disk (data and names) before their source goes: after a power cut the
-    outputs would otherwise be empty files, and the source gone."""
-    folders = set()
-    for output in outputs:
-        files = [p for p in output.rglob("*") if p.is_file()] if output.is_dir() else [output]
-        for path in files:
-            _fsync(path)
-            folders.add(path.parent)
-        folders.add(output.parent)
-    for folder in folders:
-        _fsync(folder)
-
-
-def _fsync(path: Path) -> None:
-    """A file's data, or a folder's entries, on disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _place(tmp: Path, final: Path) -> Path:
-    """Link the finished temp file to its final name without ever replacing a file there."""
-    while True:
-        try:
-            os.link(tmp, final)
-        except FileExistsError:
-            final = _free_name(final)
-            continue
-        except OSError:
-            if final.exists():
-                final = _free_name(final)
-                continue
-            os.replace(tmp, final)  # no hard links here (some network shares): rename instead
-            return final
-        tmp.unlink()
-        return final

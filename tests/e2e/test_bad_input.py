@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from cli_harness import DEADLINE, Cli, Proc, names, open_cli
 
@@ -505,7 +506,7 @@ def held_pipeline(s: Settings, out: Path) -> Iterator[tuple[Pipeline, Backend, t
     given waits, so the test decides what happens to a file before its upload step runs."""
     backend = open_backend(s)
     journal = Journal(s.state_dir / "journal.db")
-    pipe = Pipeline(backend, journal, out, ["web-720p"], pipeline_id=s.name, transfers=1)
+    pipe = Pipeline(backend, journal, out, msgspec.structs.replace(s, transfers=1))
     gate = threading.Event()
     pipe.start()
     pipe._executor.submit(gate.wait)

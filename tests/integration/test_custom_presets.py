@@ -67,7 +67,7 @@ def _running(s: Settings, out: Path, workers: int) -> Iterator[tuple[Pipeline, B
     backend = open_backend(s)
     journal = Journal(s.state_dir / "journal.db")
     pool = WorkerPool([_worker(s, backend, f"w{i}") for i in range(workers)])
-    pipe = Pipeline(backend, journal, out, s.preset, pipeline_id=s.name, catalog=s.catalog)
+    pipe = Pipeline(backend, journal, out, s)
     pool.start()
     pipe.start()
     try:

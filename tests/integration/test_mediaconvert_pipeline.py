@@ -58,7 +58,7 @@ def test_a_file_goes_through_mediaconvert_and_comes_back(
     assert engine.role_arn.endswith(f":role/{settings.name}-mediaconvert")
     journal = Journal(settings.state_dir / "journal.db")
     out = tmp_path / "out"
-    pipe = Pipeline(backend, journal, out, ["web-720p"], pipeline_id=settings.name, engine=engine)
+    pipe = Pipeline(backend, journal, out, settings, engine=engine)
     clip = clips["h264.mp4"]
     with Stubber(engine.client) as stub:
         stub.add_response(

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from autotranscode import keys
 from autotranscode.backends import Backend, open_backend
 from autotranscode.engines.worker import Worker, WorkerPool
-from autotranscode.journal import FileState, Journal
+from autotranscode.journal import FileState, Journal, TransitionError
 from autotranscode.media.probe import probe, read_stamp
 from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import parse_job
@@ -26,6 +27,20 @@ from autotranscode.settings import Settings
 from conftest import Clip, backend_settings, check_output
 
 WAIT = 60
+
+
+@pytest.fixture(autouse=True)
+def only_moves_the_flow_makes(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every state change these runs make is one ``journal.TRANSITIONS`` allows. A step's
+    TransitionError is caught where steps fail (the file fails as an internal error, with
+    a traceback in the log), so the log is where to look for one."""
+    yield
+    illegal = [
+        r.getMessage()
+        for r in caplog.records
+        if r.exc_info and isinstance(r.exc_info[1], TransitionError)
+    ]
+    assert not illegal, illegal
 
 
 @pytest.fixture(params=["local", "aws"])
@@ -56,7 +71,9 @@ def running(
             for i in range(workers)
         ]
     )
-    pipe = Pipeline(backend, journal, out, presets, pipeline_id=s.name, on_success=on_success)
+    pipe = Pipeline(
+        backend, journal, out, msgspec.structs.replace(s, preset=presets, on_success=on_success)
+    )
     pool.start()
     pipe.start()
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import msgspec
 import pytest
 
 from autotranscode import settings as settings_mod
@@ -50,7 +51,7 @@ def running(s: Settings, out: Path, transfers: int) -> Iterator[tuple[Pipeline, 
         max_attempts=s.max_attempts,
     )
     pool = WorkerPool([worker])
-    pipe = Pipeline(backend, journal, out, ["web-720p"], pipeline_id=s.name, transfers=transfers)
+    pipe = Pipeline(backend, journal, out, msgspec.structs.replace(s, transfers=transfers))
     pool.start()
     pipe.start()
     try:

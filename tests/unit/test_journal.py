@@ -12,7 +12,7 @@ import pytest
 
 from autotranscode import db as db_module
 from autotranscode.errors import AutotranscodeError
-from autotranscode.journal import FileRecord, FileState, Journal
+from autotranscode.journal import TRANSITIONS, FileRecord, FileState, Journal, TransitionError
 
 PRESETS = ("web-720p", "audio-aac")
 
@@ -37,6 +37,32 @@ def _record(journal: Journal, fid: str = "f1", name: str = "clip.mp4") -> FileRe
     )
     assert created
     return record
+
+
+#: The flow of a file that goes well, in order: ``_walk`` follows it to reach a state.
+FLOW = (
+    FileState.UPLOADING,
+    FileState.UPLOADED,
+    FileState.SUBMITTED,
+    FileState.TRANSCODING,
+    FileState.COMPLETED,
+    FileState.DOWNLOADING,
+    FileState.DONE,
+    FileState.CLEANED,
+)
+
+
+def _walk(journal: Journal, fid: str, state: FileState, **facts: str) -> None:
+    """Move a DISCOVERED file to ``state`` the way the flow does (``facts`` on the first
+    step); FAILED and SKIPPED by failing, skipping it."""
+    if state == FileState.FAILED:
+        journal.fail(fid, "bad")
+    elif state == FileState.SKIPPED:
+        journal.skip(fid, "a FIFO")
+    elif state != FileState.DISCOVERED:
+        for step in FLOW[: FLOW.index(state) + 1]:
+            journal.advance(fid, step, **facts)  # type: ignore[arg-type]
+            facts = {}
 
 
 def _events(db: Path, fid: str) -> list[tuple[str, str | None]]:
@@ -104,7 +130,7 @@ def test_advance_records_facts_and_keeps_earlier_ones(db: Path, journal: Journal
     ]
 
 
-def test_fail_then_advance_clears_the_reason(journal: Journal) -> None:
+def test_a_failed_file_moves_on_only_by_a_reset_which_clears_the_reason(journal: Journal) -> None:
     _record(journal)
     journal.advance("f1", FileState.UPLOADING, job_id="job-1")
     journal.fail("f1", "ffmpeg failed: moov atom not found")
@@ -114,16 +140,18 @@ def test_fail_then_advance_clears_the_reason(journal: Journal) -> None:
     assert record.state.finished
     assert record.reason == "ffmpeg failed: moov atom not found"
     assert record.job_id == "job-1"
-    journal.advance("f1", FileState.UPLOADING)
+    with pytest.raises(TransitionError, match="FAILED -> UPLOADING"):
+        journal.advance("f1", FileState.UPLOADING)
+    journal.reset("f1", Path("/drop/clip.mp4"), 1, 1)
     record = journal.get("f1")
     assert record is not None and record.reason is None
+    assert record.state == FileState.DISCOVERED
 
 
 def test_reset_starts_over_as_a_new_job(db: Path, journal: Journal) -> None:
     _record(journal)
-    journal.advance(
-        "f1", FileState.COMPLETED, job_id="job-1", input_key="inputs/f1/a", outputs={"k": "v"}
-    )
+    _walk(journal, "f1", FileState.COMPLETED, job_id="job-1", input_key="inputs/f1/a")
+    journal.advance("f1", FileState.DOWNLOADING, outputs={"k": "v"})
     journal.fail("f1", "broken")
     journal.reset("f1", Path("/drop/moved.mp4"), 99, 7)
     record = journal.get("f1")
@@ -181,10 +209,7 @@ def test_unfinished_recent_and_counts(journal: Journal) -> None:
     ]
     for i, state in enumerate(states):
         _record(journal, f"f{i}", f"clip{i}.mp4")
-        if state == FileState.FAILED:
-            journal.fail(f"f{i}", "bad")
-        elif state != FileState.DISCOVERED:
-            journal.advance(f"f{i}", state)
+        _walk(journal, f"f{i}", state)
         time.sleep(0.002)  # distinct timestamps for the ordering checks
 
     unfinished = journal.unfinished()
@@ -227,7 +252,7 @@ def test_a_second_journal_on_the_same_file_sees_everything(db: Path) -> None:
     first = Journal(db)
     _record(first, "f1", "a.mp4")
     _record(first, "f2", "b.mp4")
-    first.advance("f1", FileState.SUBMITTED, job_id="job-1", input_key="inputs/f1/a.mp4")
+    _walk(first, "f1", FileState.SUBMITTED, job_id="job-1", input_key="inputs/f1/a.mp4")
     first.fail("f2", "no video stream")
 
     second = Journal(db)  # while the first is still open, as a second process would
@@ -311,10 +336,10 @@ def test_only_durable_transitions_wait_for_the_disk(journal: Journal) -> None:
     conn = journal.db._connect()
     conn.set_trace_callback(statements.append)
     try:
-        journal.advance("f1", FileState.UPLOADED)
+        journal.advance("f1", FileState.UPLOADING)
         assert not [s for s in statements if "synchronous" in s]
         statements.clear()
-        journal.advance("f1", FileState.DONE, durable=True)
+        journal.advance("f1", FileState.DONE, durable=True)  # a copy of another's outputs
         assert statements.index("PRAGMA synchronous=FULL") < statements.index("COMMIT")
         assert statements[-1] == "PRAGMA synchronous=NORMAL"
     finally:
@@ -479,3 +504,86 @@ def test_a_take_records_the_version_and_content_that_identify_a_file(
     journal.advance("f2", FileState.DONE, same_as="a.mp4")
     done = journal.get("f2")
     assert done is not None and done.same_as == "a.mp4"
+
+
+@pytest.mark.parametrize(
+    ("start", "to"), [(a, b) for a, targets in TRANSITIONS.items() for b in sorted(targets)]
+)
+def test_every_transition_the_table_allows_is_made(
+    db: Path, journal: Journal, start: FileState, to: FileState
+) -> None:
+    """Each allowed move, by the method that makes it: fail (FAILED, or SKIPPED when a later
+    version exists), skip (SKIPPED), reset (back to DISCOVERED), advance (the rest)."""
+    _record(journal)
+    _walk(journal, "f1", start, job_id="job-1", input_key="inputs/f1/clip.mp4")
+    if to == FileState.FAILED:
+        assert journal.fail("f1", "broken") == FileState.FAILED
+    elif to == FileState.SKIPPED and start == FileState.FAILED:
+        journal.record("f2", Path("/drop/clip.mp4"), Path("/done"), PRESETS, 1, 1)
+        assert journal.get("f1").state == FileState.SKIPPED  # type: ignore[union-attr]
+    elif to == FileState.SKIPPED:
+        journal.skip("f1", "a FIFO")
+    elif to == FileState.DISCOVERED:
+        journal.reset("f1", Path("/drop/clip.mp4"), 1, 1)
+    else:
+        assert journal.advance("f1", to)
+    assert journal.get("f1").state == to  # type: ignore[union-attr]
+    assert _events(db, "f1")[-1][0] == to
+
+
+@pytest.mark.parametrize(
+    ("start", "to"),
+    [
+        (FileState.DISCOVERED, FileState.SUBMITTED),
+        (FileState.DISCOVERED, FileState.COMPLETED),
+        (FileState.UPLOADED, FileState.DONE),
+        (FileState.SUBMITTED, FileState.DOWNLOADING),
+        (FileState.TRANSCODING, FileState.TRANSCODING),
+        (FileState.DONE, FileState.COMPLETED),
+        (FileState.CLEANED, FileState.UPLOADING),
+        (FileState.CLEANED, FileState.DISCOVERED),
+        (FileState.FAILED, FileState.CLEANED),
+        (FileState.SKIPPED, FileState.UPLOADING),
+    ],
+)
+def test_a_move_the_table_does_not_allow_raises_and_changes_nothing(
+    db: Path, journal: Journal, start: FileState, to: FileState
+) -> None:
+    _record(journal)
+    _walk(journal, "f1", start)
+    before = _events(db, "f1")
+    with pytest.raises(TransitionError, match=f"{start} -> {to}"):
+        if to == FileState.DISCOVERED:
+            journal.reset("f1", Path("/drop/clip.mp4"), 1, 1)
+        else:
+            journal.advance("f1", to)
+    assert journal.get("f1").state == start  # type: ignore[union-attr]
+    assert _events(db, "f1") == before
+
+
+def test_finished_files_stay_finished(journal: Journal) -> None:
+    """CLEANED and SKIPPED go nowhere: failing or skipping one again is a bug too."""
+    _record(journal, "done", "a.mp4")
+    _walk(journal, "done", FileState.CLEANED)
+    _record(journal, "fifo", "b.mp4")
+    journal.skip("fifo", "a FIFO")
+    for fid in ("done", "fifo"):
+        with pytest.raises(TransitionError):
+            journal.fail(fid, "broken")
+        with pytest.raises(TransitionError):
+            journal.skip(fid, "a FIFO")
+
+
+def test_expect_is_a_race_not_an_error(journal: Journal) -> None:
+    """A file another thread moved on meanwhile is left alone (False), even where the move
+    from its state now would be illegal: ``expect`` guards first."""
+    _record(journal)
+    _walk(journal, "f1", FileState.COMPLETED)
+    assert not journal.advance("f1", FileState.SUBMITTED, expect=FileState.UPLOADED)
+    assert journal.get("f1").state == FileState.COMPLETED  # type: ignore[union-attr]
+    assert not journal.advance("nope", FileState.UPLOADING)
+
+
+def test_every_state_has_a_row_in_the_table() -> None:
+    assert set(TRANSITIONS) == set(FileState)
+    assert all(not TRANSITIONS[s] for s in (FileState.CLEANED, FileState.SKIPPED))
