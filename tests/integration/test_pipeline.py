@@ -16,7 +16,8 @@ import msgspec
 import pytest
 
 from autotranscode import keys
-from autotranscode.backends import Backend, open_backend
+from autotranscode.backends import Backend
+from autotranscode.deploy import open_backend
 from autotranscode.engines import worker as worker_mod
 from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.errors import TranscodeError
