@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from autotranscode import settings as settings_mod
-from autotranscode.backends.aws import TAG_KEY, AwsBackend
+from autotranscode.backends.aws import TAG_KEY, AwsBackend, DeploymentMissing
 from autotranscode.deploy import open_aws
 from autotranscode.deploy.cleanup import cleanup
 from autotranscode.deploy.iam import ROLES, iam_policy
@@ -193,6 +193,19 @@ def test_a_worker_never_creates_the_deployment(
     open_aws(settings)  # a client creates it on first use
     backend = open_aws(settings, create=False)
     assert backend.jobs.name == f"{deployment_name}-jobs"
+
+
+def test_the_backend_itself_only_looks_the_deployment_up(
+    settings: settings_mod.Settings, deployment_name: str, boto_session: boto3.Session
+) -> None:
+    """Creating is deploy's: the backend, even a client's, says what is missing."""
+    bucket = f"{deployment_name}-in-{ACCOUNT}-{REGION}"
+    with pytest.raises(DeploymentMissing, match=rf"bucket {bucket} of deployment") as missing:
+        AwsBackend.from_settings(settings)
+    assert missing.value.what == f"bucket {bucket}"
+    with pytest.raises(DeploymentMissing, match=rf"queue {deployment_name}-jobs of deployment"):
+        AwsBackend.from_settings(settings, check_buckets=False)
+    assert _tagged(boto_session, deployment_name) == []
 
 
 # --- cleanup -------------------------------------------------------------------------------------

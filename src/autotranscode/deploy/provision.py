@@ -43,7 +43,20 @@ from .cleanup import check_deleted
 from .iam import iam_policy
 from .reports import ResourceReport, Status
 
-__all__ = ["ResourceReport", "Status", "ensure_role", "setup", "teardown"]
+__all__ = [
+    "DLQ_RETENTION_SECONDS",
+    "LIFECYCLE_RULE",
+    "PUBLIC_ACCESS_BLOCK",
+    "ROLE_TRUST",
+    "TAG_GRACE_SECONDS",
+    "TLS_ONLY_SID",
+    "ResourceReport",
+    "Status",
+    "ensure_role",
+    "setup",
+    "teardown",
+    "tls_only_statement",
+]
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import keys
-from ..backends.aws.api import Connection, Names, boundary
+from ..backends.aws.api import Connection, Names, boundary, tag_list
 from ..errors import ConfigError, MediaError, MessageError, QueueError
 from ..media import presets
 from ..media.probe import MediaInfo
@@ -282,7 +282,7 @@ def ensure_rule(events: Any, names: Names, client_id: str, queue_arn: str) -> st
         EventPattern=json.dumps(event_pattern(client_id)),
         State="ENABLED",
         Description="autotranscode: MediaConvert job state changes for one client",
-        Tags=[{"Key": k, "Value": v} for k, v in names.tag.items()],
+        Tags=tag_list(names.tag),
     )["RuleArn"]
     events.put_targets(Rule=rule, Targets=[{"Id": "notifications", "Arn": queue_arn}])
     return str(arn)
