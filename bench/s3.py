@@ -10,7 +10,7 @@ A moto server runs in its own process on a free loopback port (moto keeps whole
 objects in memory, about 3x their size, so it must not share a process with the
 client being measured); everything uses fake credentials. Each transfer runs in a
 child process: ours is this script in ``--child`` mode calling
-``AwsBackend.from_settings(...).store.upload/download`` (s3transfer, as the pipeline
+``deploy.open_aws(...).store.upload/download`` (s3transfer, as the pipeline
 does); the baseline is ``aws s3 cp`` against the same endpoint and bucket. Both are
 timed as whole processes, minus the same command's time for a 1-byte object (start-up,
 connecting, and for ours, looking up the deployment), so MB/s is the transfer itself.
@@ -89,11 +89,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def backend(endpoint: str, name: str, state_dir: Path):  # type: ignore[no-untyped-def]
-    from autotranscode.backends.aws import AwsBackend
+    from autotranscode.deploy import open_aws
     from autotranscode.settings import Settings
 
     settings = Settings(backend="aws", endpoint_url=endpoint, name=name, state_dir=state_dir)
-    return AwsBackend.from_settings(settings)
+    return open_aws(settings)
 
 
 def child(args: argparse.Namespace) -> None:

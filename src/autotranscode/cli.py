@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import settings as settings_mod
-from .backends import Backend, open_backend
+from .backends import Backend
+from .deploy import open_backend
 from .engines import open_engine
 from .engines.worker import Worker, WorkerPool, workdir_for
 from .errors import AutotranscodeError, ConfigError
@@ -928,7 +929,7 @@ def setup_cmd(kms_key: str | None, verbose: int, **params: Any) -> None:
     """
     _ops_logging(verbose)
     with _errors():
-        from . import cloud
+        from .deploy import provision as cloud
 
         reports = cloud.setup(_aws_settings(params, "setup"), kms_key)
     _resources(reports)
@@ -960,7 +961,7 @@ def cleanup_cmd(
     """
     _ops_logging(verbose)
     with _errors():
-        from . import cloud
+        from .deploy import cleanup as cloud
 
         s = _aws_settings(params, "cleanup")
         both = not (s3 or sqs)
@@ -1011,8 +1012,8 @@ def teardown_cmd(yes: bool, verbose: int, **params: Any) -> None:
     """
     _ops_logging(verbose)
     with _errors():
-        from . import cloud
         from .backends.aws import connect
+        from .deploy import provision as cloud
 
         s = _aws_settings(params, "teardown")
         conn = connect(s)
@@ -1045,7 +1046,7 @@ def iam_policy_cmd(role: str, kms_key: str | None, verbose: int, **params: Any) 
     """Print the least-privilege IAM policy (JSON) for a role of this deployment."""
     _ops_logging(verbose)
     with _errors():
-        from . import cloud
+        from .deploy import iam as cloud
 
         policy = cloud.iam_policy(_aws_settings(params, "iam-policy"), role, kms_key)
     click.echo(json.dumps(policy, indent=2))

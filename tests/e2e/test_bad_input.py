@@ -41,7 +41,8 @@ import pytest
 from cli_harness import DEADLINE, Cli, Proc, names, open_cli
 
 from autotranscode import keys
-from autotranscode.backends import Backend, open_backend
+from autotranscode.backends import Backend
+from autotranscode.deploy import open_backend
 from autotranscode.journal import FileState, Journal
 from autotranscode.pipeline import Pipeline
 from autotranscode.settings import Settings

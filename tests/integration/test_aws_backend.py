@@ -12,10 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
-from autotranscode import cloud
 from autotranscode import settings as settings_mod
 from autotranscode.backends.aws import AwsBackend
 from autotranscode.backends.base import Received
+from autotranscode.deploy import open_aws
+from autotranscode.deploy.provision import setup
 from autotranscode.errors import BackendError, ConfigError, MessageError, StorageError
 
 MIB = 1024 * 1024
@@ -36,7 +37,7 @@ def _settings(deployment_name: str, tmp_path: Path, endpoint: str, **extra: Any)
 def backend(
     aws_env: dict[str, str], moto_endpoint: str, deployment_name: str, tmp_path: Path
 ) -> AwsBackend:
-    return AwsBackend.from_settings(_settings(deployment_name, tmp_path, moto_endpoint))
+    return open_aws(_settings(deployment_name, tmp_path, moto_endpoint))
 
 
 @pytest.fixture
@@ -67,8 +68,8 @@ def test_setup_is_idempotent_and_hardens_the_buckets(
     boto_session: boto3.Session,
 ) -> None:
     settings = _settings(deployment_name, tmp_path, moto_endpoint)
-    first = AwsBackend.from_settings(settings)
-    second = AwsBackend.from_settings(settings)
+    first = open_aws(settings)
+    second = open_aws(settings)
     assert first.kind == "aws"
     assert first.store.input_bucket == f"{deployment_name}-in-123456789012-us-east-1"
     assert first.store.output_bucket == f"{deployment_name}-out-123456789012-us-east-1"
@@ -131,7 +132,7 @@ def test_changed_settings_update_the_existing_job_queue_in_setup_only(
     tmp_path: Path,
     boto_session: boto3.Session,
 ) -> None:
-    AwsBackend.from_settings(_settings(deployment_name, tmp_path, moto_endpoint))
+    open_aws(_settings(deployment_name, tmp_path, moto_endpoint))
     changed = _settings(
         deployment_name, tmp_path, moto_endpoint, visibility_timeout=120, max_attempts=5
     )
@@ -143,10 +144,10 @@ def test_changed_settings_update_the_existing_job_queue_in_setup_only(
         return {k: got[k] for k in ("VisibilityTimeout", "RedrivePolicy")}
 
     before = attrs()
-    AwsBackend.from_settings(changed, create=False)
+    open_aws(changed, create=False)
     assert attrs() == before, "starting only looks the queue up: it needs no admin rights"
 
-    reports = {r.name: r for r in cloud.setup(changed)}
+    reports = {r.name: r for r in setup(changed)}
     assert reports[f"{deployment_name}-jobs"].status == "updated"
     assert reports[f"{deployment_name}-jobs"].details == ("RedrivePolicy", "VisibilityTimeout")
     assert attrs()["VisibilityTimeout"] == "120"
@@ -159,7 +160,7 @@ def test_unreachable_endpoint_is_a_backend_error(
     settings = _settings(deployment_name, tmp_path, "http://127.0.0.1:9")
     started = time.monotonic()
     with pytest.raises(BackendError, match=r"127\.0\.0\.1:9.*cannot be reached"):
-        AwsBackend.from_settings(settings)
+        open_aws(settings)
     assert time.monotonic() - started < 15
 
 
@@ -176,7 +177,7 @@ def test_missing_credentials_is_a_config_error(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(ConfigError, match="no AWS credentials found"):
-        AwsBackend.from_settings(_settings(deployment_name, tmp_path, moto_endpoint))
+        open_aws(_settings(deployment_name, tmp_path, moto_endpoint))
 
 
 def test_unknown_profile_is_a_config_error(
@@ -189,7 +190,7 @@ def test_unknown_profile_is_a_config_error(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     settings = _settings(deployment_name, tmp_path, moto_endpoint, profile="nope")
     with pytest.raises(ConfigError, match="'nope'"):
-        AwsBackend.from_settings(settings)
+        open_aws(settings)
 
 
 # --- objects -------------------------------------------------------------------------------------
@@ -339,7 +340,7 @@ def test_redrive_to_dead_letter_queue(
     settings = _settings(
         deployment_name, tmp_path, moto_endpoint, visibility_timeout=10, max_attempts=2
     )
-    backend = AwsBackend.from_settings(settings)
+    backend = open_aws(settings)
     backend.jobs.send("poison")
     for attempt in (1, 2, 3):
         (msg,) = backend.jobs.receive(wait=1)
@@ -389,8 +390,8 @@ def test_client_queue_persists_and_admits_only_our_topic(
     boto_session: boto3.Session,
 ) -> None:
     settings = _settings(deployment_name, tmp_path, moto_endpoint)
-    first = AwsBackend.from_settings(settings).notifications
-    backend = AwsBackend.from_settings(settings)
+    first = open_aws(settings).notifications
+    backend = open_aws(settings)
     assert backend.notifications.name == first.name, "the client id is kept in the state dir"
     subs = boto_session.client("sns").list_subscriptions_by_topic(TopicArn=backend.topic.arn)
     assert len(subs["Subscriptions"]) == 1, "subscribing again is idempotent"
@@ -432,7 +433,7 @@ def test_workers_never_create_client_queues(
     tmp_path: Path,
     boto_session: boto3.Session,
 ) -> None:
-    backend = AwsBackend.from_settings(_settings(deployment_name, tmp_path, moto_endpoint))
+    backend = open_aws(_settings(deployment_name, tmp_path, moto_endpoint))
     backend.jobs.send("x")
     backend.topic.publish("y")
     backend.close()

@@ -20,9 +20,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from autotranscode import cloud
 from autotranscode import settings as settings_mod
-from autotranscode.backends.aws import TAG_KEY, AwsBackend
+from autotranscode.backends.aws import TAG_KEY, AwsBackend, DeploymentMissing
+from autotranscode.deploy import open_aws
+from autotranscode.deploy.cleanup import cleanup
+from autotranscode.deploy.iam import ROLES, iam_policy
+from autotranscode.deploy.provision import LIFECYCLE_RULE, PUBLIC_ACCESS_BLOCK, setup, teardown
 from autotranscode.errors import ConfigError
 from autotranscode.journal import FileState, Journal
 from autotranscode.messages import Input, Notification, OutputStatus, State
@@ -103,7 +106,7 @@ def _tagged(session: boto3.Session, name: str) -> list[str]:
 def test_setup_twice_creates_then_changes_nothing(
     settings: settings_mod.Settings, deployment_name: str, boto_session: boto3.Session
 ) -> None:
-    first = cloud.setup(settings)
+    first = setup(settings)
 
     assert [(r.kind, r.status) for r in first] == [
         ("bucket", "created"),
@@ -121,14 +124,14 @@ def test_setup_twice_creates_then_changes_nothing(
     assert bucket["encryption"]["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {
         "SSEAlgorithm": "AES256"
     }
-    assert bucket["lifecycle"] == [cloud.LIFECYCLE_RULE]
+    assert bucket["lifecycle"] == [LIFECYCLE_RULE]
     jobs = before[f"{deployment_name}-jobs"]["attributes"]
     assert json.loads(jobs["RedrivePolicy"])["deadLetterTargetArn"].endswith(
         f":{deployment_name}-jobs-dlq"
     )
     assert jobs["SqsManagedSseEnabled"] == "true"
 
-    second = cloud.setup(settings)
+    second = setup(settings)
 
     assert [(r.kind, r.name, r.status) for r in second] == [
         (r.kind, r.name, "exists") for r in first
@@ -140,7 +143,7 @@ def test_setup_twice_creates_then_changes_nothing(
 def test_setup_repairs_a_drifted_bucket_and_keeps_what_others_added(
     settings: settings_mod.Settings, deployment_name: str, boto_session: boto3.Session
 ) -> None:
-    cloud.setup(settings)
+    setup(settings)
     s3 = boto_session.client("s3")
     bucket = f"{deployment_name}-out-{ACCOUNT}-{REGION}"
     theirs = {"ID": "theirs", "Filter": {"Prefix": "keep/"}, "Status": "Enabled"}
@@ -154,14 +157,14 @@ def test_setup_repairs_a_drifted_bucket_and_keeps_what_others_added(
         },
     )
 
-    reports = {r.name: r for r in cloud.setup(settings)}
+    reports = {r.name: r for r in setup(settings)}
 
     assert reports[bucket].status == "updated"
     assert reports[bucket].details == ("public access block", "lifecycle rule")
     rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert sorted(r["ID"] for r in rules) == ["autotranscode-leftovers", "theirs"]
     assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == (
-        cloud.PUBLIC_ACCESS_BLOCK
+        PUBLIC_ACCESS_BLOCK
     )
     assert {"Key": "team", "Value": "x"} in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
 
@@ -173,7 +176,7 @@ def test_setup_refuses_a_same_named_resource_it_does_not_own(
     boto_session.client("s3").create_bucket(Bucket=bucket)
 
     with pytest.raises(ConfigError, match=rf"bucket {bucket} is not tagged {TAG_KEY}="):
-        cloud.setup(settings)
+        setup(settings)
 
     tags = boto_session.client("s3")
     with pytest.raises(ClientError, match="NoSuchTagSet"):
@@ -184,12 +187,25 @@ def test_a_worker_never_creates_the_deployment(
     settings: settings_mod.Settings, deployment_name: str, boto_session: boto3.Session
 ) -> None:
     with pytest.raises(ConfigError, match=r"does not exist .*run `autotranscode setup` first"):
-        AwsBackend.from_settings(settings, create=False)
+        open_aws(settings, create=False)
     assert _tagged(boto_session, deployment_name) == []
 
-    AwsBackend.from_settings(settings)  # a client creates it on first use
-    backend = AwsBackend.from_settings(settings, create=False)
+    open_aws(settings)  # a client creates it on first use
+    backend = open_aws(settings, create=False)
     assert backend.jobs.name == f"{deployment_name}-jobs"
+
+
+def test_the_backend_itself_only_looks_the_deployment_up(
+    settings: settings_mod.Settings, deployment_name: str, boto_session: boto3.Session
+) -> None:
+    """Creating is deploy's: the backend, even a client's, says what is missing."""
+    bucket = f"{deployment_name}-in-{ACCOUNT}-{REGION}"
+    with pytest.raises(DeploymentMissing, match=rf"bucket {bucket} of deployment") as missing:
+        AwsBackend.from_settings(settings)
+    assert missing.value.what == f"bucket {bucket}"
+    with pytest.raises(DeploymentMissing, match=rf"queue {deployment_name}-jobs of deployment"):
+        AwsBackend.from_settings(settings, check_buckets=False)
+    assert _tagged(boto_session, deployment_name) == []
 
 
 # --- cleanup -------------------------------------------------------------------------------------
@@ -219,7 +235,7 @@ def _file(journal: Journal, tmp_path: Path, state: FileState) -> tuple[str, str]
 def test_cleanup_removes_only_what_no_unfinished_file_needs(
     settings: settings_mod.Settings, tmp_path: Path, boto_session: boto3.Session
 ) -> None:
-    backend = AwsBackend.from_settings(settings)
+    backend = open_aws(settings)
     journal = Journal(settings.state_dir / "journal.db")
     busy_fid, busy_job = _file(journal, tmp_path, FileState.SUBMITTED)
     done_fid, done_job = _file(journal, tmp_path, FileState.CLEANED)
@@ -256,10 +272,10 @@ def test_cleanup_removes_only_what_no_unfinished_file_needs(
     before = state()
 
     # Fresh objects of ids the journal does not know may be another client's: kept.
-    cautious = cloud.cleanup(settings, journal, dry_run=True)
+    cautious = cleanup(settings, journal, dry_run=True)
     assert f"s3://{inputs.name}/inputs/{unknown_fid}/a.mov" not in cautious.deleted_objects
 
-    dry = cloud.cleanup(settings, journal, dry_run=True, older_than_hours=0)
+    dry = cleanup(settings, journal, dry_run=True, older_than_hours=0)
 
     stale_objects = sorted(
         [f"s3://{inputs.name}/inputs/{f}/a.mov" for f in (done_fid, failed_fid, unknown_fid)]
@@ -272,7 +288,7 @@ def test_cleanup_removes_only_what_no_unfinished_file_needs(
     assert any("not notifications of ours" in n for n in dry.notes)
     assert _until(lambda: state() == before), "a dry run changes nothing"
 
-    real = cloud.cleanup(settings, journal, older_than_hours=0)
+    real = cleanup(settings, journal, older_than_hours=0)
 
     assert sorted(real.deleted_objects) == stale_objects
     assert state()[:3] == (
@@ -294,7 +310,7 @@ def test_cleanup_removes_only_what_no_unfinished_file_needs(
 def test_teardown_removes_everything_tagged_and_nothing_else(
     settings: settings_mod.Settings, deployment_name: str, boto_session: boto3.Session
 ) -> None:
-    backend = AwsBackend.from_settings(settings)
+    backend = open_aws(settings)
     backend.notifications  # noqa: B018 - the client's own queue, created on first use
     s3 = boto_session.resource("s3")
     sqs = boto_session.resource("sqs")
@@ -316,12 +332,12 @@ def test_teardown_removes_everything_tagged_and_nothing_else(
     tagged = _tagged(boto_session, deployment_name)
     assert len(tagged) == 6  # two buckets, three queues, the topic
 
-    plan = cloud.teardown(settings, dry_run=True)
+    plan = teardown(settings, dry_run=True)
 
     assert _tagged(boto_session, deployment_name) == tagged, "a dry run changes nothing"
     assert sum(r.status == "would delete" for r in plan) == 6
 
-    removed = cloud.teardown(settings)
+    removed = teardown(settings)
 
     deleted = sorted((r.kind, r.name) for r in removed if r.status == "deleted")
     assert deleted == sorted(
@@ -350,20 +366,20 @@ def test_teardown_removes_everything_tagged_and_nothing_else(
         if s["TopicArn"].endswith(f":{deployment_name}-notifications")
     ]
 
-    again = cloud.teardown(settings)
+    again = teardown(settings)
     assert [r.status for r in again] == ["kept", "kept"], "nothing of ours is left"
 
 
 # --- IAM policies --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", cloud.ROLES)
+@pytest.mark.parametrize("role", ROLES)
 def test_policies_are_least_privilege(
     settings: settings_mod.Settings, deployment_name: str, role: str
 ) -> None:
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid4()}"
     for kms_key in (None, key):
-        policy = cloud.iam_policy(settings, role, kms_key)
+        policy = iam_policy(settings, role, kms_key)
         assert policy["Version"] == "2012-10-17"
         actions = [a for s in policy["Statement"] for a in s["Action"]]
         resources = [r for s in policy["Statement"] for r in s["Resource"]]
@@ -383,7 +399,7 @@ def test_policies_are_least_privilege(
         assert wildcards in ([], [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{deployment_name}-client-*"])
         assert (key in resources) == (kms_key is not None)
 
-    by_role = cloud.iam_policy(settings, role)
+    by_role = iam_policy(settings, role)
     actions = {a for s in by_role["Statement"] for a in s["Action"]}
     if role == "worker":
         assert "sqs:CreateQueue" not in actions and "s3:DeleteObject" not in actions
@@ -396,7 +412,7 @@ def test_policies_are_least_privilege(
 
 def test_policy_refuses_a_kms_alias(settings: settings_mod.Settings) -> None:
     with pytest.raises(ConfigError, match="key's ARN"):
-        cloud.iam_policy(settings, "worker", "alias/mine")
+        iam_policy(settings, "worker", "alias/mine")
 
 
 # --- the TLS-only bucket policy ------------------------------------------------------------------
@@ -480,12 +496,12 @@ def tls(
     endpoint, cert = tls_endpoint
     monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
     settings = _settings(deployment_name, tmp_path, endpoint)
-    reports = cloud.setup(settings)
+    reports = setup(settings)
     assert all(not r.warnings for r in reports)
     try:
         yield settings, endpoint
     finally:
-        cloud.teardown(settings)
+        teardown(settings)
 
 
 def test_setup_over_tls_applies_the_tls_only_policy_once(
@@ -506,7 +522,7 @@ def test_setup_over_tls_applies_the_tls_only_policy_once(
         }
     before = _snapshot(boto_session, deployment_name, endpoint)
 
-    again = cloud.setup(settings)
+    again = setup(settings)
 
     assert {r.status for r in again} == {"exists"}
     assert _snapshot(boto_session, deployment_name, endpoint) == before

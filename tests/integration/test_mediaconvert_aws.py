@@ -10,7 +10,9 @@ from typing import Any
 
 import boto3
 
-from autotranscode.engines.mediaconvert import META_CLIENT, ensure_role, ensure_rule, parse_event
+from autotranscode.backends.aws import Names
+from autotranscode.deploy.provision import ensure_role
+from autotranscode.engines.mediaconvert import META_CLIENT, ensure_rule, parse_event
 from autotranscode.messages import State
 
 ACCOUNT = "123456789012"  # moto's
@@ -69,10 +71,11 @@ def test_service_role_is_created_once_and_scoped_to_the_two_buckets(
     boto_session: boto3.Session, deployment_name: str
 ) -> None:
     iam = boto_session.resource("iam")
+    names = Names(deployment_name, ACCOUNT, "us-east-1")
     tag = {"autotranscode:deployment": deployment_name}
     wanted = role_policy("in-bucket", "out-bucket")
-    arn = ensure_role(iam, deployment_name, wanted, tag)
-    assert ensure_role(iam, deployment_name, wanted, tag) == arn
+    arn = ensure_role(iam, names, wanted)
+    assert ensure_role(iam, names, wanted) == arn
     role = iam.Role(f"{deployment_name}-mediaconvert")
     trust = role.assume_role_policy_document
     assert trust["Statement"][0]["Principal"] == {"Service": "mediaconvert.amazonaws.com"}
@@ -92,10 +95,10 @@ def test_job_events_reach_the_client_queue_and_read_as_notifications(
     events = boto_session.client("events")
     queue = sqs.create_queue(QueueName=f"{deployment_name}-client-c1")
     queue_arn = queue.attributes["QueueArn"]
-    tag = {"autotranscode:deployment": deployment_name}
-    rule_arn = ensure_rule(events, deployment_name, "c1", queue_arn, tag)
-    assert rule_arn.endswith(f"rule/{deployment_name}-mediaconvert-c1")
-    assert ensure_rule(events, deployment_name, "c1", queue_arn, tag) == rule_arn  # idempotent
+    names = Names(deployment_name, ACCOUNT, "us-east-1")
+    rule_arn = ensure_rule(events, names, "c1", queue_arn)
+    assert rule_arn == names.rule_arn(f"{deployment_name}-mediaconvert-c1")
+    assert ensure_rule(events, names, "c1", queue_arn) == rule_arn  # idempotent
 
     ours = _event("c1", "out-bucket")
     someone_elses = copy.deepcopy(ours)

@@ -14,9 +14,10 @@ import msgspec
 import pytest
 from botocore.stub import ANY, Stubber
 
-from autotranscode import cloud
 from autotranscode import settings as settings_mod
 from autotranscode.backends.aws import AwsBackend
+from autotranscode.deploy.iam import iam_policy
+from autotranscode.deploy.provision import Status, setup, teardown
 from autotranscode.engines import open_engine
 from autotranscode.engines.mediaconvert import META_CLIENT, META_INPUT, META_JOB, MediaConvertEngine
 from autotranscode.journal import FileState, Journal
@@ -49,10 +50,10 @@ def test_a_file_goes_through_mediaconvert_and_comes_back(
     clips: dict[str, Clip],
     boto_session: boto3.Session,
 ) -> None:
-    reports = cloud.setup(settings)
+    reports = setup(settings)
     role = next(r for r in reports if r.kind == "role")
-    assert role.status == cloud.Status.CREATED
-    backend = AwsBackend.from_settings(settings, create=False)
+    assert role.status == Status.CREATED
+    backend = AwsBackend.from_settings(settings, check_buckets=False)
     engine = open_engine(settings, backend)
     assert isinstance(engine, MediaConvertEngine)
     assert engine.role_arn.endswith(f":role/{settings.name}-mediaconvert")
@@ -128,17 +129,17 @@ def test_a_file_goes_through_mediaconvert_and_comes_back(
     assert backend.store.keys(backend.store.input_bucket) == []
     assert backend.store.keys(backend.store.output_bucket) == []
 
-    removed = cloud.teardown(settings)
+    removed = teardown(settings)
     kinds = {(r.kind, r.status) for r in removed}
-    assert ("role", cloud.Status.DELETED) in kinds
-    assert ("rule", cloud.Status.DELETED) in kinds
+    assert ("role", Status.DELETED) in kinds
+    assert ("rule", Status.DELETED) in kinds
     assert boto_session.client("events").list_rules(NamePrefix=settings.name)["Rules"] == []
 
 
 def test_a_mediaconvert_client_may_start_jobs_and_pass_only_our_role(
     settings: settings_mod.Settings,
 ) -> None:
-    policy = cloud.iam_policy(settings, "client")
+    policy = iam_policy(settings, "client")
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     assert by_sid["StartMediaConvertJobs"]["Action"] == ["mediaconvert:CreateJob"]
     assert by_sid["PassTheMediaConvertRole"]["Resource"] == [
@@ -149,5 +150,5 @@ def test_a_mediaconvert_client_may_start_jobs_and_pass_only_our_role(
     ]
     workers_only = msgspec.structs.replace(settings, engine="workers")
     assert "StartMediaConvertJobs" not in {
-        s["Sid"] for s in cloud.iam_policy(workers_only, "client")["Statement"]
+        s["Sid"] for s in iam_policy(workers_only, "client")["Statement"]
     }

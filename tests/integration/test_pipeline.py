@@ -15,7 +15,8 @@ import msgspec
 import pytest
 
 from autotranscode import keys
-from autotranscode.backends import Backend, open_backend
+from autotranscode.backends import Backend
+from autotranscode.deploy import open_backend
 from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.journal import FileState, Journal, TransitionError
 from autotranscode.media.probe import probe, read_stamp

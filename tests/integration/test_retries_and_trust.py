@@ -25,8 +25,8 @@ import msgspec
 import pytest
 
 from autotranscode import settings as settings_mod
-from autotranscode.backends import Backend, open_backend
-from autotranscode.backends.aws import AwsBackend
+from autotranscode.backends import Backend
+from autotranscode.deploy import open_aws, open_backend
 from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.journal import FileState, Journal
 from autotranscode.media.transcoder import find_ffmpeg
@@ -260,7 +260,7 @@ def test_a_stopped_client_receives_none_of_another_client_s_notifications(
             }
         )
 
-    b = AwsBackend.from_settings(settings("b"))
+    b = open_aws(settings("b"))
     # Client A as an older version left it: its queue subscribed with no filter.
     session = boto3.Session(region_name="us-east-1")
     sqs, sns = session.resource("sqs"), session.resource("sns")
@@ -268,7 +268,7 @@ def test_a_stopped_client_receives_none_of_another_client_s_notifications(
     (tmp_path / "a" / "aws-client-id").write_text("aaaaaaaa\n")
     old = sqs.create_queue(QueueName=f"{deployment_name}-client-aaaaaaaa", tags=b.names.tag)
     sns.Topic(b.topic.arn).subscribe(Protocol="sqs", Endpoint=old.attributes["QueueArn"])
-    a = AwsBackend.from_settings(settings("a"))
+    a = open_aws(settings("a"))
     a_queue = a.notifications
     a.close()  # stopped
     try:

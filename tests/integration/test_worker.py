@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from autotranscode import keys
-from autotranscode.backends import Backend, open_backend
+from autotranscode.backends import Backend
+from autotranscode.deploy import open_backend
 from autotranscode.engines.hooks import WorkerHooks
 from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.engines.workers import WorkersEngine

@@ -16,16 +16,17 @@ __all__ = [
 ]
 
 
-def open_backend(settings: Settings, create: bool = True) -> Backend:
-    """Connect to the backend the settings name; with ``create``, set up what is missing.
+def open_backend(settings: Settings, check_buckets: bool = True) -> Backend:
+    """Connect to the backend the settings name.
 
-    Workers pass ``create=False``: on aws they run with rights to use the deployment,
-    not to create it, and a missing one should say "run setup", not fail on IAM.
+    On aws the deployment must exist (``DeploymentMissing`` otherwise: a client's first
+    use sets it up through ``deploy.open_backend``). Workers pass ``check_buckets=False``:
+    they run with rights to use the deployment, not to list its buckets.
     """
     if settings.backend == "aws":
         from .aws import AwsBackend
 
-        return AwsBackend.from_settings(settings, create=create)
+        return AwsBackend.from_settings(settings, check_buckets=check_buckets)
     from .local import LocalBackend
 
     return LocalBackend.from_settings(settings)

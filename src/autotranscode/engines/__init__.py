@@ -16,19 +16,18 @@ def open_engine(settings: Settings, backend: Backend) -> Engine:
     if settings.engine == "workers":
         return WorkersEngine(backend)
     from ..backends.aws import AwsBackend
-    from .mediaconvert import MediaConvertEngine, role_name
+    from .mediaconvert import MediaConvertEngine, route_events
 
     if not isinstance(backend, AwsBackend):
         raise ConfigError("--engine mediaconvert needs --backend aws (MediaConvert reads S3)")
     names = backend.names
-    role = settings.mediaconvert_role or (
-        f"arn:{names.partition}:iam::{names.account}:role/{role_name(settings.name)}"
-    )
-    backend.notifications  # noqa: B018 - creates the queue and the EventBridge rule feeding it
+    client_id = backend.client_id
+    connection = backend.connection
+    backend.open_notifications(route=lambda arn: route_events(connection, client_id, arn))
     return MediaConvertEngine(
-        backend.connection.client("mediaconvert", custom_endpoint=False),
-        role_arn=role,
-        client_id=backend.client_id,
+        connection.client("mediaconvert", custom_endpoint=False),
+        role_arn=settings.mediaconvert_role or names.role_arn(names.mediaconvert_role),
+        client_id=client_id,
         account=names.account,
         output_bucket=backend.store.output_bucket,
         catalog=settings.catalog,

@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import keys
+from ..backends.aws.api import Connection, Names, boundary, tag_list
 from ..errors import ConfigError, MediaError, MessageError, QueueError
 from ..media import presets
 from ..media.probe import MediaInfo
@@ -277,56 +278,25 @@ class MediaConvertEngine(Engine):
         )
 
 
-# -- the resources MediaConvert needs ------------------------------------------------------------
-
-ROLE_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "mediaconvert.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+# -- routing MediaConvert's events to the client ---------------------------------------------------
 
 
-def role_name(name: str) -> str:
-    return f"{name}-mediaconvert"
-
-
-def ensure_role(iam: Any, name: str, policy: dict[str, Any], tag: dict[str, str]) -> str:
-    """The service role MediaConvert assumes (IAM resources: Role and RolePolicy), with
-    ``policy`` (what ``autotranscode iam-policy --role mediaconvert`` prints); its ARN."""
-    try:
-        role = iam.Role(role_name(name))
-        role.load()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
-            raise
-        role = iam.create_role(
-            RoleName=role_name(name),
-            AssumeRolePolicyDocument=json.dumps(ROLE_TRUST),
-            Description="Lets MediaConvert read inputs and write outputs of autotranscode",
-            Tags=[{"Key": k, "Value": v} for k, v in tag.items()],
-        )
-    role.Policy("buckets").put(PolicyDocument=json.dumps(policy))
-    return str(role.arn)
-
-
-def rule_name(name: str, client_id: str) -> str:
-    return f"{name}-mediaconvert-{client_id}"
-
-
-def ensure_rule(events: Any, name: str, client_id: str, queue_arn: str, tag: dict[str, str]) -> str:
+def ensure_rule(events: Any, names: Names, client_id: str, queue_arn: str) -> str:
     """The EventBridge rule that sends this client's job events to its queue; the rule's ARN."""
-    rule = rule_name(name, client_id)
+    rule = names.mediaconvert_rule(client_id)
     arn = events.put_rule(
         Name=rule,
         EventPattern=json.dumps(event_pattern(client_id)),
         State="ENABLED",
         Description="autotranscode: MediaConvert job state changes for one client",
-        Tags=[{"Key": k, "Value": v} for k, v in tag.items()],
+        Tags=tag_list(names.tag),
     )["RuleArn"]
     events.put_targets(Rule=rule, Targets=[{"Id": "notifications", "Arn": queue_arn}])
     return str(arn)
+
+
+def route_events(connection: Connection, client_id: str, queue_arn: str) -> None:
+    """Point this client's rule at its notification queue (``AwsBackend.open_notifications``
+    calls it whenever that queue is created or found)."""
+    with boundary(QueueError, "routing MediaConvert events to the notification queue"):
+        ensure_rule(connection.client("events"), connection.names, client_id, queue_arn)
