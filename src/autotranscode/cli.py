@@ -36,10 +36,11 @@ from .journal import FileState, Journal
 from .media import presets
 from .media.probe import MediaInfo, ignored
 from .media.transcoder import command, find_ffmpeg
-from .pipeline import DONE_FOLDER, Pipeline, reset_failed
+from .pipeline import Pipeline
 from .procs import crash_record, yield_cpu_to_ffmpeg
 from .progress import LogReporter, Reporter, RichReporter, Subscriber
 from .settings import Settings
+from .sources import DONE_FOLDER, reset_failed
 from .text import shown
 
 if TYPE_CHECKING:  # rich loads only for a terminal or a table: ~20 ms off every start

@@ -10,8 +10,8 @@ Steps run on a small thread pool, retries after a backoff (``scheduler``); the
 ``listener`` thread hears the jobs' notices (SUBMITTED → TRANSCODING → COMPLETED, or
 FAILED) and submits lost jobs again. What this module asks and leaves to others:
 whether a file's work is done already (``identity``), the job it sends (``jobs``), how
-outputs are written into OUT (``outbox``). The backend is only ever used through its
-interface, so this code is the same for local and aws.
+outputs are written into OUT (``outbox``), what becomes of the source (``sources``). The
+backend is only used through its interface, so this code is the same for local and aws.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import identity, jobs, keys, outbox
+from . import identity, jobs, keys, outbox, sources
 from .backends import Backend
 from .engines import Engine, open_engine
 from .errors import (
@@ -40,7 +40,7 @@ from .listener import Listener
 from .media import presets
 from .media.probe import MediaInfo, NotRegularFile, not_regular, probe
 from .procs import yield_cpu_to_ffmpeg
-from .progress import Subscriber
+from .progress import ByteProgress, Subscriber
 from .scheduler import Scheduler
 from .settings import Settings
 
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 
 #: Retryable failures are retried with exponential backoff up to this delay, until stopped.
 MAX_BACKOFF_SECONDS = 30.0
-#: ``--on-success move`` puts sources here, beside them (and ``run`` does not watch it).
-DONE_FOLDER = "done"
 #: A file that changes while it is taken is taken again, at most this many times in all.
 TAKE_ATTEMPTS = 5
 #: Pause before taking again a file that changed meanwhile (times the attempt number).
@@ -237,7 +235,7 @@ class Pipeline:
         ``run`` working on it) from its upload, under the job id it has, so a job that was
         not lost after all is only done twice, never delivered twice."""
         if record.state == FileState.FAILED or record.job_id is None:
-            reset_failed(self.journal, record)
+            sources.reset_failed(self.journal, record)
             state = FileState.DISCOVERED
         else:
             state = FileState.UPLOADING
@@ -394,7 +392,7 @@ class Pipeline:
             source = probe(path)
             for preset in map(self.catalog.get, record.presets):
                 preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch
-            progress = _Bytes(self.hooks, path, "uploading", before.st_size)
+            progress = ByteProgress(self.hooks, path, "uploading", before.st_size)
             digest = store.take(path, store.input_bucket, key, progress)
             with self._intake:
                 if identity.held_still(path, before):
@@ -526,10 +524,12 @@ class Pipeline:
         files = store.keys(bucket, f"{key}/")
         if not files:  # one object
             size = store.size(bucket, key)
-            store.download(bucket, key, tmp, _Bytes(self.hooks, record.path, "downloading", size))
+            store.download(
+                bucket, key, tmp, ByteProgress(self.hooks, record.path, "downloading", size)
+            )
             return outbox.place(tmp, final)
         tmp.mkdir()  # a folder of objects (HLS, thumbnails)
-        progress = _Bytes(self.hooks, record.path, "downloading", len(files))
+        progress = ByteProgress(self.hooks, record.path, "downloading", len(files))
         for name in files:
             dest = tmp / name.removeprefix(f"{key}/")
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -550,37 +550,9 @@ class Pipeline:
         self._finished(record.id)
 
     def _handle_source(self, record: FileRecord) -> None:
-        """--on-success move|delete, only now that the outputs are in place, and only if the
-        source is still the version we transcoded (never a newer file under its name)."""
-        if self.on_success == "keep":
-            return
-        try:
-            st = record.path.stat()
-        except FileNotFoundError:
-            return
-        if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
-            log.warning("%s changed since it was transcoded; left in place", record.name)
-            return
-        try:
-            outbox.sync(Path(p) for p in record.outputs.values())
-        except OSError as exc:
-            self._warn(record, f"outputs not on disk ({exc}); the source is left in place")
-            return
-        # The outputs are delivered: from here on a failure is a warning on a done file, never
-        # a failed one (a retry would only make a second copy of what is in OUT).
-        try:
-            if self.on_success == "delete":
-                record.path.unlink(missing_ok=True)
-                return
-            done_dir = record.path.parent / DONE_FOLDER
-            done_dir.mkdir(exist_ok=True)
-            record.path.rename(outbox.free_name(done_dir / record.path.name))
-        except OSError as exc:
-            what = "deleted" if self.on_success == "delete" else f"moved into {DONE_FOLDER}/"
-            self._warn(
-                record,
-                f"the source could not be {what} ({exc.strerror or exc}); it is left in place",
-            )
+        warning = sources.after_delivery(record, self.on_success)
+        if warning:
+            self._warn(record, warning)
 
     def _warn(self, record: FileRecord, warning: str) -> None:
         log.warning("%s: delivered, but %s", record.name, warning)
@@ -644,29 +616,7 @@ class Pipeline:
             self.schedule(other)
 
 
-class _Bytes:
-    """Turns a transfer's byte counts into fraction-done progress hooks."""
-
-    def __init__(self, hooks: Subscriber, path: Path, stage: str, total: int) -> None:
-        self.hooks, self.path, self.stage, self.total = hooks, path, stage, max(total, 1)
-        self.done = 0
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        self.hooks.on_progress(path=self.path, stage=self.stage, fraction=self.done / self.total)
-
-
 def _done_detail(record: FileRecord) -> str:
     """What a finished file's line says: its outputs, and where they came from if copied."""
     names = ", ".join(Path(p).name for p in record.outputs.values())
     return f"{names} (same content as {record.same_as})" if record.same_as else names
-
-
-def reset_failed(journal: Journal, record: FileRecord) -> None:
-    """Put a failed file back at the start, as it is on disk now."""
-    try:
-        st = record.path.stat()
-        size, mtime_ns = st.st_size, st.st_mtime_ns
-    except OSError:
-        size, mtime_ns = 0, 0  # the upload step reports what is wrong with it
-    journal.reset(record.id, record.path, size, mtime_ns)

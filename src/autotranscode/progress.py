@@ -58,6 +58,18 @@ class Subscriber:
         """``fraction`` (0..1) of ``stage`` is done; transcoding adds ``speed`` and ``eta``."""
 
 
+class ByteProgress:
+    """Turns a transfer's byte counts (s3transfer's callbacks) into fraction-done hooks."""
+
+    def __init__(self, hooks: Subscriber, path: Path, stage: str, total: int) -> None:
+        self.hooks, self.path, self.stage, self.total = hooks, path, stage, max(total, 1)
+        self.done = 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.hooks.on_progress(path=self.path, stage=self.stage, fraction=self.done / self.total)
+
+
 class Stage(StrEnum):
     """What a person is told a file is doing; several journal states can be one stage."""
 
