@@ -114,7 +114,7 @@ config_option = setting(
     is_eager=True,
     expose_value=False,
     envvar="AUTOTRANSCODE_CONFIG",
-    help="TOML config file (also where custom presets are defined)",
+    help="TOML config file",
 )
 
 force_option = click.option(
