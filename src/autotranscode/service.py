@@ -187,7 +187,7 @@ class Service:
         yield_cpu_to_ffmpeg()
 
     def _forget(self) -> None:
-        """Last out: parts that are stopped are no longer handed out."""
+        """Just before the lock goes: stopped parts are no longer handed out."""
         self._backend = self._journal = self._pipeline = None
 
 
