@@ -16,13 +16,11 @@ import pytest
 
 from autotranscode import keys
 from autotranscode.backends import Backend
-from autotranscode.deploy import open_backend
-from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.journal import FileState, Journal, TransitionError
 from autotranscode.media.probe import probe, read_stamp
-from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import parse_job
 from autotranscode.pipeline import Pipeline
+from autotranscode.service import Service
 from autotranscode.settings import Settings
 
 from conftest import Clip, backend_settings, check_output
@@ -57,33 +55,11 @@ def running(
     workers: int = 1,
     on_success: str = "keep",
 ) -> Iterator[tuple[Pipeline, Backend, Journal]]:
-    backend = open_backend(s)
-    journal = Journal(s.state_dir / "journal.db")
-    pool = WorkerPool(
-        [
-            Worker(
-                backend,
-                find_ffmpeg(),
-                s.state_dir / "work" / str(i),
-                visibility=s.visibility_timeout,
-                max_attempts=s.max_attempts,
-                name=f"w{i}",
-            )
-            for i in range(workers)
-        ]
-    )
-    pipe = Pipeline(
-        backend, journal, out, msgspec.structs.replace(s, preset=presets, on_success=on_success)
-    )
-    pool.start()
-    pipe.start()
-    try:
-        yield pipe, backend, journal
-    finally:
-        pipe.stop()
-        pool.stop()
-        journal.close()
-        backend.close()
+    """The client as the CLI runs it, with its pipeline started."""
+    s = msgspec.structs.replace(s, preset=presets, workers=workers, on_success=on_success)
+    with Service(s, out) as service:
+        service.pipeline.start()
+        yield service.pipeline, service.backend, service.journal
 
 
 def submitted(pipe: Pipeline, journal: Journal, path: Path) -> str:

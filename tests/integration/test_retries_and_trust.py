@@ -27,11 +27,12 @@ import pytest
 from autotranscode import settings as settings_mod
 from autotranscode.backends import Backend
 from autotranscode.deploy import open_aws, open_backend
-from autotranscode.engines.worker import Worker, WorkerPool
+from autotranscode.engines.worker import Worker
 from autotranscode.journal import FileState, Journal
 from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import Input, Job, JobOutput
 from autotranscode.pipeline import Pipeline
+from autotranscode.service import Service
 from autotranscode.settings import Settings
 
 from conftest import Clip, backend_settings, check_output
@@ -41,26 +42,11 @@ WAIT = 60.0
 
 @contextmanager
 def running(s: Settings, out: Path, transfers: int) -> Iterator[tuple[Pipeline, Journal]]:
-    backend = open_backend(s)
-    journal = Journal(s.state_dir / "journal.db")
-    worker = Worker(
-        backend,
-        find_ffmpeg(),
-        s.state_dir / "work" / "w",
-        visibility=s.visibility_timeout,
-        max_attempts=s.max_attempts,
-    )
-    pool = WorkerPool([worker])
-    pipe = Pipeline(backend, journal, out, msgspec.structs.replace(s, transfers=transfers))
-    pool.start()
-    pipe.start()
-    try:
-        yield pipe, journal
-    finally:
-        pipe.stop()
-        pool.stop()
-        journal.close()
-        backend.close()
+    """The client as the CLI runs it, one in-process worker, its pipeline started."""
+    s = msgspec.structs.replace(s, workers=1, transfers=transfers)
+    with Service(s, out) as service:
+        service.pipeline.start()
+        yield service.pipeline, service.journal
 
 
 class RefusedWrites:

@@ -1,93 +1,89 @@
-"""The command's quick exit: taken only when nothing is left to finish."""
+"""The command's quick exit: taken only when nothing is left to finish.
+
+Each case runs ``entry`` with a command of its own in a fresh interpreter, as the
+console script does; an ``atexit`` handler tells the quick exit (it never runs) from the
+interpreter's ordinary one.
+"""
 
 from __future__ import annotations
 
-import threading
-from typing import NoReturn
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
-from autotranscode import cli
+from autotranscode.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+
+ORDINARY_EXIT = "ordinary exit"
 
 
-class _Exited(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
+def run_entry(command_body: str) -> subprocess.CompletedProcess[str]:
+    """``entry(command)`` in a child process, ``command`` made of ``command_body``."""
+    body = textwrap.indent(textwrap.dedent(command_body).strip(), "    ")
+    code = "\n".join(
+        [
+            "import atexit, sys, threading",
+            "from autotranscode.cli import entry",
+            f"atexit.register(lambda: print({ORDINARY_EXIT!r}, flush=True))",
+            "def command():",
+            body,
+            "entry(command)",
+        ]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
-def _fake_os_exit(code: int) -> NoReturn:
-    raise _Exited(code)
+@pytest.mark.parametrize("code", [EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED])
+def test_a_finished_command_exits_at_once_with_its_code(code: int) -> None:
+    done = run_entry(
+        f"""
+        sys.stdout.write("summary line\\n")  # buffered: a pipe, not a terminal
+        raise SystemExit({code})
+        """
+    )
+    assert done.returncode == code
+    assert done.stdout == "summary line\n", "flushed before the exit, and no ordinary exit"
 
 
-@pytest.fixture
-def os_exit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.os, "_exit", _fake_os_exit)
+def test_a_command_that_returns_exits_at_once_with_0() -> None:
+    done = run_entry("pass")
+    assert (done.returncode, done.stdout) == (EXIT_OK, "")
 
 
-@pytest.fixture
-def only_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As in the command's process (the suite's own process has helper threads of its own)."""
-    monkeypatch.setattr(cli.threading, "enumerate", lambda: [threading.main_thread()])
-
-
-@pytest.mark.parametrize("code", [cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_INTERRUPTED])
-def test_a_finished_command_exits_at_once_with_its_code(
-    monkeypatch: pytest.MonkeyPatch,
-    os_exit: None,
-    only_main_thread: None,
-    capsys: pytest.CaptureFixture[str],
-    code: int,
-) -> None:
-    def main() -> None:
-        print("summary line")
-        raise SystemExit(code)
-
-    monkeypatch.setattr(cli, "main", main)
-    with pytest.raises(_Exited) as info:
-        cli.entry()
-    assert info.value.code == code
-    assert capsys.readouterr().out == "summary line\n", "flushed before the exit"
-
-
-def test_a_running_thread_gets_the_ordinary_exit(
-    monkeypatch: pytest.MonkeyPatch, os_exit: None
-) -> None:
+def test_a_running_thread_gets_the_ordinary_exit() -> None:
     """os._exit would kill it mid-work; the interpreter's exit waits for it."""
-    release = threading.Event()
-    straggler = threading.Thread(target=release.wait, name="autotranscode-test-straggler")
+    done = run_entry(
+        """
+        def work():
+            threading.Event().wait(0.5)
+            print("thread finished", flush=True)
 
-    def main() -> None:
-        straggler.start()
-        raise SystemExit(cli.EXIT_OK)
-
-    monkeypatch.setattr(cli, "main", main)
-    try:
-        with pytest.raises(SystemExit) as info:
-            cli.entry()
-        assert info.value.code == cli.EXIT_OK
-    finally:
-        release.set()
-        straggler.join()
+        threading.Thread(target=work).start()
+        raise SystemExit(0)
+        """
+    )
+    assert done.returncode == EXIT_OK
+    assert done.stdout == f"thread finished\n{ORDINARY_EXIT}\n"
 
 
-def test_a_daemon_thread_does_not_hold_the_exit(
-    monkeypatch: pytest.MonkeyPatch, os_exit: None
-) -> None:
+def test_a_daemon_thread_does_not_hold_the_exit() -> None:
     """The interpreter would not wait for it either."""
-    daemon = threading.Thread(target=lambda: None, daemon=True)
-    monkeypatch.setattr(cli.threading, "enumerate", lambda: [threading.main_thread(), daemon])
-    monkeypatch.setattr(cli, "main", lambda: None)
-    with pytest.raises(_Exited) as info:
-        cli.entry()
-    assert info.value.code == cli.EXIT_OK
+    done = run_entry("threading.Thread(target=threading.Event().wait, daemon=True).start()")
+    assert (done.returncode, done.stdout) == (EXIT_OK, "")
 
 
-def test_a_message_exit_gets_the_ordinary_exit(
-    monkeypatch: pytest.MonkeyPatch, os_exit: None
-) -> None:
-    def main() -> None:
-        raise SystemExit("a message, not a code")
+def test_a_message_exit_gets_the_ordinary_exit() -> None:
+    done = run_entry('raise SystemExit("a message, not a code")')
+    assert done.returncode == 1
+    assert "a message, not a code" in done.stderr
+    assert done.stdout == f"{ORDINARY_EXIT}\n"
 
-    monkeypatch.setattr(cli, "main", main)
-    with pytest.raises(SystemExit, match="a message"):
-        cli.entry()
+
+def test_ctrl_c_while_a_command_starts_is_one_line_and_130() -> None:
+    done = run_entry("raise KeyboardInterrupt")
+    assert done.returncode == EXIT_INTERRUPTED
+    assert done.stderr == "interrupted\n"
+    assert done.stdout == ""

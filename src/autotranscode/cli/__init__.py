@@ -1,0 +1,84 @@
+"""The command layer: it resolves settings from flags, environment and config file, and
+hands them to the parts that do the work (the service, the aws deployment, recovery).
+
+- ``options``: the options every command shares, settings from them, logging, the
+  error boundary (one line and an exit code), Ctrl+C.
+- ``files``: the commands that transcode: run, transcode, retry, worker; presets.
+- ``status``: status (human, --json, --watch); journal check and rebuild.
+- ``aws``: the aws deployment: setup, cleanup, teardown, iam-policy.
+- here: the ``autotranscode`` group and ``entry``, the console script.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+
+import click
+
+from .aws import cleanup_cmd, iam_policy_cmd, setup_cmd, teardown_cmd
+from .files import presets_cmd, retry, run, transcode, worker
+from .options import EXIT_INTERRUPTED, EXIT_OK
+from .status import journal_cmd, status
+
+__all__ = ["entry", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="autotranscode", prog_name="autotranscode")
+def main() -> None:
+    """Turn a folder into a media transcoding pipeline (local, or S3 + SQS + SNS).
+
+    \b
+    autotranscode run ~/Drop ~/Done        watch a folder, transcode what lands in it
+    autotranscode transcode a.mov -o out   transcode files and exit
+    autotranscode worker --backend aws     serve transcoding jobs from the queue
+    """
+
+
+for _command in (run, transcode, worker, presets_cmd, retry, status, journal_cmd):
+    main.add_command(_command)
+for _name, _command in (
+    ("setup", setup_cmd),
+    ("cleanup", cleanup_cmd),
+    ("teardown", teardown_cmd),
+    ("iam-policy", iam_policy_cmd),
+):
+    main.add_command(_command, name=_name)
+
+
+def entry(command: Callable[[], object] | None = None) -> None:
+    """The ``autotranscode`` command (and ``python -m autotranscode``): ``main`` (or
+    ``command``, for a test), then a quick exit.
+
+    By the time a command returns, its files are closed and its threads stopped; the
+    interpreter's teardown, which frees every module and object one by one (~50 ms), would
+    only delay the exit. Anything unusual (a thread the interpreter would wait for, output
+    that cannot be flushed, a non-numeric exit) takes the ordinary exit instead.
+    """
+    try:
+        (command or main)()
+        code: str | int | None = EXIT_OK
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:  # Ctrl+C while a command was still starting: no traceback
+        click.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    if not isinstance(code, int) or _still_working():
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)  # let the interpreter report it as it would
+    logging.shutdown()
+    os._exit(code)
+
+
+def _still_working() -> bool:
+    """A thread other than this one that the interpreter's exit would wait for."""
+    main_thread = threading.main_thread()
+    return any(t is not main_thread and not t.daemon for t in threading.enumerate())

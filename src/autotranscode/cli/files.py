@@ -1,0 +1,327 @@
+"""The commands that transcode files: run, transcode, retry, worker; and presets to pick from."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError
+from ..journal import FileState, Journal
+from ..media import presets
+from ..media.probe import MediaInfo, ignored
+from ..media.transcoder import command
+from ..pipeline import Pipeline
+from ..service import JOURNAL_FILE, Service, StateDirBusy, serving, usable_state_dir
+from ..settings import Settings
+from ..sources import DONE_FOLDER, reset_failed
+from ..text import shown
+from .options import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Stopper,
+    common_options,
+    config_option,
+    errors,
+    force_option,
+    on_success_option,
+    reporter_for,
+    setting,
+    settings_from,
+    setup_logging,
+    terminal,
+)
+
+log = logging.getLogger(__name__)
+
+#: A stop asked while the main thread was between its check and its wait is seen this late.
+STOP_CHECK_SECONDS = 1.0
+
+
+def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
+    """Until the files are finished or Ctrl+C: asleep, not polling (each wake-up costs CPU)."""
+    stopper.on_stop.append(pipe.wake)
+    while not pipe.wait(fids, timeout=STOP_CHECK_SECONDS) and not stopper.event.is_set():
+        pass
+
+
+@click.command()
+@click.argument("drop", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@setting(
+    "--settle",
+    type=float,
+    envvar="AUTOTRANSCODE_SETTLE",
+    help="Seconds a file must stay unchanged before it is taken",
+)
+@click.option(
+    "--poll",
+    is_flag=True,
+    default=None,
+    envvar="AUTOTRANSCODE_POLL",
+    help="Poll the folder instead of using file events (network shares).",
+)
+@click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
+@force_option
+@on_success_option
+@common_options
+def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **params: Any) -> None:
+    """Watch DROP; transcode each new media file into OUT until Ctrl+C.
+
+    Files already in DROP are taken at start-up unless they were done before; work
+    a previous run left unfinished is resumed.
+    """
+    console = terminal()
+    setup_logging(verbose, console)
+    stopper = Stopper()
+    with errors():
+        s = settings_from(params)
+        if not drop.is_dir():
+            raise ConfigError(f"drop folder {drop} does not exist")
+        _check_folders(drop, out)
+        reporter = reporter_for(console)
+        from ..watcher import Watcher  # watchdog: for run only, not every start
+
+        with Service(s, out, reporter) as service:
+            pipe = service.pipeline
+            watcher = Watcher(
+                drop,
+                functools.partial(pipe.add, force=True) if force else pipe.add,
+                matches=s.matches,
+                settle=s.settle,
+                poll=s.poll,
+                recursive=recursive,
+                exclude=(out, s.state_dir, drop / DONE_FOLDER),
+                on_skipped=pipe.skip,
+                hooks=reporter,
+            )
+            stopper.install()
+            with reporter:
+                pipe.start()
+                watcher.start()
+                log.warning("watching %s -> %s (%s backend); Ctrl+C to stop", drop, out, s.backend)
+                try:
+                    stopper.event.wait()
+                finally:
+                    watcher.stop()
+    sys.exit(EXIT_OK)
+
+
+def _check_folders(drop: Path, out: Path) -> None:
+    """OUT may be inside DROP or hold it (the watcher keeps them apart), but not be DROP:
+    every output would be a new drop."""
+    same = drop.resolve() == out.resolve()
+    with contextlib.suppress(OSError):
+        same = same or os.path.samefile(drop, out)
+    if same:
+        raise ConfigError(
+            f"OUT ({out}) is the drop folder itself: give the outputs a folder of their own "
+            "(one inside DROP, or beside it)"
+        )
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the outputs.",
+)
+@force_option
+@on_success_option
+@common_options
+def transcode(files: tuple[Path, ...], out: Path, force: bool, verbose: int, **params: Any) -> None:
+    """Transcode FILES (or the media files in a folder) into --out, then exit.
+
+    Exit status 0 when every file succeeded, 1 when some failed (see the summary).
+    """
+    console = terminal()
+    setup_logging(verbose, console)
+    stopper = Stopper()
+    with errors():
+        s = settings_from(params)
+        inputs = _expand(files, s)
+        reporter = reporter_for(console)
+        with Service(s, out, reporter) as service:
+            pipe = service.pipeline
+            stopper.install()
+            with reporter:
+                pipe.start(resume=False)
+                fids = [pipe.add(path, retry_failed=True, force=force) for path in inputs]
+                _wait_or_stop(pipe, fids, stopper)
+                results = [
+                    (path, outcome.state, outcome.detail)
+                    for path, outcome in zip(inputs, map(pipe.outcome, fids), strict=True)
+                ]
+    interrupted = stopper.event.is_set()
+    failed = _summary(results, interrupted)
+    sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK)
+
+
+def _expand(files: tuple[Path, ...], s: Settings) -> list[Path]:
+    out: list[Path] = []
+    for f in files:
+        try:
+            folder = f.is_dir()
+        except OSError:  # a path we may not look at: the pipeline reports it as that file's
+            folder = False
+        if folder:
+            out += sorted(
+                p for p in f.iterdir() if p.is_file() and not ignored(p.name) and s.matches(p.name)
+            )
+        else:
+            out.append(f)
+    return out
+
+
+def _summary(results: list[tuple[Path, FileState, str]], interrupted: bool) -> int:
+    failed = 0
+    for path, state, detail in results:
+        name, detail = shown(path.name), shown(detail)
+        if state == FileState.CLEANED:
+            click.echo(f"ok      {name} -> {detail}")
+        elif state == FileState.FAILED:
+            failed += 1
+            click.echo(f"FAILED  {name}: {detail}")
+        elif state == FileState.SKIPPED:
+            click.echo(f"skipped {name}: {detail}")
+        else:
+            click.echo(f"pending {name} ({state.lower()}; resumes on the next run)")
+    done = sum(1 for _, st, _ in results if st == FileState.CLEANED)
+    click.echo(f"{done} done, {failed} failed" + (" (interrupted)" if interrupted else ""))
+    return failed
+
+
+@click.command()
+@common_options
+def worker(verbose: int, **params: Any) -> None:
+    """Serve transcoding jobs from the job queue until Ctrl+C (run one per machine, or more).
+
+    --workers sets how many jobs this process runs at once (one libx264 encode already
+    uses about two cores).
+    """
+    setup_logging(max(verbose, 1), None)
+    stopper = Stopper()
+    with errors():
+        s = settings_from(params)
+        with serving(s):
+            stopper.install()
+            stopper.event.wait()
+    sys.exit(EXIT_OK)
+
+
+@click.group("presets", invoke_without_command=True)
+@config_option
+@click.pass_context
+def presets_cmd(ctx: click.Context) -> None:
+    """List output presets (``presets show NAME`` for the exact ffmpeg command).
+
+    Custom presets come from [presets.NAME] tables in the config file.
+    """
+    if ctx.invoked_subcommand is None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("preset", "output", "description", box=None)
+        for p in _catalog().all():
+            table.add_row(p.id, p.extension + ("/" if p.folder else ""), p.description)
+        Console().print(table)
+
+
+def _catalog() -> presets.Catalog:
+    """The presets of the config file that ``--config`` read, for this command or its group."""
+    ctx: click.Context | None = click.get_current_context()
+    while ctx is not None:
+        if ctx.default_map and "catalog" in ctx.default_map:
+            return ctx.default_map["catalog"]  # type: ignore[no-any-return]
+        ctx = ctx.parent
+    return presets.DEFAULT_CATALOG
+
+
+@presets_cmd.command("show")
+@click.argument("name")
+@config_option
+def presets_show(name: str) -> None:
+    """Print the ffmpeg command NAME runs, for a 1080p source with audio."""
+    with errors():
+        preset = _catalog().get(name)
+        source = MediaInfo(60.0, "mov", "prores", 1920, 1080, "pcm_s16le")
+        cmd = command("ffmpeg", preset, source, Path("INPUT"), Path(f"OUTPUT{preset.extension}"))
+        click.echo(shlex.join(cmd))
+
+
+@click.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, readable=False))
+@click.option("--all-failed", is_flag=True, help="Retry every failed file.")
+@common_options
+def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any) -> None:
+    """Try failed FILES (or --all-failed) again, to the folder and presets they had.
+
+    A named file still in flight (its job lost while no `run` worked on it) is taken
+    too: its job is submitted again.
+
+    If `run` is active on this state dir it takes them over within seconds;
+    otherwise they are transcoded now, as `transcode` would.
+    """
+    if not files and not all_failed:
+        raise click.UsageError("name the failed files to retry, or pass --all-failed")
+    console = terminal()
+    setup_logging(verbose, console)
+    stopper = Stopper()
+    with errors():
+        s = settings_from(params)
+        journal = Journal(usable_state_dir(s.state_dir) / JOURNAL_FILE)
+        journal.supersede_failed()  # a later version of a path is the one to retry
+        wanted = {os.path.abspath(f) for f in files}
+        failed = [
+            r
+            for r in journal.recent(1_000_000, FileState.FAILED)
+            if all_failed or str(r.path) in wanted
+        ]
+        # A named file still in flight (its job lost, say) is taken too: nothing else
+        # would move it while no `run` works on this state dir.
+        stuck = [r for r in journal.unfinished() if str(r.path) in wanted]
+        journal.close()
+        if not failed and not stuck:
+            click.echo("no failed or unfinished files to retry")
+            sys.exit(EXIT_OK)
+        reporter = reporter_for(console)
+        with contextlib.ExitStack() as stack:
+            try:
+                service = stack.enter_context(Service(s, Path("."), reporter))
+            except StateDirBusy:  # a run is active: it picks reset files up by itself
+                journal = Journal(s.state_dir / JOURNAL_FILE)
+                for record in failed:
+                    reset_failed(journal, record)
+                journal.close()
+                click.echo(f"{len(failed)} files handed to the running autotranscode")
+                for record in stuck:
+                    click.echo(
+                        f"{shown(record.name)} is in flight ({record.state.lower()}) in the "
+                        "running autotranscode, which submits its job again if it was lost"
+                    )
+                sys.exit(EXIT_OK)
+            failed += stuck
+            pipe = service.pipeline
+            stopper.install()
+            fids = [r.id for r in failed]
+            with reporter:
+                pipe.start(resume=False)
+                for record in failed:
+                    pipe.retry(record)
+                _wait_or_stop(pipe, fids, stopper)
+                results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
+    interrupted = stopper.event.is_set()
+    failures = _summary(results, interrupted)
+    sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failures else EXIT_OK)
