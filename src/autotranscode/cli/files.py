@@ -225,7 +225,7 @@ def worker(verbose: int, **params: Any) -> None:
 @config_option
 @click.pass_context
 def presets_cmd(ctx: click.Context) -> None:
-    """List output presets (``presets show NAME`` for the exact ffmpeg command).
+    """List output presets ("presets show NAME" prints the exact ffmpeg command).
 
     Custom presets come from [presets.NAME] tables in the config file.
     """
