@@ -19,11 +19,16 @@ import shlex
 import sqlite3
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from .db import Database
 from .errors import JournalError
+from .stages import FINISHED
+from .stages import STAGES as STAGES  # re-exported: the journal's states and their moves
+from .stages import TRANSITIONS as TRANSITIONS
+from .stages import FileState as FileState
+from .story import SCHEMA as STORY_SCHEMA
+from .story import Story
 
 log = logging.getLogger(__name__)
 
@@ -33,63 +38,6 @@ REBUILD_HINT = (
     "run `autotranscode journal rebuild --state-dir {state_dir} --out OUT` (once per output"
     " folder: --out A --out B) to set it aside and start a new one from what OUT holds"
 )
-
-
-class FileState(StrEnum):
-    DISCOVERED = "DISCOVERED"
-    UPLOADING = "UPLOADING"
-    UPLOADED = "UPLOADED"
-    SUBMITTED = "SUBMITTED"
-    TRANSCODING = "TRANSCODING"
-    COMPLETED = "COMPLETED"
-    DOWNLOADING = "DOWNLOADING"
-    DONE = "DONE"
-    CLEANED = "CLEANED"
-    FAILED = "FAILED"
-    #: Not taken, and not a failure: not a regular file (a FIFO, a socket, a device, a
-    #: dangling link), or a failed partial version superseded by a later one of its path.
-    SKIPPED = "SKIPPED"
-
-    @property
-    def finished(self) -> bool:
-        return self in _FINISHED
-
-
-_FINISHED = frozenset({FileState.CLEANED, FileState.FAILED, FileState.SKIPPED})
-
-_S = FileState
-#: Where a job lost on its way (no worker answers it, or its output is gone) starts again:
-#: submitted anew from its stored input, uploaded again, or (no input key yet) taken again.
-_RESUBMITTED = {_S.UPLOADED, _S.UPLOADING, _S.DISCOVERED}
-#: Every way out of an unfinished state that does not depend on which one it is: failed
-#: (or SKIPPED, superseded by a later version of its path), or ``retry`` of a stuck file,
-#: which takes it again from its upload under the job id it has.
-_ANY_STEP = {_S.FAILED, _S.SKIPPED, _S.UPLOADING}
-#: Every state change the journal accepts: state -> the states it may go to. A step that
-#: records a fact without moving on (the output names, a copy placed) goes to its own state.
-TRANSITIONS: dict[FileState, frozenset[FileState]] = {
-    # Taken (→ UPLOADING); or, its content known already: uploaded, delivered before
-    # (DONE, CLEANED; ``journal rebuild`` records what OUT holds so too); SKIPPED: not taken;
-    # DISCOVERED: ``retry`` of a file stuck before it had a job id.
-    _S.DISCOVERED: frozenset({_S.UPLOADED, _S.DONE, _S.CLEANED, _S.DISCOVERED, *_ANY_STEP}),
-    # Taken again (it changed); stored (→ UPLOADED); or done without a transcode of its own:
-    # a copy of another file's outputs (DONE), or already in OUT (CLEANED); DISCOVERED: as
-    # above, a stuck file with no job id (a journal from an older release).
-    _S.UPLOADING: frozenset({_S.UPLOADED, _S.DONE, _S.CLEANED, _S.DISCOVERED, *_ANY_STEP}),
-    # Submitted; the job's notices can come before ``submit`` returns (TRANSCODING, COMPLETED).
-    _S.UPLOADED: frozenset({_S.UPLOADED, _S.SUBMITTED, _S.TRANSCODING, _S.COMPLETED, *_ANY_STEP}),
-    _S.SUBMITTED: frozenset({_S.TRANSCODING, _S.COMPLETED, *_RESUBMITTED, *_ANY_STEP}),
-    _S.TRANSCODING: frozenset({_S.COMPLETED, *_RESUBMITTED, *_ANY_STEP}),
-    # Downloading; DONE at once when every output was placed before a crash.
-    _S.COMPLETED: frozenset({_S.DOWNLOADING, _S.DONE, *_RESUBMITTED, *_ANY_STEP}),
-    _S.DOWNLOADING: frozenset({_S.DOWNLOADING, _S.DONE, *_RESUBMITTED, *_ANY_STEP}),
-    _S.DONE: frozenset({_S.CLEANED, *_ANY_STEP}),
-    _S.CLEANED: frozenset(),
-    # ``retry`` starts it over (reset); a later version of its path supersedes it (SKIPPED);
-    # failed again with a new reason (an unreadable file that still is).
-    _S.FAILED: frozenset({_S.DISCOVERED, _S.SKIPPED, _S.FAILED}),
-    _S.SKIPPED: frozenset(),
-}
 
 
 class TransitionError(RuntimeError):
@@ -136,6 +84,10 @@ class FileRecord:
     forced: bool = False
     #: Something that went wrong after delivery (``--on-success`` could not move the source).
     warning: str | None = None
+    #: When the file was first recorded (its clock in ``status`` runs from there).
+    created_at: float = 0.0
+    #: The source's probe facts (``describe``): duration, codecs, picture size.
+    media: dict[str, object] | None = None
 
     @property
     def name(self) -> str:
@@ -189,6 +141,7 @@ _ADDED_COLUMNS: dict[str, str] = {
     "same_as": "TEXT",
     "forced": "INTEGER NOT NULL DEFAULT 0",
     "warning": "TEXT",
+    "media": "TEXT",
 }
 #: Made once the columns they cover exist.
 _ADDED_INDEXES = (
@@ -201,7 +154,7 @@ RESUBMIT = "resubmitted"
 _COLUMNS = (
     "id, path, out_dir, presets, size, mtime_ns, state, job_id, input_key, outputs, reason,"
     " updated_at, content_hash, dev, ino, ctime_ns, digests, same_as, forced,"
-    " warning"
+    " warning, created_at, media"
 )
 
 
@@ -214,13 +167,15 @@ class Journal:
         self.path = path
         self.db = Database(
             path,
-            _SCHEMA,
+            _SCHEMA + STORY_SCHEMA,
             lambda msg: JournalError(f"journal: {msg}"),
             synchronous="NORMAL",
             check=True,
             damaged_hint=REBUILD_HINT.format(state_dir=shlex.quote(str(path.parent))),
         )
         self.db.add_columns("files", _ADDED_COLUMNS, _ADDED_INDEXES)
+        #: What ``status`` tells beyond the states: outputs, progress, probe facts.
+        self.story = Story(self.db)
 
     # -- intent ----------------------------------------------------------------------------------
 
@@ -284,6 +239,7 @@ class Journal:
                 outputs={},
                 reason=None,
                 updated_at=now,
+                created_at=now,
                 dev=dev,
                 ino=ino,
                 ctime_ns=ctime_ns,
@@ -395,6 +351,13 @@ class Journal:
             _mark_superseded(conn, old, time.time())
         return len(old)
 
+    def events_of(self, fid: str) -> list[tuple[float, FileState, str | None]]:
+        """The file's history: each state it entered, when, and the detail recorded."""
+        rows = self.db.query(
+            "SELECT at, state, detail FROM events WHERE file_id = ? ORDER BY seq", (fid,)
+        )
+        return [(float(at), FileState(state), detail) for at, state, detail in rows]
+
     def warn(self, fid: str, warning: str) -> None:
         """Note what went wrong after a file was delivered; it stays delivered."""
         self.db.execute("UPDATE files SET warning = ? WHERE id = ?", (warning, fid))
@@ -410,6 +373,7 @@ class Journal:
                 " content_hash = NULL, same_as = NULL WHERE id = ?",
                 (FileState.DISCOVERED, now, _db_path(path), size, mtime_ns, fid),
             )
+            Story.forget(conn, fid)
             conn.execute(
                 "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, 'retry')",
                 (fid, now, FileState.DISCOVERED),
@@ -485,7 +449,7 @@ class Journal:
     def unfinished(self) -> list[FileRecord]:
         """Files a crash or stop left between steps: what a restart must resume."""
         return self._select(
-            "WHERE state NOT IN (?, ?, ?) ORDER BY created_at", tuple(sorted(_FINISHED))
+            "WHERE state NOT IN (?, ?, ?) ORDER BY created_at", tuple(sorted(FINISHED))
         )
 
     def recent(self, limit: int = 20, state: FileState | None = None) -> list[FileRecord]:
@@ -521,6 +485,8 @@ class Journal:
                 same_as=r[17],
                 forced=bool(r[18]),
                 warning=r[19],
+                created_at=r[20],
+                media=json.loads(r[21]) if r[21] else None,
             )
             for r in rows
         ]

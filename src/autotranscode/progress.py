@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .journal import FileState
+from .journal import STAGES, FileState
+from .stages import Stage
 from .text import shown
 
 if TYPE_CHECKING:  # rich is imported only when a live display is shown: ~20 ms off every start
@@ -70,47 +70,6 @@ class ByteProgress:
         self.hooks.on_progress(path=self.path, stage=self.stage, fraction=self.done / self.total)
 
 
-class Stage(StrEnum):
-    """What a person is told a file is doing; several journal states can be one stage."""
-
-    COPYING_IN = "copying in"
-    QUEUED = "queued"
-    UPLOADING = "uploading"
-    WAITING = "waiting for a worker"
-    TRANSCODING = "transcoding"
-    DOWNLOADING = "downloading"
-    DONE = "done"
-    FAILED = "failed"
-
-    @property
-    def measured(self) -> bool:
-        """A stage with a percent (and a bar that fills)."""
-        return self in (Stage.UPLOADING, Stage.TRANSCODING, Stage.DOWNLOADING)
-
-    @property
-    def waiting(self) -> bool:
-        """Not started yet: counted as queued, not in flight."""
-        return self in (Stage.COPYING_IN, Stage.QUEUED)
-
-    @property
-    def finished(self) -> bool:
-        return self in (Stage.DONE, Stage.FAILED)
-
-
-#: DONE (outputs placed, source not yet handled) is the tail of downloading: no stage of its own.
-_STAGES = {
-    FileState.DISCOVERED: Stage.QUEUED,
-    FileState.UPLOADING: Stage.UPLOADING,
-    FileState.UPLOADED: Stage.WAITING,
-    FileState.SUBMITTED: Stage.WAITING,
-    FileState.TRANSCODING: Stage.TRANSCODING,
-    FileState.COMPLETED: Stage.DOWNLOADING,
-    FileState.DOWNLOADING: Stage.DOWNLOADING,
-    FileState.CLEANED: Stage.DONE,
-    FileState.FAILED: Stage.FAILED,
-}
-
-
 @dataclass
 class _File:
     """One file as the displays know it; ``name`` and ``detail`` are already ``shown``."""
@@ -132,7 +91,7 @@ class _File:
 
     def saved(self) -> int:
         """Input bytes minus output bytes, for a done file whose sizes are known."""
-        if self.stage is not Stage.DONE or self.size is None or self.output_size is None:
+        if self.stage is Stage.FAILED or self.size is None or self.output_size is None:
             return 0
         return self.size - self.output_size
 
@@ -188,8 +147,10 @@ class Reporter(Subscriber):
     def on_state(
         self, *, path: Path, state: FileState, detail: str | None = None, **kwargs: Any
     ) -> None:
-        stage = _STAGES.get(state)
-        if stage is None:
+        stage = STAGES[state]
+        if stage is Stage.SKIPPED:  # not taken: like a file the watcher did not hand on
+            with self._lock:
+                self._files.pop(path, None)
             return
         size = kwargs.get("size")
         outputs = _total_size(kwargs.get("outputs") or ()) if stage is Stage.DONE else None
@@ -207,7 +168,7 @@ class Reporter(Subscriber):
             if stage.finished:
                 del self._files[path]
                 f.ended, f.detail, f.output_size = self._clock(), shown(detail or ""), outputs
-                if stage is Stage.DONE:
+                if stage is not Stage.FAILED:
                     self.done += 1
                     self.saved += f.saved()
                 else:

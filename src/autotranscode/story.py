@@ -1,0 +1,144 @@
+"""What ``status`` tells of a file beyond its journal state: how each output ended, where
+an unfinished file is within its stage, and the source's probe facts.
+
+Kept in the journal's database (tables of their own, beside ``files`` and ``events``) and
+written outside its transitions: none of it decides what a restart does, so none of it
+is fsynced or checked against ``TRANSITIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from .db import Database
+from .stages import OutputStatus, Stage
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outputs (
+    file_id TEXT NOT NULL,
+    preset TEXT NOT NULL,
+    status TEXT NOT NULL,
+    path TEXT,
+    reason TEXT,
+    size INTEGER,
+    duration REAL,
+    width INTEGER,
+    height INTEGER,
+    at REAL NOT NULL,
+    PRIMARY KEY (file_id, preset)
+);
+CREATE TABLE IF NOT EXISTS progress (
+    file_id TEXT PRIMARY KEY,
+    stage TEXT NOT NULL,
+    fraction REAL,
+    speed REAL,
+    eta REAL,
+    worker TEXT,
+    at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """One output of a file as delivered (or not): what ``status`` and the dashboard show."""
+
+    preset: str
+    status: OutputStatus
+    #: In OUT, absolute; None for an output that failed.
+    path: str | None = None
+    reason: str | None = None
+    size: int | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class Story:
+    def __init__(self, db: Database) -> None:
+        """``db``: the journal's, made with ``SCHEMA`` among its own tables."""
+        self.db = db
+
+    @staticmethod
+    def forget(conn: sqlite3.Connection, fid: str) -> None:
+        """A file started over (``retry``): what its earlier attempt left is history."""
+        conn.execute("DELETE FROM outputs WHERE file_id = ?", (fid,))
+        conn.execute("DELETE FROM progress WHERE file_id = ?", (fid,))
+
+    def describe(self, fid: str, media: dict[str, object]) -> None:
+        """The source's probe facts, for ``status`` (a step of its own: no state change)."""
+        self.db.execute(
+            "UPDATE files SET media = ? WHERE id = ?", (json.dumps(media, ensure_ascii=False), fid)
+        )
+
+    def record_output(self, fid: str, output: OutputRecord) -> None:
+        """How one output of the file ended (again: the newest word counts)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO outputs (file_id, preset, status, path, reason, size,"
+            " duration, width, height, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                fid,
+                output.preset,
+                output.status,
+                output.path,
+                output.reason,
+                output.size,
+                output.duration,
+                output.width,
+                output.height,
+                time.time(),
+            ),
+        )
+
+    def outputs_of(self, fid: str) -> list[OutputRecord]:
+        """The outputs recorded for a file, in the order they were recorded."""
+        rows = self.db.query(
+            "SELECT preset, status, path, reason, size, duration, width, height FROM outputs"
+            " WHERE file_id = ? ORDER BY rowid",
+            (fid,),
+        )
+        return [
+            OutputRecord(
+                preset=r[0],
+                status=OutputStatus(r[1]),
+                path=r[2],
+                reason=r[3],
+                size=r[4],
+                duration=r[5],
+                width=r[6],
+                height=r[7],
+            )
+            for r in rows
+        ]
+
+    def note_progress(
+        self,
+        fid: str,
+        stage: Stage,
+        fraction: float | None = None,
+        speed: float | None = None,
+        eta: float | None = None,
+        worker: str | None = None,
+    ) -> None:
+        """Where an unfinished file is within its stage, for ``status`` in another process.
+        Not a transition and not fsynced: it is a snapshot, and losing the last one is
+        harmless (the journal state says the stage)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO progress (file_id, stage, fraction, speed, eta, worker, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (fid, stage, fraction, speed, eta, worker, time.time()),
+        )
+
+    def progress_of(self, fid: str) -> dict[str, object] | None:
+        """The last ``note_progress`` of a file: stage, fraction, speed, eta, worker, at."""
+        rows = self.db.query(
+            "SELECT stage, fraction, speed, eta, worker, at FROM progress WHERE file_id = ?",
+            (fid,),
+        )
+        if not rows:
+            return None
+        keys = ("stage", "fraction", "speed", "eta", "worker", "at")
+        return dict(zip(keys, rows[0], strict=True))
