@@ -148,6 +148,12 @@ _ADDED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS files_content ON files (content_hash)",
     "CREATE INDEX IF NOT EXISTS files_inode ON files (ino, dev)",
 )
+#: A record that counts now: any but a failed or skipped one with a later version of its
+#: path (a broken file since fixed). Done earlier versions count: each delivered an output.
+_CURRENT = (
+    "(state NOT IN ('FAILED', 'SKIPPED') OR NOT EXISTS (SELECT 1 FROM files AS g"
+    " WHERE g.path = files.path AND g.rowid > files.rowid))"
+)
 #: The detail of the event that records a job submitted again (``Listener.resubmit``).
 RESUBMIT = "resubmitted"
 
@@ -458,8 +464,27 @@ class Journal:
         return self._select("WHERE state = ? ORDER BY updated_at DESC LIMIT ?", (state, limit))
 
     def counts(self) -> dict[FileState, int]:
-        rows = self.db.query("SELECT state, COUNT(*) FROM files GROUP BY state")
+        """Files by state, as ``current`` counts them."""
+        rows = self.db.query(f"SELECT state, COUNT(*) FROM files WHERE {_CURRENT} GROUP BY state")
         return {FileState(s): int(n) for s, n in rows}
+
+    def current(
+        self, limit: int = -1, states: tuple[FileState, ...] = (), offset: int = 0
+    ) -> list[FileRecord]:
+        """What a person asks about, most recently changed first: every record but the
+        failed or skipped ones that a later version of their path made history (a broken
+        file since fixed is done, not failed)."""
+        where = _CURRENT
+        if states:
+            where += f" AND state IN ({', '.join('?' * len(states))})"
+        return self._select(
+            f"WHERE {where} ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*states, limit, offset),
+        )
+
+    def versions_of(self, path: Path) -> list[FileRecord]:
+        """Every record of ``path``, oldest first."""
+        return self._select("WHERE path = ? ORDER BY rowid", (_db_path(path),))
 
     def _select(self, where: str, params: tuple[object, ...]) -> list[FileRecord]:
         rows = self.db.query(f"SELECT {_COLUMNS} FROM files {where}", params)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .journal import STAGES, FileState
+from .errors import AutotranscodeError
+from .journal import STAGES, FileState, Journal
 from .stages import Stage
 from .text import shown
 
@@ -56,6 +57,73 @@ class Subscriber:
 
     def on_progress(self, *, path: Path, stage: str, fraction: float, **kwargs: Any) -> None:
         """``fraction`` (0..1) of ``stage`` is done; transcoding adds ``speed`` and ``eta``."""
+
+
+class Subscribers(Subscriber):
+    """Several subscribers as one: each hook goes to each, in order."""
+
+    def __init__(self, *subscribers: Subscriber | None) -> None:
+        self.subscribers = [s for s in subscribers if s is not None]
+
+    def on_seen(self, **kwargs: Any) -> None:
+        for s in self.subscribers:
+            s.on_seen(**kwargs)
+
+    def on_settled(self, **kwargs: Any) -> None:
+        for s in self.subscribers:
+            s.on_settled(**kwargs)
+
+    def on_state(self, **kwargs: Any) -> None:
+        for s in self.subscribers:
+            s.on_state(**kwargs)
+
+    def on_progress(self, **kwargs: Any) -> None:
+        for s in self.subscribers:
+            s.on_progress(**kwargs)
+
+
+class JournalProgress(Subscriber):
+    """Writes where each file is within its stage into the journal (``story``), so that
+    ``status`` in another process shows percent, speed and ETA. At most one write per file
+    per ``interval`` (and at every change of stage): a snapshot, not a log."""
+
+    def __init__(self, journal: Journal, interval: float = 1.0) -> None:
+        self.journal = journal
+        self.interval = interval
+        self._last: dict[Path, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def on_progress(self, *, path: Path, stage: str, fraction: float, **kwargs: Any) -> None:
+        try:
+            now_at = Stage(stage)
+        except ValueError:
+            return
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(path)
+            if last is not None and last[0] == stage and now - last[1] < self.interval:
+                return
+            self._last[path] = (stage, now)
+        versions = self.journal.versions_of(path)
+        if not versions:
+            return
+        worker = kwargs.get("worker")
+        try:
+            self.journal.story.note_progress(
+                versions[-1].id,
+                now_at,
+                min(max(fraction, 0.0), 1.0),
+                _number(kwargs.get("speed")),
+                _number(kwargs.get("eta")),
+                worker if isinstance(worker, str) else None,
+            )
+        except AutotranscodeError as exc:  # a snapshot lost is harmless; say why once in a while
+            log.debug("progress of %s not recorded: %s", shown(path.name), exc)
+
+    def on_state(self, *, path: Path, state: FileState, **kwargs: Any) -> None:
+        if state.finished:
+            with self._lock:
+                self._last.pop(path, None)
 
 
 class ByteProgress:
@@ -228,9 +296,9 @@ class LogReporter(Reporter):
             # INFO a restart would log the whole folder. "queued" says a file was taken.
             log.debug("%s: %s", f.name, f.stage)
         elif f.stage is Stage.FAILED:
-            log.error("%s: failed: %s (after %s)", f.name, f.detail, _clock_text(f.elapsed(0)))
+            log.error("%s: failed: %s (after %s)", f.name, f.detail, clock_text(f.elapsed(0)))
         elif f.stage is Stage.DONE:
-            took = _clock_text(f.elapsed(0))
+            took = clock_text(f.elapsed(0))
             log.info("%s: done -> %s (%s, in %s)", f.name, f.detail, _sizes(f, "->"), took)
         else:
             log.info("%s: %s", f.name, f.stage)
@@ -291,7 +359,7 @@ class RichReporter(Reporter):
             table.add_row(
                 _markup(f"[bold]{_safe(f.name)}[/]"),
                 _markup(self._bar(f, now)),
-                _clock_text(f.elapsed(now)),
+                clock_text(f.elapsed(now)),
                 _markup(("[yellow]interrupted[/] · " if f.interrupted else "") + _stage_text(f)),
             )
         parts: list[RenderableType] = [table] if files else []
@@ -318,7 +386,7 @@ class RichReporter(Reporter):
 
     def _summary(self, f: _File) -> Text:
         """A finished file's one line."""
-        took = _clock_text(f.elapsed(0))
+        took = clock_text(f.elapsed(0))
         if f.stage is Stage.DONE:
             return _markup(
                 f"[green]✓[/] [bold]{_safe(f.name)}[/] → {_safe(f.detail)} · {_sizes(f)} · {took}"
@@ -335,7 +403,7 @@ def _stage_text(f: _File) -> str:
         if f.speed:
             text += f" · {f.speed:.2g}×"
         if f.eta is not None:
-            text += f" · ETA {_clock_text(f.eta)}"
+            text += f" · ETA {clock_text(f.eta)}"
     return text
 
 
@@ -359,7 +427,7 @@ def size_text(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _clock_text(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     """H:MM:SS, like rich's elapsed column."""
     s = max(int(seconds), 0)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

@@ -100,19 +100,18 @@ class Story:
             " WHERE file_id = ? ORDER BY rowid",
             (fid,),
         )
-        return [
-            OutputRecord(
-                preset=r[0],
-                status=OutputStatus(r[1]),
-                path=r[2],
-                reason=r[3],
-                size=r[4],
-                duration=r[5],
-                width=r[6],
-                height=r[7],
-            )
-            for r in rows
-        ]
+        return [_output(r) for r in rows]
+
+    def outputs_by_file(self) -> dict[str, list[OutputRecord]]:
+        """Every recorded output, by file id: one query for a whole report."""
+        rows = self.db.query(
+            "SELECT file_id, preset, status, path, reason, size, duration, width, height"
+            " FROM outputs ORDER BY rowid"
+        )
+        found: dict[str, list[OutputRecord]] = {}
+        for r in rows:
+            found.setdefault(r[0], []).append(_output(r[1:]))
+        return found
 
     def note_progress(
         self,
@@ -142,3 +141,18 @@ class Story:
             return None
         keys = ("stage", "fraction", "speed", "eta", "worker", "at")
         return dict(zip(keys, rows[0], strict=True))
+
+
+def _output(r: tuple[object, ...]) -> OutputRecord:
+    """An ``outputs`` row from its preset column on."""
+    preset, status, path, reason, size, duration, width, height = r
+    return OutputRecord(
+        preset=str(preset),
+        status=OutputStatus(str(status)),
+        path=path if isinstance(path, str) else None,
+        reason=reason if isinstance(reason, str) else None,
+        size=size if isinstance(size, int) else None,
+        duration=float(duration) if isinstance(duration, int | float) else None,
+        width=width if isinstance(width, int) else None,
+        height=height if isinstance(height, int) else None,
+    )

@@ -58,6 +58,17 @@ def wait_until(
         time.sleep(interval)
 
 
+def by_stage(status: dict[str, Any]) -> dict[str, int]:
+    """``status --json``'s files by stage (replaced failed versions are not counted)."""
+    counts: dict[str, int] = status["totals"]["by_stage"]
+    return counts
+
+
+def listed(status: dict[str, Any], stage: str) -> list[dict[str, Any]]:
+    """The finished files ``status --json`` lists that ended in ``stage``."""
+    return [f for f in status["recent"] if f["stage"] == stage]
+
+
 def names(folder: Path) -> list[str]:
     """Every entry in ``folder`` (hidden and temporary ones included), sorted."""
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []

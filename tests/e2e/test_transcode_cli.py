@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_harness import BACKENDS, Cli, names, open_cli, wait_until
+from cli_harness import BACKENDS, Cli, by_stage, listed, names, open_cli, wait_until
 
 from conftest import Clip, check_output
 
@@ -74,8 +74,8 @@ def test_good_clips_are_transcoded_and_a_broken_one_fails_alone(
     cli.assert_no_leftovers()
 
     status = cli.status()
-    assert status["counts"] == {"CLEANED": len(videos), "FAILED": 1}, status
-    [failed] = status["failed"]
+    assert by_stage(status) == {"done": len(videos), "failed": 1}, status
+    [failed] = listed(status, "failed")
     assert Path(failed["path"]).name == "notes.mp4"
     assert "not a readable media file" in failed["reason"]
 
@@ -124,7 +124,7 @@ def test_transcoding_the_same_file_again_does_not_make_a_second_output(
     after = (out / "vp9.mp4").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     check_output(out / "vp9.mp4", clip)
-    assert cli.status()["counts"] == {"CLEANED": 1}
+    assert by_stage(cli.status()) == {"done": 1}
     cli.assert_no_leftovers()
 
 
@@ -341,7 +341,9 @@ def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
     assert_no_traceback(text.stderr)
 
     status = cli.status(state_dir=state)
-    assert status == {"counts": {}, "in_flight": [], "failed": [], "skipped": [], "recent": []}
+    assert status["schema_version"] == 1, status
+    assert status["totals"]["files"] == 0 and by_stage(status) == {}, status
+    assert status["in_flight"] == [] and status["recent"] == [], status
 
 
 def test_status_watch_follows_until_ctrl_c(
@@ -351,7 +353,7 @@ def test_status_watch_follows_until_ctrl_c(
     assert done.returncode == 0, done
     watcher = local_cli.start("watch", "status", "--watch")
     wait_until(
-        lambda: "cleaned" in watcher.stdout, "status --watch to show the journal", procs=(watcher,)
+        lambda: "1 done" in watcher.stdout, "status --watch to show the journal", procs=(watcher,)
     )
     assert watcher.stop() == 0, watcher
     assert_no_traceback(watcher.stderr)

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engines",),
     (
         *("pipeline", "listener", "scheduler", "identity", "jobs", "sources"),
-        *("recovery", "watcher", "progress", "deploy"),
+        *("recovery", "watcher", "progress", "deploy", "status"),
     ),
     ("service",),
     ("cli", "web", "__main__"),
