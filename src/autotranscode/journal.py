@@ -27,8 +27,8 @@ from .stages import FINISHED
 from .stages import STAGES as STAGES  # re-exported: the journal's states and their moves
 from .stages import TRANSITIONS as TRANSITIONS
 from .stages import FileState as FileState
+from .story import CURRENT, Story
 from .story import SCHEMA as STORY_SCHEMA
-from .story import Story
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,7 @@ _ADDED_COLUMNS: dict[str, str] = {
 _ADDED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS files_content ON files (content_hash)",
     "CREATE INDEX IF NOT EXISTS files_inode ON files (ino, dev)",
-)
-#: A record that counts now: any but a failed or skipped one with a later version of its
-#: path (a broken file since fixed). Done earlier versions count: each delivered an output.
-_CURRENT = (
-    "(state NOT IN ('FAILED', 'SKIPPED') OR NOT EXISTS (SELECT 1 FROM files AS g"
-    " WHERE g.path = files.path AND g.rowid > files.rowid))"
+    "CREATE INDEX IF NOT EXISTS events_file ON events (file_id, seq)",
 )
 #: The detail of the event that records a job submitted again (``Listener.resubmit``).
 RESUBMIT = "resubmitted"
@@ -465,7 +460,7 @@ class Journal:
 
     def counts(self) -> dict[FileState, int]:
         """Files by state, as ``current`` counts them."""
-        rows = self.db.query(f"SELECT state, COUNT(*) FROM files WHERE {_CURRENT} GROUP BY state")
+        rows = self.db.query(f"SELECT state, COUNT(*) FROM files WHERE {CURRENT} GROUP BY state")
         return {FileState(s): int(n) for s, n in rows}
 
     def current(
@@ -474,7 +469,7 @@ class Journal:
         """What a person asks about, most recently changed first: every record but the
         failed or skipped ones that a later version of their path made history (a broken
         file since fixed is done, not failed)."""
-        where = _CURRENT
+        where = CURRENT
         if states:
             where += f" AND state IN ({', '.join('?' * len(states))})"
         return self._select(

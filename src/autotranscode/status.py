@@ -8,6 +8,7 @@ broken file since fixed) is that path's history, never counted as a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterable
@@ -177,17 +178,13 @@ def totals(journal: Journal) -> Totals:
                 queued += n
             else:
                 in_flight += n
-    done = journal.current(states=(FileState.CLEANED,))
-    partly = 0
-    bytes_in = bytes_out = 0
-    outputs = journal.story.outputs_by_file()
-    for r in done:
-        records = outputs.get(r.id, [])
-        if any(o.status is OutputStatus.FAILED for o in records):
-            partly += 1
-        out = _output_bytes(r, records)
+    delivered = journal.story.delivered()
+    partly = delivered.partly_done
+    bytes_in, bytes_out = delivered.bytes_in, delivered.bytes_out
+    for size, targets in delivered.unrecorded:
+        out = _bytes_in_out(json.loads(targets).values())
         if out is not None:
-            bytes_in += r.size
+            bytes_in += size
             bytes_out += out
     for state, n in counts.items():
         stage = STAGES[state]
@@ -210,21 +207,16 @@ def totals(journal: Journal) -> Totals:
     )
 
 
-def _output_bytes(record: FileRecord, outputs: list[OutputRecord]) -> int | None:
-    """The delivered outputs' bytes: as recorded, or (a journal from before outputs were
-    recorded) as found in OUT; None when unknown."""
-    done = [o for o in outputs if o.status is OutputStatus.DONE]
-    if done and all(o.size is not None for o in done):
-        return sum(o.size or 0 for o in done)
-    if outputs and not done:
-        return 0
+def _bytes_in_out(targets: Iterable[str]) -> int | None:
+    """The outputs' bytes as found in OUT (a journal from before outputs were recorded);
+    None when one is missing."""
     total = 0
-    for target in record.outputs.values():
+    for target in targets:
         size = _size_of(Path(target))
         if size is None:
             return None
         total += size
-    return total if record.outputs else None
+    return total
 
 
 def _size_of(path: Path) -> int | None:

@@ -118,8 +118,21 @@ class Proc:
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.dump_threads()
             self.kill()
-            pytest.fail(f"{self.name} did not exit within {timeout:.0f}s of SIGINT\n{self}")
+            pytest.fail(
+                f"{self.name} did not exit within {timeout:.0f}s of SIGINT\n{self}"
+                f"\n--- where its threads were:\n{self.stderr[-12000:]}"
+            )
+
+    def dump_threads(self) -> None:
+        """SIGABRT: faulthandler (PYTHONFAULTHANDLER, see ``cli_env``) writes every thread's
+        stack to stderr, so a hang is reported with where it hung."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(5)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """Ctrl+C, then the exit status (failing the test if it does not come promptly)."""
