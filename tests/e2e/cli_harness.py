@@ -122,7 +122,7 @@ class Proc:
             self.kill()
             pytest.fail(
                 f"{self.name} did not exit within {timeout:.0f}s of SIGINT\n{self}"
-                f"\n--- where its threads were:\n{self.stderr[-12000:]}"
+                f"\n--- where its threads were:\n{self.thread_dump()[-12000:]}"
             )
 
     def dump_threads(self) -> None:
@@ -138,6 +138,15 @@ class Proc:
         """Ctrl+C, then the exit status (failing the test if it does not come promptly)."""
         self.interrupt()
         return self.wait_exit(timeout)
+
+    def thread_dump(self) -> str:
+        """faulthandler's report: on stderr, or (while workers run in-process) in the state
+        dir's crash record for this pid."""
+        if "--state-dir" in self.argv:
+            record = Path(self.argv[self.argv.index("--state-dir") + 1]) / "crashes"
+            with contextlib.suppress(OSError):
+                return (record / f"{self.popen.pid}.log").read_text(errors="replace")
+        return self.stderr
 
     def kill(self) -> None:
         if self.popen.poll() is None:
