@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from cli_harness import BACKENDS, Cli, names, open_cli, wait_until
 
+from autotranscode.journal import Journal
+
 from conftest import Clip, check_output
 
 
@@ -78,6 +80,51 @@ def test_good_clips_are_transcoded_and_a_broken_one_fails_alone(
     [failed] = status["failed"]
     assert Path(failed["path"]).name == "notes.mp4"
     assert "not a readable media file" in failed["reason"]
+
+
+def test_an_output_that_cannot_be_made_leaves_the_file_partly_done(
+    cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """An audio preset on a file without audio: the MP4 is delivered all the same, the
+    file is partly done with the audio output's reason, and ``transcode`` exits 1."""
+    clip = clips["no audio.mp4"]
+    src = tmp_path / "in" / "silent.mp4"
+    src.parent.mkdir()
+    shutil.copyfile(clip.path, src)
+    out = tmp_path / "out"
+
+    result = cli.run(
+        "transcode", src, "--out", out, "--preset", "audio-aac", "--preset", "web-720p",
+        "--on-success", "delete",
+    )  # fmt: skip
+
+    assert result.returncode == 1, result
+    assert_no_traceback(result.stderr)
+    reason = "preset audio-aac needs an audio stream and the input has none"
+    line = rf"^PARTLY DONE silent\.mp4 -> silent\.web-720p\.mp4; not made: audio-aac \({reason}\)"
+    assert re.search(line, result.stdout, re.M), result.stdout
+    assert re.search(r"^0 done, 1 partly done, 0 failed$", result.stdout, re.M), result.stdout
+    assert names(out) == ["silent.web-720p.mp4"]
+    check_output(out / "silent.web-720p.mp4", clip)
+    assert src.exists(), "the source of a partly done file is still needed"
+    cli.assert_no_leftovers()
+
+    journal = Journal(cli.state_dir / "journal.db")
+    try:
+        [record] = journal.recent()
+        audio, video = sorted(journal.story.outputs_of(record.id), key=lambda o: o.preset)
+        facts = journal.get(record.id)
+    finally:
+        journal.close()
+    assert (audio.preset, audio.status, audio.reason) == ("audio-aac", "failed", reason)
+    assert audio.path is None
+    assert (video.preset, video.status) == ("web-720p", "done")
+    assert video.path == str((out / "silent.web-720p.mp4").resolve())
+    assert video.size == (out / "silent.web-720p.mp4").stat().st_size
+    assert (video.width, video.height) == (320, 240) and video.duration
+    assert facts is not None and facts.media is not None
+    assert facts.media["video_codec"] == "h264" and facts.media["audio_codec"] is None
+    assert (facts.media["width"], facts.media["height"]) == (320, 240)
 
 
 def test_a_folder_of_good_clips_exits_0(

@@ -1,0 +1,175 @@
+"""How each output of a file ended, and so how the file did: done, partly done, failed.
+
+An output that cannot be made (an audio preset on a file without audio, an encoder
+error) does not cost the file its other outputs: they are delivered, the failed one is
+recorded with its reason, and the file ends "partly done". The listener records what a
+job's answer says of each output (made, with the worker's facts about it; or not, and
+why); the pipeline records where each made output was placed in OUT, and asks which
+failed: a partly done file keeps its source (it is still needed) and counts as not done
+for ``transcode``'s exit status. All of it goes to the journal's ``story``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import outbox
+from .errors import AutotranscodeError
+from .journal import FileRecord, FileState, Journal
+from .media import presets
+from .media.probe import MediaInfo, probe
+from .messages import Notification
+from .stages import STAGES, OutputStatus, Stage
+from .story import OutputRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one input, for ``transcode``'s summary."""
+
+    path: Path
+    state: FileState
+    detail: str
+    #: The word for it: done, partly done, failed, skipped (or the stage it stopped in).
+    stage: Stage
+
+
+def reported(journal: Journal, record: FileRecord, note: Notification) -> None:
+    """What a job's answer (COMPLETED or ERROR) says of each output: made, with its size,
+    duration and picture size; or not, with the reason. ``record`` lists every output it
+    asked for, in preset order, as it does while its job runs."""
+    preset_of = dict(zip(record.outputs, record.presets, strict=False))
+    for out in note.outputs:
+        preset = preset_of.get(out.key)
+        if preset is None:
+            continue
+        if out.status == "Complete":
+            told = OutputRecord(
+                preset,
+                OutputStatus.DONE,
+                size=out.size,
+                duration=out.duration,
+                width=out.width,
+                height=out.height,
+            )
+        else:
+            told = OutputRecord(
+                preset, OutputStatus.FAILED, reason=out.status_detail or note.reason
+            )
+        journal.story.record_output(record.id, told)
+
+
+def failed_all(journal: Journal, record: FileRecord, reason: str) -> None:
+    """The file failed: each output not failed already for a reason of its own, for this."""
+    own = {o.preset for o in journal.story.outputs_of(record.id) if o.status is OutputStatus.FAILED}
+    for preset in record.presets:
+        if preset not in own:
+            journal.story.record_output(
+                record.id, OutputRecord(preset, OutputStatus.FAILED, reason)
+            )
+
+
+def delivered(journal: Journal, record: FileRecord, placed: Iterable[tuple[str, str]]) -> None:
+    """Each output placed in OUT (preset, path): where, how big, and what it is (the job's
+    word when its answer gave it, else a probe of the file placed)."""
+    told = {o.preset: o for o in journal.story.outputs_of(record.id)}
+    for preset, path in placed:
+        where = Path(os.path.abspath(path))
+        before = told.get(preset)
+        facts: tuple[float | None, int | None, int | None]
+        if before is not None and before.status is OutputStatus.DONE and before.duration:
+            facts = before.duration, before.width, before.height
+        else:
+            facts = _probed(where)
+        duration, width, height = facts
+        journal.story.record_output(
+            record.id,
+            OutputRecord(
+                preset,
+                OutputStatus.DONE,
+                path=str(where),
+                size=_size(where),
+                duration=duration,
+                width=width,
+                height=height,
+            ),
+        )
+
+
+def placed(catalog: presets.Catalog, record: FileRecord) -> list[tuple[str, str]]:
+    """Each output of a delivered file (its preset, its path in OUT): by its key, or (keyed
+    otherwise: a copy's, or what OUT held already) by the order of the presets."""
+    named = outbox.output_names(catalog, record.job_id or "-", record.path, record.presets)
+    by_key = dict(zip(named, record.presets, strict=False))
+    if all(key in by_key for key in record.outputs):
+        return [(by_key[key], path) for key, path in record.outputs.items()]
+    return list(zip(record.presets, record.outputs.values(), strict=False))
+
+
+def failed(journal: Journal, record: FileRecord) -> list[OutputRecord]:
+    """The outputs of the file that could not be made: a file delivered with some is
+    partly done."""
+    return [
+        o
+        for o in journal.story.outputs_of(record.id)
+        if o.status is OutputStatus.FAILED and o.preset in record.presets
+    ]
+
+
+def stage_of(journal: Journal, record: FileRecord) -> Stage:
+    """The file's stage; a delivered one is "partly done" when an output failed."""
+    stage = STAGES[record.state]
+    if stage is Stage.DONE and failed(journal, record):
+        return Stage.PARTLY_DONE
+    return stage
+
+
+def outcome(journal: Journal, fid: str) -> Outcome:
+    record = journal.get(fid)
+    assert record is not None
+    stage = stage_of(journal, record)
+    detail = record.reason or done_detail(record)
+    if stage is Stage.PARTLY_DONE:
+        detail += "; " + not_made(failed(journal, record))
+    if record.warning:
+        detail += f" (warning: {record.warning})"
+    return Outcome(record.path, record.state, detail, stage)
+
+
+def done_detail(record: FileRecord) -> str:
+    """What a finished file's line says: its outputs, and where they came from if copied."""
+    names = ", ".join(Path(p).name for p in record.outputs.values())
+    return f"{names} (same content as {record.same_as})" if record.same_as else names
+
+
+def not_made(outputs: Iterable[OutputRecord]) -> str:
+    """The failed outputs of a partly done file, each with its reason."""
+    return "not made: " + "; ".join(f"{o.preset} ({o.reason or 'failed'})" for o in outputs)
+
+
+def _size(path: Path) -> int | None:
+    """Bytes of an output in OUT (a folder: all its files)."""
+    try:
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _probed(path: Path) -> tuple[float | None, int | None, int | None]:
+    """Duration and picture size of a file output; unknown for a folder (HLS, thumbnails)."""
+    if path.is_dir():
+        return None, None, None
+    try:
+        info: MediaInfo = probe(path)
+    except AutotranscodeError as exc:
+        log.debug("%s: not probed: %s", path.name, exc)
+        return None, None, None
+    return info.duration, info.width, info.height
