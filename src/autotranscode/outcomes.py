@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import outbox
+from . import identity, keys, outbox
 from .errors import AutotranscodeError
 from .journal import FileRecord, FileState, Journal
 from .media import presets
@@ -140,6 +141,65 @@ def outcome(journal: Journal, fid: str) -> Outcome:
     if record.warning:
         detail += f" (warning: {record.warning})"
     return Outcome(record.path, record.state, detail, stage)
+
+
+def partly_done(journal: Journal, paths: set[str] | None) -> list[FileRecord]:
+    """The files whose newest record (per path and OUT) is partly done: of ``paths``, or
+    (None) all; what ``retry`` does again."""
+    newest: dict[tuple[str, str], FileRecord] = {}
+    for record in journal.recent(1_000_000):  # newest first
+        newest.setdefault((str(record.path), str(record.out_dir)), record)
+    return [
+        r
+        for r in newest.values()
+        if (paths is None or str(r.path) in paths) and stage_of(journal, r) is Stage.PARTLY_DONE
+    ]
+
+
+def redo(journal: Journal, catalog: presets.Catalog, record: FileRecord) -> FileRecord:
+    """A partly done file again, for the outputs it lacks: a new record of the file for
+    OUT and just those presets (as they are defined now), forced (done whatever was done
+    before), recorded DISCOVERED for the pipeline to take.
+
+    Not the same record started over: a delivered file's record stays as it ended
+    (CLEANED is final, its outputs in OUT are its own), and a job for every preset would
+    make a second copy of what OUT holds already.
+    """
+    missing = tuple(o.preset for o in failed(journal, record))
+    digests = tuple(presets.digest(catalog.get(p)) for p in missing)
+    dest = identity.destination(record.out_dir, missing, digests)
+    fid = keys.file_id(f"{record.path}\0redo:{uuid.uuid4().hex}", dest)
+    try:
+        st = record.path.stat()
+        version = {"ctime_ns": st.st_ctime_ns, "dev": st.st_dev, "ino": st.st_ino}
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+    except OSError:  # gone or unreadable: its take says so, as a retry's does
+        version, size, mtime_ns = {}, 0, 0
+    again, _ = journal.record(
+        fid,
+        record.path,
+        record.out_dir,
+        missing,
+        size,
+        mtime_ns,
+        digests=digests,
+        forced=True,
+        **version,
+    )
+    log.info("%s: trying again the outputs it lacks: %s", record.name, ", ".join(missing))
+    return again
+
+
+def source_facts(source: MediaInfo) -> dict[str, object]:
+    """The source's probe facts that ``status`` shows (``story.describe``)."""
+    return {
+        "duration": source.duration,
+        "format": source.format_name,
+        "video_codec": source.video_codec,
+        "audio_codec": source.audio_codec,
+        "width": source.width,
+        "height": source.height,
+    }
 
 
 def done_detail(record: FileRecord) -> str:

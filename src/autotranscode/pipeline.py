@@ -225,11 +225,15 @@ class Pipeline:
         self._finished(record.id)
         return True
 
-    def retry(self, record: FileRecord) -> None:
+    def retry(self, record: FileRecord) -> str:
         """Start a failed file over, to the destination it had; a stuck one (in flight, no
         ``run`` working on it) from its upload, under the job id it has, so a job that was
-        not lost after all is only done twice, never delivered twice."""
-        if record.state == FileState.FAILED or record.job_id is None:
+        not lost after all is only done twice, never delivered twice; a partly done one
+        anew for the outputs it lacks (``outcomes.redo``). The id of the file retried."""
+        if record.state == FileState.CLEANED:
+            record = outcomes.redo(self.journal, self.catalog, record)
+            state = FileState.DISCOVERED
+        elif record.state == FileState.FAILED or record.job_id is None:
             sources.reset_failed(self.journal, record)
             state = FileState.DISCOVERED
         else:
@@ -237,6 +241,7 @@ class Pipeline:
             self.journal.advance(record.id, state, detail="retry", expect=record.state)
         self.hooks.on_state(path=record.path, state=state)
         self.schedule(record.id)
+        return record.id
 
     def _unreadable(self, path: Path, out_dir: Path, exc: OSError, retry_failed: bool) -> str:
         """Record a file we cannot read as FAILED, so ``status`` and ``retry`` know of it."""
@@ -386,7 +391,7 @@ class Pipeline:
             with self._intake:
                 if identity.held_still(path, before):
                     self.journal.taken(record.id, before, digest)
-                    self.journal.story.describe(record.id, _facts(source))
+                    self.journal.story.describe(record.id, outcomes.source_facts(source))
                     taken = replace(
                         record,
                         state=FileState.UPLOADING,
@@ -615,14 +620,3 @@ class Pipeline:
         for other in self._scheduler.finished(fid):
             self.schedule(other)
 
-
-def _facts(source: MediaInfo) -> dict[str, object]:
-    """The source's probe facts that ``status`` shows."""
-    return {
-        "duration": source.duration,
-        "format": source.format_name,
-        "video_codec": source.video_codec,
-        "audio_codec": source.audio_codec,
-        "width": source.width,
-        "height": source.height,
-    }

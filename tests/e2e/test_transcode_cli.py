@@ -127,6 +127,39 @@ def test_an_output_that_cannot_be_made_leaves_the_file_partly_done(
     assert (facts.media["width"], facts.media["height"]) == (320, 240)
 
 
+def test_retry_of_a_partly_done_file_makes_only_the_outputs_it_lacks(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """A custom preset ffmpeg refuses fails alone; once the config is mended, ``retry``
+    makes that output and leaves the one delivered before as it is (no second copy)."""
+    clip = clips["h264.mp4"]
+    config = tmp_path / "config.toml"
+    config.write_text('[presets.mine]\nextends = "web-720p"\nextra_args = ["-level", "9.9"]\n')
+    out = tmp_path / "out"
+    presets = ("--preset", "mine", "--preset", "audio-aac", "--config", config)
+
+    first = local_cli.run("transcode", clip.path, "-o", out, *presets)
+
+    assert first.returncode == 1, first
+    line = r"^PARTLY DONE h264\.mp4 -> h264\.audio-aac\.m4a; not made: mine \(.+\)$"
+    assert re.search(line, first.stdout, re.M), first.stdout
+    assert names(out) == ["h264.audio-aac.m4a"]
+    before = (out / "h264.audio-aac.m4a").stat()
+
+    config.write_text('[presets.mine]\nextends = "web-720p"\n')
+    again = local_cli.run("retry", clip.path, "--config", config)
+
+    assert again.returncode == 0, again
+    assert_no_traceback(again.stderr)
+    assert re.search(r"^ok\s+h264\.mp4 -> h264\.mp4$", again.stdout, re.M), again.stdout
+    assert names(out) == ["h264.audio-aac.m4a", "h264.mp4"]
+    assert (out / "h264.audio-aac.m4a").stat().st_mtime_ns == before.st_mtime_ns
+    check_output(out / "h264.mp4", clip)
+    done = local_cli.run("retry", clip.path, "--config", config)
+    assert done.stdout.startswith("no failed or unfinished files to retry"), done
+    local_cli.assert_no_leftovers()
+
+
 def test_a_folder_of_good_clips_exits_0(
     cli: Cli, tmp_path: Path, clips: dict[str, Clip], videos: dict[str, Clip]
 ) -> None:

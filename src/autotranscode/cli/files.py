@@ -19,7 +19,7 @@ from ..journal import FileState, Journal
 from ..media import presets
 from ..media.probe import MediaInfo, ignored
 from ..media.transcoder import command
-from ..outcomes import Outcome
+from ..outcomes import Outcome, partly_done, redo
 from ..pipeline import Pipeline
 from ..service import JOURNAL_FILE, Service, StateDirBusy, serving, usable_state_dir
 from ..settings import Settings
@@ -277,6 +277,8 @@ def presets_show(name: str) -> None:
 def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any) -> None:
     """Try failed FILES (or --all-failed) again, to the folder and presets they had.
 
+    A partly done file is tried again for the outputs it lacks.
+
     A named file still in flight (its job lost while no `run` worked on it) is taken
     too: its job is submitted again.
 
@@ -298,6 +300,7 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             for r in journal.recent(1_000_000, FileState.FAILED)
             if all_failed or str(r.path) in wanted
         ]
+        failed += partly_done(journal, None if all_failed else wanted)
         # A named file still in flight (its job lost, say) is taken too: nothing else
         # would move it while no `run` works on this state dir.
         stuck = [r for r in journal.unfinished() if str(r.path) in wanted]
@@ -312,7 +315,10 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             except StateDirBusy:  # a run is active: it picks reset files up by itself
                 journal = Journal(s.state_dir / JOURNAL_FILE)
                 for record in failed:
-                    reset_failed(journal, record)
+                    if record.state == FileState.CLEANED:  # partly done
+                        redo(journal, s.catalog, record)
+                    else:
+                        reset_failed(journal, record)
                 journal.close()
                 click.echo(f"{len(failed)} files handed to the running autotranscode")
                 for record in stuck:
@@ -324,11 +330,9 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             failed += stuck
             pipe = service.pipeline
             stopper.install()
-            fids = [r.id for r in failed]
             with reporter:
                 pipe.start(resume=False)
-                for record in failed:
-                    pipe.retry(record)
+                fids = [pipe.retry(record) for record in failed]
                 _wait_or_stop(pipe, fids, stopper)
                 results = [pipe.outcome(fid) for fid in fids]
     interrupted = stopper.event.is_set()
