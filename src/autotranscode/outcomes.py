@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import identity, keys, outbox
-from .errors import AutotranscodeError
+from .errors import AutotranscodeError, ConfigError
 from .journal import FileRecord, FileState, Journal
 from .media import presets
 from .media.probe import MediaInfo, probe
@@ -106,7 +106,10 @@ def delivered(journal: Journal, record: FileRecord, placed: Iterable[tuple[str, 
 def placed(catalog: presets.Catalog, record: FileRecord) -> list[tuple[str, str]]:
     """Each output of a delivered file (its preset, its path in OUT): by its key, or (keyed
     otherwise: a copy's, or what OUT held already) by the order of the presets."""
-    named = outbox.output_names(catalog, record.job_id or "-", record.path, record.presets)
+    try:
+        named = outbox.output_names(catalog, record.job_id or "-", record.path, record.presets)
+    except ConfigError:  # a custom preset no longer configured: its outputs are in OUT
+        named = {}
     by_key = dict(zip(named, record.presets, strict=False))
     if all(key in by_key for key in record.outputs):
         return [(by_key[key], path) for key, path in record.outputs.items()]
@@ -229,7 +232,7 @@ def _probed(path: Path) -> tuple[float | None, int | None, int | None]:
         return None, None, None
     try:
         info: MediaInfo = probe(path)
-    except AutotranscodeError as exc:
+    except (AutotranscodeError, OSError) as exc:  # the facts must not cost the delivery
         log.debug("%s: not probed: %s", path.name, exc)
         return None, None, None
     return info.duration, info.width, info.height

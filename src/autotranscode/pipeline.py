@@ -35,7 +35,7 @@ from .errors import (
     ObjectMissing,
     OutputError,
 )
-from .journal import FileRecord, FileState, Journal
+from .journal import STAGES, FileRecord, FileState, Journal
 from .listener import Listener
 from .media import presets
 from .media.probe import MediaInfo, NotRegularFile, not_regular, probe
@@ -611,7 +611,7 @@ class Pipeline:
                 detail=detail,
                 size=record.size,
                 outputs=tuple((outputs or record.outputs).values()),
-                **({"stage": Stage.PARTLY_DONE} if failed else {}),
+                stage=Stage.PARTLY_DONE if failed else STAGES[state],
                 failed_outputs=tuple((o.preset, o.reason or "failed") for o in failed or ()),
             )
 
@@ -619,4 +619,3 @@ class Pipeline:
         # The files of the same content parked behind it: their output is a copy of this one.
         for other in self._scheduler.finished(fid):
             self.schedule(other)
-
