@@ -572,10 +572,13 @@ def _one_line(text: str) -> str:
 
 
 def _failures(outputs: Sequence[OutputStatus]) -> str | None:
-    """An ERROR's ``messageDetails`` when an output failed: which, and why; else None."""
+    """An ERROR's ``messageDetails`` when an output failed: which, and why (every one for
+    the same reason: that reason, as for a job that failed as a whole); else None."""
     failed = [o for o in outputs if o.status != "Complete"]
     if not failed:
         return None
+    if len(failed) == len(outputs) and len({o.status_detail for o in failed}) == 1:
+        return failed[0].status_detail or "the job failed"
     why = "; ".join(f"{o.preset_id}: {o.status_detail}" for o in failed)
     return f"{len(failed)} of {len(outputs)} outputs failed ({why})"[:MAX_DETAIL]
 
