@@ -53,7 +53,8 @@ class Subscriber:
     ) -> None:
         """``path`` reached ``state``. ``detail``: the outputs' names (CLEANED), the reason
         (FAILED). The pipeline also passes ``size`` (input bytes) and ``outputs`` (their
-        paths in OUT once placed)."""
+        paths in OUT once placed); for a file delivered with outputs that could not be made,
+        ``stage`` (``Stage.PARTLY_DONE``) and ``failed_outputs``, each (preset, reason)."""
 
     def on_progress(self, *, path: Path, stage: str, fraction: float, **kwargs: Any) -> None:
         """``fraction`` (0..1) of ``stage`` is done; transcoding adds ``speed`` and ``eta``."""
@@ -153,6 +154,8 @@ class _File:
     detail: str = ""
     ended: float | None = None  # done, failed or interrupted: the clock stops
     interrupted: bool = False
+    #: A partly done file's outputs that could not be made: (preset, reason), ``shown``.
+    failed_outputs: tuple[tuple[str, str], ...] = ()
 
     def elapsed(self, now: float) -> float:
         return (self.ended if self.ended is not None else now) - self.since
@@ -179,6 +182,8 @@ class Reporter(Subscriber):
         self._files: dict[Path, _File] = {}
         self._closed = False
         self.done = 0
+        #: Delivered with some outputs that could not be made.
+        self.partly = 0
         self.failed = 0
         #: Input bytes minus output bytes over the done files (negative when outputs grew).
         self.saved = 0
@@ -215,13 +220,19 @@ class Reporter(Subscriber):
     def on_state(
         self, *, path: Path, state: FileState, detail: str | None = None, **kwargs: Any
     ) -> None:
-        stage = STAGES[state]
+        told = kwargs.get("stage")
+        stage = told if isinstance(told, Stage) else STAGES[state]
         if stage is Stage.SKIPPED:  # not taken: like a file the watcher did not hand on
             with self._lock:
                 self._files.pop(path, None)
             return
         size = kwargs.get("size")
-        outputs = _total_size(kwargs.get("outputs") or ()) if stage is Stage.DONE else None
+        done = stage in (Stage.DONE, Stage.PARTLY_DONE)
+        outputs = _total_size(kwargs.get("outputs") or ()) if done else None
+        failed_outputs = tuple(
+            (shown(str(preset)), shown(str(reason)))
+            for preset, reason in kwargs.get("failed_outputs") or ()
+        )
         with self._lock:
             if self._closed:
                 return
@@ -236,11 +247,15 @@ class Reporter(Subscriber):
             if stage.finished:
                 del self._files[path]
                 f.ended, f.detail, f.output_size = self._clock(), shown(detail or ""), outputs
-                if stage is not Stage.FAILED:
-                    self.done += 1
+                f.failed_outputs = failed_outputs
+                if stage is Stage.FAILED:
+                    self.failed += 1
+                elif stage is Stage.PARTLY_DONE:
+                    self.partly += 1
                     self.saved += f.saved()
                 else:
-                    self.failed += 1
+                    self.done += 1
+                    self.saved += f.saved()
         if moved:
             self._changed(f)
 
@@ -280,10 +295,11 @@ class Reporter(Subscriber):
         with self._lock:
             in_flight = sum(1 for f in self._files.values() if not f.stage.waiting)
             queued = len(self._files) - in_flight
-            done, failed, saved = self.done, self.failed, self.saved
+            done, partly, failed, saved = self.done, self.partly, self.failed, self.saved
+        partly_text = f" · partly done {partly}" if partly else ""
         return (
-            f"done {done} · failed {failed} · in flight {in_flight} · queued {queued}"
-            f" · saved {size_text(saved)}"
+            f"done {done}{partly_text} · failed {failed} · in flight {in_flight}"
+            f" · queued {queued} · saved {size_text(saved)}"
         )
 
 
@@ -300,6 +316,16 @@ class LogReporter(Reporter):
         elif f.stage is Stage.DONE:
             took = clock_text(f.elapsed(0))
             log.info("%s: done -> %s (%s, in %s)", f.name, f.detail, _sizes(f, "->"), took)
+        elif f.stage is Stage.PARTLY_DONE:
+            took = clock_text(f.elapsed(0))
+            log.warning(
+                "%s: partly done -> %s; %s (%s, in %s)",
+                f.name,
+                f.detail,
+                _not_made(f),
+                _sizes(f, "->"),
+                took,
+            )
         else:
             log.info("%s: %s", f.name, f.stage)
 
@@ -391,6 +417,11 @@ class RichReporter(Reporter):
             return _markup(
                 f"[green]✓[/] [bold]{_safe(f.name)}[/] → {_safe(f.detail)} · {_sizes(f)} · {took}"
             )
+        if f.stage is Stage.PARTLY_DONE:
+            return _markup(
+                f"[yellow]◐ [bold]{_safe(f.name)}[/] partly done[/] → {_safe(f.detail)}"
+                f" · [yellow]{_safe(_not_made(f))}[/] · {_sizes(f)} · {took}"
+            )
         return _markup(f"[red]✗ [bold]{_safe(f.name)}[/] failed: {_safe(f.detail)}[/] · {took}")
 
 
@@ -405,6 +436,11 @@ def _stage_text(f: _File) -> str:
         if f.eta is not None:
             text += f" · ETA {clock_text(f.eta)}"
     return text
+
+
+def _not_made(f: _File) -> str:
+    """A partly done file's outputs that could not be made, each with its reason."""
+    return "not made: " + "; ".join(f"{p} ({reason})" for p, reason in f.failed_outputs)
 
 
 def _sizes(f: _File, arrow: str = "→") -> str:

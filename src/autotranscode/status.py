@@ -296,11 +296,13 @@ class _Current:
         result = []
         for i, preset in enumerate(r.presets):
             o = by_preset.get(preset)
-            if o is not None:
+            made = o is not None and o.status is OutputStatus.DONE
+            if o is not None and not (made and o.path is None and not r.state.finished):
+                # (an output made but not yet in OUT is still pending, below)
                 result.append(
                     Output(
                         preset=preset,
-                        status="done" if o.status is OutputStatus.DONE else "failed",
+                        status="done" if made else "failed",
                         path=_text(o.path) if o.path else None,
                         reason=o.reason,
                         size=o.size,

@@ -42,11 +42,13 @@ CREATE TABLE IF NOT EXISTS progress (
 """
 
 
-#: A record that counts now: any but a failed or skipped one with a later version of its
-#: path (a broken file since fixed). Done earlier versions count: each delivered an output.
+#: A record that counts now: any but one that a later version of its path made history
+#: (a failed or skipped one: a broken file since fixed; a partly done one: retried for the
+#: outputs it lacked). Done earlier versions count: each delivered its outputs.
 CURRENT = (
-    "(state NOT IN ('FAILED', 'SKIPPED') OR NOT EXISTS (SELECT 1 FROM files AS g"
-    " WHERE g.path = files.path AND g.rowid > files.rowid))"
+    "(NOT (state IN ('FAILED', 'SKIPPED') OR (state = 'CLEANED' AND EXISTS (SELECT 1 FROM"
+    " outputs AS o WHERE o.file_id = files.id AND o.status = 'failed'))) OR NOT EXISTS"
+    " (SELECT 1 FROM files AS g WHERE g.path = files.path AND g.rowid > files.rowid))"
 )
 
 

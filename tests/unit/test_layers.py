@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("backends",),
     ("engines",),
     (
-        *("pipeline", "listener", "scheduler", "identity", "jobs", "sources"),
+        *("pipeline", "listener", "scheduler", "identity", "jobs", "sources", "outcomes"),
         *("recovery", "watcher", "progress", "deploy", "status"),
     ),
     ("service",),

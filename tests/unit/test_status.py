@@ -233,3 +233,38 @@ def test_the_json_schema_is_published_from_the_model() -> None:
     assert {"stage", "outcome", "transitions", "outputs", "progress", "input"} <= set(
         file["properties"]
     )
+
+
+def test_a_partly_done_file_retried_for_what_it_lacked_is_history(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """``retry`` of a partly done file records the path again for the missing outputs:
+    once it is there, the partly done record is history (its MP4 stays delivered)."""
+    add(journal, "first", "talk.mov", presets=("audio-aac", "web-720p"))
+    walk(journal, "first", FileState.CLEANED)
+    journal.story.record_output("first", OutputRecord("audio-aac", OutputStatus.FAILED, reason="x"))
+    journal.story.record_output(
+        "first", OutputRecord("web-720p", OutputStatus.DONE, "/out/talk.mp4", size=10)
+    )
+    assert status.report(journal, tmp_path).totals.by_stage == {"partly done": 1}
+
+    add(journal, "again", "talk.mov", presets=("audio-aac",))
+    walk(journal, "again", FileState.CLEANED)
+
+    report = status.report(journal, tmp_path)
+    assert report.totals.by_stage == {"done": 1}
+    assert [f.id for f in report.recent] == ["again"]
+    [record] = status.find(journal, "talk.mov")
+    assert [v.id for v in status.file_status(journal, tmp_path, record).earlier_versions] == [
+        "first"
+    ]
+
+
+def test_an_output_made_but_not_yet_in_out_is_pending(journal: Journal, tmp_path: Path) -> None:
+    add(journal, "a", "a.mov")
+    walk(journal, "a", FileState.COMPLETED)
+    journal.story.record_output("a", OutputRecord("web-720p", OutputStatus.DONE, size=10))
+
+    [f] = status.report(journal, tmp_path).in_flight
+
+    assert [o.status for o in f.outputs] == ["pending"]

@@ -8,6 +8,9 @@ reappear when its lease ends, for another worker. Errors say whether they are
 signal, are retried through the lease until ``max_attempts``, then the job goes
 to the dead-letter queue with an ERROR notification, so no client waits forever.
 A stop (Ctrl+C, SIGTERM) hands the job back without counting an attempt.
+Bad media for one output only (an audio preset on a file without audio, an
+encoder error) fails that output; the others are still made and stored, and the
+ERROR notification says how each output ended, as Elastic Transcoder's did.
 """
 
 from __future__ import annotations
@@ -195,9 +198,13 @@ class Worker:
                 return
             self._failed(job, message, exc)
             return
-        self._publish(job, State.COMPLETED, outputs)
+        failures = _failures(outputs)
+        # As Elastic Transcoder did: a job with a failed output is in ERROR, each output
+        # saying how it ended; the client still takes the outputs that were made.
+        state = State.ERROR if failures else State.COMPLETED
+        self._publish(job, state, outputs, reason=failures)
         self.backend.jobs.delete(message)
-        log.info("%s: job %s completed", self.name, job.job_id)
+        log.info("%s: job %s %s", self.name, job.job_id, failures or "completed")
 
     def _failed(self, job: Job, message: Received, exc: AutotranscodeError | OSError) -> None:
         """One policy (the error's ``retryable``): answer at once, or count an attempt."""
@@ -255,38 +262,71 @@ class Worker:
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
             source = self._source_info(job, src)
             for index, output in enumerate(job.outputs):
-                preset = self.catalog.resolve(output.preset_id, output.preset_spec)
-                # Unique per attempt: a redelivered copy of this job (its lease ran out, say
-                # in an outage) can run here while this one is still being finished.
-                tmp = (
-                    self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}-{index}{preset.extension}"
-                )
-                report = _Throttled(self, job, index, source.duration)
-                last = index == len(job.outputs) - 1
-                stamp = Stamp(_content_hash(job), presets.digest(preset))
-                ffmpeg = _FfmpegEvents(
-                    self.hooks,
-                    job,
-                    tmp,
-                    previous if index == 0 else None,
-                    handoff if last else None,
-                )
-                info = transcode(
-                    self.ffmpeg,
-                    preset,
-                    source,
-                    src,
-                    tmp,
-                    report,
-                    cancel,
-                    started=ffmpeg.started,
-                    ended=ffmpeg.ended,
-                    stamp=stamp,
-                )
-                self.hooks.on_output_checked(job=job, output=tmp, info=info)
-                size = self._store_output(tmp, job.output_bucket, output.key)
-                results.append(_status(output.key, preset.id, info, size))
+                try:
+                    status = self._output(job, index, source, src, cancel, handoff, previous)
+                except AutotranscodeError as exc:
+                    if exc.retryable or cancel.is_set():
+                        raise  # not this output's fault: the whole job is tried again
+                    # This output cannot be made from this input (a preset needing audio on
+                    # a file without it, an encoder error): the others still can.
+                    log.warning(
+                        "%s: job %s output %s failed: %s", self.name, job.job_id, output.key, exc
+                    )
+                    status = OutputStatus(
+                        key=output.key,
+                        preset_id=output.preset_id,
+                        status="Error",
+                        status_detail=_one_line(str(exc)),
+                    )
+                    # It may have failed before its ffmpeg ran: the jobs around go on now.
+                    if previous is not None:
+                        previous.go.set()
+                    if handoff is not None and index == len(job.outputs) - 1:
+                        handoff.exited.set()
+                results.append(status)
         return tuple(results)
+
+    def _output(
+        self,
+        job: Job,
+        index: int,
+        source: MediaInfo,
+        src: Path,
+        cancel: threading.Event,
+        handoff: _Handoff | None,
+        previous: _Handoff | None,
+    ) -> OutputStatus:
+        """Make and store one output of the job; its "Complete" status."""
+        output = job.outputs[index]
+        preset = self.catalog.resolve(output.preset_id, output.preset_spec)
+        # Unique per attempt: a redelivered copy of this job (its lease ran out, say in an
+        # outage) can run here while this one is still being finished.
+        tmp = self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}-{index}{preset.extension}"
+        report = _Throttled(self, job, index, source.duration)
+        last = index == len(job.outputs) - 1
+        stamp = Stamp(_content_hash(job), presets.digest(preset))
+        ffmpeg = _FfmpegEvents(
+            self.hooks,
+            job,
+            tmp,
+            previous if index == 0 else None,
+            handoff if last else None,
+        )
+        info = transcode(
+            self.ffmpeg,
+            preset,
+            source,
+            src,
+            tmp,
+            report,
+            cancel,
+            started=ffmpeg.started,
+            ended=ffmpeg.ended,
+            stamp=stamp,
+        )
+        self.hooks.on_output_checked(job=job, output=tmp, info=info)
+        size = self._store_output(tmp, job.output_bucket, output.key)
+        return _status(output.key, preset.id, info, size)
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
         """The client's probe when it is of this very object (same size), else our own."""
@@ -311,7 +351,11 @@ class Worker:
         return total
 
     def _already_stored(self, job: Job) -> tuple[OutputStatus, ...] | None:
-        """Outputs of a redelivered job that an earlier attempt stored before it died."""
+        """Outputs of a redelivered job that an earlier attempt stored before it died.
+
+        Only when every output is stored: an attempt that ended with a failed output
+        answered at once (ERROR) and deleted its job, so a copy of it that finds an output
+        missing does the job again and answers the same way."""
         store = self.backend.store
         if any(self.catalog.resolve(o.preset_id, o.preset_spec).folder for o in job.outputs):
             return None  # a folder may be half stored: do it again
@@ -520,6 +564,23 @@ def _status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatu
         height=info.height,
         size=size,
     )
+
+
+def _one_line(text: str) -> str:
+    """A reason as a notification carries it: its first line, cut to fit."""
+    return (text.strip().splitlines() or ["failed"])[0][:MAX_DETAIL]
+
+
+def _failures(outputs: Sequence[OutputStatus]) -> str | None:
+    """An ERROR's ``messageDetails`` when an output failed: which, and why (every one for
+    the same reason: that reason, as for a job that failed as a whole); else None."""
+    failed = [o for o in outputs if o.status != "Complete"]
+    if not failed:
+        return None
+    if len(failed) == len(outputs) and len({o.status_detail for o in failed}) == 1:
+        return failed[0].status_detail or "the job failed"
+    why = "; ".join(f"{o.preset_id}: {o.status_detail}" for o in failed)
+    return f"{len(failed)} of {len(outputs)} outputs failed ({why})"[:MAX_DETAIL]
 
 
 def workdir_for(root: Path, name: str) -> Path:
