@@ -477,6 +477,38 @@ class Journal:
             (*states, limit, offset),
         )
 
+    def page(
+        self,
+        text: str = "",
+        states: tuple[FileState, ...] = (),
+        limit: int = 50,
+        offset: int = 0,
+        failed_output: bool | None = None,
+    ) -> tuple[list[FileRecord], int]:
+        """A page of ``current`` (newest first) whose path holds ``text``, and how many match
+        in all: the dashboard's history, in SQL so ten thousand files stay one query.
+        ``failed_output``: only files with (True) or without (False) a failed output."""
+        where = _CURRENT
+        params: list[object] = []
+        if text:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where += " AND CAST(path AS TEXT) LIKE ? ESCAPE '\\'"
+            params.append(f"%{escaped}%")
+        if states:
+            where += f" AND state IN ({', '.join('?' * len(states))})"
+            params += states
+        if failed_output is not None:
+            where += (
+                f" AND {'' if failed_output else 'NOT '}EXISTS (SELECT 1 FROM outputs AS o"
+                " WHERE o.file_id = files.id AND o.status = 'failed')"
+            )
+        total = int(self.db.query(f"SELECT COUNT(*) FROM files WHERE {where}", tuple(params))[0][0])
+        rows = self._select(
+            f"WHERE {where} ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return rows, total
+
     def versions_of(self, path: Path) -> list[FileRecord]:
         """Every record of ``path``, oldest first."""
         return self._select("WHERE path = ? ORDER BY rowid", (_db_path(path),))

@@ -1,0 +1,245 @@
+"""The dashboard's data, apart from HTTP: history pages, presets with their commands,
+health, Prometheus metrics, retry and upload. Everything about a file comes from the
+``status`` model, so the pages, the API and ``status --json`` never disagree."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Event
+
+import anyio
+import msgspec
+
+from .. import status
+from ..journal import FileState, Journal
+from ..media.presets import Catalog
+from ..media.probe import MediaInfo, ignored
+from ..media.transcoder import command
+from ..settings import Settings
+from ..sources import reset_failed
+from ..stages import STAGES, Stage
+
+#: Files on one page of History.
+PAGE_SIZE = 50
+#: Free space under which ``/healthz`` says not ready (state dir, OUT, DROP).
+MIN_FREE_BYTES = 200 * 1000 * 1000
+#: The largest upload accepted unless ``create_app`` is told otherwise.
+DEFAULT_UPLOAD_LIMIT = 20 * 1000**3
+#: An upload in progress, in DROP: hidden (the watcher never takes it), renamed when whole.
+UPLOAD_PREFIX = ".autotranscode-upload-"
+
+
+class PresetInfo(msgspec.Struct, frozen=True):
+    """A preset and the exact ffmpeg command it runs (``presets show``)."""
+
+    id: str
+    extension: str
+    folder: bool
+    description: str
+    custom: bool
+    command: str
+
+
+class HistoryPage(msgspec.Struct, frozen=True):
+    """One page of History: ``/api/files`` and the History page."""
+
+    schema_version: int
+    total: int
+    offset: int
+    limit: int
+    files: list[status.FileStatus]
+
+
+@dataclass
+class Dashboard:
+    """What the app serves from: one state dir's journal, and where files come and go."""
+
+    state_dir: Path
+    settings: Settings
+    journal: Journal
+    drop: Path | None = None
+    out: Path | None = None
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
+    #: Set when the server stops: live streams end instead of holding the stop up.
+    stopping: Event = field(default_factory=Event)
+
+    def history(
+        self, text: str = "", stage: Stage | None = None, offset: int = 0, limit: int = PAGE_SIZE
+    ) -> HistoryPage:
+        states: tuple[FileState, ...] = ()
+        failed_output: bool | None = None
+        if stage is not None:
+            states = tuple(s for s, st in STAGES.items() if st is stage)
+            if stage in (Stage.DONE, Stage.PARTLY_DONE):
+                states = (FileState.CLEANED,)
+                failed_output = stage is Stage.PARTLY_DONE
+        records, total = self.journal.page(text, states, limit, offset, failed_output)
+        files = [status.file_status(self.journal, self.state_dir, r) for r in records]
+        return HistoryPage(status.SCHEMA_VERSION, total, offset, limit, files)
+
+    def live(self) -> bytes:
+        """What the live stream sends: totals and the files in flight, as JSON."""
+        report = status.report(self.journal, self.state_dir, 0)
+        return msgspec.json.encode({"totals": report.totals, "in_flight": report.in_flight})
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (the pipeline's) commits to the journal:
+        one cheap statement tells the live stream whether there is anything new to send."""
+        return int(self.journal.db.query("PRAGMA data_version")[0][0])
+
+    def file(self, fid: str) -> status.FileStatus | None:
+        record = self.journal.get(fid)
+        return None if record is None else status.file_status(self.journal, self.state_dir, record)
+
+    def retry(self, fid: str) -> str | None:
+        """Put a failed file back at the start, as ``autotranscode retry`` does when a run is
+        active (a running pipeline picks it up within seconds; otherwise the next run does).
+        Returns why it cannot be retried, or None."""
+        self.journal.supersede_failed()  # a later version of a path is the one to retry
+        record = self.journal.get(fid)
+        if record is None:
+            return "unknown file"
+        if record.state is not FileState.FAILED:
+            return f"only failed files are retried; this one is {STAGES[record.state]}"
+        reset_failed(self.journal, record)
+        return None
+
+    def presets(self) -> list[PresetInfo]:
+        return presets_of(self.settings.catalog)
+
+    def health(self) -> dict[str, object]:
+        checks: dict[str, dict[str, object]] = {"journal": _journal_check(self.journal)}
+        folders = {"state_dir": self.state_dir, "out": self.out, "drop": self.drop}
+        for name, folder in folders.items():
+            if folder is not None:
+                checks[f"disk_{name}"] = _disk_check(folder)
+        return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
+
+    def metrics(self) -> str:
+        return metrics_text(status.totals(self.journal))
+
+
+#: The source ``presets show`` describes a command for: 1080p with audio.
+EXAMPLE_SOURCE = MediaInfo(60.0, "mov", "prores", 1920, 1080, "pcm_s16le")
+
+
+def presets_of(catalog: Catalog) -> list[PresetInfo]:
+    custom = {p.id for p in catalog.custom}
+    found = []
+    for p in catalog.all():
+        out = Path(f"OUTPUT{p.extension}")
+        cmd = command("ffmpeg", p, EXAMPLE_SOURCE, Path("INPUT"), out)
+        found.append(
+            PresetInfo(p.id, p.extension, p.folder, p.description, p.id in custom, shlex.join(cmd))
+        )
+    return found
+
+
+def _journal_check(journal: Journal) -> dict[str, object]:
+    try:
+        journal.counts()
+        with tempfile.TemporaryFile(dir=journal.path.parent):
+            pass
+        writable = os.access(journal.path, os.W_OK)
+    except Exception as exc:  # any failure to read is the answer, not an error of ours
+        return {"ok": False, "detail": str(exc)}
+    return {"ok": writable, "detail": "readable and writable" if writable else "read-only"}
+
+
+def _disk_check(folder: Path) -> dict[str, object]:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        return {"ok": False, "path": str(folder), "detail": exc.strerror or str(exc)}
+    return {"ok": free >= MIN_FREE_BYTES, "path": str(folder), "free_bytes": free}
+
+
+def metrics_text(t: status.Totals) -> str:
+    """The Prometheus text format (version 0.0.4)."""
+    lines = [
+        "# HELP autotranscode_files Files in the journal by stage.",
+        "# TYPE autotranscode_files gauge",
+    ]
+    for stage in Stage:
+        lines.append(f'autotranscode_files{{stage="{stage.value}"}} {t.by_stage.get(stage, 0)}')
+    for name, value, what in (
+        ("in_flight", t.in_flight, "Files being worked on (not waiting)."),
+        ("queued", t.queued, "Files waiting for a step."),
+        ("bytes_in", t.bytes_in, "Input bytes of the files done."),
+        ("bytes_out", t.bytes_out, "Output bytes of the files done."),
+        ("bytes_saved", t.bytes_saved, "Input minus output bytes of the files done."),
+    ):
+        lines += [
+            f"# HELP autotranscode_{name} {what}",
+            f"# TYPE autotranscode_{name} gauge",
+            f"autotranscode_{name} {value}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# -- upload ---------------------------------------------------------------------------------------
+
+
+class UploadError(Exception):
+    """An upload refused: ``status`` is the HTTP status, the message says why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def safe_name(name: str) -> str:
+    """The name an upload gets in DROP, or UploadError: one plain name, no folder, no way
+    out of DROP, nothing the watcher would not take."""
+    if not name or _UNSAFE.search(name) or name in (".", "..") or ".." in name:
+        raise UploadError(400, "the name must be a plain file name (no '/', '\\' or '..')")
+    if ignored(name) or len(name.encode()) > 200:
+        raise UploadError(400, "the name must not start with '.' or '~', nor be a temporary name")
+    return name
+
+
+async def receive_upload(
+    drop: Path, name: str, chunks: AsyncIterator[bytes], limit: int, declared: int | None
+) -> Path:
+    """Stream ``chunks`` into a hidden temporary file in DROP, then rename it to ``name``
+    (never over an existing file): the watcher sees the file only whole. Nothing is left
+    behind when the upload fails."""
+    name = safe_name(name)
+    if declared is not None and declared > limit:
+        raise UploadError(413, f"the file is larger than the upload limit ({limit} bytes)")
+    tmp = drop / f"{UPLOAD_PREFIX}{secrets.token_hex(8)}"
+    size = 0
+    try:
+        with tmp.open("xb") as f:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UploadError(
+                        413, f"the file is larger than the upload limit ({limit} bytes)"
+                    )
+                await anyio.to_thread.run_sync(f.write, chunk)
+        final = drop / name
+        try:
+            os.link(tmp, final)  # fails if the name is taken: never over a file in DROP
+        except FileExistsError as exc:
+            raise UploadError(409, "a file of that name is in the drop folder already") from exc
+        except OSError:  # no hard links here (FAT, some shares): a rename, checked first
+            if final.exists():
+                raise UploadError(
+                    409, "a file of that name is in the drop folder already"
+                ) from None
+            tmp.rename(final)
+        return final
+    finally:
+        tmp.unlink(missing_ok=True)
