@@ -488,7 +488,7 @@ class Journal:
         """A page of ``current`` (newest first) whose path holds ``text``, and how many match
         in all: the dashboard's history, in SQL so ten thousand files stay one query.
         ``failed_output``: only files with (True) or without (False) a failed output."""
-        where = _CURRENT
+        where = CURRENT
         params: list[object] = []
         if text:
             escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -332,3 +332,22 @@ def test_login_sets_a_strict_httponly_cookie_and_posts_still_need_csrf(
         assert ok.status_code == 200
         elsewhere = c.post("/login?next=//evil.example/", data={"token": "s3cret", "csrf": token})
         assert elsewhere.headers["location"] == "/"
+
+
+def test_totals_follow_the_journal_as_files_finish(
+    client: TestClient, state: tuple[Path, Journal]
+) -> None:
+    """Overview and /metrics reuse their totals between changes of the counts: a file
+    finishing changes them, bytes included."""
+    before = client.get("/metrics").text.splitlines()
+    assert 'autotranscode_files{stage="done"} 1' in before
+    journal, out = state[1], state[0].parent / "out"
+    for step in TO_CLEANED[1:]:
+        journal.advance("fly1", step)
+    journal.story.record_output(
+        "fly1", OutputRecord("web-720p", OutputStatus.DONE, str(out / "b.mp4"), size=100)
+    )
+    after = client.get("/metrics").text.splitlines()
+    assert 'autotranscode_files{stage="done"} 2' in after
+    assert "autotranscode_bytes_out 500" in after and "autotranscode_in_flight 0" in after
+    assert "nothing in flight" in client.get("/").text

@@ -77,8 +77,14 @@ def create_app(
     # -- pages ---------------------------------------------------------------------------------
 
     def overview(request: Request) -> Response:
-        report = status.report(journal, state_dir, 10)
-        return page(request, "overview.html", report=report, nav="overview")
+        return page(
+            request,
+            "overview.html",
+            nav="overview",
+            totals=dash.totals(),
+            in_flight=dash.in_flight(),
+            files=dash.recent(10),
+        )
 
     def history(request: Request) -> Response:
         q, stage, number = _history_query(request)

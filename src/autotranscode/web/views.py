@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from threading import Event
+from threading import Event, Lock
 
 import anyio
 import msgspec
@@ -25,7 +25,7 @@ from ..media.probe import MediaInfo, ignored
 from ..media.transcoder import command
 from ..settings import Settings
 from ..sources import reset_failed
-from ..stages import STAGES, Stage
+from ..stages import FINISHED, STAGES, Stage
 
 #: Files on one page of History.
 PAGE_SIZE = 50
@@ -70,11 +70,19 @@ class Dashboard:
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     #: Set when the server stops: live streams end instead of holding the stop up.
     stopping: Event = field(default_factory=Event)
+    _lock: Lock = field(default_factory=Lock)
+    _totals: tuple[object, status.Totals] | None = None
 
     def history(
-        self, text: str = "", stage: Stage | None = None, offset: int = 0, limit: int = PAGE_SIZE
+        self,
+        text: str = "",
+        stage: Stage | None = None,
+        offset: int = 0,
+        limit: int = PAGE_SIZE,
+        finished: bool = False,
     ) -> HistoryPage:
-        states: tuple[FileState, ...] = ()
+        """A page of files, newest first; ``finished``: only those that ended."""
+        states: tuple[FileState, ...] = tuple(FINISHED) if finished else ()
         failed_output: bool | None = None
         if stage is not None:
             states = tuple(s for s, st in STAGES.items() if st is stage)
@@ -85,10 +93,34 @@ class Dashboard:
         files = [status.file_status(self.journal, self.state_dir, r) for r in records]
         return HistoryPage(status.SCHEMA_VERSION, total, offset, limit, files)
 
+    def totals(self) -> status.Totals:
+        """``status.totals``, computed again only when the files' counts by state or their
+        recorded outputs change.
+
+        It reads every done file (a third of a second at 10,000 files), while what a live
+        page mostly sees change is progress, which changes neither; a file finishing
+        changes a count, and its outputs the bytes in and out."""
+        outputs = tuple(self.journal.db.query("SELECT COUNT(*), MAX(at) FROM outputs")[0])
+        counts = (self.journal.counts(), outputs)
+        with self._lock:
+            if self._totals is not None and self._totals[0] == counts:
+                return self._totals[1]
+        totals = status.totals(self.journal)
+        with self._lock:
+            self._totals = (counts, totals)
+        return totals
+
+    def in_flight(self) -> list[status.FileStatus]:
+        """The unfinished files, oldest first, as ``status`` lists them."""
+        unfinished = sorted(self.journal.unfinished(), key=lambda r: r.created_at)
+        return [status.file_status(self.journal, self.state_dir, r) for r in unfinished]
+
+    def recent(self, limit: int) -> list[status.FileStatus]:
+        return self.history(limit=limit, finished=True).files
+
     def live(self) -> bytes:
         """What the live stream sends: totals and the files in flight, as JSON."""
-        report = status.report(self.journal, self.state_dir, 0)
-        return msgspec.json.encode({"totals": report.totals, "in_flight": report.in_flight})
+        return msgspec.json.encode({"totals": self.totals(), "in_flight": self.in_flight()})
 
     def data_version(self) -> int:
         """Changes whenever another connection (the pipeline's) commits to the journal:
@@ -124,7 +156,7 @@ class Dashboard:
         return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
 
     def metrics(self) -> str:
-        return metrics_text(status.totals(self.journal))
+        return metrics_text(self.totals())
 
 
 #: The source ``presets show`` describes a command for: 1080p with audio.
