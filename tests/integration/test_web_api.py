@@ -344,6 +344,9 @@ def test_totals_follow_the_journal_as_files_finish(
     journal, out = state[1], state[0].parent / "out"
     for step in TO_CLEANED[1:]:
         journal.advance("fly1", step)
+    counted = client.get("/metrics").text.splitlines()
+    assert 'autotranscode_files{stage="done"} 2' in counted
+    assert "autotranscode_bytes_out 400" in counted  # its output not recorded yet
     journal.story.record_output(
         "fly1", OutputRecord("web-720p", OutputStatus.DONE, str(out / "b.mp4"), size=100)
     )
