@@ -79,6 +79,43 @@ def test_run_with_web_serves_the_dashboard_of_its_pipeline(
         get(base + "healthz")  # stopped with the service
 
 
+def test_retry_from_the_dashboard_goes_back_through_the_running_pipeline(
+    cli: Cli, tmp_path: Path, broken: dict[str, Path]
+) -> None:
+    drop, out = tmp_path / "drop", tmp_path / "out"
+    drop.mkdir()
+    run = cli.start("run", "run", drop, out, "--settle", "0.3", "--web", f"127.0.0.1:{free_port()}")
+    base = served(run)
+    shutil.copyfile(broken["truncated.mp4"], drop / "bad.mp4")
+
+    def failed() -> list[dict[str, Any]]:
+        files: list[dict[str, Any]] = get(base + "api/files?stage=failed").json()["files"]
+        return files
+
+    (bad,) = wait_until(failed, "the truncated clip failed", procs=(run,))
+    assert bad["reason"]
+    page = get(f"{base}files/{bad['id']}").text
+    assert f'action="/files/{bad["id"]}/retry"' in page
+    refused = httpx.post(f"{base}api/files/{bad['id']}/retry", timeout=30)
+    assert refused.status_code == 403  # no CSRF token
+    token = get(base + "api/session").json()["csrf_token"]
+    retried = httpx.post(
+        f"{base}api/files/{bad['id']}/retry", headers={"X-CSRF-Token": token}, timeout=30
+    )
+    assert retried.status_code == 200, retried.text
+
+    def tried_again() -> bool:
+        story = get(f"{base}api/files/{bad['id']}").json()
+        steps = [(t["stage"], t["detail"]) for t in story["transitions"]]
+        retry_at = steps.index(("queued", "retry"))
+        return story["stage"] == "failed" and any(s == "failed" for s, _ in steps[retry_at:])
+
+    # The running pipeline takes the file back (as after `autotranscode retry`) and, its
+    # content being what it was, fails it again: through the whole path once more.
+    wait_until(tried_again, "the retried clip taken and failed again", procs=(run,))
+    assert run.stop() == 0, run
+
+
 def test_web_beyond_loopback_prints_a_token_and_requires_it(cli: Cli) -> None:
     port = free_port()
     web = cli.start("web", "web", "--web", f"0.0.0.0:{port}")
