@@ -8,6 +8,7 @@ The journal behind it is driven through its real transitions, as the pipeline dr
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -354,3 +355,18 @@ def test_totals_follow_the_journal_as_files_finish(
     assert 'autotranscode_files{stage="done"} 2' in after
     assert "autotranscode_bytes_out 500" in after and "autotranscode_in_flight 0" in after
     assert "nothing in flight" in client.get("/").text
+
+
+def test_a_journal_gone_is_a_503_in_one_line(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    with client_for(state_dir) as c:
+        assert c.get("/api/status").status_code == 200
+        c.app.state.dashboard.journal.close()  # type: ignore[attr-defined]
+        shutil.rmtree(state_dir)  # deleted under the running dashboard
+        api = c.get("/api/status")
+        assert api.status_code == 503
+        assert api.json()["error"].startswith("journal: cannot read")
+        page = c.get("/history", headers={"Accept": "text/html"})
+        assert page.status_code == 503 and "journal: cannot read" in page.text
+        health = c.get("/healthz")
+        assert health.status_code == 503 and health.json()["checks"]["journal"]["ok"] is False

@@ -8,6 +8,7 @@ its own (the pipeline's commits reach it as they land) and writes only what the 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from .. import status
+from ..errors import AutotranscodeError
 from ..journal import Journal
 from ..progress import clock_text, size_text
 from ..service import JOURNAL_FILE, usable_state_dir
@@ -39,6 +41,8 @@ from ..text import shown
 from .openapi import openapi
 from .security import CSRF_FIELD, SESSION_COOKIE, Guard, Keys
 from .views import DEFAULT_UPLOAD_LIMIT, PAGE_SIZE, Dashboard, UploadError, receive_upload
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 #: How often a live stream looks for news (one cheap statement), and the longest silence
@@ -254,7 +258,19 @@ def create_app(
         Route("/metrics", metrics),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        """The journal cannot be read (locked too long, damaged, gone): one line, 503."""
+        log.warning("dashboard: %s", exc)
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get(
+            "accept", ""
+        ):
+            return _error(503, str(exc))
+        return page(request, "error.html", 503, title="Unavailable", message=str(exc))
+
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={AutotranscodeError: unavailable}
+    )
     app.state.dashboard = dash
     app.add_middleware(Guard, keys=keys)
     return app
@@ -267,10 +283,16 @@ async def _live(dash: Dashboard) -> AsyncIterator[bytes]:
     last: int | None = None
     quiet = 0.0
     while not dash.stopping.is_set():
-        version = await anyio.to_thread.run_sync(dash.data_version)
-        if version != last:
+        try:
+            version = await anyio.to_thread.run_sync(dash.data_version)
+            data = await anyio.to_thread.run_sync(dash.live) if version != last else None
+        except AutotranscodeError as exc:  # a journal busy or gone: said, then tried again
+            log.warning("dashboard: %s", exc)
+            yield b"event: problem\ndata: " + msgspec.json.encode(str(exc)) + b"\n\n"
+            await anyio.sleep(KEEPALIVE_SECONDS / 3)
+            continue
+        if data is not None:
             last = version
-            data = await anyio.to_thread.run_sync(dash.live)
             yield b"event: status\ndata: " + data + b"\n\n"
             quiet = 0.0
         elif quiet >= KEEPALIVE_SECONDS:
