@@ -370,3 +370,27 @@ def test_a_journal_gone_is_a_503_in_one_line(tmp_path: Path) -> None:
         assert page.status_code == 503 and "journal: cannot read" in page.text
         health = c.get("/healthz")
         assert health.status_code == 503 and health.json()["checks"]["journal"]["ok"] is False
+
+
+def test_downloads_serve_only_known_outputs_inside_out(
+    client: TestClient, state: tuple[Path, Journal], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    (out / "done1.mp4").write_bytes(b"the output")
+    got = client.get("/files/done1/outputs/web-720p")
+    assert got.status_code == 200 and got.content == b"the output"
+    assert got.headers["content-disposition"] == 'attachment; filename="done1.mp4"'
+    assert 'href="/files/done1/outputs/web-720p"' in client.get("/files/done1").text
+    assert client.get("/files/done1/outputs/other").status_code == 404
+    assert client.get("/files/bad1/outputs/web-720p").status_code == 404  # failed: none
+    assert client.get("/files/nope/outputs/web-720p").status_code == 404
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not an output")
+    (out / "link.mp4").symlink_to(secret)
+    add(state[1], "lnk", "link.mov", out)
+    for step in TO_CLEANED:
+        state[1].advance("lnk", step)
+    state[1].story.record_output(
+        "lnk", OutputRecord("web-720p", OutputStatus.DONE, str(out / "link.mp4"))
+    )
+    assert client.get("/files/lnk/outputs/web-720p").status_code == 404  # leads out of OUT

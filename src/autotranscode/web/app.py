@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
+    FileResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -120,6 +121,12 @@ def create_app(
             return not_found(request, "No such file in the journal.")
         log_lines = _tail(Path(f.log), LOG_TAIL_LINES) if f.log else []
         return page(request, "file.html", nav="history", f=f, log_lines=log_lines)
+
+    def download(request: Request) -> Response:
+        path = dash.output_file(request.path_params["fid"], request.path_params["preset"])
+        if path is None:
+            return not_found(request, "No such output in OUT (not done, moved, or a folder).")
+        return FileResponse(path, filename=path.name, content_disposition_type="attachment")
 
     def file_retry(request: Request) -> Response:
         fid = request.path_params["fid"]
@@ -242,6 +249,7 @@ def create_app(
         Route("/history", history),
         Route("/files/{fid}", file_page),
         Route("/files/{fid}/retry", file_retry, methods=["POST"]),
+        Route("/files/{fid}/outputs/{preset}", download),
         Route("/presets", presets_page),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),

@@ -131,6 +131,25 @@ class Dashboard:
         record = self.journal.get(fid)
         return None if record is None else status.file_status(self.journal, self.state_dir, record)
 
+    def output_file(self, fid: str, preset: str) -> Path | None:
+        """The file a done output of ``fid`` is in OUT, to download: only a known output,
+        only a regular file, only inside the folder the file's outputs go to."""
+        record = self.journal.get(fid)
+        f = self.file(fid)
+        if record is None or f is None:
+            return None
+        for o in f.outputs:
+            if o.preset != preset or o.status != "done" or not o.path:
+                continue
+            path = Path(o.path)
+            try:
+                real, home = path.resolve(strict=True), record.out_dir.resolve(strict=True)
+            except OSError:
+                return None
+            if real.is_file() and real.is_relative_to(home):
+                return real
+        return None
+
     def retry(self, fid: str) -> str | None:
         """Put a failed file back at the start, as ``autotranscode retry`` does when a run is
         active (a running pipeline picks it up within seconds; otherwise the next run does).
