@@ -68,11 +68,34 @@ def test_run_with_web_serves_the_dashboard_of_its_pipeline(
     assert Path(finished.outputs[0].path or "").is_file()
     page = get(f"{base}files/{finished.id}").text
     assert "clip.mp4" in page and "web-720p" in page
+    # An upload lands in DROP whole, and the watcher takes it like any dropped file.
+    token = get(base + "api/session").json()["csrf_token"]
+    uploaded = httpx.post(
+        base + "api/upload",
+        params={"name": "sent.mp4"},
+        content=clips["vp9.mkv"].path.read_bytes(),
+        headers={"X-CSRF-Token": token},
+        timeout=30,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    report = wait_until(
+        lambda: (
+            (
+                r := msgspec.json.decode(get(base + "api/status").content, type=model.Report)
+            ).totals.by_stage.get("done")
+            == 2
+            and r
+        ),
+        "the uploaded clip done",
+        procs=(run,),
+    )
+    assert {f.name for f in report.recent} == {"clip.mp4", "sent.mp4"}
+    assert not [p for p in drop.iterdir() if p.name.startswith(".")]  # no upload left over
     health = get(base + "healthz")
     assert health.status_code == 200 and health.json()["ok"] is True, health.text
     assert set(health.json()["checks"]) == {"journal", "disk_state_dir", "disk_out", "disk_drop"}
     metrics = get(base + "metrics").text
-    assert 'autotranscode_files{stage="done"} 1' in metrics.splitlines()
+    assert 'autotranscode_files{stage="done"} 2' in metrics.splitlines()
     assert "autotranscode_in_flight 0" in metrics.splitlines()
     assert run.stop() == 0, run
     with pytest.raises(httpx.ConnectError):
@@ -150,7 +173,10 @@ def test_web_serves_a_state_dir_and_its_presets_as_presets_show_prints_them(cli:
     (web720,) = [p for p in presets if p["id"] == "web-720p"]
     assert web720["command"] == shown.stdout.strip()
     assert get(base + "healthz").json()["ok"] is True
-    assert web.stop() == 0, web
+    with httpx.stream("GET", base + "api/events", timeout=30) as events:
+        assert next(events.iter_lines()) == "retry: 2000"
+        # A page left open does not hold Ctrl+C up: its stream ends with the server.
+        assert web.stop() == 0, web
     assert "stopping the dashboard" in web.stderr
 
 
