@@ -43,6 +43,12 @@ def get(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.get(url, timeout=30, **kwargs)
 
 
+def done_count(base: str, n: int) -> model.Report | None:
+    """``/api/status`` once ``n`` files are done (decoded against the status model)."""
+    report = msgspec.json.decode(get(base + "api/status").content, type=model.Report)
+    return report if report.totals.by_stage.get("done") == n else None
+
+
 def test_run_with_web_serves_the_dashboard_of_its_pipeline(
     cli: Cli, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
@@ -58,11 +64,7 @@ def test_run_with_web_serves_the_dashboard_of_its_pipeline(
 
     shutil.copyfile(clips["h264.mp4"].path, drop / "clip.mp4")
 
-    def done() -> model.Report | None:
-        report = msgspec.json.decode(get(base + "api/status").content, type=model.Report)
-        return report if report.totals.by_stage.get("done") == 1 else None
-
-    report = wait_until(done, "the clip done, as /api/status tells", procs=(run,))
+    report = wait_until(lambda: done_count(base, 1), "the clip done, per /api/status", procs=(run,))
     (finished,) = report.recent
     assert finished.name == "clip.mp4" and finished.outputs[0].status == "done"
     assert Path(finished.outputs[0].path or "").is_file()
@@ -78,17 +80,7 @@ def test_run_with_web_serves_the_dashboard_of_its_pipeline(
         timeout=30,
     )
     assert uploaded.status_code == 201, uploaded.text
-    report = wait_until(
-        lambda: (
-            (
-                r := msgspec.json.decode(get(base + "api/status").content, type=model.Report)
-            ).totals.by_stage.get("done")
-            == 2
-            and r
-        ),
-        "the uploaded clip done",
-        procs=(run,),
-    )
+    report = wait_until(lambda: done_count(base, 2), "the uploaded clip done", procs=(run,))
     assert {f.name for f in report.recent} == {"clip.mp4", "sent.mp4"}
     assert not [p for p in drop.iterdir() if p.name.startswith(".")]  # no upload left over
     health = get(base + "healthz")
