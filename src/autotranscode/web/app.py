@@ -130,8 +130,9 @@ def create_app(
 
     def file_retry(request: Request) -> Response:
         fid = request.path_params["fid"]
-        problem = dash.retry(fid)
-        if problem == "unknown file":
+        try:
+            problem = dash.retry(fid)
+        except KeyError:
             return not_found(request, "No such file in the journal.")
         if problem is not None:
             return page(request, "error.html", 409, title="Not retried", message=problem)
@@ -190,8 +191,9 @@ def create_app(
         return Response(status.to_json(f), media_type=JSON)
 
     def api_retry(request: Request) -> Response:
-        problem = dash.retry(request.path_params["fid"])
-        if problem == "unknown file":
+        try:
+            problem = dash.retry(request.path_params["fid"])
+        except KeyError:
             return _error(404, "no such file in the journal")
         if problem is not None:
             return _error(409, problem)

@@ -153,11 +153,11 @@ class Dashboard:
     def retry(self, fid: str) -> str | None:
         """Put a failed file back at the start, as ``autotranscode retry`` does when a run is
         active (a running pipeline picks it up within seconds; otherwise the next run does).
-        Returns why it cannot be retried, or None."""
+        Returns why it cannot be retried, or None; KeyError for a file the journal lacks."""
         self.journal.supersede_failed()  # a later version of a path is the one to retry
         record = self.journal.get(fid)
         if record is None:
-            return "unknown file"
+            raise KeyError(fid)
         if record.state is not FileState.FAILED:
             return f"only failed files are retried; this one is {STAGES[record.state]}"
         reset_failed(self.journal, record)
