@@ -108,6 +108,9 @@ def test_pages_render_hostile_names_as_text(client: TestClient) -> None:
     assert "&lt;img src=x onerror=alert(2)&gt; is not media" in story
     assert 'action="/files/bad1/retry"' in story  # the Retry button of a failed file
     assert 'action="/files/done1/retry"' not in client.get("/files/done1").text
+    # A file in flight has its stage kept live on its page (dashboard.js); a finished one not.
+    assert 'id="live-stage" data-file="fly1"' in client.get("/files/fly1").text
+    assert 'id="live-stage"' not in client.get("/files/done1").text
 
 
 def test_the_file_page_tells_the_whole_story_and_its_log(

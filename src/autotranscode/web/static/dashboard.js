@@ -105,13 +105,40 @@
     }
   }
 
+  // A file's page while the file is in flight: its stage and progress, as they change;
+  // once it has finished, how it ended and a link to its whole story.
+  function showFile(el, files) {
+    const f = files.find(function (x) { return x.id === el.dataset.file; });
+    if (f) {
+      const p = f.progress || {};
+      let text = f.stage;
+      if (p.percent !== null && p.percent !== undefined) text += " · " + p.percent + " %";
+      el.textContent = text + " (for " + clock(f.elapsed_seconds) + ")";
+      el.className = "stage-" + f.stage.replace(/ /g, "-");
+      return true;
+    }
+    fetch("/api/files/" + encodeURIComponent(el.dataset.file))
+      .then(function (r) { return r.json(); })
+      .then(function (done) {
+        el.textContent = done.stage + (done.reason ? ": " + shown(done.reason) : "") + " ";
+        el.className = "stage-" + String(done.stage).replace(/ /g, "-");
+        el.appendChild(link(window.location.pathname, "(see its whole story)"));
+      });
+    return false;
+  }
+
   function live() {
-    if (!window.EventSource || !document.getElementById("in-flight")) return;
+    const flying = document.getElementById("in-flight");
+    const file = document.getElementById("live-stage");
+    if (!window.EventSource || (!flying && !file)) return;
     const source = new EventSource("/api/events");
     source.addEventListener("status", function (event) {
       const data = JSON.parse(event.data);
-      showTotals(data.totals);
-      showInFlight(data.in_flight);
+      if (flying) {
+        showTotals(data.totals);
+        showInFlight(data.in_flight);
+      }
+      if (file && !showFile(file, data.in_flight)) source.close();
       document.body.dataset.live = "1";
     });
   }
