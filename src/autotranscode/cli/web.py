@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 import click
 
 from ..settings import Settings
+from ..web.server import DEFAULT_BIND  # stdlib only: uvicorn loads when a server starts
 from .options import EXIT_OK, Stopper, common_options, errors, settings_from, setup_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_BIND = "127.0.0.1:8765"
 #: The largest upload, in MB, unless --web-upload-limit says otherwise.
 DEFAULT_UPLOAD_LIMIT_MB = 20_000
 
