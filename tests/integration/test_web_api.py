@@ -209,7 +209,9 @@ def test_retry_hands_a_failed_file_back_to_the_pipeline(
     token = csrf(client)
     assert client.post("/api/files/nope/retry", headers={"X-CSRF-Token": token}).status_code == 404
     done = client.post("/api/files/done1/retry", headers={"X-CSRF-Token": token})
-    assert done.status_code == 409 and "only failed files" in done.json()["error"]
+    assert done.status_code == 409 and "only failed or partly done" in done.json()["error"]
+    flying = client.post("/api/files/fly1/retry", headers={"X-CSRF-Token": token})
+    assert flying.status_code == 409
     retried = client.post("/api/files/bad1/retry", headers={"X-CSRF-Token": token})
     assert retried.status_code == 200 and retried.json() == {"ok": True, "id": "bad1"}
     record = journal.get("bad1")
@@ -397,3 +399,31 @@ def test_downloads_serve_only_known_outputs_inside_out(
         "lnk", OutputRecord("web-720p", OutputStatus.DONE, str(out / "link.mp4"))
     )
     assert client.get("/files/lnk/outputs/web-720p").status_code == 404  # leads out of OUT
+
+
+def test_retry_of_a_partly_done_file_asks_again_for_the_outputs_it_lacks(
+    client: TestClient, state: tuple[Path, Journal], tmp_path: Path
+) -> None:
+    """As ``autotranscode retry`` does: a new record of the file for just those presets."""
+    journal, out = state[1], tmp_path / "out"
+    journal.record("part1", Path("/drop/part.mov"), out, ("web-720p", "hls"), 10, 1)
+    for step in TO_CLEANED:
+        journal.advance("part1", step)
+    journal.story.record_output(
+        "part1", OutputRecord("web-720p", OutputStatus.DONE, str(out / "part.mp4"), size=5)
+    )
+    journal.story.record_output(
+        "part1", OutputRecord("hls", OutputStatus.FAILED, None, reason="disk full")
+    )
+    page = client.get("/files/part1").text
+    assert "partly done" in page and 'action="/files/part1/retry"' in page
+    token = csrf(client)
+    retried = client.post("/api/files/part1/retry", headers={"X-CSRF-Token": token})
+    assert retried.status_code == 200, retried.text
+    again = journal.get(retried.json()["id"])
+    assert again is not None and again.id != "part1"
+    assert again.state is FileState.DISCOVERED and again.presets == ("hls",) and again.forced
+    assert journal.get("part1").state is FileState.CLEANED  # type: ignore[union-attr]
+    # Retried once: the original is history now, nothing to retry of it a second time.
+    twice = client.post("/api/files/part1/retry", headers={"X-CSRF-Token": token})
+    assert twice.status_code == 409

@@ -41,7 +41,14 @@ from ..stages import Stage
 from ..text import shown
 from .openapi import openapi
 from .security import CSRF_FIELD, SESSION_COOKIE, Guard, Keys
-from .views import DEFAULT_UPLOAD_LIMIT, PAGE_SIZE, Dashboard, UploadError, receive_upload
+from .views import (
+    DEFAULT_UPLOAD_LIMIT,
+    PAGE_SIZE,
+    Dashboard,
+    RetryRefused,
+    UploadError,
+    receive_upload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +136,13 @@ def create_app(
         return FileResponse(path, filename=path.name, content_disposition_type="attachment")
 
     def file_retry(request: Request) -> Response:
-        fid = request.path_params["fid"]
         try:
-            problem = dash.retry(fid)
+            follow = dash.retry(request.path_params["fid"])
         except KeyError:
             return not_found(request, "No such file in the journal.")
-        if problem is not None:
-            return page(request, "error.html", 409, title="Not retried", message=problem)
-        return RedirectResponse(f"/files/{fid}", status_code=303)
+        except RetryRefused as exc:
+            return page(request, "error.html", 409, title="Not retried", message=str(exc))
+        return RedirectResponse(f"/files/{follow}", status_code=303)
 
     def presets_page(request: Request) -> Response:
         return page(request, "presets.html", nav="presets", presets=dash.presets())
@@ -194,12 +200,12 @@ def create_app(
 
     def api_retry(request: Request) -> Response:
         try:
-            problem = dash.retry(request.path_params["fid"])
+            follow = dash.retry(request.path_params["fid"])
         except KeyError:
             return _error(404, "no such file in the journal")
-        if problem is not None:
-            return _error(409, problem)
-        return JSONResponse({"ok": True, "id": request.path_params["fid"]})
+        except RetryRefused as exc:
+            return _error(409, str(exc))
+        return JSONResponse({"ok": True, "id": follow})
 
     def api_presets(request: Request) -> Response:
         return Response(msgspec.json.encode(dash.presets()), media_type=JSON)

@@ -80,13 +80,14 @@ def openapi() -> dict[str, Any]:
         },
         "/api/files/{fid}/retry": {
             "post": {
-                "summary": "Put a failed file back at the start (as `autotranscode retry`).",
+                "summary": "Try a failed or partly done file again (as `autotranscode retry`); "
+                "answers the id of the record to follow.",
                 "parameters": [_FID, _CSRF],
                 "responses": {
                     "200": {"description": "Handed back to the pipeline."},
                     "403": _error("Missing CSRF token."),
                     "404": _error("No such file."),
-                    "409": _error("The file is not failed."),
+                    "409": _error("The file is neither failed nor partly done."),
                 },
             }
         },

@@ -18,7 +18,7 @@ from threading import Event, Lock
 import anyio
 import msgspec
 
-from .. import status
+from .. import outcomes, status
 from ..journal import FileState, Journal
 from ..media.presets import Catalog
 from ..media.probe import MediaInfo, ignored
@@ -150,18 +150,27 @@ class Dashboard:
                 return real
         return None
 
-    def retry(self, fid: str) -> str | None:
-        """Put a failed file back at the start, as ``autotranscode retry`` does when a run is
-        active (a running pipeline picks it up within seconds; otherwise the next run does).
-        Returns why it cannot be retried, or None; KeyError for a file the journal lacks."""
+    def retry(self, fid: str) -> str:
+        """Try a file again as ``autotranscode retry`` does while a run is active (the running
+        pipeline picks it up within seconds; without one, the next run does): a failed file
+        put back at the start, a partly done one recorded anew for the outputs it lacks.
+        Returns the id of the record to follow; KeyError for a file the journal lacks,
+        RetryRefused for one there is nothing to retry of."""
         self.journal.supersede_failed()  # a later version of a path is the one to retry
         record = self.journal.get(fid)
         if record is None:
             raise KeyError(fid)
-        if record.state is not FileState.FAILED:
-            return f"only failed files are retried; this one is {STAGES[record.state]}"
-        reset_failed(self.journal, record)
-        return None
+        if record.state is FileState.FAILED:
+            reset_failed(self.journal, record)
+            return record.id
+        stage = outcomes.stage_of(self.journal, record)
+        if stage is Stage.PARTLY_DONE:
+            if record.id not in {
+                r.id for r in outcomes.partly_done(self.journal, {str(record.path)})
+            }:
+                raise RetryRefused("a later version of this file was taken since")
+            return outcomes.redo(self.journal, self.settings.catalog, record).id
+        raise RetryRefused(f"only failed or partly done files are retried; this one is {stage}")
 
     def presets(self) -> list[PresetInfo]:
         return presets_of(self.settings.catalog)
@@ -234,6 +243,10 @@ def metrics_text(t: status.Totals) -> str:
             f"autotranscode_{name} {value}",
         ]
     return "\n".join(lines) + "\n"
+
+
+class RetryRefused(Exception):
+    """A file there is nothing to retry of (done, in flight, or replaced since)."""
 
 
 # -- upload ---------------------------------------------------------------------------------------
