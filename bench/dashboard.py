@@ -180,9 +180,9 @@ def measure(args: argparse.Namespace) -> list[Table]:
     )
     table.notes.append(f"journal filled through its transitions in {filled:.1f} s")
     table.notes.append(
-        "History is one page of SQL (journal.page); /api/status is status.report, whose "
-        "totals read every done file; Overview, /metrics and live updates reuse those "
-        "totals until a count by state changes (the p95 of Overview is its first request)"
+        "History is one page of SQL (journal.page, newest first by an index); /api/status is "
+        "status.report; Overview, /metrics and live updates reuse its totals until a count "
+        "by state or an output changes (the p95 of Overview is its first request)"
     )
     return [table]
 
