@@ -148,6 +148,9 @@ _ADDED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS files_content ON files (content_hash)",
     "CREATE INDEX IF NOT EXISTS files_inode ON files (ino, dev)",
     "CREATE INDEX IF NOT EXISTS events_file ON events (file_id, seq)",
+    # Newest first (``current``, the dashboard's History): a page reads its rows, not a sort
+    # of every file.
+    "CREATE INDEX IF NOT EXISTS files_updated ON files (updated_at)",
 )
 #: The detail of the event that records a job submitted again (``Listener.resubmit``).
 RESUBMIT = "resubmitted"
@@ -476,6 +479,38 @@ class Journal:
             f"WHERE {where} ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
             (*states, limit, offset),
         )
+
+    def page(
+        self,
+        text: str = "",
+        states: tuple[FileState, ...] = (),
+        limit: int = 50,
+        offset: int = 0,
+        failed_output: bool | None = None,
+    ) -> tuple[list[FileRecord], int]:
+        """A page of ``current`` (newest first) whose path holds ``text``, and how many match
+        in all: the dashboard's history, in SQL so ten thousand files stay one query.
+        ``failed_output``: only files with (True) or without (False) a failed output."""
+        where = CURRENT
+        params: list[object] = []
+        if text:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where += " AND CAST(path AS TEXT) LIKE ? ESCAPE '\\'"
+            params.append(f"%{escaped}%")
+        if states:
+            where += f" AND state IN ({', '.join('?' * len(states))})"
+            params += states
+        if failed_output is not None:
+            where += (
+                f" AND {'' if failed_output else 'NOT '}EXISTS (SELECT 1 FROM outputs AS o"
+                " WHERE o.file_id = files.id AND o.status = 'failed')"
+            )
+        total = int(self.db.query(f"SELECT COUNT(*) FROM files WHERE {where}", tuple(params))[0][0])
+        rows = self._select(
+            f"WHERE {where} ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return rows, total
 
     def versions_of(self, path: Path) -> list[FileRecord]:
         """Every record of ``path``, oldest first."""

@@ -42,6 +42,7 @@ from .options import (
     setup_logging,
     terminal,
 )
+from .web import dashboard, web_option
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
 @click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
 @force_option
 @on_success_option
+@web_option
 @common_options
 def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **params: Any) -> None:
     """Watch DROP; transcode each new media file into OUT until Ctrl+C.
@@ -93,7 +95,7 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **par
         reporter = reporter_for(console)
         from ..watcher import Watcher  # watchdog: for run only, not every start
 
-        with Service(s, out, reporter) as service:
+        with Service(s, out, reporter) as service, dashboard(params, s, drop, out):
             pipe = service.pipeline
             watcher = Watcher(
                 drop,
