@@ -25,7 +25,7 @@ from benchlib import Table, median, percentile, print_tables, verdict, workdir
 
 from autotranscode.journal import FileState, Journal
 from autotranscode.settings import Settings
-from autotranscode.stages import OutputStatus, Stage
+from autotranscode.stages import HAPPY_PATH, OutputStatus, Stage
 from autotranscode.story import OutputRecord
 
 TARGET_HISTORY_P95_MS = 100.0
@@ -34,16 +34,7 @@ TARGET_SSE_S = 0.5
 #: The server's CPU while idle with a page open, as a share of one core.
 TARGET_IDLE_CPU = 0.01
 IDLE_SECONDS = 5.0
-TO_CLEANED = (
-    FileState.UPLOADING,
-    FileState.UPLOADED,
-    FileState.SUBMITTED,
-    FileState.TRANSCODING,
-    FileState.COMPLETED,
-    FileState.DOWNLOADING,
-    FileState.DONE,
-    FileState.CLEANED,
-)
+TO_CLEANED = HAPPY_PATH
 
 
 def parser() -> argparse.ArgumentParser:

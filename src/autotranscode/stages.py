@@ -31,6 +31,17 @@ class FileState(StrEnum):
         return self in FINISHED
 
 
+#: The states of a file that goes well, in order, after DISCOVERED.
+HAPPY_PATH = (
+    FileState.UPLOADING,
+    FileState.UPLOADED,
+    FileState.SUBMITTED,
+    FileState.TRANSCODING,
+    FileState.COMPLETED,
+    FileState.DOWNLOADING,
+    FileState.DONE,
+    FileState.CLEANED,
+)
 FINISHED = frozenset({FileState.CLEANED, FileState.FAILED, FileState.SKIPPED})
 
 

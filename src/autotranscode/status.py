@@ -21,6 +21,7 @@ import msgspec
 from .journal import STAGES, FileRecord, FileState, Journal
 from .stages import OutputStatus, Stage
 from .story import OutputRecord
+from .text import shown
 
 #: Bumped when a field changes meaning or goes away; new fields may come without a bump.
 SCHEMA_VERSION = 1
@@ -147,7 +148,12 @@ def report(
     finished_states = (FileState.CLEANED, FileState.FAILED, FileState.SKIPPED)
     if wanted:
         states = tuple(s for s in finished_states if _could_be(s, wanted))
-        recent = [f for f in current.files(states) if f.stage in wanted][:limit]
+        recent: list[FileStatus] = []
+        for r in journal.current(states=states):  # statuses built for the ones listed only
+            if len(recent) == limit:
+                break
+            if _stage(r, current.outputs(r)) in wanted:
+                recent.append(current.status(r))
     else:
         recent = current.files(finished_states, limit)
     unfinished = sorted(journal.unfinished(), key=lambda r: r.created_at)
@@ -259,9 +265,11 @@ class _Current:
     def files(self, states: tuple[FileState, ...], limit: int = -1) -> list[FileStatus]:
         return [self.status(r) for r in self.journal.current(limit, states)]
 
+    def outputs(self, r: FileRecord) -> list[Output]:
+        return self._outputs(r, self.journal.story.outputs_of(r.id))
+
     def status(self, r: FileRecord, history: bool = False) -> FileStatus:
-        story = self.journal.story
-        outputs = self._outputs(r, story.outputs_of(r.id))
+        outputs = self.outputs(r)
         stage = _stage(r, outputs)
         events = self.journal.events_of(r.id)
         ended = r.updated_at if stage.finished else self.now
@@ -404,6 +412,18 @@ def _int(value: object) -> int | None:
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def log_tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a file's log (read from its last 64 KiB only), each
+    through ``text.shown``: a log holds whatever ffmpeg and file names put in it."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - 64 * 1024, 0))
+            data = f.read()
+    except OSError:
+        return []
+    return [shown(line) for line in data.decode("utf-8", "backslashreplace").splitlines()[-lines:]]
 
 
 def to_json(value: msgspec.Struct) -> bytes:

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from autotranscode import status
 from autotranscode.journal import FileState, Journal
 from autotranscode.settings import Settings
-from autotranscode.stages import OutputStatus
+from autotranscode.stages import HAPPY_PATH, OutputStatus
 from autotranscode.story import OutputRecord
 from autotranscode.web.app import create_app
 from autotranscode.web.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE
@@ -29,16 +29,7 @@ from autotranscode.web.views import PresetInfo
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 LOCAL = "http://127.0.0.1:8765"
-TO_CLEANED = (
-    FileState.UPLOADING,
-    FileState.UPLOADED,
-    FileState.SUBMITTED,
-    FileState.TRANSCODING,
-    FileState.COMPLETED,
-    FileState.DOWNLOADING,
-    FileState.DONE,
-    FileState.CLEANED,
-)
+TO_CLEANED = HAPPY_PATH
 HOSTILE = "<script>alert(1)<\\script>\x1b[31m.mov"
 BAD_REASON = "<img src=x onerror=alert(2)> is not media"
 

@@ -13,6 +13,7 @@ import pytest
 from autotranscode import db as db_module
 from autotranscode.errors import AutotranscodeError
 from autotranscode.journal import TRANSITIONS, FileRecord, FileState, Journal, TransitionError
+from autotranscode.stages import HAPPY_PATH
 
 PRESETS = ("web-720p", "audio-aac")
 
@@ -39,17 +40,7 @@ def _record(journal: Journal, fid: str = "f1", name: str = "clip.mp4") -> FileRe
     return record
 
 
-#: The flow of a file that goes well, in order: ``_walk`` follows it to reach a state.
-FLOW = (
-    FileState.UPLOADING,
-    FileState.UPLOADED,
-    FileState.SUBMITTED,
-    FileState.TRANSCODING,
-    FileState.COMPLETED,
-    FileState.DOWNLOADING,
-    FileState.DONE,
-    FileState.CLEANED,
-)
+FLOW = HAPPY_PATH
 
 
 def _walk(journal: Journal, fid: str, state: FileState, **facts: str) -> None:

@@ -16,21 +16,11 @@ import pytest
 from autotranscode import status
 from autotranscode.journal import FileState, Journal
 from autotranscode.progress import JournalProgress
-from autotranscode.stages import OutputStatus, Stage
+from autotranscode.stages import HAPPY_PATH, OutputStatus, Stage
 from autotranscode.story import OutputRecord
 
 OUT = Path("/out")
-#: The journal's path to CLEANED, step by step.
-TO_CLEANED = (
-    FileState.UPLOADING,
-    FileState.UPLOADED,
-    FileState.SUBMITTED,
-    FileState.TRANSCODING,
-    FileState.COMPLETED,
-    FileState.DOWNLOADING,
-    FileState.DONE,
-    FileState.CLEANED,
-)
+TO_CLEANED = HAPPY_PATH
 
 
 @pytest.fixture

@@ -282,7 +282,7 @@ def _story_view(f: model.FileStatus) -> Group:
         ]
     if f.log:
         parts.append(Text(f"log ({shown(f.log)}), the last {LOG_TAIL_LINES} lines", style="bold"))
-        parts += [Text(f"  {shown(line)}") for line in _tail(Path(f.log), LOG_TAIL_LINES)]
+        parts += [Text(f"  {line}") for line in model.log_tail(Path(f.log), LOG_TAIL_LINES)]
     return Group(*parts)
 
 
@@ -320,17 +320,6 @@ def _output_text(o: model.Output) -> str:
 
 #: Lines of a file's log that ``status FILE`` shows (the whole log is in the file it names).
 LOG_TAIL_LINES = 40
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(f.tell() - 64 * 1024, 0))
-            data = f.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", "backslashreplace").splitlines()[-lines:]
 
 
 def _safe(text: str) -> str:

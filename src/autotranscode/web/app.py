@@ -126,7 +126,7 @@ def create_app(
         f = dash.file(request.path_params["fid"])
         if f is None:
             return not_found(request, "No such file in the journal.")
-        log_lines = _tail(Path(f.log), LOG_TAIL_LINES) if f.log else []
+        log_lines = status.log_tail(Path(f.log), LOG_TAIL_LINES) if f.log else []
         return page(request, "file.html", nav="history", f=f, log_lines=log_lines)
 
     def download(request: Request) -> Response:
@@ -351,17 +351,6 @@ def _safe_next(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(f.tell() - 64 * 1024, 0))
-            data = f.read()
-    except OSError:
-        return []
-    return [shown(line) for line in data.decode("utf-8", "backslashreplace").splitlines()[-lines:]]
 
 
 def _error(status_code: int, reason: str) -> Response:
