@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import keys
 from ..backends import Backend, MessageQueue, Received
 from ..errors import (
     AutotranscodeError,
@@ -33,6 +34,7 @@ from ..errors import (
     ObjectMissing,
     StorageError,
 )
+from ..filelog import JobLog
 from ..media import presets
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
@@ -170,19 +172,24 @@ class Worker:
             log.warning("%s: rejected a job message: %s", self.name, exc)
             self._dead_letter(message, f"rejected: {exc}")
             return
+        joblog = JobLog(self.name)
+        joblog.say(
+            f"job {job.job_id} received, attempt {message.receive_count} of {self.max_attempts}"
+            f" (input {job.input.key})"
+        )
         if message.receive_count > self.max_attempts:
             # Earlier attempts never ended: the workers running them crashed or hung.
             why = message.note or "attempts that did not finish"
             reason = f"gave up after {self.max_attempts} attempts: {why}"
             log.error("%s: job %s %s", self.name, job.job_id, reason)
-            self._publish_error(job, reason)
+            self._publish_error(job, reason, joblog)
             self._dead_letter(message, reason)
             return
         cancel = stop or threading.Event()
         try:
             with self._leases.hold(message):
                 self.hooks.on_job_received(job=job, receive_count=message.receive_count)
-                outputs = self._transcode(job, cancel, handoff, previous)
+                outputs = self._transcode(job, cancel, joblog, handoff, previous)
         except (AutotranscodeError, OSError) as exc:
             if cancel.is_set():
                 # A stop (Ctrl+C, SIGTERM) is not an attempt: the job goes back uncounted.
@@ -193,13 +200,16 @@ class Worker:
                 )
                 self.backend.jobs.hand_back(message)
                 return
-            self._failed(job, message, exc)
+            self._failed(job, message, exc, joblog)
             return
-        self._publish(job, State.COMPLETED, outputs)
+        joblog.say(f"job {job.job_id} completed")
+        self._publish(job, State.COMPLETED, outputs, log_key=self._store_log(job, joblog))
         self.backend.jobs.delete(message)
         log.info("%s: job %s completed", self.name, job.job_id)
 
-    def _failed(self, job: Job, message: Received, exc: AutotranscodeError | OSError) -> None:
+    def _failed(
+        self, job: Job, message: Received, exc: AutotranscodeError | OSError, joblog: JobLog
+    ) -> None:
         """One policy (the error's ``retryable``): answer at once, or count an attempt."""
         retryable = exc.retryable if isinstance(exc, AutotranscodeError) else True
         if not retryable:
@@ -207,12 +217,12 @@ class Worker:
             # a job whose file was finished and cleaned up, or the input expired.
             reason = f"the input is gone: {exc}" if isinstance(exc, ObjectMissing) else str(exc)
             log.warning("%s: job %s failed: %s", self.name, job.job_id, reason)
-            self._publish_error(job, reason)
+            self._publish_error(job, reason, joblog)
             self.backend.jobs.delete(message)
         elif message.receive_count >= self.max_attempts:
             reason = f"gave up after {message.receive_count} attempts: {exc}"
             log.error("%s: job %s %s", self.name, job.job_id, reason)
-            self._publish_error(job, reason)
+            self._publish_error(job, reason, joblog)
             self._dead_letter(message, reason)
         else:
             log.warning(
@@ -243,6 +253,7 @@ class Worker:
         self,
         job: Job,
         cancel: threading.Event,
+        joblog: JobLog,
         handoff: _Handoff | None = None,
         previous: _Handoff | None = None,
     ) -> tuple[OutputStatus, ...]:
@@ -250,6 +261,7 @@ class Worker:
         done = self._already_stored(job)
         if done is not None:
             log.info("%s: job %s was done before; announcing it again", self.name, job.job_id)
+            joblog.say("its outputs were stored by an earlier attempt; announcing them again")
             return done
         results = []
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
@@ -281,10 +293,13 @@ class Worker:
                     cancel,
                     started=ffmpeg.started,
                     ended=ffmpeg.ended,
+                    ran=joblog.ran,
                     stamp=stamp,
                 )
+                joblog.checked(output.key, info)
                 self.hooks.on_output_checked(job=job, output=tmp, info=info)
                 size = self._store_output(tmp, job.output_bucket, output.key)
+                joblog.say(f"{output.key}: stored ({size} bytes)")
                 results.append(_status(output.key, preset.id, info, size))
         return tuple(results)
 
@@ -346,13 +361,31 @@ class Worker:
         except AutotranscodeError as exc:
             log.debug("progress notification not sent: %s", exc)
 
-    def _publish_error(self, job: Job, reason: str) -> None:
+    def _publish_error(self, job: Job, reason: str, joblog: JobLog) -> None:
+        """ERROR with ``reason``, the key of the job's log and the end of that log."""
         reason = reason[:MAX_DETAIL]
+        joblog.say(f"job {job.job_id} failed: {reason}")
         status = tuple(
             OutputStatus(key=o.key, preset_id=o.preset_id, status="Error", status_detail=reason)
             for o in job.outputs
         )
-        self._publish(job, State.ERROR, status, reason=reason)
+        key = self._store_log(job, joblog)
+        self._publish(job, State.ERROR, status, reason=reason, log_key=key, joblog=joblog)
+
+    def _store_log(self, job: Job, joblog: JobLog) -> str | None:
+        """Store the job's log beside its outputs; its key, or None if it could not be stored
+        (a job does not fail for its log's sake)."""
+        key = keys.log_key(job.job_id)
+        tmp = self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}.log"
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            joblog.write(tmp)
+            self.backend.store.put(tmp, job.output_bucket, key)
+        except (AutotranscodeError, OSError) as exc:
+            log.warning("%s: job %s: its log was not stored (%s)", self.name, job.job_id, exc)
+            tmp.unlink(missing_ok=True)
+            return None
+        return key
 
     def _publish(
         self,
@@ -362,9 +395,11 @@ class Worker:
         *,
         reason: str | None = None,
         metadata: dict[str, str] | None = None,
+        log_key: str | None = None,
+        joblog: JobLog | None = None,
     ) -> None:
         """Addressed to the client that sent the job (its id travels in the job), so other
-        clients' subscriptions filter it out."""
+        clients' subscriptions filter it out. ``joblog``: its end travels with the notice."""
         note = notification(
             state,
             job_id=job.job_id,
@@ -373,6 +408,8 @@ class Worker:
             user_metadata=job.user_metadata if metadata is None else metadata,
             outputs=outputs,
             reason=reason,
+            log_key=log_key,
+            log_tail=joblog.text() if joblog is not None else None,
         )
         self.hooks.on_publishing(notification=note)
         client = note.user_metadata.get("clientId")
