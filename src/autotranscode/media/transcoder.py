@@ -59,7 +59,7 @@ STDERR_HEAD_BYTES = 8 * 1024
 MAX_REASON_CHARS = 300
 #: How ffmpeg is told to talk: each line tagged ``[error]``, ``[warning]``, ``[info]``…,
 #: so the error that explains a failure is found by its level, not by guessing.
-LOG_ARGS = ("-hide_banner", "-loglevel", "level+info")
+LOG_ARGS = ("-loglevel", "level+info")
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,9 @@ def read_stderr(log_file: IO[bytes]) -> str:
     return "\n".join([*map(shown, head), marker, *map(shown, tail)])
 
 
-#: ``[libx264 @ 0x55c7…] [enc:libx264 @ 0x…] [error] text``: the contexts, then the level.
-_TAGGED = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] )*\[(?P<level>[a-z]+)\] (?P<text>.*)$")
+#: ``[libx264 @ 0x55c7…] [enc:libx264 @ 0x…] [error] text``: the contexts, then the level
+#: (none from an ffmpeg told otherwise, given with --ffmpeg).
+_LINE = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] )*(?:\[(?P<level>[a-z]+)\] )?(?P<text>.*)$")
 _ERROR_LEVELS = frozenset({"error", "fatal", "panic"})
 #: For an ffmpeg that does not tag its lines (one given with --ffmpeg, told otherwise).
 _ERRORISH = re.compile(
@@ -267,11 +268,12 @@ def telling_line(stderr: str) -> str:
     """
     texts = []
     for line in stderr.splitlines():
-        tagged = _TAGGED.match(line)
-        if tagged and tagged["level"] in _ERROR_LEVELS:
-            return _one_line(tagged["text"])
-        if line.strip():
-            texts.append(tagged["text"] if tagged else line)
+        parts = _LINE.match(line)
+        assert parts is not None  # it matches any line
+        if parts["level"] in _ERROR_LEVELS:
+            return _one_line(parts["text"])
+        if parts["text"].strip():
+            texts.append(parts["text"])
     errorish = (t for t in texts if _ERRORISH.search(t) and not _BANNER.match(t))
     return _one_line(next(errorish, texts[-1] if texts else ""))
 
