@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -146,18 +147,23 @@ class FileLogs:
     def write(self, fid: str) -> Path | None:
         """Write the finished file's log: the worker's part kept, then the client's lines.
 
-        Again for a file whose log is written already (a finished file scheduled again),
-        only if a worker's part was kept since: a rewrite must not lose the one it holds.
-        Never raises for the log's sake: a file is not failed by its log.
+        A log written before (a file retried, or finished and scheduled again) keeps its
+        worker's part unless a newer one was kept; the client's lines are the journal's
+        whole history of the file. Never raises: a file is not failed by its log.
         """
         path = self.folder / f"{fid}.log"
         part = self._worker_part(fid)
         try:
             record = self.journal.get(fid)
-            if record is None or (path.exists() and not part.exists()):
+            if record is None:
                 return None
             self.folder.mkdir(parents=True, exist_ok=True)
-            worker = _read_bounded(part) if part.exists() else ""
+            if part.exists():
+                worker = _read_bounded(part)
+            elif path.exists():
+                worker = _worker_section(_read_bounded(path))
+            else:
+                worker = ""
             tmp = self.folder / f".{fid}.log.tmp"
             with tmp.open("w", encoding="utf-8") as fh:
                 if worker:
@@ -186,6 +192,15 @@ class FileLogs:
             line = f"{stamp(at)} client: [+{at - start:.1f}s] {said}"
             lines.append(f"{line}: {shown(detail)}" if detail else line)
         return lines
+
+
+#: The first of the client's lines: the worker's part of a log ends before it.
+_CLIENT_LINE = re.compile(r"^\S+ client: ", re.MULTILINE)
+
+
+def _worker_section(log_text: str) -> str:
+    found = _CLIENT_LINE.search(log_text)
+    return log_text[: found.start()] if found else ""
 
 
 def _read_bounded(path: Path) -> str:
