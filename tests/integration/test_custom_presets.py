@@ -178,6 +178,13 @@ def test_a_file_s_log_tells_its_ffmpeg_runs_and_its_steps_done_or_failed(
         assert first_own > lines.index(run)  # the worker's part first
     failed_log = filelog.log_path(s.state_dir, failed).read_text(encoding="utf-8")
     assert "    [libx264 @ " in failed_log and "[error] Error parsing option 'level'" in failed_log
+    # Written again (a finished file scheduled again): the worker's part is not lost.
+    journal = Journal(s.state_dir / "journal.db")
+    try:
+        assert filelog.FileLogs(s.state_dir, journal).write(failed) is not None
+    finally:
+        journal.close()
+    assert filelog.log_path(s.state_dir, failed).read_text(encoding="utf-8") == failed_log
     assert sorted(p.name for p in (s.state_dir / "logs").iterdir()) == sorted(
         [f"{failed}.log", f"{done}.log"]
     )  # no temporary names left
