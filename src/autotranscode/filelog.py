@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,16 @@ def bounded(text: str, max_bytes: int) -> str:
     return f"{head}\n[… {len(data) - half * 2} bytes of this log left out …]\n{tail}"
 
 
+class Store(Protocol):
+    """What logs need of an object store (``backends.ObjectStore`` is one)."""
+
+    output_bucket: str
+
+    def put(self, path: Path, bucket: str, key: str) -> None: ...
+
+    def download(self, bucket: str, key: str, dest: Path) -> None: ...
+
+
 class JobLog:
     """One job's log as its worker tells it: timestamped lines, ffmpeg's words indented."""
 
@@ -108,16 +119,21 @@ class JobLog:
         """The whole log, cut to MAX_JOB_LOG_BYTES."""
         return bounded("\n".join(self._lines) + "\n", MAX_JOB_LOG_BYTES)
 
-    def write(self, path: Path) -> None:
-        path.write_text(self.text(), encoding="utf-8")
-
-
-class Store(Protocol):
-    """What ``FileLogs`` needs of an object store (``backends.ObjectStore`` is one)."""
-
-    output_bucket: str
-
-    def download(self, bucket: str, key: str, dest: Path) -> None: ...
+    def store(self, store: Store, bucket: str, job_id: str, workdir: Path) -> str | None:
+        """Store the log beside the job's outputs (``keys.log_key``), through a file in
+        ``workdir``; its key, or None if it could not be stored: a job does not fail for
+        its log's sake."""
+        key = keys.log_key(job_id)
+        tmp = workdir / f"{job_id}-{uuid.uuid4().hex[:8]}.log"
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(self.text(), encoding="utf-8")
+            store.put(tmp, bucket, key)  # takes the file
+        except (AutotranscodeError, OSError) as exc:
+            log.warning("%s: job %s: its log was not stored (%s)", self.worker, job_id, exc)
+            tmp.unlink(missing_ok=True)
+            return None
+        return key
 
 
 class FileLogs:

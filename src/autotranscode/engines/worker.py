@@ -24,7 +24,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import keys
 from ..backends import Backend, MessageQueue, Received
 from ..errors import (
     AutotranscodeError,
@@ -203,7 +202,8 @@ class Worker:
             self._failed(job, message, exc, joblog)
             return
         joblog.say(f"job {job.job_id} completed")
-        self._publish(job, State.COMPLETED, outputs, log_key=self._store_log(job, joblog))
+        key = joblog.store(self.backend.store, job.output_bucket, job.job_id, self.workdir)
+        self._publish(job, State.COMPLETED, outputs, log_key=key)
         self.backend.jobs.delete(message)
         log.info("%s: job %s completed", self.name, job.job_id)
 
@@ -369,23 +369,8 @@ class Worker:
             OutputStatus(key=o.key, preset_id=o.preset_id, status="Error", status_detail=reason)
             for o in job.outputs
         )
-        key = self._store_log(job, joblog)
+        key = joblog.store(self.backend.store, job.output_bucket, job.job_id, self.workdir)
         self._publish(job, State.ERROR, status, reason=reason, log_key=key, joblog=joblog)
-
-    def _store_log(self, job: Job, joblog: JobLog) -> str | None:
-        """Store the job's log beside its outputs; its key, or None if it could not be stored
-        (a job does not fail for its log's sake)."""
-        key = keys.log_key(job.job_id)
-        tmp = self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}.log"
-        try:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            joblog.write(tmp)
-            self.backend.store.put(tmp, job.output_bucket, key)
-        except (AutotranscodeError, OSError) as exc:
-            log.warning("%s: job %s: its log was not stored (%s)", self.name, job.job_id, exc)
-            tmp.unlink(missing_ok=True)
-            return None
-        return key
 
     def _publish(
         self,
