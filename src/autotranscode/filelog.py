@@ -201,7 +201,11 @@ class FileLogs:
             f"{stamp(start)} client: {shown(str(record.path))} -> {shown(str(record.out_dir))}"
             f" (presets {presets}; file id {record.id}; job {record.job_id or 'none yet'})"
         ]
+        previous: tuple[FileState, str | None] | None = None
         for at, state, detail in events:
+            if (state, detail) == previous:
+                continue  # a step recorded once per output (downloading): told once
+            previous = (state, detail)
             said = _SAID.get(state, state.lower())
             if state == FileState.UPLOADED and record.content_hash:
                 said += f" ({record.size} bytes, BLAKE3 {record.content_hash[:16]}…)"
