@@ -95,6 +95,8 @@ class JobLog:
         self.worker = worker
         self._clock = clock
         self._lines: list[str] = []
+        #: What earlier attempts of the job (other workers, maybe) told, before this one.
+        self._earlier = ""
 
     def say(self, text: str) -> None:
         """One line of the worker's own, made printable."""
@@ -116,8 +118,23 @@ class JobLog:
         self.say(f"{key}: checked ({video}, {audio}, {length})")
 
     def text(self) -> str:
-        """The whole log, cut to MAX_JOB_LOG_BYTES."""
-        return bounded("\n".join(self._lines) + "\n", MAX_JOB_LOG_BYTES)
+        """The whole log, earlier attempts first, cut to MAX_JOB_LOG_BYTES."""
+        return bounded(self._earlier + "\n".join(self._lines) + "\n", MAX_JOB_LOG_BYTES)
+
+    def resume(self, store: Store, bucket: str, job_id: str, workdir: Path) -> None:
+        """Go on from the log an earlier attempt stored when it failed (none: nothing to say;
+        an attempt that crashed stored none)."""
+        tmp = workdir / f"{job_id}-{uuid.uuid4().hex[:8]}.earlier.log"
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            store.download(bucket, keys.log_key(job_id), tmp)
+            self._earlier = _read_bounded(tmp)
+        except (AutotranscodeError, OSError) as exc:
+            log.debug("%s: job %s: no earlier log (%s)", self.worker, job_id, exc)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if self._earlier and not self._earlier.endswith("\n"):
+            self._earlier += "\n"
 
     def store(self, store: Store, bucket: str, job_id: str, workdir: Path) -> str | None:
         """Store the log beside the job's outputs (``keys.log_key``), through a file in

@@ -20,7 +20,7 @@ from autotranscode.deploy import open_backend
 from autotranscode.engines.hooks import WorkerHooks
 from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.engines.workers import WorkersEngine
-from autotranscode.errors import TranscodeError
+from autotranscode.errors import FfmpegKilled, TranscodeError
 from autotranscode.media import presets
 from autotranscode.media.probe import MediaInfo, probe
 from autotranscode.media.transcoder import find_ffmpeg
@@ -462,3 +462,38 @@ def test_a_completed_answer_names_the_job_s_log_which_tells_every_ffmpeg_run(
     for output in job.outputs:
         assert f"{output.key}: checked (" in log and f"{output.key}: stored (" in log
     assert log.rstrip().endswith(f"job {job.job_id} completed")
+
+
+class _KilledOnce(WorkerHooks):
+    """The first output check finds ffmpeg "killed": an attempt that is tried again."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    def on_output_checked(self, **kwargs: Any) -> None:
+        self.checks += 1
+        if self.checks == 1:
+            raise FfmpegKilled("ffmpeg was killed by SIGKILL (out of memory?)")
+
+
+def test_a_retried_job_s_log_tells_each_attempt(
+    settings: Settings, backend: Backend, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    with serving(settings, backend, _KilledOnce()):
+        job = send_job(backend, clips["h264.mp4"].path)
+        note = answers(backend, 1)[job.job_id]
+    assert note.state == State.COMPLETED, note.reason
+    assert note.log_key is not None
+    log = fetched(backend, note.log_key, tmp_path / "job.log").read_text()
+    told = [line.partition(": ")[2] for line in log.splitlines() if not line.startswith(" ")]
+    attempts = settings.max_attempts
+
+    def at(start: str) -> list[int]:
+        return [n for n, line in enumerate(told) if line.startswith(start)]
+
+    [first] = at(f"job {job.job_id} received, attempt 1 of {attempts}")
+    [failed] = at("attempt 1 failed (ffmpeg was killed by SIGKILL (out of memory?)); it will")
+    [second] = at(f"job {job.job_id} received, attempt 2 of {attempts}")
+    runs = at("ffmpeg exited with status 0: ")
+    assert first < runs[0] < failed < second < runs[1] and len(runs) == 2, told
+    assert told[-1] == f"job {job.job_id} completed", told

@@ -172,6 +172,8 @@ class Worker:
             self._dead_letter(message, f"rejected: {exc}")
             return
         joblog = JobLog(self.name)
+        if message.receive_count > 1:
+            joblog.resume(self.backend.store, job.output_bucket, job.job_id, self.workdir)
         joblog.say(
             f"job {job.job_id} received, attempt {message.receive_count} of {self.max_attempts}"
             f" (input {job.input.key})"
@@ -232,6 +234,8 @@ class Worker:
                 message.receive_count,
                 exc,
             )
+            joblog.say(f"attempt {message.receive_count} failed ({exc}); it will be retried")
+            joblog.store(self.backend.store, job.output_bucket, job.job_id, self.workdir)
             if isinstance(exc, FfmpegKilled):
                 # Nothing to wait for (memory is free again once ffmpeg is gone): the next
                 # attempt may start now; storage trouble waits out the lease instead.
