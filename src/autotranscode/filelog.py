@@ -5,10 +5,11 @@ Two parts, written by the two sides of the contract. The worker keeps a log per 
 the bounded tail of what ffmpeg said (a successful run's too), the checks, what was stored
 or why it failed. When the job ends it stores that log as an object next to the outputs
 (``keys.log_key``), and its notification names it; an attempt that fails and will be
-retried stores it too, and the next attempt (any worker) goes on from it. The client (``FileLogs``) keeps that
-object before the job's objects are deleted, and when the file is finished writes
-``<state dir>/logs/<file id>.log``: the worker's part (if there is one: MediaConvert and
-older workers store none), then its own lines, each state the file entered and when.
+retried stores it too, and the next attempt (any worker) goes on from it. The client
+(``FileLogs``) keeps that object before the job's objects are deleted, and when the file
+is finished writes ``<state dir>/logs/<file id>.log``: the worker's part (if there is one:
+MediaConvert and older workers store none), then its own lines, each state the file
+entered and when.
 
 Logs are not pruned: one small file per file taken, until a user deletes them.
 """
