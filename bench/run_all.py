@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 import completion
+import dashboard
 import detection
 import hashing
 import overhead
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     # percent apart, so the order must not favour either (see s3.measure).
     "s3": (s3, [], ["--size-mb", "256", "1024", "--rounds", "4"]),
     "hashing": (hashing, ["--size-mb", "256"], ["--size-mb", "1000", "--rounds", "5"]),
+    "dashboard": (dashboard, ["--files", "2000"], ["--files", "10000"]),
 }
 
 

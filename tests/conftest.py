@@ -246,5 +246,6 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRANSCODE_", "AWS_"))}
     env["XDG_CONFIG_HOME"] = str(REPO / "tests" / "_no_config")
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a hung process, sent SIGABRT, shows its threads' stacks
     env.update(extra or {})
     return env

@@ -76,10 +76,11 @@ def same_content(journal: Journal, record: FileRecord) -> tuple[list[FileRecord]
 
 
 def reusable(record: FileRecord) -> bool:
-    """Done, and its outputs still in OUT."""
+    """Done, every output made (not partly done), and its outputs still in OUT."""
     return (
         record.state == FileState.CLEANED
         and bool(record.outputs)
+        and len(record.outputs) == len(record.presets)
         and all(Path(p).exists() for p in record.outputs.values())
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from .backends import Backend
+from .errors import MediaError
 from .journal import FileRecord
 from .media import presets
 from .media.probe import MediaInfo
@@ -60,3 +61,17 @@ def _metadata(record: FileRecord, client_id: str | None) -> dict[str, str]:
     if record.content_hash:  # for workers to stamp the outputs with; none from an old release
         meta["contentHash"] = record.content_hash
     return meta
+
+
+def check_presets(catalog: presets.Catalog, record: FileRecord, source: MediaInfo) -> None:
+    """MediaError if no preset of ``record`` can make anything of ``source``; if only some
+    cannot (an audio preset on a file without audio), the job is sent all the same: its
+    answer says so of each of those, and the others are made."""
+    problems = []
+    for preset in map(catalog.get, record.presets):
+        try:
+            preset.ffmpeg_args(source, record.path, record.path)
+        except MediaError as exc:
+            problems.append(exc)
+    if problems and len(problems) == len(record.presets):
+        raise problems[0]

@@ -27,8 +27,8 @@ from .stages import FINISHED
 from .stages import STAGES as STAGES  # re-exported: the journal's states and their moves
 from .stages import TRANSITIONS as TRANSITIONS
 from .stages import FileState as FileState
+from .story import CURRENT, Story
 from .story import SCHEMA as STORY_SCHEMA
-from .story import Story
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,10 @@ _ADDED_COLUMNS: dict[str, str] = {
 _ADDED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS files_content ON files (content_hash)",
     "CREATE INDEX IF NOT EXISTS files_inode ON files (ino, dev)",
+    "CREATE INDEX IF NOT EXISTS events_file ON events (file_id, seq)",
+    # Newest first (``current``, the dashboard's History): a page reads its rows, not a sort
+    # of every file.
+    "CREATE INDEX IF NOT EXISTS files_updated ON files (updated_at)",
 )
 #: The detail of the event that records a job submitted again (``Listener.resubmit``).
 RESUBMIT = "resubmitted"
@@ -458,8 +462,59 @@ class Journal:
         return self._select("WHERE state = ? ORDER BY updated_at DESC LIMIT ?", (state, limit))
 
     def counts(self) -> dict[FileState, int]:
-        rows = self.db.query("SELECT state, COUNT(*) FROM files GROUP BY state")
+        """Files by state, as ``current`` counts them."""
+        rows = self.db.query(f"SELECT state, COUNT(*) FROM files WHERE {CURRENT} GROUP BY state")
         return {FileState(s): int(n) for s, n in rows}
+
+    def current(
+        self, limit: int = -1, states: tuple[FileState, ...] = (), offset: int = 0
+    ) -> list[FileRecord]:
+        """What a person asks about, most recently changed first: every record but the
+        failed or skipped ones that a later version of their path made history (a broken
+        file since fixed is done, not failed)."""
+        where = CURRENT
+        if states:
+            where += f" AND state IN ({', '.join('?' * len(states))})"
+        return self._select(
+            f"WHERE {where} ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*states, limit, offset),
+        )
+
+    def page(
+        self,
+        text: str = "",
+        states: tuple[FileState, ...] = (),
+        limit: int = 50,
+        offset: int = 0,
+        failed_output: bool | None = None,
+    ) -> tuple[list[FileRecord], int]:
+        """A page of ``current`` (newest first) whose path holds ``text``, and how many match
+        in all: the dashboard's history, in SQL so ten thousand files stay one query.
+        ``failed_output``: only files with (True) or without (False) a failed output."""
+        where = CURRENT
+        params: list[object] = []
+        if text:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where += " AND CAST(path AS TEXT) LIKE ? ESCAPE '\\'"
+            params.append(f"%{escaped}%")
+        if states:
+            where += f" AND state IN ({', '.join('?' * len(states))})"
+            params += states
+        if failed_output is not None:
+            where += (
+                f" AND {'' if failed_output else 'NOT '}EXISTS (SELECT 1 FROM outputs AS o"
+                " WHERE o.file_id = files.id AND o.status = 'failed')"
+            )
+        total = int(self.db.query(f"SELECT COUNT(*) FROM files WHERE {where}", tuple(params))[0][0])
+        rows = self._select(
+            f"WHERE {where} ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return rows, total
+
+    def versions_of(self, path: Path) -> list[FileRecord]:
+        """Every record of ``path``, oldest first."""
+        return self._select("WHERE path = ? ORDER BY rowid", (_db_path(path),))
 
     def _select(self, where: str, params: tuple[object, ...]) -> list[FileRecord]:
         rows = self.db.query(f"SELECT {_COLUMNS} FROM files {where}", params)

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Protocol
 
-from . import keys
+from . import keys, outcomes
 from .backends import Backend, Received
 from .engines import Engine, WorkersEngine
 from .errors import AutotranscodeError, BackendError, JournalError, MessageError, ObjectMissing
@@ -39,7 +39,9 @@ class Flow(Protocol):
     """What the listener asks of the pipeline (``Pipeline`` is one): the moves it makes are
     the pipeline's, with its hooks and its bookkeeping of files in flight."""
 
-    def advance(self, record: FileRecord, state: FileState) -> None: ...
+    def advance(
+        self, record: FileRecord, state: FileState, *, outputs: dict[str, str] | None = None
+    ) -> None: ...
 
     def fail(self, record: FileRecord, reason: str) -> None: ...
 
@@ -225,7 +227,7 @@ class Listener:
         elif note.state == State.COMPLETED:
             self._on_completed(record, note)
         elif note.state == State.ERROR:
-            self.flow.fail(record, note.reason)
+            self._on_error(record, note)
         else:
             log.warning("%s: worker warning: %s", record.name, note.reason)
 
@@ -245,8 +247,27 @@ class Listener:
         )
 
     def _on_completed(self, record: FileRecord, note: Notification) -> None:
+        """The outputs made go to OUT; those an ERROR says were not are recorded with their
+        reasons, and the file ends partly done."""
         got = {o.key for o in note.outputs}
         if got != set(record.outputs):
-            raise MessageError(f"job {note.job_id} completed with outputs we did not ask for")
-        self.flow.advance(record, FileState.COMPLETED)
+            raise MessageError(f"job {note.job_id} ended with outputs we did not ask for")
+        outcomes.reported(self.journal, record, note)
+        made = {o.key for o in note.made}
+        if made == got:
+            self.flow.advance(record, FileState.COMPLETED)
+        else:
+            log.warning("%s: %s", record.name, note.message_details or note.reason)
+            outputs = {k: v for k, v in record.outputs.items() if k in made}
+            self.flow.advance(record, FileState.COMPLETED, outputs=outputs)
         self.flow.schedule(record.id)
+
+    def _on_error(self, record: FileRecord, note: Notification) -> None:
+        """Some outputs made: delivered as a completed job's are. None: the file failed, each
+        output with its own reason where the notice gives one."""
+        if note.made:
+            self._on_completed(record, note)
+            return
+        if {o.key for o in note.outputs} <= set(record.outputs):
+            outcomes.reported(self.journal, record, note)
+        self.flow.fail(record, note.reason)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, field
@@ -147,10 +147,23 @@ class State(StrEnum):
     ERROR = "ERROR"
 
 
+#: How one output of a job stands, in Elastic Transcoder's words.
+OutputState = Literal["Submitted", "Progressing", "Complete", "Canceled", "Error"]
+#: What each job state allows its outputs to say: a COMPLETED job made every output; an
+#: ERROR one made some (delivered) or none.
+_OUTPUTS_OF: dict[State, frozenset[str]] = {
+    State.COMPLETED: frozenset({"Complete"}),
+    State.ERROR: frozenset({"Complete", "Error"}),
+}
+
+
 class OutputStatus(_Message, frozen=True, kw_only=True):
+    """One output of a job as a notification tells it: ``status``, and for an "Error" one
+    ``status_detail`` (why it could not be made)."""
+
     key: str
     preset_id: str = field(name="presetId")
-    status: str = "Complete"
+    status: OutputState = "Complete"
     status_detail: _Detail | None = field(default=None, name="statusDetail")
     duration: float | None = None
     width: int | None = None
@@ -184,6 +197,19 @@ class Notification(_Message, frozen=True, kw_only=True):
         keys.check_job_id(self.job_id)
         if self.log_key is not None:
             keys.check_key(self.log_key, keys.OUTPUT_PREFIX)
+        allowed = _OUTPUTS_OF.get(self.state)
+        if allowed is not None:
+            for out in self.outputs:
+                if out.status not in allowed:
+                    raise ValueError(
+                        f"a {self.state} notification with an output in status {out.status!r}"
+                    )
+
+    @property
+    def made(self) -> tuple[OutputStatus, ...]:
+        """The outputs a COMPLETED or ERROR notification says were made and stored: an
+        ERROR with some is a job partly done, whose other outputs say why they were not."""
+        return tuple(o for o in self.outputs if o.status == "Complete")
 
     @property
     def reason(self) -> str:

@@ -22,10 +22,10 @@ import threading
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from . import filelog, identity, jobs, keys, outbox, sources
+from . import filelog, identity, jobs, keys, outbox, outcomes, sources
 from .backends import Backend
 from .engines import Engine, open_engine
 from .errors import (
@@ -35,14 +35,17 @@ from .errors import (
     ObjectMissing,
     OutputError,
 )
-from .journal import FileRecord, FileState, Journal
+from .journal import STAGES, FileRecord, FileState, Journal
 from .listener import Listener
 from .media import presets
 from .media.probe import MediaInfo, NotRegularFile, not_regular, probe
+from .outcomes import Outcome
 from .procs import yield_cpu_to_ffmpeg
 from .progress import ByteProgress, Subscriber
 from .scheduler import Scheduler
 from .settings import Settings
+from .stages import Stage
+from .story import OutputRecord
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +55,6 @@ MAX_BACKOFF_SECONDS = 30.0
 TAKE_ATTEMPTS = 5
 #: Pause before taking again a file that changed meanwhile (times the attempt number).
 TAKE_PAUSE_SECONDS = 0.5
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one input, for ``transcode``'s summary."""
-
-    path: Path
-    state: FileState
-    detail: str
 
 
 class Pipeline:
@@ -227,15 +221,20 @@ class Pipeline:
             "%s: already in OUT as %s (same content and preset); not redone", record.name, shown
         )
         self._delete_objects(record)  # the snapshot just taken
+        outcomes.delivered(self.journal, record, list(outputs.items()))
         self.advance(record, FileState.CLEANED, outputs=outputs, detail=f"already in OUT: {shown}")
         self._finished(record.id)
         return True
 
-    def retry(self, record: FileRecord) -> None:
+    def retry(self, record: FileRecord) -> str:
         """Start a failed file over, to the destination it had; a stuck one (in flight, no
         ``run`` working on it) from its upload, under the job id it has, so a job that was
-        not lost after all is only done twice, never delivered twice."""
-        if record.state == FileState.FAILED or record.job_id is None:
+        not lost after all is only done twice, never delivered twice; a partly done one
+        anew for the outputs it lacks (``outcomes.redo``). The id of the file retried."""
+        if record.state == FileState.CLEANED:
+            record = outcomes.redo(self.journal, self.catalog, record)
+            state = FileState.DISCOVERED
+        elif record.state == FileState.FAILED or record.job_id is None:
             sources.reset_failed(self.journal, record)
             state = FileState.DISCOVERED
         else:
@@ -243,6 +242,7 @@ class Pipeline:
             self.journal.advance(record.id, state, detail="retry", expect=record.state)
         self.hooks.on_state(path=record.path, state=state)
         self.schedule(record.id)
+        return record.id
 
     def _unreadable(self, path: Path, out_dir: Path, exc: OSError, retry_failed: bool) -> str:
         """Record a file we cannot read as FAILED, so ``status`` and ``retry`` know of it."""
@@ -295,12 +295,7 @@ class Pipeline:
         self._scheduler.wake()
 
     def outcome(self, fid: str) -> Outcome:
-        record = self.journal.get(fid)
-        assert record is not None
-        detail = record.reason or _done_detail(record)
-        if record.warning:
-            detail += f" (warning: {record.warning})"
-        return Outcome(record.path, record.state, detail)
+        return outcomes.outcome(self.journal, fid)
 
     # -- the steps -------------------------------------------------------------------------------
 
@@ -391,13 +386,13 @@ class Pipeline:
         for attempt in range(1, TAKE_ATTEMPTS + 1):
             before = identity.source_stat(path)
             source = probe(path)
-            for preset in map(self.catalog.get, record.presets):
-                preset.ffmpeg_args(source, path, path)  # raises MediaError on a mismatch
+            jobs.check_presets(self.catalog, record, source)
             progress = ByteProgress(self.hooks, path, "uploading", before.st_size)
             digest = store.take(path, store.input_bucket, key, progress)
             with self._intake:
                 if identity.held_still(path, before):
                     self.journal.taken(record.id, before, digest)
+                    self.journal.story.describe(record.id, outcomes.source_facts(source))
                     taken = replace(
                         record,
                         state=FileState.UPLOADING,
@@ -546,8 +541,13 @@ class Pipeline:
 
     def _clean(self, record: FileRecord) -> None:
         self._delete_objects(record)
-        self._handle_source(record)
-        self.advance(record, FileState.CLEANED, detail=_done_detail(record))
+        failed = outcomes.failed(self.journal, record)
+        if not failed:
+            self._handle_source(record)
+        elif self.on_success != "keep":  # its source is needed to make them
+            self._warn(record, f"{len(failed)} output(s) not made; the source is kept")
+        outcomes.delivered(self.journal, record, outcomes.placed(self.catalog, record))
+        self.advance(record, FileState.CLEANED, detail=outcomes.done_detail(record), failed=failed)
         self._finished(record.id)
 
     def _handle_source(self, record: FileRecord) -> None:
@@ -572,7 +572,8 @@ class Pipeline:
             self._delete_objects(record)
         except Exception as exc:  # failing must not fail: the file would never finish
             log.warning("%s: objects left behind: %s", record.name, exc)
-        self.journal.fail(record.id, reason)
+        if self.journal.fail(record.id, reason) == FileState.FAILED:
+            outcomes.failed_all(self.journal, record, reason)
         self.hooks.on_state(path=record.path, state=FileState.FAILED, detail=reason)
         self._finished(record.id)
 
@@ -590,9 +591,11 @@ class Pipeline:
         expect: FileState | None = None,
         durable: bool = False,
         same_as: str | None = None,
+        failed: list[OutputRecord] | None = None,
     ) -> None:
         """Record the move in the journal and tell the hooks, unless ``expect`` says another
-        thread moved the file on meanwhile."""
+        thread moved the file on meanwhile. ``failed``: outputs of a delivered file that
+        could not be made (it is partly done)."""
         if self.journal.advance(
             record.id,
             state,
@@ -610,6 +613,8 @@ class Pipeline:
                 detail=detail,
                 size=record.size,
                 outputs=tuple((outputs or record.outputs).values()),
+                stage=Stage.PARTLY_DONE if failed else STAGES[state],
+                failed_outputs=tuple((o.preset, o.reason or "failed") for o in failed or ()),
             )
 
     def _finished(self, fid: str) -> None:
@@ -617,9 +622,3 @@ class Pipeline:
         # The files of the same content parked behind it: their output is a copy of this one.
         for other in self._scheduler.finished(fid):
             self.schedule(other)
-
-
-def _done_detail(record: FileRecord) -> str:
-    """What a finished file's line says: its outputs, and where they came from if copied."""
-    names = ", ".join(Path(p).name for p in record.outputs.values())
-    return f"{names} (same content as {record.same_as})" if record.same_as else names

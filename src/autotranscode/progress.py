@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .journal import STAGES, FileState
+from .errors import AutotranscodeError
+from .journal import STAGES, FileState, Journal
 from .stages import Stage
 from .text import shown
 
@@ -52,10 +53,78 @@ class Subscriber:
     ) -> None:
         """``path`` reached ``state``. ``detail``: the outputs' names (CLEANED), the reason
         (FAILED). The pipeline also passes ``size`` (input bytes) and ``outputs`` (their
-        paths in OUT once placed)."""
+        paths in OUT once placed); for a file delivered with outputs that could not be made,
+        ``stage`` (``Stage.PARTLY_DONE``) and ``failed_outputs``, each (preset, reason)."""
 
     def on_progress(self, *, path: Path, stage: str, fraction: float, **kwargs: Any) -> None:
         """``fraction`` (0..1) of ``stage`` is done; transcoding adds ``speed`` and ``eta``."""
+
+
+class Subscribers(Subscriber):
+    """Several subscribers as one: each hook goes to each, in order."""
+
+    def __init__(self, *subscribers: Subscriber | None) -> None:
+        self.subscribers = [s for s in subscribers if s is not None]
+
+    def on_seen(self, **kwargs: Any) -> None:
+        for s in self.subscribers:
+            s.on_seen(**kwargs)
+
+    def on_settled(self, **kwargs: Any) -> None:
+        for s in self.subscribers:
+            s.on_settled(**kwargs)
+
+    def on_state(self, **kwargs: Any) -> None:
+        for s in self.subscribers:
+            s.on_state(**kwargs)
+
+    def on_progress(self, **kwargs: Any) -> None:
+        for s in self.subscribers:
+            s.on_progress(**kwargs)
+
+
+class JournalProgress(Subscriber):
+    """Writes where each file is within its stage into the journal (``story``), so that
+    ``status`` in another process shows percent, speed and ETA. At most one write per file
+    per ``interval`` (and at every change of stage): a snapshot, not a log."""
+
+    def __init__(self, journal: Journal, interval: float = 1.0) -> None:
+        self.journal = journal
+        self.interval = interval
+        self._last: dict[Path, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def on_progress(self, *, path: Path, stage: str, fraction: float, **kwargs: Any) -> None:
+        try:
+            now_at = Stage(stage)
+        except ValueError:
+            return
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(path)
+            if last is not None and last[0] == stage and now - last[1] < self.interval:
+                return
+            self._last[path] = (stage, now)
+        versions = self.journal.versions_of(path)
+        if not versions:
+            return
+        worker = kwargs.get("worker")
+        try:
+            self.journal.story.note_progress(
+                versions[-1].id,
+                now_at,
+                min(max(fraction, 0.0), 1.0),
+                _number(kwargs.get("speed")),
+                _number(kwargs.get("eta")),
+                worker if isinstance(worker, str) else None,
+            )
+        except AutotranscodeError as exc:  # a snapshot lost is harmless; say why once in a while
+            log.debug("progress of %s not recorded: %s", shown(path.name), exc)
+
+    def on_state(self, *, path: Path, state: FileState, **kwargs: Any) -> None:
+        if state.finished:
+            with self._lock:
+                self._last.pop(path, None)
 
 
 class ByteProgress:
@@ -85,6 +154,8 @@ class _File:
     detail: str = ""
     ended: float | None = None  # done, failed or interrupted: the clock stops
     interrupted: bool = False
+    #: A partly done file's outputs that could not be made: (preset, reason), ``shown``.
+    failed_outputs: tuple[tuple[str, str], ...] = ()
 
     def elapsed(self, now: float) -> float:
         return (self.ended if self.ended is not None else now) - self.since
@@ -111,6 +182,8 @@ class Reporter(Subscriber):
         self._files: dict[Path, _File] = {}
         self._closed = False
         self.done = 0
+        #: Delivered with some outputs that could not be made.
+        self.partly = 0
         self.failed = 0
         #: Input bytes minus output bytes over the done files (negative when outputs grew).
         self.saved = 0
@@ -147,13 +220,19 @@ class Reporter(Subscriber):
     def on_state(
         self, *, path: Path, state: FileState, detail: str | None = None, **kwargs: Any
     ) -> None:
-        stage = STAGES[state]
+        told = kwargs.get("stage")
+        stage = told if isinstance(told, Stage) else STAGES[state]
         if stage is Stage.SKIPPED:  # not taken: like a file the watcher did not hand on
             with self._lock:
                 self._files.pop(path, None)
             return
         size = kwargs.get("size")
-        outputs = _total_size(kwargs.get("outputs") or ()) if stage is Stage.DONE else None
+        done = stage in (Stage.DONE, Stage.PARTLY_DONE)
+        outputs = _total_size(kwargs.get("outputs") or ()) if done else None
+        failed_outputs = tuple(
+            (shown(str(preset)), shown(str(reason)))
+            for preset, reason in kwargs.get("failed_outputs") or ()
+        )
         with self._lock:
             if self._closed:
                 return
@@ -168,11 +247,15 @@ class Reporter(Subscriber):
             if stage.finished:
                 del self._files[path]
                 f.ended, f.detail, f.output_size = self._clock(), shown(detail or ""), outputs
-                if stage is not Stage.FAILED:
-                    self.done += 1
+                f.failed_outputs = failed_outputs
+                if stage is Stage.FAILED:
+                    self.failed += 1
+                elif stage is Stage.PARTLY_DONE:
+                    self.partly += 1
                     self.saved += f.saved()
                 else:
-                    self.failed += 1
+                    self.done += 1
+                    self.saved += f.saved()
         if moved:
             self._changed(f)
 
@@ -212,10 +295,11 @@ class Reporter(Subscriber):
         with self._lock:
             in_flight = sum(1 for f in self._files.values() if not f.stage.waiting)
             queued = len(self._files) - in_flight
-            done, failed, saved = self.done, self.failed, self.saved
+            done, partly, failed, saved = self.done, self.partly, self.failed, self.saved
+        partly_text = f" · partly done {partly}" if partly else ""
         return (
-            f"done {done} · failed {failed} · in flight {in_flight} · queued {queued}"
-            f" · saved {size_text(saved)}"
+            f"done {done}{partly_text} · failed {failed} · in flight {in_flight}"
+            f" · queued {queued} · saved {size_text(saved)}"
         )
 
 
@@ -228,10 +312,20 @@ class LogReporter(Reporter):
             # INFO a restart would log the whole folder. "queued" says a file was taken.
             log.debug("%s: %s", f.name, f.stage)
         elif f.stage is Stage.FAILED:
-            log.error("%s: failed: %s (after %s)", f.name, f.detail, _clock_text(f.elapsed(0)))
+            log.error("%s: failed: %s (after %s)", f.name, f.detail, clock_text(f.elapsed(0)))
         elif f.stage is Stage.DONE:
-            took = _clock_text(f.elapsed(0))
+            took = clock_text(f.elapsed(0))
             log.info("%s: done -> %s (%s, in %s)", f.name, f.detail, _sizes(f, "->"), took)
+        elif f.stage is Stage.PARTLY_DONE:
+            took = clock_text(f.elapsed(0))
+            log.warning(
+                "%s: partly done -> %s; %s (%s, in %s)",
+                f.name,
+                f.detail,
+                _not_made(f),
+                _sizes(f, "->"),
+                took,
+            )
         else:
             log.info("%s: %s", f.name, f.stage)
 
@@ -291,7 +385,7 @@ class RichReporter(Reporter):
             table.add_row(
                 _markup(f"[bold]{_safe(f.name)}[/]"),
                 _markup(self._bar(f, now)),
-                _clock_text(f.elapsed(now)),
+                clock_text(f.elapsed(now)),
                 _markup(("[yellow]interrupted[/] · " if f.interrupted else "") + _stage_text(f)),
             )
         parts: list[RenderableType] = [table] if files else []
@@ -318,10 +412,15 @@ class RichReporter(Reporter):
 
     def _summary(self, f: _File) -> Text:
         """A finished file's one line."""
-        took = _clock_text(f.elapsed(0))
+        took = clock_text(f.elapsed(0))
         if f.stage is Stage.DONE:
             return _markup(
                 f"[green]✓[/] [bold]{_safe(f.name)}[/] → {_safe(f.detail)} · {_sizes(f)} · {took}"
+            )
+        if f.stage is Stage.PARTLY_DONE:
+            return _markup(
+                f"[yellow]◐ [bold]{_safe(f.name)}[/] partly done[/] → {_safe(f.detail)}"
+                f" · [yellow]{_safe(_not_made(f))}[/] · {_sizes(f)} · {took}"
             )
         return _markup(f"[red]✗ [bold]{_safe(f.name)}[/] failed: {_safe(f.detail)}[/] · {took}")
 
@@ -335,8 +434,13 @@ def _stage_text(f: _File) -> str:
         if f.speed:
             text += f" · {f.speed:.2g}×"
         if f.eta is not None:
-            text += f" · ETA {_clock_text(f.eta)}"
+            text += f" · ETA {clock_text(f.eta)}"
     return text
+
+
+def _not_made(f: _File) -> str:
+    """A partly done file's outputs that could not be made, each with its reason."""
+    return "not made: " + "; ".join(f"{p} ({reason})" for p, reason in f.failed_outputs)
 
 
 def _sizes(f: _File, arrow: str = "→") -> str:
@@ -359,7 +463,7 @@ def size_text(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _clock_text(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     """H:MM:SS, like rich's elapsed column."""
     s = max(int(seconds), 0)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

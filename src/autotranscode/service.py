@@ -33,7 +33,7 @@ from .journal import Journal
 from .media.transcoder import find_ffmpeg
 from .pipeline import Pipeline
 from .procs import crash_record, yield_cpu_to_ffmpeg
-from .progress import Subscriber
+from .progress import JournalProgress, Subscriber, Subscribers
 from .settings import Settings
 
 #: In the state dir: held (flock) by the one client using it.
@@ -166,9 +166,8 @@ class Service:
         self._journal = journal = Journal(s.state_dir / JOURNAL_FILE)
         stack.callback(journal.close)
         pool = WorkerPool(transcode_workers(s, backend, in_process) if in_process else [])
-        pipe = Pipeline(
-            backend, journal, self.out, s, engine=open_engine(s, backend), hooks=self.hooks
-        )
+        hooks = Subscribers(self.hooks, JournalProgress(journal))
+        pipe = Pipeline(backend, journal, self.out, s, engine=open_engine(s, backend), hooks=hooks)
         stack.callback(pool.stop)
         stack.callback(pipe.stop)
         # Workers and the listener wind down together, not one after the other.

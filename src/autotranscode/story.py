@@ -42,6 +42,29 @@ CREATE TABLE IF NOT EXISTS progress (
 """
 
 
+#: A record that counts now: any but one that a later version of its path made history
+#: (a failed or skipped one: a broken file since fixed; a partly done one: retried for the
+#: outputs it lacked). Done earlier versions count: each delivered its outputs.
+CURRENT = (
+    "(NOT (state IN ('FAILED', 'SKIPPED') OR (state = 'CLEANED' AND EXISTS (SELECT 1 FROM"
+    " outputs AS o WHERE o.file_id = files.id AND o.status = 'failed'))) OR NOT EXISTS"
+    " (SELECT 1 FROM files AS g WHERE g.path = files.path AND g.rowid > files.rowid))"
+)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """The done and partly done files in sum (``Story.delivered``)."""
+
+    partly_done: int
+    #: Over the files whose outputs' sizes are recorded.
+    bytes_in: int
+    bytes_out: int
+    #: Files delivered without outputs recorded (a journal from before they were): their
+    #: input size and their ``outputs`` (key -> path in OUT), for the caller to measure.
+    unrecorded: list[tuple[int, str]]
+
+
 @dataclass(frozen=True)
 class OutputRecord:
     """One output of a file as delivered (or not): what ``status`` and the dashboard show."""
@@ -100,19 +123,44 @@ class Story:
             " WHERE file_id = ? ORDER BY rowid",
             (fid,),
         )
-        return [
-            OutputRecord(
-                preset=r[0],
-                status=OutputStatus(r[1]),
-                path=r[2],
-                reason=r[3],
-                size=r[4],
-                duration=r[5],
-                width=r[6],
-                height=r[7],
-            )
-            for r in rows
-        ]
+        return [_output(r) for r in rows]
+
+    def outputs_by_file(self) -> dict[str, list[OutputRecord]]:
+        """Every recorded output, by file id: one query for a whole report."""
+        rows = self.db.query(
+            "SELECT file_id, preset, status, path, reason, size, duration, width, height"
+            " FROM outputs ORDER BY rowid"
+        )
+        found: dict[str, list[OutputRecord]] = {}
+        for r in rows:
+            found.setdefault(r[0], []).append(_output(r[1:]))
+        return found
+
+    def delivered(self) -> Delivered:
+        """Sums over the current CLEANED files in SQL: a report of ten thousand files must
+        not build ten thousand records to add up their sizes."""
+        per_file = (
+            "SELECT f.size, f.outputs AS targets, COUNT(o.file_id) AS recorded,"
+            " COALESCE(SUM(o.status = 'failed'), 0) AS failed,"
+            " COALESCE(SUM(o.status = 'done' AND o.size IS NULL), 0) AS unsized,"
+            " COALESCE(SUM(CASE WHEN o.status = 'done' THEN o.size END), 0) AS out"
+            " FROM files AS f LEFT JOIN outputs AS o ON o.file_id = f.id"
+            f" WHERE f.state = 'CLEANED' AND {CURRENT.replace('files.', 'f.')} GROUP BY f.id"
+        )
+        [(partly, bytes_in, bytes_out)] = self.db.query(
+            "SELECT COALESCE(SUM(failed > 0), 0),"
+            " COALESCE(SUM(CASE WHEN recorded > 0 AND unsized = 0 THEN size END), 0),"
+            " COALESCE(SUM(CASE WHEN recorded > 0 AND unsized = 0 THEN out END), 0)"
+            f" FROM ({per_file})"
+        )
+        unrecorded = self.db.query(
+            "SELECT f.size, f.outputs FROM files AS f WHERE f.state = 'CLEANED'"
+            f" AND {CURRENT.replace('files.', 'f.')}"
+            " AND NOT EXISTS (SELECT 1 FROM outputs AS o WHERE o.file_id = f.id)"
+        )
+        return Delivered(
+            int(partly), int(bytes_in), int(bytes_out), [(int(a), str(b)) for a, b in unrecorded]
+        )
 
     def note_progress(
         self,
@@ -142,3 +190,18 @@ class Story:
             return None
         keys = ("stage", "fraction", "speed", "eta", "worker", "at")
         return dict(zip(keys, rows[0], strict=True))
+
+
+def _output(r: tuple[object, ...]) -> OutputRecord:
+    """An ``outputs`` row from its preset column on."""
+    preset, status, path, reason, size, duration, width, height = r
+    return OutputRecord(
+        preset=str(preset),
+        status=OutputStatus(str(status)),
+        path=path if isinstance(path, str) else None,
+        reason=reason if isinstance(reason, str) else None,
+        size=size if isinstance(size, int) else None,
+        duration=float(duration) if isinstance(duration, int | float) else None,
+        width=width if isinstance(width, int) else None,
+        height=height if isinstance(height, int) else None,
+    )

@@ -232,6 +232,8 @@ class Watcher:
         next_scan = time.monotonic() + RESCAN_INTERVAL_SECONDS
         while True:
             self._wake.clear()
+            if self._stop.is_set():  # a stop while this loop was busy: its wake just cleared
+                return
             with self._lock:
                 settling = bool(self._candidates)
             if settling:

@@ -58,6 +58,17 @@ def wait_until(
         time.sleep(interval)
 
 
+def by_stage(status: dict[str, Any]) -> dict[str, int]:
+    """``status --json``'s files by stage (replaced failed versions are not counted)."""
+    counts: dict[str, int] = status["totals"]["by_stage"]
+    return counts
+
+
+def listed(status: dict[str, Any], stage: str) -> list[dict[str, Any]]:
+    """The finished files ``status --json`` lists that ended in ``stage``."""
+    return [f for f in status["recent"] if f["stage"] == stage]
+
+
 def names(folder: Path) -> list[str]:
     """Every entry in ``folder`` (hidden and temporary ones included), sorted."""
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -107,13 +118,35 @@ class Proc:
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.dump_threads()
             self.kill()
-            pytest.fail(f"{self.name} did not exit within {timeout:.0f}s of SIGINT\n{self}")
+            pytest.fail(
+                f"{self.name} did not exit within {timeout:.0f}s of SIGINT\n{self}"
+                f"\n--- where its threads were:\n{self.thread_dump()[-12000:]}"
+            )
+
+    def dump_threads(self) -> None:
+        """SIGABRT: faulthandler (PYTHONFAULTHANDLER, see ``cli_env``) writes every thread's
+        stack to stderr, so a hang is reported with where it hung."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(5)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """Ctrl+C, then the exit status (failing the test if it does not come promptly)."""
         self.interrupt()
         return self.wait_exit(timeout)
+
+    def thread_dump(self) -> str:
+        """faulthandler's report: on stderr, or (while workers run in-process) in the state
+        dir's crash record for this pid."""
+        if "--state-dir" in self.argv:
+            record = Path(self.argv[self.argv.index("--state-dir") + 1]) / "crashes"
+            with contextlib.suppress(OSError):
+                return (record / f"{self.popen.pid}.log").read_text(errors="replace")
+        return self.stderr
 
     def kill(self) -> None:
         if self.popen.poll() is None:

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from cli_harness import DEADLINE, Cli, Proc, names, open_cli
+from cli_harness import DEADLINE, Cli, Proc, by_stage, listed, names, open_cli
 
 from autotranscode import keys
 from autotranscode.backends import Backend
@@ -132,11 +132,11 @@ def _undecodable(folder: Path, clips: dict[str, Clip]) -> Path:
     return dest
 
 
-EMPTY = Case(_write("empty.mov", lambda _: b""), "FAILED", reason="the file is empty")
+EMPTY = Case(_write("empty.mov", lambda _: b""), "failed", reason="the file is empty")
 CORRUPT = Case(_write("corrupt.mp4", _corrupt), "ok", "corrupt.mp4", "h264.mp4")
 DANGLING = Case(
     _symlink("dangling.mp4", lambda f, _: f / "nowhere.mp4"),
-    "FAILED",
+    "failed",
     reason="cannot read the file: No such file or directory",
 )
 LONG = Case(_copy(LONG_UTF8), "ok", "é" * 99 + ".mp4", "h264.mp4")
@@ -144,7 +144,7 @@ LONG = Case(_copy(LONG_UTF8), "ok", "é" * 99 + ".mp4", "h264.mp4")
 LOCAL_CASES = [
     pytest.param(EMPTY, id="zero-byte"),
     pytest.param(
-        Case(_write("truncated.mp4", _truncated), "FAILED", reason="not a readable media file"),
+        Case(_write("truncated.mp4", _truncated), "failed", reason="not a readable media file"),
         id="truncated",
     ),
     # ffmpeg conceals the damaged frames; the output passes every check, so it is delivered.
@@ -152,7 +152,7 @@ LOCAL_CASES = [
     pytest.param(
         Case(
             _write("notes.mp4", lambda _: b"this is a text file with a media extension\n"),
-            "FAILED",
+            "failed",
             reason="not a readable media file",
         ),
         id="not-media",
@@ -162,13 +162,13 @@ LOCAL_CASES = [
     pytest.param(
         Case(
             _write("noise.mp4", lambda _: random.Random(81689).randbytes(2000)),
-            "FAILED",
+            "failed",
             reason="not a readable media file (a video stream without a picture size)",
         ),
         id="noise-raw-h263",
     ),
     pytest.param(
-        Case(_copy("tone.m4a", "tone.m4a"), "FAILED", reason="needs a video stream"),
+        Case(_copy("tone.m4a", "tone.m4a"), "failed", reason="needs a video stream"),
         id="audio-only",
     ),
     pytest.param(
@@ -283,7 +283,7 @@ def run_case(cli: Cli, case: Case, clips: dict[str, Clip]) -> None:
         result = transcode(cli, arg, good.path, "-o", out)
 
     assert_clean_run(result)
-    failed = case.expect == "FAILED"
+    failed = case.expect == "failed"
     assert result.returncode == (1 if failed else 0), result
     lines = result.stdout.splitlines()
     assert len(lines) == 3, result.stdout  # one line per input, then the totals
@@ -310,12 +310,12 @@ def run_case(cli: Cli, case: Case, clips: dict[str, Clip]) -> None:
 
     status = cli.status()
     if failed:
-        assert status["counts"] == {"CLEANED": 1, "FAILED": 1}, status
-        failures = [(f["path"], f["reason"]) for f in status["failed"]]
+        assert by_stage(status) == {"done": 1, "failed": 1}, status
+        failures = [(f["path"], f["reason"]) for f in listed(status, "failed")]
         assert failures == [(os.path.abspath(path), reason)], status
     else:
-        assert status["counts"] == {"CLEANED": 2}, status
-        assert status["failed"] == [], status
+        assert by_stage(status) == {"done": 2}, status
+        assert listed(status, "failed") == [], status
     cli.assert_no_leftovers()
 
 
@@ -367,8 +367,8 @@ def test_retry_all_failed_after_fixing_the_empty_file(
         f"1 done, {len(FAILING)} failed",
     ], first.stdout
     status = local_cli.status()
-    assert status["counts"] == {"CLEANED": 1, "FAILED": len(FAILING)}, status
-    assert {f["path"]: f["reason"] for f in status["failed"]} == reasons, status
+    assert by_stage(status) == {"done": 1, "failed": len(FAILING)}, status
+    assert {f["path"]: f["reason"] for f in listed(status, "failed")} == reasons, status
 
     # The empty file is fixed in place (its content is now a good clip); the rest are not.
     shutil.copyfile(clips["h264.mp4"].path, paths["empty.mov"])
@@ -393,7 +393,7 @@ def test_retry_all_failed_after_fixing_the_empty_file(
     assert names(out) == ["empty.mp4", "vp9.mp4"]
     check_output(out / "empty.mp4", clips["h264.mp4"])
     status = local_cli.status()
-    assert status["counts"] == {"CLEANED": 2, "FAILED": len(FAILING) - 1}, status
+    assert by_stage(status) == {"done": 2, "failed": len(FAILING) - 1}, status
     local_cli.assert_no_leftovers()
 
 
@@ -486,8 +486,8 @@ def test_an_unreadable_file_fails_alone(
     shown = run("status", "--json")
     assert shown.returncode == 0, shown
     status: dict[str, Any] = json.loads(shown.stdout)
-    assert status["counts"] == {"CLEANED": 2, "FAILED": 1}, status
-    failures = [(f["path"], f["reason"]) for f in status["failed"]]
+    assert by_stage(status) == {"done": 2, "failed": 1}, status
+    failures = [(f["path"], f["reason"]) for f in listed(status, "failed")]
     assert failures == [(str(locked), "cannot read the file: Permission denied")], status
     assert [p for p in (state / "store").rglob("*") if p.is_file()] == []
     assert stat.S_IMODE(locked.stat().st_mode) == 0  # left as it was

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_harness import BACKENDS, Cli, names, open_cli, wait_until
+from cli_harness import BACKENDS, Cli, by_stage, names, open_cli, wait_until
 
 from conftest import Clip, check_output
 
@@ -84,7 +84,7 @@ def test_a_journal_truncated_to_nothing_does_not_redo_what_out_holds(
     after = (out / "h264.mp4").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     check_output(out / "h264.mp4", clip)
-    assert cli.status()["counts"] == {"CLEANED": 1}
+    assert by_stage(cli.status()) == {"done": 1}
     cli.assert_no_leftovers()
 
 
@@ -189,7 +189,7 @@ def test_journal_rebuild_sets_the_damaged_one_aside_and_out_is_not_redone(
     aside = [p.name for p in cli.state_dir.glob("journal.db.damaged-*")]
     assert any(re.fullmatch(r"journal\.db\.damaged-\d{8}T\d{6}Z", n) for n in aside), aside
     assert cli.run("journal", "check").returncode == 0
-    assert cli.status()["counts"] == {"CLEANED": 2}
+    assert by_stage(cli.status()) == {"done": 2}
 
     again = cli.run(
         "transcode", clip.path, "--preset", "web-720p", "--preset", "poster", "--out", out
@@ -249,7 +249,7 @@ def test_run_with_a_journal_truncated_to_nothing_does_not_redo_the_drop(
 
     second = local_cli.start("run", "run", drop, out, "--settle", "0.2", "-v")
     wait_until(
-        lambda: local_cli.status()["counts"] == {"CLEANED": 2}, "both files done", procs=(second,)
+        lambda: by_stage(local_cli.status()) == {"done": 2}, "both files done", procs=(second,)
     )
     assert second.stop() == 0
     assert names(out) == made

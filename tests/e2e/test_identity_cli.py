@@ -14,9 +14,10 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cli_harness import BACKENDS, Cli, Proc, names, open_cli, wait_until
+from cli_harness import BACKENDS, Cli, Proc, by_stage, names, open_cli, wait_until
 
 from conftest import FFMPEG, Clip, check_output
 
@@ -116,7 +117,7 @@ def rewrite_in_place(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def by_name(status: dict[str, object]) -> dict[str, dict[str, object]]:
+def by_name(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     recent = status["recent"]
     assert isinstance(recent, list)
     return {Path(r["path"]).name: r for r in recent}
@@ -141,7 +142,7 @@ def test_a_source_rewritten_after_it_was_taken_still_gets_its_own_output(
     run = start_run(cli, drop, out, "--workers", "0")
     shutil.copyfile(five_seconds.path, drop / "second.mp4")
     wait_until(
-        lambda: [f["state"] for f in cli.status()["in_flight"]] == ["SUBMITTED"],
+        lambda: [f["stage"] for f in cli.status()["in_flight"]] == ["waiting for a worker"],
         "second.mp4 to be taken and its job queued",
         procs=(run,),
         interval=0.2,
@@ -161,7 +162,7 @@ def test_a_source_rewritten_after_it_was_taken_still_gets_its_own_output(
     check_output(out / "second.mp4", five_seconds)
     check_output(out / "second (1).mp4", clips["h264.mp4"])
     assert names(out) == ["second (1).mp4", "second.mp4"]
-    assert cli.status()["counts"] == {"CLEANED": 2}
+    assert by_stage(cli.status()) == {"done": 2}
     cli.assert_no_leftovers()
 
 
@@ -228,11 +229,11 @@ def test_a_copy_dropped_with_its_original_gets_a_copy_of_the_output(
     warned = [ln for ln in run.stderr.splitlines() if "WARNING" in ln and "same content" in ln]
     assert len(warned) == 1 and "not transcoded again" in warned[0], run
     status = cli.status()
-    assert status["counts"] == {"CLEANED": 2}, status
-    details = {name: r.get("detail") for name, r in by_name(status).items()}
+    assert by_stage(status) == {"done": 2}, status
+    details = {name: r.get("same_as") for name, r in by_name(status).items()}
     copy = "two.avi" if details["two.avi"] else "one.avi"
     original = "one.avi" if copy == "two.avi" else "two.avi"
-    assert details == {copy: f"same content as {original}", original: None}, details
+    assert details == {copy: original, original: None}, details
     cli.assert_no_leftovers()
 
 
@@ -266,13 +267,13 @@ def test_at_start_up_a_copy_of_a_done_file_is_copied_and_a_renamed_one_is_not_re
     assert "a1.avi" in renamed and "not transcoded again" in renamed, renamed
 
     status = cli.status()
-    assert status["counts"] == {"CLEANED": 3}, status
+    assert by_stage(status) == {"done": 3}, status
     records = by_name(status)
-    assert records["a2.avi"]["detail"] == "same content as a1.avi"
-    assert records["b1.avi"]["detail"] == "same content as a1.avi"
-    assert records["b1.avi"]["outputs"] == [str(out.resolve() / "a1.mp4")]
-    text = cli.run("status")
-    assert "a2.avi: done (same content as a1.avi)" in text.stdout, text.stdout
+    assert records["a2.avi"]["same_as"] == "a1.avi"
+    assert records["b1.avi"]["same_as"] == "a1.avi"
+    assert [o["path"] for o in records["b1.avi"]["outputs"]] == [str(out.resolve() / "a1.mp4")]
+    text = cli.run("status", env={"COLUMNS": "500"})
+    assert re.search(r"a2\.avi → a2\.mp4 .*· same content as a1\.avi", text.stdout), text.stdout
     cli.assert_no_leftovers()
 
 
@@ -329,7 +330,7 @@ def test_a_changed_preset_makes_a_new_output_and_force_redoes_a_file(
     for name in names(out):
         check_output(out / name, clip)
     status = json.loads(local_cli.run("status", "--json").stdout)
-    assert status["counts"] == {"CLEANED": 3}, status
+    assert by_stage(status) == {"done": 3}, status
     local_cli.assert_no_leftovers()
 
 

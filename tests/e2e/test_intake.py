@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import Cli, Proc, names, open_cli, wait_until
+from cli_harness import Cli, Proc, by_stage, listed, names, open_cli, wait_until
 
 from conftest import Clip, check_output, cli_env
 
@@ -89,15 +89,15 @@ def test_a_fifo_socket_folder_or_dangling_link_is_skipped_and_the_watcher_goes_o
             lambda: "after.mp4" in names(out), "the drop after the FIFO", QUICK, procs=(run,)
         )
         check_output(out / "after.mp4", clips["h264.mp4"])
-        wait_until(lambda: cli.status()["counts"].get("SKIPPED") == 4, "four skipped entries")
+        wait_until(lambda: by_stage(cli.status()).get("skipped") == 4, "four skipped entries")
         stop(run)
     finally:
         listener.close()
 
     status = cli.status()
-    assert status["counts"] == {"CLEANED": 1, "SKIPPED": 4}, status
-    assert status["failed"] == [], status
-    skipped = {Path(s["path"]).name: s["reason"] for s in status["skipped"]}
+    assert by_stage(status) == {"done": 1, "skipped": 4}, status
+    assert listed(status, "failed") == [], status
+    skipped = {Path(s["path"]).name: s["reason"] for s in listed(status, "skipped")}
     assert skipped == {
         "live.mp4": "a FIFO; only regular files are taken",
         "sock.mp4": "a socket; only regular files are taken",
@@ -108,7 +108,7 @@ def test_a_fifo_socket_folder_or_dangling_link_is_skipped_and_the_watcher_goes_o
         assert run.stderr.count(f"{name}: skipped") == 1, run.stderr
     assert names(out) == ["after.mp4"]
     shown = cli.run("status", env={"COLUMNS": "500"})  # no wrapping inside a line
-    assert "\nskipped\n" in shown.stdout and "live.mp4: a FIFO" in shown.stdout, shown.stdout
+    assert "live.mp4 skipped: a FIFO" in shown.stdout, shown.stdout
 
 
 def test_transcode_of_a_fifo_fails_at_once(
@@ -168,7 +168,7 @@ def test_drop_inside_out_works(cli: Cli, tmp_path: Path, clips: dict[str, Clip])
 
     assert names(media) == ["clip.mp4", "drop"]
     assert names(drop) == ["clip.mp4"]
-    assert cli.status()["counts"] == {"CLEANED": 1}
+    assert by_stage(cli.status()) == {"done": 1}
 
 
 def test_out_inside_drop_works_recursive(cli: Cli, tmp_path: Path, clips: dict[str, Clip]) -> None:
@@ -184,7 +184,7 @@ def test_out_inside_drop_works_recursive(cli: Cli, tmp_path: Path, clips: dict[s
     stop(run)
 
     assert names(out) == ["clip.mp4"]
-    assert cli.status()["counts"] == {"CLEANED": 1}
+    assert by_stage(cli.status()) == {"done": 1}
 
 
 # --- case 10: mistakes refused at start, one line each --------------------------------------------
@@ -321,12 +321,13 @@ def test_on_success_move_failing_after_delivery_is_a_warning(
 
     shown = as_nobody(world_dir, "status", "--json", *common)
     status: dict[str, Any] = json.loads(shown.stdout)
-    assert status["counts"] == {"CLEANED": 1}, status
-    assert status["failed"] == [], status
+    assert by_stage(status) == {"done": 1}, status
+    assert listed(status, "failed") == [], status
     [recent] = status["recent"]
     assert "could not be moved" in recent["warning"], status
     view = as_nobody(world_dir, "status", *common, env={"COLUMNS": "500"})
-    assert "done, with a warning" in view.stdout and "clip1.mp4" in view.stdout, view.stdout
+    [line] = [ln for ln in view.stdout.splitlines() if "clip1.mp4 →" in ln]
+    assert "warning: " in line and "could not be moved" in line, view.stdout
 
     retried = as_nobody(world_dir, "retry", "--all-failed", *common)
     assert retried.returncode == 0, retried
@@ -363,11 +364,12 @@ def test_a_file_appended_in_bursts_is_taken_whole_and_retry_makes_no_duplicates(
     stop(run)
 
     status = cli.status()
-    assert status["failed"] == [], status
-    assert "FAILED" not in status["counts"], status
-    assert status["counts"]["CLEANED"] == 1, status
-    for skipped in status["skipped"]:  # a piece taken before the rhythm showed
-        assert skipped["reason"].startswith("superseded by a later version"), status
+    assert by_stage(status) == {"done": 1}, status  # the path once: its latest version
+    story = json.loads(cli.run("status", "--json", drop / "reopen.mp4").stdout)
+    [file] = story["files"]
+    for earlier in file["earlier_versions"]:  # a piece taken before the rhythm showed
+        assert earlier["stage"] == "skipped", story
+        assert earlier["reason"].startswith("superseded by a later version"), story
 
     retried = cli.run("retry", "--all-failed")
     assert retried.returncode == 0, retried

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_harness import BACKENDS, Cli, names, open_cli, wait_until
+from cli_harness import BACKENDS, Cli, by_stage, listed, names, open_cli, wait_until
+
+from autotranscode.journal import Journal
 
 from conftest import Clip, check_output
 
@@ -74,10 +76,88 @@ def test_good_clips_are_transcoded_and_a_broken_one_fails_alone(
     cli.assert_no_leftovers()
 
     status = cli.status()
-    assert status["counts"] == {"CLEANED": len(videos), "FAILED": 1}, status
-    [failed] = status["failed"]
+    assert by_stage(status) == {"done": len(videos), "failed": 1}, status
+    [failed] = listed(status, "failed")
     assert Path(failed["path"]).name == "notes.mp4"
     assert "not a readable media file" in failed["reason"]
+
+
+def test_an_output_that_cannot_be_made_leaves_the_file_partly_done(
+    cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """An audio preset on a file without audio: the MP4 is delivered all the same, the
+    file is partly done with the audio output's reason, and ``transcode`` exits 1."""
+    clip = clips["no audio.mp4"]
+    src = tmp_path / "in" / "silent.mp4"
+    src.parent.mkdir()
+    shutil.copyfile(clip.path, src)
+    out = tmp_path / "out"
+
+    result = cli.run(
+        "transcode", src, "--out", out, "--preset", "audio-aac", "--preset", "web-720p",
+        "--on-success", "delete",
+    )  # fmt: skip
+
+    assert result.returncode == 1, result
+    assert_no_traceback(result.stderr)
+    reason = "preset audio-aac needs an audio stream and the input has none"
+    line = rf"^PARTLY DONE silent\.mp4 -> silent\.web-720p\.mp4; not made: audio-aac \({reason}\)"
+    assert re.search(line, result.stdout, re.M), result.stdout
+    assert re.search(r"^0 done, 1 partly done, 0 failed$", result.stdout, re.M), result.stdout
+    assert names(out) == ["silent.web-720p.mp4"]
+    check_output(out / "silent.web-720p.mp4", clip)
+    assert src.exists(), "the source of a partly done file is still needed"
+    cli.assert_no_leftovers()
+
+    journal = Journal(cli.state_dir / "journal.db")
+    try:
+        [record] = journal.recent()
+        audio, video = sorted(journal.story.outputs_of(record.id), key=lambda o: o.preset)
+        facts = journal.get(record.id)
+    finally:
+        journal.close()
+    assert (audio.preset, audio.status, audio.reason) == ("audio-aac", "failed", reason)
+    assert audio.path is None
+    assert (video.preset, video.status) == ("web-720p", "done")
+    assert video.path == str((out / "silent.web-720p.mp4").resolve())
+    assert video.size == (out / "silent.web-720p.mp4").stat().st_size
+    assert (video.width, video.height) == (320, 240) and video.duration
+    assert facts is not None and facts.media is not None
+    assert facts.media["video_codec"] == "h264" and facts.media["audio_codec"] is None
+    assert (facts.media["width"], facts.media["height"]) == (320, 240)
+
+
+def test_retry_of_a_partly_done_file_makes_only_the_outputs_it_lacks(
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """A custom preset ffmpeg refuses fails alone; once the config is mended, ``retry``
+    makes that output and leaves the one delivered before as it is (no second copy)."""
+    clip = clips["h264.mp4"]
+    config = tmp_path / "config.toml"
+    config.write_text('[presets.mine]\nextends = "web-720p"\nextra_args = ["-level", "9.9"]\n')
+    out = tmp_path / "out"
+    presets = ("--preset", "mine", "--preset", "audio-aac", "--config", config)
+
+    first = local_cli.run("transcode", clip.path, "-o", out, *presets)
+
+    assert first.returncode == 1, first
+    line = r"^PARTLY DONE h264\.mp4 -> h264\.audio-aac\.m4a; not made: mine \(.+\)$"
+    assert re.search(line, first.stdout, re.M), first.stdout
+    assert names(out) == ["h264.audio-aac.m4a"]
+    before = (out / "h264.audio-aac.m4a").stat()
+
+    config.write_text('[presets.mine]\nextends = "web-720p"\n')
+    again = local_cli.run("retry", clip.path, "--config", config)
+
+    assert again.returncode == 0, again
+    assert_no_traceback(again.stderr)
+    assert re.search(r"^ok\s+h264\.mp4 -> h264\.mp4$", again.stdout, re.M), again.stdout
+    assert names(out) == ["h264.audio-aac.m4a", "h264.mp4"]
+    assert (out / "h264.audio-aac.m4a").stat().st_mtime_ns == before.st_mtime_ns
+    check_output(out / "h264.mp4", clip)
+    done = local_cli.run("retry", clip.path, "--config", config)
+    assert done.stdout.startswith("no failed or unfinished files to retry"), done
+    local_cli.assert_no_leftovers()
 
 
 def test_a_folder_of_good_clips_exits_0(
@@ -124,7 +204,7 @@ def test_transcoding_the_same_file_again_does_not_make_a_second_output(
     after = (out / "vp9.mp4").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     check_output(out / "vp9.mp4", clip)
-    assert cli.status()["counts"] == {"CLEANED": 1}
+    assert by_stage(cli.status()) == {"done": 1}
     cli.assert_no_leftovers()
 
 
@@ -341,7 +421,9 @@ def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
     assert_no_traceback(text.stderr)
 
     status = cli.status(state_dir=state)
-    assert status == {"counts": {}, "in_flight": [], "failed": [], "skipped": [], "recent": []}
+    assert status["schema_version"] == 1, status
+    assert status["totals"]["files"] == 0 and by_stage(status) == {}, status
+    assert status["in_flight"] == [] and status["recent"] == [], status
 
 
 def test_status_watch_follows_until_ctrl_c(
@@ -351,7 +433,7 @@ def test_status_watch_follows_until_ctrl_c(
     assert done.returncode == 0, done
     watcher = local_cli.start("watch", "status", "--watch")
     wait_until(
-        lambda: "cleaned" in watcher.stdout, "status --watch to show the journal", procs=(watcher,)
+        lambda: "1 done" in watcher.stdout, "status --watch to show the journal", procs=(watcher,)
     )
     assert watcher.stop() == 0, watcher
     assert_no_traceback(watcher.stderr)

@@ -250,6 +250,46 @@ def test_notifications_for_other_jobs_are_ignored(
     assert [p.name for p in out.iterdir()] == ["h264.mp4"]
 
 
+def test_an_answer_with_outputs_in_a_bad_status_is_refused(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """Answers for our own job, addressed as a worker addresses them, whose outputs say
+    what their state does not allow (an Error in a COMPLETED, an unknown word in an
+    ERROR): refused, never acted on; the file still waits for its job's answer."""
+    out = tmp_path / "out"
+    with running(settings, out, ("audio-aac", "web-720p"), workers=0) as (pipe, backend, journal):
+        fid = submitted(pipe, journal, clips["h264.mp4"].path)
+        record = journal.get(fid)
+        assert record is not None and record.job_id and record.input_key
+        audio, video = record.outputs
+        for state, statuses in (
+            ("COMPLETED", ("Error", "Complete")),
+            ("ERROR", ("Done", "Complete")),
+        ):
+            forged = {
+                "state": state,
+                "jobId": record.job_id,
+                "pipelineId": settings.name,
+                "input": {"bucket": backend.store.input_bucket, "key": record.input_key},
+                "outputs": [
+                    {"key": key, "presetId": preset, "status": status}
+                    for key, preset, status in zip(
+                        (audio, video), record.presets, statuses, strict=True
+                    )
+                ],
+                "userMetadata": {"fileId": fid, "clientId": backend.client_id or ""},
+            }
+            backend.topic.publish(json.dumps(forged), client=backend.client_id)
+        deadline = time.monotonic() + WAIT
+        while backend.notifications.count():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        after = journal.get(fid)
+        assert after is not None and after.state == FileState.SUBMITTED, after
+        assert journal.story.outputs_of(fid) == []
+    assert list(out.iterdir()) == []
+
+
 def test_folder_outputs_arrive_whole_as_folders(
     settings: Settings, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:

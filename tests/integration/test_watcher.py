@@ -16,7 +16,7 @@ import pytest
 
 from autotranscode import settings as settings_mod
 from autotranscode.media.probe import ignored
-from autotranscode.watcher import Watcher
+from autotranscode.watcher import RESCAN_INTERVAL_SECONDS, Watcher
 
 SETTLE = 0.3
 #: Generous: a dropped file is normally reported well within 2 s.
@@ -276,6 +276,32 @@ def test_stop_is_prompt_and_final(folder: Path, start_watcher: StartWatcher) -> 
     time.sleep(SETTLE + QUIET_CHECK)
     assert reports.names() == []
     assert not [t for t in threading.enumerate() if t.name == "autotranscode-watcher"]
+
+
+def test_a_stop_while_a_file_is_handed_on_is_not_lost(folder: Path) -> None:
+    """Ctrl+C in ``run`` while the watcher hands a file to the pipeline: the stop came
+    between the check loop's look at it and its next sleep, whose wake-up it then cleared,
+    so the loop slept out the rescan interval (30 s) and ``run`` hung until then."""
+    stopping: list[threading.Thread] = []
+
+    def hand_on(path: Path) -> None:  # the pipeline's add, with a Ctrl+C meanwhile
+        stopper = threading.Thread(target=watcher.stop, name="test-stopper")
+        stopper.start()
+        stopping.append(stopper)
+        time.sleep(0.3)  # stop() sets its events now, while this hand-on is under way
+
+    watcher = Watcher(folder, hand_on, matches=settings_mod.build({}).matches, settle=SETTLE)
+    _drop(folder / "clip.mp4")
+    watcher.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stopping, "the file was never handed on"
+        stopping[0].join(RESCAN_INTERVAL_SECONDS / 3)
+        assert not stopping[0].is_alive(), "stop() waited for the next rescan"
+    finally:
+        watcher.stop()
 
 
 @dataclass

@@ -229,6 +229,32 @@ def test_broken_media_is_answered_with_an_error_at_once(
     assert backend.jobs.count() == 0 and backend.dead_letters.count() == 0
 
 
+def test_an_output_that_cannot_be_made_fails_alone_and_the_others_are_stored(
+    settings: Settings, backend: Backend, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    """An audio preset on a file without audio: that output is in "Error" with its reason,
+    the video is made and stored, and the job is in ERROR (as Elastic Transcoder's was)."""
+    clip = clips["no audio.mp4"]
+    with serving(settings, backend):
+        job = send_job(backend, clip.path, ("audio-aac", "web-720p"))
+        note = answers(backend, 1)[job.job_id]
+    assert note.state == State.ERROR
+    audio, video = note.outputs
+    assert (audio.status, video.status) == ("Error", "Complete")
+    assert audio.status_detail == "preset audio-aac needs an audio stream and the input has none"
+    assert note.message_details is not None and "1 of 2 outputs failed" in note.message_details
+    assert note.made == (video,)
+    store = backend.store
+    stored = store.keys(job.output_bucket, f"{keys.OUTPUT_PREFIX}{job.job_id}/")
+    assert sorted(stored) == sorted([video.key, keys.log_key(job.job_id)])  # and the job's log
+    assert (video.height, video.size) == (240, store.size(job.output_bucket, video.key))
+    check_output(fetched(backend, video.key, tmp_path / "v.mp4"), clip)
+    assert backend.jobs.count() == 0 and backend.dead_letters.count() == 0
+    assert note.log_key == keys.log_key(job.job_id) and note.log_tail is not None
+    assert f"{audio.key}: failed: {audio.status_detail}" in note.log_tail
+    assert f"{video.key}: stored (" in note.log_tail
+
+
 def test_a_probe_in_the_job_spares_the_worker_a_second_one(
     settings: Settings, backend: Backend, clips: dict[str, Clip], tmp_path: Path
 ) -> None:

@@ -377,7 +377,26 @@ def test_a_later_version_of_a_path_supersedes_its_failed_ones(db: Path, journal:
     assert _events(db, "piece1")[-1] == ("SKIPPED", "superseded by a later version of the file")
     # The latest version failing is a failure: it is what the path holds.
     assert journal.fail("whole", "not a readable media file") == FileState.FAILED
-    assert journal.counts() == {FileState.SKIPPED: 2, FileState.FAILED: 1}
+    # Counted once, as the path's current failure; the pieces stay as its history.
+    assert journal.counts() == {FileState.FAILED: 1}
+    assert [r.id for r in journal.current()] == ["whole"]
+    versions = journal.versions_of(Path("/drop/clip.mp4"))
+    assert [r.id for r in versions] == ["piece1", "piece2", "whole"]
+
+
+def test_an_earlier_done_version_still_counts_and_a_later_failure_too(journal: Journal) -> None:
+    """A rewritten file's first version delivered its own output: it stays done, beside
+    the later version's failure."""
+    _version(journal, "first", 100)
+    for state in (FileState.UPLOADING, FileState.UPLOADED, FileState.SUBMITTED):
+        journal.advance("first", state)
+    for state in (FileState.COMPLETED, FileState.DONE, FileState.CLEANED):
+        journal.advance("first", state)
+    _version(journal, "second", 200)
+    journal.fail("second", "not a readable media file")
+
+    assert journal.counts() == {FileState.CLEANED: 1, FileState.FAILED: 1}
+    assert [r.id for r in journal.current()] == ["second", "first"]
 
 
 def test_a_failure_elsewhere_is_not_superseded(journal: Journal) -> None:

@@ -25,8 +25,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("backends",),
     ("engines",),
     (
-        *("pipeline", "listener", "scheduler", "identity", "jobs", "sources"),
-        *("recovery", "watcher", "progress", "deploy"),
+        *("pipeline", "listener", "scheduler", "identity", "jobs", "sources", "outcomes"),
+        *("recovery", "watcher", "progress", "deploy", "status"),
     ),
     ("service",),
     ("cli", "web", "__main__"),

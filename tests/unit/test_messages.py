@@ -152,6 +152,37 @@ def test_notification_reason() -> None:
     assert msgspec.structs.replace(bare, message_details=None).reason == "the job failed"
 
 
+def test_an_error_may_carry_outputs_that_were_made_and_says_which() -> None:
+    note = msgspec.structs.replace(
+        _notification(State.ERROR),
+        outputs=(
+            OutputStatus(key="outputs/job-0001/clip.m4a", preset_id="audio-aac", status="Error"),
+            _notification().outputs[0],
+        ),
+    )
+    assert messages.parse_notification(note.to_json()) == note
+    assert note.made == (_notification().outputs[0],)
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [
+        ("COMPLETED", "Error"),  # a completed job made every output
+        ("COMPLETED", "Progressing"),
+        ("ERROR", "Progressing"),
+        ("ERROR", "complete"),
+        ("PROGRESSING", "Done"),  # not a status at all
+        ("ERROR", 1),
+    ],
+)
+def test_a_notification_with_a_bad_output_status_is_refused(state: str, status: Any) -> None:
+    data = json.loads(_notification().to_json())
+    data["state"] = state
+    data["outputs"][0]["status"] = status
+    with pytest.raises(MessageError, match="status"):
+        messages.parse_notification(json.dumps(data))
+
+
 def test_notifications_are_built_checked_and_an_errors_reason_cut_to_fit() -> None:
     job = _job()
     common: dict[str, Any] = {

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from autotranscode.journal import FileState
 from autotranscode.progress import LogReporter, RichReporter
+from autotranscode.stages import Stage
 
 FULL_BAR = "━" * 24
 
@@ -179,3 +180,41 @@ def test_log_lines_one_per_stage_literal_names(caplog: pytest.LogCaptureFixture)
         f"{name}: transcoding",
         f"{name}: failed: no\\x1b[2Jway (after 0:00:00)",
     ]
+
+
+def test_a_partly_done_file_shows_its_failed_outputs_and_counts_apart(
+    reporter: RichReporter, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "a.web-720p.mp4"
+    out.write_bytes(b"x" * 400_000)
+    path = Path("/drop/a.mov")
+    reason = "preset audio-aac needs an audio stream\x1b[2J and the input has none"
+    hooks = {
+        "path": path,
+        "state": FileState.CLEANED,
+        "detail": out.name,
+        "outputs": (str(out),),
+        "stage": Stage.PARTLY_DONE,
+        "failed_outputs": (("audio-aac", reason),),
+    }
+    reporter.on_state(path=path, state=FileState.UPLOADING, size=1_000_000)
+    clock.now += 4
+    reporter.on_state(**hooks)
+    line = " ".join(printed(reporter))  # one line, wrapped at the console's width
+    assert line.startswith(
+        "◐ a.mov partly done → a.web-720p.mp4 · not made: audio-aac (preset audio-aac needs an"
+        " audio stream\\x1b[2J and the input has none) · 1.0 MB → 400.0 kB · 0:00:04"
+    ), line
+    assert view(reporter)[-1] == (
+        "done 0 · partly done 1 · failed 0 · in flight 0 · queued 0 · saved 600.0 kB"
+    )
+
+    logs = LogReporter()
+    with caplog.at_level(logging.INFO, logger="autotranscode"):
+        logs.on_state(**hooks)
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith(
+        "a.mov: partly done -> a.web-720p.mp4; not made: audio-aac (preset audio-aac needs an"
+        " audio stream\\x1b[2J and the input has none)"
+    ), record.getMessage()

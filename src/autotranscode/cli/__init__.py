@@ -6,6 +6,7 @@ hands them to the parts that do the work (the service, the aws deployment, recov
 - ``files``: the commands that transcode: run, transcode, retry, worker; presets.
 - ``status``: status (human, --json, --watch); journal check and rebuild.
 - ``aws``: the aws deployment: setup, cleanup, teardown, iam-policy.
+- ``web``: the web dashboard (``web``, and ``run --web``).
 - here: the ``autotranscode`` group and ``entry``, the console script.
 """
 
@@ -23,6 +24,7 @@ from .aws import cleanup_cmd, iam_policy_cmd, setup_cmd, teardown_cmd
 from .files import presets_cmd, retry, run, transcode, worker
 from .options import EXIT_INTERRUPTED, EXIT_OK
 from .status import journal_cmd, status
+from .web import web
 
 __all__ = ["entry", "main"]
 
@@ -39,7 +41,7 @@ def main() -> None:
     """
 
 
-for _command in (run, transcode, worker, presets_cmd, retry, status, journal_cmd):
+for _command in (run, transcode, worker, presets_cmd, retry, status, journal_cmd, web):
     main.add_command(_command)
 for _name, _command in (
     ("setup", setup_cmd),

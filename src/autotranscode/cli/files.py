@@ -8,6 +8,7 @@ import logging
 import os
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from ..journal import FileState, Journal
 from ..media import presets
 from ..media.probe import MediaInfo, ignored
 from ..media.transcoder import command
+from ..outcomes import Outcome, partly_done, redo
 from ..pipeline import Pipeline
 from ..service import JOURNAL_FILE, Service, StateDirBusy, serving, usable_state_dir
 from ..settings import Settings
 from ..sources import DONE_FOLDER, reset_failed
+from ..stages import Stage
 from ..text import shown
 from .options import (
     EXIT_FAILED,
@@ -39,6 +42,7 @@ from .options import (
     setup_logging,
     terminal,
 )
+from .web import dashboard, web_option
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
 @click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
 @force_option
 @on_success_option
+@web_option
 @common_options
 def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **params: Any) -> None:
     """Watch DROP; transcode each new media file into OUT until Ctrl+C.
@@ -90,7 +95,7 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **par
         reporter = reporter_for(console)
         from ..watcher import Watcher  # watchdog: for run only, not every start
 
-        with Service(s, out, reporter) as service:
+        with Service(s, out, reporter) as service, dashboard(params, s, drop, out):
             pipe = service.pipeline
             watcher = Watcher(
                 drop,
@@ -144,7 +149,8 @@ def _check_folders(drop: Path, out: Path) -> None:
 def transcode(files: tuple[Path, ...], out: Path, force: bool, verbose: int, **params: Any) -> None:
     """Transcode FILES (or the media files in a folder) into --out, then exit.
 
-    Exit status 0 when every file succeeded, 1 when some failed (see the summary).
+    Exit status 0 when every file succeeded, 1 when some failed or were partly done (an
+    output could not be made; see the summary).
     """
     console = terminal()
     setup_logging(verbose, console)
@@ -161,7 +167,7 @@ def transcode(files: tuple[Path, ...], out: Path, force: bool, verbose: int, **p
                 fids = [pipe.add(path, retry_failed=True, force=force) for path in inputs]
                 _wait_or_stop(pipe, fids, stopper)
                 results = [
-                    (path, outcome.state, outcome.detail)
+                    replace(outcome, path=path)
                     for path, outcome in zip(inputs, map(pipe.outcome, fids), strict=True)
                 ]
     interrupted = stopper.event.is_set()
@@ -185,11 +191,15 @@ def _expand(files: tuple[Path, ...], s: Settings) -> list[Path]:
     return out
 
 
-def _summary(results: list[tuple[Path, FileState, str]], interrupted: bool) -> int:
-    failed = 0
-    for path, state, detail in results:
-        name, detail = shown(path.name), shown(detail)
-        if state == FileState.CLEANED:
+def _summary(results: list[Outcome], interrupted: bool) -> int:
+    """Print each file's outcome and the counts; how many failed or were partly done."""
+    failed = partly = 0
+    for outcome in results:
+        name, detail, state = shown(outcome.path.name), shown(outcome.detail), outcome.state
+        if outcome.stage == Stage.PARTLY_DONE:
+            partly += 1
+            click.echo(f"PARTLY DONE {name} -> {detail}")
+        elif state == FileState.CLEANED:
             click.echo(f"ok      {name} -> {detail}")
         elif state == FileState.FAILED:
             failed += 1
@@ -198,9 +208,10 @@ def _summary(results: list[tuple[Path, FileState, str]], interrupted: bool) -> i
             click.echo(f"skipped {name}: {detail}")
         else:
             click.echo(f"pending {name} ({state.lower()}; resumes on the next run)")
-    done = sum(1 for _, st, _ in results if st == FileState.CLEANED)
-    click.echo(f"{done} done, {failed} failed" + (" (interrupted)" if interrupted else ""))
-    return failed
+    done = sum(1 for o in results if o.stage == Stage.DONE)
+    counts = f"{done} done, " + (f"{partly} partly done, " if partly else "") + f"{failed} failed"
+    click.echo(counts + (" (interrupted)" if interrupted else ""))
+    return failed + partly
 
 
 @click.command()
@@ -268,6 +279,8 @@ def presets_show(name: str) -> None:
 def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any) -> None:
     """Try failed FILES (or --all-failed) again, to the folder and presets they had.
 
+    A partly done file is tried again for the outputs it lacks.
+
     A named file still in flight (its job lost while no `run` worked on it) is taken
     too: its job is submitted again.
 
@@ -289,6 +302,7 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             for r in journal.recent(1_000_000, FileState.FAILED)
             if all_failed or str(r.path) in wanted
         ]
+        failed += partly_done(journal, None if all_failed else wanted)
         # A named file still in flight (its job lost, say) is taken too: nothing else
         # would move it while no `run` works on this state dir.
         stuck = [r for r in journal.unfinished() if str(r.path) in wanted]
@@ -303,7 +317,10 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             except StateDirBusy:  # a run is active: it picks reset files up by itself
                 journal = Journal(s.state_dir / JOURNAL_FILE)
                 for record in failed:
-                    reset_failed(journal, record)
+                    if record.state == FileState.CLEANED:  # partly done
+                        redo(journal, s.catalog, record)
+                    else:
+                        reset_failed(journal, record)
                 journal.close()
                 click.echo(f"{len(failed)} files handed to the running autotranscode")
                 for record in stuck:
@@ -315,13 +332,11 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
             failed += stuck
             pipe = service.pipeline
             stopper.install()
-            fids = [r.id for r in failed]
             with reporter:
                 pipe.start(resume=False)
-                for record in failed:
-                    pipe.retry(record)
+                fids = [pipe.retry(record) for record in failed]
                 _wait_or_stop(pipe, fids, stopper)
-                results = [(o.path, o.state, o.detail) for o in map(pipe.outcome, fids)]
+                results = [pipe.outcome(fid) for fid in fids]
     interrupted = stopper.event.is_set()
     failures = _summary(results, interrupted)
     sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failures else EXIT_OK)

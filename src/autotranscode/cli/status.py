@@ -3,65 +3,134 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .. import status as model
 from ..deploy import open_backend
-from ..journal import FileState, Journal
+from ..journal import Journal
+from ..progress import NAME_WIDTH, clock_text, size_text
 from ..service import JOURNAL_FILE, client_lock, usable_state_dir
+from ..stages import Stage
 from ..text import shown
-from .options import EXIT_ERROR, Stopper, common_options, errors, ops_logging, settings_from
+from .options import (
+    EXIT_ERROR,
+    EXIT_FAILED,
+    Stopper,
+    common_options,
+    errors,
+    ops_logging,
+    settings_from,
+)
 
 if TYPE_CHECKING:  # rich loads only for a table
     from rich.console import Group
+    from rich.text import Text
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--limit", default=10, show_default=True, help="Recent and failed files to list.")
+@click.argument("files", nargs=-1)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README)."
+)
+@click.option(
+    "--limit", default=10, show_default=True, help="Finished files to list, newest first."
+)
+@click.option(
+    "--stage",
+    "stages",
+    multiple=True,
+    type=click.Choice([s.value for s in Stage if s.finished]),
+    help="List only finished files that ended so; repeatable.",
+)
 @click.option("--watch", is_flag=True, help="Follow a running pipeline until Ctrl+C.")
 @common_options
-def status(as_json: bool, limit: int, watch: bool, verbose: int, **params: Any) -> None:
-    """Files per state, what is in flight, and the failed ones with their reason."""
+def status(
+    files: tuple[str, ...],
+    as_json: bool,
+    limit: int,
+    stages: tuple[str, ...],
+    watch: bool,
+    verbose: int,
+    **params: Any,
+) -> None:
+    """Totals, what is in flight (stage, percent, speed, ETA) and the latest finished files;
+    with FILE (a path, a name or an id), that file's whole story and its log."""
     with errors():
         s = settings_from(params)
         journal = Journal(usable_state_dir(s.state_dir) / JOURNAL_FILE)
         try:
             journal.supersede_failed()  # what a journal written by an older version may hold
+            if files:
+                _file_stories(journal, s.state_dir, files, as_json)
+                return
+            wanted = [Stage(x) for x in stages]
+
+            def view() -> Group:
+                return _status_view(model.report(journal, s.state_dir, limit, stages=wanted))
+
             if as_json:
-                click.echo(json.dumps(_status_data(journal, limit), indent=2, ensure_ascii=False))
+                report = model.report(journal, s.state_dir, limit, stages=wanted)
+                click.echo(model.to_json(report).decode())
             elif watch:
-                _watch(journal, limit)
+                _watch(view)
             else:
                 from rich.console import Console
 
-                Console().print(_status_view(journal, limit))
+                Console(highlight=False).print(view())
         finally:
             journal.close()
 
 
-def _watch(journal: Journal, limit: int) -> None:
+def _file_stories(journal: Journal, state_dir: Path, files: tuple[str, ...], as_json: bool) -> None:
+    found: list[model.FileStatus] = []
+    unknown = []
+    for query in files:
+        records = model.find(journal, query)
+        if not records:
+            unknown.append(query)
+        found += [model.file_status(journal, state_dir, r) for r in records]
+    for query in unknown:
+        click.echo(
+            f"error: no file {shown(query)!r} in the journal of {shown(str(state_dir))}", err=True
+        )
+    if as_json:
+        click.echo(model.to_json(model.FileReport(model.SCHEMA_VERSION, found)).decode())
+    else:
+        from rich.console import Console
+
+        console = Console(highlight=False)
+        for i, f in enumerate(found):
+            if i:
+                console.print()
+            console.print(_story_view(f))
+    if unknown:
+        sys.exit(EXIT_FAILED)
+
+
+def _watch(view: Callable[[], Group]) -> None:
     """Redraw in place on a terminal; elsewhere print each view that differs from the last."""
     stopper = Stopper(quiet=True)
     from rich.console import Console
     from rich.live import Live
 
     stopper.install()
-    console = Console()
+    console = Console(highlight=False)
     if console.is_terminal:
-        with Live(_status_view(journal, limit), console=console, refresh_per_second=2) as live:
+        with Live(view(), console=console, refresh_per_second=2) as live:
             while not stopper.event.wait(0.5):
-                live.update(_status_view(journal, limit))
+                live.update(view())
         return
     last = None
     while True:
         with console.capture() as capture:
-            console.print(_status_view(journal, limit))
+            console.print(view())
         text = capture.get()
         if text != last:
             click.echo(f"--- {time.strftime('%H:%M:%S')}\n{text}", nl=False)
@@ -70,73 +139,212 @@ def _watch(journal: Journal, limit: int) -> None:
             return
 
 
-def _status_data(journal: Journal, limit: int) -> dict[str, Any]:
-    return {
-        "counts": {k.value: v for k, v in journal.counts().items()},
-        "in_flight": [
-            {"path": shown(str(r.path)), "state": r.state.value} for r in journal.unfinished()
-        ],
-        "failed": [
-            {"path": shown(str(r.path)), "reason": r.reason}
-            for r in journal.recent(limit, FileState.FAILED)
-        ],
-        "skipped": [
-            {"path": shown(str(r.path)), "reason": r.reason}
-            for r in journal.recent(limit, FileState.SKIPPED)
-        ],
-        "recent": [
-            {
-                "path": shown(str(r.path)),
-                "state": r.state.value,
-                "outputs": list(r.outputs.values()),
-                "warning": r.warning,
-                **({"detail": f"same content as {shown(r.same_as)}"} if r.same_as else {}),
-            }
-            for r in journal.recent(limit)
-        ],
-    }
+#: The mark before a finished file's line, by how it ended.
+_MARKS = {
+    Stage.DONE: "[green]✓[/]",
+    Stage.PARTLY_DONE: "[yellow]◐[/]",
+    Stage.FAILED: "[red]✗[/]",
+    Stage.SKIPPED: "[dim]–[/]",
+}
 
 
-def _status_view(journal: Journal, limit: int) -> Group:
+def _status_view(report: model.Report) -> Group:
+    from rich.console import Group
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    t = report.totals
+    if not t.files:
+        return Group(Text("no files yet"))
+    parts: list[Any] = [_markup(f"[bold]{_safe(_totals_line(t))}[/]")]
+    if report.in_flight:
+        flight = Table.grid(
+            Column(no_wrap=True, overflow="ellipsis", max_width=NAME_WIDTH),
+            Column(no_wrap=True, overflow="ellipsis"),
+            Column(no_wrap=True, justify="right"),
+            padding=(0, 2),
+        )
+        for f in report.in_flight:
+            flight.add_row(
+                Text(shown(f.name), style="bold"), Text(_doing(f)), clock_text(f.elapsed_seconds)
+            )
+        parts += ["", Text("in flight", style="bold"), flight]
+    if report.recent:
+        parts += ["", Text("finished, newest first", style="bold")]
+        parts += [_finished_line(f) for f in report.recent]
+    return Group(*parts)
+
+
+def _totals_line(t: model.Totals) -> str:
+    counts = " · ".join(f"{n} {stage}" for stage, n in t.by_stage.items())
+    line = f"{t.files} {_plural(t.files, 'file')}: {counts}"
+    if t.bytes_in:
+        line += (
+            f" · in {size_text(t.bytes_in)} → out {size_text(t.bytes_out)}"
+            f" (saved {size_text(t.bytes_saved)})"
+        )
+    return line
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else f"{word}s"
+
+
+def _doing(f: model.FileStatus) -> str:
+    """An unfinished file's stage as a person reads it, with what its progress says."""
+    p = f.progress
+    text = str(f.stage)
+    if p is None:
+        return text
+    if p.percent is not None:
+        text += f" {p.percent:.0f} %"
+    if p.speed:
+        text += f" · {p.speed:.2g}×"
+    if p.eta_seconds is not None:
+        text += f" · ETA {clock_text(p.eta_seconds)}"
+    if p.worker:
+        text += f" · on {shown(p.worker)}"
+    return text
+
+
+def _finished_line(f: model.FileStatus) -> Text:
+    mark = _MARKS.get(f.stage, "")
+    head = f"  {mark} [bold]{_safe(shown(f.name))}[/]"
+    if f.stage is Stage.DONE:
+        done = [o for o in f.outputs if o.status == "done"]
+        names = ", ".join(shown(Path(o.path).name) for o in done if o.path)
+        line = f"{head} → {_safe(names)}"
+        sizes = [o.size for o in done]
+        if done and all(s is not None for s in sizes):
+            line += f" · {size_text(f.input.size)} → {size_text(sum(s or 0 for s in sizes))}"
+        if f.same_as:
+            line += f" · same content as {_safe(shown(f.same_as))}"
+        if f.warning:
+            line += f" · [yellow]warning: {_safe(shown(f.warning))}[/]"
+        return _markup(line)
+    if f.stage is Stage.PARTLY_DONE:
+        bits = []
+        for o in f.outputs:
+            if o.status == "done":
+                bits.append(f"{o.preset} → {shown(Path(o.path).name) if o.path else '?'}")
+            else:
+                bits.append(f"{o.preset} failed: {shown(o.reason or 'unknown')}")
+        return _markup(f"{head} partly done: {_safe('; '.join(bits))}")
+    return _markup(f"{head} {f.stage}: {_safe(shown(f.reason or ''))}")
+
+
+def _story_view(f: model.FileStatus) -> Group:
+    """``status FILE``: everything known of one file."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    counts = journal.counts()
-    if not counts:
-        return Group("no files yet")
-    table = Table("state", "files", box=None)
-    for state in FileState:
-        if counts.get(state):
-            table.add_row(state.value.lower(), str(counts[state]))
-    parts: list[Any] = [table]
-    now = time.time()
-    busy = journal.unfinished()
-    if busy:
-        flight = Table("in flight", "step", "for", box=None, title_justify="left")
-        for r in busy[:limit]:
-            flight.add_row(r.name, r.state.value.lower(), f"{now - r.updated_at:.0f}s")
-        parts += ["", flight]
-    copied = [r for r in journal.recent(limit, FileState.CLEANED) if r.same_as]
-    if copied:
-        parts += ["", Text("done without a transcode of their own", style="bold")]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("  id", f.id)
+    took = clock_text(f.elapsed_seconds)
+    facts.add_row("  stage", Text(f"{_doing(f)} ({'took' if f.outcome else 'for'} {took})"))
+    if f.reason:
+        facts.add_row("  reason", Text(shown(f.reason)))
+    if f.warning:
+        facts.add_row("  warning", Text(shown(f.warning)))
+    if f.same_as:
+        facts.add_row("  same as", Text(shown(f.same_as)))
+    facts.add_row("  input", Text(_input_text(f.input)))
+    if f.input.content_hash:
+        facts.add_row("  content", f"blake3 {f.input.content_hash}")
+    if f.job_id:
+        facts.add_row("  job", f.job_id)
+    parts: list[Any] = [Text(shown(f.path), style="bold"), facts]
+    outputs = Table.grid(padding=(0, 2))
+    for o in f.outputs:
+        outputs.add_row(Text(f"  {o.preset}"), Text(o.status), Text(_output_text(o)))
+    parts += [Text("outputs", style="bold"), outputs]
+    history = Table.grid(padding=(0, 2))
+    start = _when(f.first_seen)
+    shown_stage = None
+    for step in f.transitions:
+        if step.stage is shown_stage and not step.detail:
+            continue  # a step within the same stage (uploaded, then submitted)
+        shown_stage = step.stage
+        at = _when(step.at)
+        history.add_row(
+            f"  {at:%Y-%m-%d %H:%M:%S}",
+            f"+{(at - start).total_seconds():.1f} s",
+            Text(str(step.stage)),
+            Text(shown(step.detail or "")),
+        )
+    parts += [Text("history", style="bold"), history]
+    if f.earlier_versions:
+        parts.append(Text("earlier versions of this path (history, not failures)", style="bold"))
         parts += [
-            Text(f"  {shown(r.name)}: done (same content as {shown(r.same_as or '')})")
-            for r in copied
+            Text(f"  {_when(v.at):%Y-%m-%d %H:%M:%S}  {v.stage}: {shown(v.reason or '')}")
+            for v in f.earlier_versions
         ]
-    failed = journal.recent(limit, FileState.FAILED)
-    if failed:
-        parts += ["", Text("failed", style="bold")]
-        parts += [Text(f"  {shown(str(r.path))}: {r.reason}") for r in failed]
-    warned = [r for r in journal.recent(limit, FileState.CLEANED) if r.warning]
-    if warned:
-        parts += ["", Text("done, with a warning", style="bold")]
-        parts += [Text(f"  {shown(str(r.path))}: {r.warning}") for r in warned]
-    skipped = journal.recent(limit, FileState.SKIPPED)
-    if skipped:
-        parts += ["", Text("skipped", style="bold")]
-        parts += [Text(f"  {shown(str(r.path))}: {r.reason}") for r in skipped]
+    if f.log:
+        parts.append(Text(f"log ({shown(f.log)}), the last {LOG_TAIL_LINES} lines", style="bold"))
+        parts += [Text(f"  {shown(line)}") for line in _tail(Path(f.log), LOG_TAIL_LINES)]
     return Group(*parts)
+
+
+def _when(iso: str) -> datetime:
+    """A time of the JSON (UTC) in the local zone, for a person."""
+    return datetime.fromisoformat(iso).astimezone()
+
+
+def _input_text(i: model.Input) -> str:
+    bits = [size_text(i.size)]
+    if i.duration is not None:
+        bits.append(clock_text(i.duration))
+    if i.format:
+        bits.append(i.format)
+    if i.video_codec:
+        picture = f" {i.width}x{i.height}" if i.width and i.height else ""
+        bits.append(f"{i.video_codec}{picture}")
+    if i.audio_codec:
+        bits.append(i.audio_codec)
+    return " · ".join(shown(b) for b in bits)
+
+
+def _output_text(o: model.Output) -> str:
+    if o.status == "failed":
+        return shown(o.reason or "")
+    bits = [shown(o.path or "")]
+    if o.size is not None:
+        bits.append(size_text(o.size))
+    if o.duration is not None:
+        bits.append(clock_text(o.duration))
+    if o.width and o.height:
+        bits.append(f"{o.width}x{o.height}")
+    return " · ".join(bits)
+
+
+#: Lines of a file's log that ``status FILE`` shows (the whole log is in the file it names).
+LOG_TAIL_LINES = 40
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(f.tell() - 64 * 1024, 0))
+            data = f.read()
+    except OSError:
+        return []
+    return data.decode("utf-8", "backslashreplace").splitlines()[-lines:]
+
+
+def _safe(text: str) -> str:
+    """Text that is already ``shown``, made literal inside rich markup."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _markup(markup: str) -> Text:
+    """Our markup around escaped names; emoji codes (":smile:" in a name) stay as typed."""
+    from rich.text import Text
+
+    return Text.from_markup(markup, emoji=False)
 
 
 # -- the journal: check, rebuild ------------------------------------------------------------------

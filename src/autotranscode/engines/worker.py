@@ -8,6 +8,9 @@ reappear when its lease ends, for another worker. Errors say whether they are
 signal, are retried through the lease until ``max_attempts``, then the job goes
 to the dead-letter queue with an ERROR notification, so no client waits forever.
 A stop (Ctrl+C, SIGTERM) hands the job back without counting an attempt.
+Bad media for one output only (an audio preset on a file without audio, an
+encoder error) fails that output; the others are still made and stored, and the
+ERROR notification says how each output ended, as Elastic Transcoder's did.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
-from ..backends import Backend, MessageQueue, Received
+from ..backends import Backend, Received
 from ..errors import (
     AutotranscodeError,
     ConfigError,
@@ -48,6 +50,7 @@ from ..messages import (
 )
 from ..procs import pid_alive
 from .hooks import WorkerHooks
+from .leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ class Worker:
         self.name = name
         self.hooks = hooks or WorkerHooks()
         self.handoff_wait = handoff_wait
-        self._leases = _Leases(backend.jobs, visibility, name)
+        self._leases = Leases(backend.jobs, visibility, name)
 
     def run(self, stop: threading.Event) -> None:
         """Process jobs until ``stop`` is set; a job under way is stopped and released."""
@@ -203,11 +206,19 @@ class Worker:
                 return
             self._failed(job, message, exc, joblog)
             return
-        joblog.say(f"job {job.job_id} completed")
+        failures = _failures(outputs)
+        # As Elastic Transcoder did: a job with a failed output is in ERROR, each output
+        # saying how it ended; the client still takes the outputs that were made.
+        state = State.ERROR if failures else State.COMPLETED
+        joblog.say(
+            f"job {job.job_id} " + (f"ended in ERROR: {failures}" if failures else "completed")
+        )
         key = joblog.store(self.backend.store, job.output_bucket, job.job_id, self.workdir)
-        self._publish(job, State.COMPLETED, outputs, log_key=key)
+        self._publish(
+            job, state, outputs, reason=failures, log_key=key, joblog=joblog if failures else None
+        )
         self.backend.jobs.delete(message)
-        log.info("%s: job %s completed", self.name, job.job_id)
+        log.info("%s: job %s %s", self.name, job.job_id, failures or "completed")
 
     def _failed(
         self, job: Job, message: Received, exc: AutotranscodeError | OSError, joblog: JobLog
@@ -271,41 +282,78 @@ class Worker:
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
             source = self._source_info(job, src)
             for index, output in enumerate(job.outputs):
-                preset = self.catalog.resolve(output.preset_id, output.preset_spec)
-                # Unique per attempt: a redelivered copy of this job (its lease ran out, say
-                # in an outage) can run here while this one is still being finished.
-                tmp = (
-                    self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}-{index}{preset.extension}"
-                )
-                report = _Throttled(self, job, index, source.duration)
-                last = index == len(job.outputs) - 1
-                stamp = Stamp(_content_hash(job), presets.digest(preset))
-                ffmpeg = _FfmpegEvents(
-                    self.hooks,
-                    job,
-                    tmp,
-                    previous if index == 0 else None,
-                    handoff if last else None,
-                )
-                info = transcode(
-                    self.ffmpeg,
-                    preset,
-                    source,
-                    src,
-                    tmp,
-                    report,
-                    cancel,
-                    started=ffmpeg.started,
-                    ended=ffmpeg.ended,
-                    ran=joblog.ran,
-                    stamp=stamp,
-                )
-                joblog.checked(output.key, info)
-                self.hooks.on_output_checked(job=job, output=tmp, info=info)
-                size = self._store_output(tmp, job.output_bucket, output.key)
-                joblog.say(f"{output.key}: stored ({size} bytes)")
-                results.append(_status(output.key, preset.id, info, size))
+                try:
+                    status = self._output(
+                        job, index, source, src, cancel, handoff, previous, joblog
+                    )
+                except AutotranscodeError as exc:
+                    if exc.retryable or cancel.is_set():
+                        raise  # not this output's fault: the whole job is tried again
+                    # This output cannot be made from this input (a preset needing audio on
+                    # a file without it, an encoder error): the others still can.
+                    log.warning(
+                        "%s: job %s output %s failed: %s", self.name, job.job_id, output.key, exc
+                    )
+                    status = OutputStatus(
+                        key=output.key,
+                        preset_id=output.preset_id,
+                        status="Error",
+                        status_detail=_one_line(str(exc)),
+                    )
+                    joblog.say(f"{output.key}: failed: {status.status_detail}")
+                    # It may have failed before its ffmpeg ran: the jobs around go on now.
+                    if previous is not None:
+                        previous.go.set()
+                    if handoff is not None and index == len(job.outputs) - 1:
+                        handoff.exited.set()
+                results.append(status)
         return tuple(results)
+
+    def _output(
+        self,
+        job: Job,
+        index: int,
+        source: MediaInfo,
+        src: Path,
+        cancel: threading.Event,
+        handoff: _Handoff | None,
+        previous: _Handoff | None,
+        joblog: JobLog,
+    ) -> OutputStatus:
+        """Make and store one output of the job; its "Complete" status."""
+        output = job.outputs[index]
+        preset = self.catalog.resolve(output.preset_id, output.preset_spec)
+        # Unique per attempt: a redelivered copy of this job (its lease ran out, say in an
+        # outage) can run here while this one is still being finished.
+        tmp = self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}-{index}{preset.extension}"
+        report = _Throttled(self, job, index, source.duration)
+        last = index == len(job.outputs) - 1
+        stamp = Stamp(_content_hash(job), presets.digest(preset))
+        ffmpeg = _FfmpegEvents(
+            self.hooks,
+            job,
+            tmp,
+            previous if index == 0 else None,
+            handoff if last else None,
+        )
+        info = transcode(
+            self.ffmpeg,
+            preset,
+            source,
+            src,
+            tmp,
+            report,
+            cancel,
+            started=ffmpeg.started,
+            ended=ffmpeg.ended,
+            ran=joblog.ran,
+            stamp=stamp,
+        )
+        joblog.checked(output.key, info)
+        self.hooks.on_output_checked(job=job, output=tmp, info=info)
+        size = self._store_output(tmp, job.output_bucket, output.key)
+        joblog.say(f"{output.key}: stored ({size} bytes)")
+        return _status(output.key, preset.id, info, size)
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
         """The client's probe when it is of this very object (same size), else our own."""
@@ -330,7 +378,11 @@ class Worker:
         return total
 
     def _already_stored(self, job: Job) -> tuple[OutputStatus, ...] | None:
-        """Outputs of a redelivered job that an earlier attempt stored before it died."""
+        """Outputs of a redelivered job that an earlier attempt stored before it died.
+
+        Only when every output is stored: an attempt that ended with a failed output
+        answered at once (ERROR) and deleted its job, so a copy of it that finds an output
+        missing does the job again and answers the same way."""
         store = self.backend.store
         if any(self.catalog.resolve(o.preset_id, o.preset_spec).folder for o in job.outputs):
             return None  # a folder may be half stored: do it again
@@ -462,54 +514,6 @@ class _FfmpegEvents:
                 self.handoff.ended()
 
 
-class _Leases:
-    """Keeps the messages a worker is working on invisible to other workers, for as long as
-    it works on them: one thread per worker renews them all, rather than one per job."""
-
-    def __init__(self, queue: MessageQueue, visibility: float, name: str) -> None:
-        self.queue = queue
-        self.visibility = visibility
-        self.name = name
-        self._held: dict[int, Received] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> _Leases:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._renew, name=f"autotranscode-{self.name}-leases"
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    @contextmanager
-    def hold(self, message: Received) -> Iterator[None]:
-        """Renew ``message`` until the block ends (while the keeper runs, i.e. in ``run``)."""
-        with self._lock:
-            self._held[id(message)] = message
-        try:
-            yield
-        finally:
-            with self._lock:  # not during a renewal: the message may be deleted next
-                del self._held[id(message)]
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.visibility / 3):
-            with self._lock:
-                for message in self._held.values():
-                    try:
-                        self.queue.extend(message, self.visibility)
-                    except AutotranscodeError as exc:
-                        log.warning("%s: cannot renew a job's lease: %s", self.name, exc)
-
-
 class _Throttled:
     """ffmpeg reports twice a second; clients need at most one PROGRESSING per interval."""
 
@@ -546,6 +550,23 @@ def _status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatu
         height=info.height,
         size=size,
     )
+
+
+def _one_line(text: str) -> str:
+    """A reason as a notification carries it: its first line, cut to fit."""
+    return (text.strip().splitlines() or ["failed"])[0][:MAX_DETAIL]
+
+
+def _failures(outputs: Sequence[OutputStatus]) -> str | None:
+    """An ERROR's ``messageDetails`` when an output failed: which, and why (every one for
+    the same reason: that reason, as for a job that failed as a whole); else None."""
+    failed = [o for o in outputs if o.status != "Complete"]
+    if not failed:
+        return None
+    if len(failed) == len(outputs) and len({o.status_detail for o in failed}) == 1:
+        return failed[0].status_detail or "the job failed"
+    why = "; ".join(f"{o.preset_id}: {o.status_detail}" for o in failed)
+    return f"{len(failed)} of {len(outputs)} outputs failed ({why})"[:MAX_DETAIL]
 
 
 def workdir_for(root: Path, name: str) -> Path:
