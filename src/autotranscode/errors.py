@@ -51,7 +51,18 @@ class ProbeError(MediaError):
 
 
 class TranscodeError(MediaError):
-    """ffmpeg failed on the input, or produced an output that fails the check."""
+    """ffmpeg failed on the input, or produced an output that fails the check.
+
+    When ffmpeg ran, ``command`` (its command line) and ``stderr`` (the bounded tail of what
+    it said) come with the error, for the file's log: the message holds one line of it.
+    """
+
+    def __init__(
+        self, message: str, *, command: str | None = None, stderr: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.stderr = stderr
 
 
 class FfmpegKilled(TranscodeError):

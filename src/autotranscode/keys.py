@@ -90,6 +90,11 @@ def output_key(job_id: str, stem: str, preset_id: str, extension: str) -> str:
     return f"{OUTPUT_PREFIX}{job_id}/{safe_name(stem)}.{preset_id}{extension}"
 
 
+def log_key(job_id: str) -> str:
+    """Where a job's log is stored: beside its outputs, so what removes them removes it."""
+    return f"{OUTPUT_PREFIX}{check_job_id(job_id)}/{job_id}.log"
+
+
 def check_job_id(job_id: str) -> str:
     if not _JOB_ID.fullmatch(job_id):
         raise MessageError(f"job id {job_id!r} is not a valid id")

@@ -214,8 +214,9 @@ class Listener:
             log.warning("ignored a notification for job %s, which is not ours", note.job_id)
             return
         if record.state not in (FileState.SUBMITTED, FileState.TRANSCODING, FileState.UPLOADED):
-            if note.made and record.state.finished:
-                # A job run twice (a worker died after publishing): drop its second output.
+            if note.state in (State.COMPLETED, State.ERROR) and record.state.finished:
+                # A job run twice (a worker died after publishing): drop its second output,
+                # or the log of a second run that found the input gone.
                 self.backend.store.delete_prefix(
                     self.backend.store.output_bucket, f"{keys.OUTPUT_PREFIX}{note.job_id}/"
                 )

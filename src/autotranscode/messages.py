@@ -25,6 +25,9 @@ SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
 #: Longest reason a notification carries; senders cut theirs to fit (receivers refuse more).
 MAX_DETAIL = 4096
+#: Longest end of a job's log an ERROR notification carries (characters, and UTF-8 bytes
+#: as senders cut it): with MAX_OUTPUTS reasons of MAX_DETAIL it stays under SNS's limit.
+MAX_LOG_TAIL = 16 * 1024
 #: The ``errorCode`` of every ERROR notification.
 ERROR_CODE = 4000
 #: Outputs per job, as Elastic Transcoder allowed.
@@ -37,6 +40,7 @@ _Id = Annotated[str, Meta(max_length=128)]
 _Bucket = Annotated[str, Meta(max_length=255)]
 _Arn = Annotated[str, Meta(max_length=512)]
 _Detail = Annotated[str, Meta(max_length=MAX_DETAIL)]
+_LogTail = Annotated[str, Meta(max_length=MAX_LOG_TAIL)]
 
 
 class _Message(msgspec.Struct, frozen=True):
@@ -184,9 +188,15 @@ class Notification(_Message, frozen=True, kw_only=True):
     error_code: int | None = field(default=None, name="errorCode")
     message_details: _Detail | None = field(default=None, name="messageDetails")
     user_metadata: dict[str, str] = field(default_factory=dict, name="userMetadata")
+    #: Our own: where the worker stored the job's log (beside its outputs), when it ended.
+    log_key: str | None = field(default=None, name="logKey")
+    #: Our own, on ERROR: the end of the job's log (ffmpeg's words included).
+    log_tail: _LogTail | None = field(default=None, name="logTail")
 
     def __post_init__(self) -> None:
         keys.check_job_id(self.job_id)
+        if self.log_key is not None:
+            keys.check_key(self.log_key, keys.OUTPUT_PREFIX)
         allowed = _OUTPUTS_OF.get(self.state)
         if allowed is not None:
             for out in self.outputs:
@@ -268,13 +278,16 @@ def notification(
     user_metadata: Mapping[str, str],
     outputs: Sequence[OutputStatus | Mapping[str, Any]] = (),
     reason: str | None = None,
+    log_key: str | None = None,
+    log_tail: str | None = None,
 ) -> Notification:
     """The one way a notification is made (the worker's, and MediaConvert events turned into
     ours): checked as if it had been received, so what we send is what a client accepts.
 
     ``input`` and ``outputs`` may be plain fields by their JSON names (an event's untrusted
-    values); ``reason`` makes it an ERROR's, cut to MAX_DETAIL. MessageError if it does not
-    check out.
+    values); ``reason`` makes it an ERROR's, cut to MAX_DETAIL; ``log_key`` names the job's
+    stored log, ``log_tail`` is the end of it (cut to MAX_LOG_TAIL). MessageError if it does
+    not check out.
     """
     fields: dict[str, Any] = {
         "state": state,
@@ -286,11 +299,23 @@ def notification(
     }
     if reason is not None:
         fields |= {"errorCode": ERROR_CODE, "messageDetails": reason[:MAX_DETAIL]}
+    if log_key is not None:
+        fields["logKey"] = log_key
+    if log_tail is not None:
+        fields["logTail"] = _cut_tail(log_tail)
     try:
         note: Notification = msgspec.convert(fields, Notification)
     except msgspec.ValidationError as exc:
         raise MessageError(f"invalid notification ({_problem(exc)})") from exc
     return note
+
+
+def _cut_tail(text: str) -> str:
+    """The last whole lines of ``text`` within MAX_LOG_TAIL UTF-8 bytes (so characters too)."""
+    data = text.encode()
+    if len(data) <= MAX_LOG_TAIL:
+        return text
+    return data[-MAX_LOG_TAIL:].decode(errors="ignore").partition("\n")[2]
 
 
 def unwrap_sns(body: str | bytes, topic_arn: str) -> str:

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from . import identity, jobs, keys, outbox, outcomes, sources
+from . import filelog, identity, jobs, keys, outbox, outcomes, sources
 from .backends import Backend
 from .engines import Engine, open_engine
 from .errors import (
@@ -78,6 +78,7 @@ class Pipeline:
         self.backend = backend
         self.engine = engine or open_engine(settings, backend)
         self.journal = journal
+        self._logs = filelog.FileLogs(journal.path.parent, journal)  # the state dir's
         self.out_dir = out_dir
         #: The presets the ids (the settings' and the journal's records) are looked up in.
         self.catalog = settings.catalog
@@ -560,6 +561,7 @@ class Pipeline:
 
     def _delete_objects(self, record: FileRecord) -> None:
         store = self.backend.store
+        self._logs.keep(record, store)  # the worker's log goes with the objects
         store.delete_prefix(store.input_bucket, f"{keys.INPUT_PREFIX}{record.id}/")
         if record.job_id:
             store.delete_prefix(store.output_bucket, f"{keys.OUTPUT_PREFIX}{record.job_id}/")
@@ -616,6 +618,7 @@ class Pipeline:
             )
 
     def _finished(self, fid: str) -> None:
+        self._logs.write(fid)
         # The files of the same content parked behind it: their output is a copy of this one.
         for other in self._scheduler.finished(fid):
             self.schedule(other)

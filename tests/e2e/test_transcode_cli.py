@@ -459,3 +459,44 @@ def test_ctrl_c_stops_a_waiting_transcode_at_once_and_a_rerun_finishes_it(
     assert again.returncode == 0, again
     check_output(out / "h264.mp4", clip)
     local_cli.assert_no_leftovers()
+
+
+# --- the cause of a failure, and each file's log ------------------------------------------------
+
+
+def test_a_rejected_option_fails_with_ffmpeg_s_cause_and_every_file_has_a_log(
+    cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """``-level 9.9`` passes the preset's checks and fails when ffmpeg opens the encoder:
+    the reason is that, not ffmpeg's last words; the file's log in the state dir tells the
+    command line, what ffmpeg said and each step, for it and for a file done after it."""
+    config = tmp_path / "config.toml"
+    config.write_text('[presets.bad-level]\nextends = "web-720p"\nextra_args = ["-level", "9.9"]\n')
+    logs = cli.state_dir / "logs"
+
+    failed = cli.run(
+        "transcode", clips["h264.mp4"].path, "-o", tmp_path / "a", "--config", config,
+        "--preset", "bad-level",
+    )  # fmt: skip
+
+    assert failed.returncode == 1, failed
+    assert_no_traceback(failed.stderr)
+    cause = "Error parsing option 'level' with value '9.9'"
+    assert re.search(rf"^FAILED\s+h264\.mp4: ffmpeg failed .*{cause}", failed.stdout, re.M), (
+        failed.stdout
+    )
+    assert "Nothing was written" not in failed.stdout
+    [failed_log] = list(logs.glob("*.log"))
+    text = failed_log.read_text(encoding="utf-8")
+    assert "-level 9.9" in text and f"[error] {cause}" in text
+    assert re.search(rf"client: \[\+[\d.]+s\] failed: ffmpeg failed .*{cause}", text), text
+
+    done = cli.run("transcode", clips["no audio.mp4"].path, "-o", tmp_path / "b")
+
+    assert done.returncode == 0, done
+    [done_log] = [p for p in logs.glob("*.log") if p != failed_log]
+    text = done_log.read_text(encoding="utf-8")
+    assert "ffmpeg exited with status 0: " in text and "    [info] Stream mapping:" in text
+    assert re.search(r"client: \[\+[\d.]+s\] done: no audio\.mp4$", text, re.M), text
+    assert sorted(p.name for p in logs.iterdir()) == sorted([failed_log.name, done_log.name])
+    cli.assert_no_leftovers()  # the jobs' logs went from the store with their outputs

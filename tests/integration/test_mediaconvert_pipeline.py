@@ -14,6 +14,7 @@ import msgspec
 import pytest
 from botocore.stub import ANY, Stubber
 
+from autotranscode import filelog
 from autotranscode import settings as settings_mod
 from autotranscode.backends.aws import AwsBackend
 from autotranscode.deploy.iam import iam_policy
@@ -128,6 +129,10 @@ def test_a_file_goes_through_mediaconvert_and_comes_back(
     check_output(out / "h264.mp4", clip)
     assert backend.store.keys(backend.store.input_bucket) == []
     assert backend.store.keys(backend.store.output_bucket) == []
+    # MediaConvert stores no log of ours: the file's log holds the client's lines alone.
+    log_lines = filelog.log_path(settings.state_dir, fid).read_text().splitlines()
+    assert all(" client: " in line for line in log_lines), log_lines
+    assert log_lines[-1].endswith("done: h264.mp4"), log_lines
 
     removed = teardown(settings)
     kinds = {(r.kind, r.status) for r in removed}

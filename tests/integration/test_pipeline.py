@@ -16,8 +16,10 @@ import pytest
 
 from autotranscode import keys
 from autotranscode.backends import Backend
+from autotranscode.engines.worker import Worker
 from autotranscode.journal import FileState, Journal, TransitionError
 from autotranscode.media.probe import probe, read_stamp
+from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import parse_job
 from autotranscode.pipeline import Pipeline
 from autotranscode.service import Service
@@ -369,3 +371,35 @@ def test_a_file_done_by_a_release_without_content_hashes_is_not_done_again(
         assert pipe.add(source) == "old"
         assert journal.counts() == {FileState.CLEANED: 1}
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_second_run_of_a_finished_file_s_job_leaves_no_log_behind(
+    settings: Settings, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """A copy of a job run after its file was finished (redelivered in an outage) finds the
+    input gone and answers ERROR, with its log stored beside no outputs: the client, which
+    ignores that answer for a finished file, still removes the log object."""
+    with running(settings, tmp_path / "out", workers=0) as (pipe, backend, journal):
+        fid = submitted(pipe, journal, clips["h264.mp4"].path)
+        [sent] = backend.jobs.receive(wait=WAIT)
+        backend.jobs.send(sent.body)
+        worker = Worker(
+            backend,
+            find_ffmpeg(),
+            tmp_path / "work",
+            visibility=settings.visibility_timeout,
+            max_attempts=settings.max_attempts,
+        )
+        worker.workdir.mkdir()
+        worker.handle(sent)
+        assert pipe.wait([fid], timeout=WAIT)
+        assert pipe.outcome(fid).state == FileState.CLEANED, pipe.outcome(fid)
+        [again] = backend.jobs.receive(wait=WAIT)
+        worker.handle(again)
+        store = backend.store
+        deadline = time.monotonic() + WAIT
+        while store.keys(store.output_bucket) or backend.notifications.count():
+            assert time.monotonic() < deadline, store.keys(store.output_bucket)
+            time.sleep(0.05)
+        assert_no_leftovers(backend)
+        assert pipe.outcome(fid).state == FileState.CLEANED

@@ -20,7 +20,7 @@ from autotranscode.deploy import open_backend
 from autotranscode.engines.hooks import WorkerHooks
 from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.engines.workers import WorkersEngine
-from autotranscode.errors import TranscodeError
+from autotranscode.errors import FfmpegKilled, TranscodeError
 from autotranscode.media import presets
 from autotranscode.media.probe import MediaInfo, probe
 from autotranscode.media.transcoder import find_ffmpeg
@@ -87,8 +87,11 @@ def send_job(
     *,
     detected: DetectedProperties | None = None,
     upload: bool = True,
+    specs: dict[str, dict[str, Any]] | None = None,
 ) -> Job:
-    """Store ``path`` and queue a job for it, as a client does; the job."""
+    """Store ``path`` and queue a job for it, as a client does; the job. ``specs``: custom
+    presets (by id) that travel with the job."""
+    specs = specs or {}
     job_id = uuid.uuid4().hex
     store = backend.store
     key = keys.input_key(job_id, path)
@@ -96,7 +99,11 @@ def send_job(
         store.upload(path, store.input_bucket, key)
     outputs = tuple(
         JobOutput(
-            key=keys.output_key(job_id, path.stem, p, presets.CATALOG[p].extension), preset_id=p
+            key=keys.output_key(
+                job_id, path.stem, p, presets.DEFAULT_CATALOG.resolve(p, specs.get(p)).extension
+            ),
+            preset_id=p,
+            preset_spec=specs.get(p),
         )
         for p in preset_ids
     )
@@ -238,10 +245,14 @@ def test_an_output_that_cannot_be_made_fails_alone_and_the_others_are_stored(
     assert note.message_details is not None and "1 of 2 outputs failed" in note.message_details
     assert note.made == (video,)
     store = backend.store
-    assert store.keys(job.output_bucket, f"{keys.OUTPUT_PREFIX}{job.job_id}/") == [video.key]
+    stored = store.keys(job.output_bucket, f"{keys.OUTPUT_PREFIX}{job.job_id}/")
+    assert sorted(stored) == sorted([video.key, keys.log_key(job.job_id)])  # and the job's log
     assert (video.height, video.size) == (240, store.size(job.output_bucket, video.key))
     check_output(fetched(backend, video.key, tmp_path / "v.mp4"), clip)
     assert backend.jobs.count() == 0 and backend.dead_letters.count() == 0
+    assert note.log_key == keys.log_key(job.job_id) and note.log_tail is not None
+    assert f"{audio.key}: failed: {audio.status_detail}" in note.log_tail
+    assert f"{video.key}: stored (" in note.log_tail
 
 
 def test_a_probe_in_the_job_spares_the_worker_a_second_one(
@@ -433,3 +444,82 @@ def test_two_copies_of_one_job_in_one_worker_write_apart(
         t.join()
     assert len(set(hooks.outputs)) == 2, hooks.outputs
     assert {n.state for n in answers(backend, 1).values()} == {State.COMPLETED}
+
+
+#: A custom preset with an option ffmpeg takes from the command line but rejects when it
+#: opens the encoder: its last words ("Nothing was written into output file…") hide the cause.
+BAD_LEVEL = {"extends": "web-720p", "extra_args": ["-level", "9.9"]}
+
+
+def test_an_error_answer_gives_ffmpeg_s_first_error_and_the_job_s_log(
+    settings: Settings, backend: Backend, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    with serving(settings, backend):
+        job = send_job(
+            backend, clips["h264.mp4"].path, ("bad-level",), specs={"bad-level": BAD_LEVEL}
+        )
+        note = answers(backend, 1)[job.job_id]
+    assert note.state == State.ERROR
+    assert "Error parsing option 'level' with value '9.9'" in note.reason, note.reason
+    assert "Nothing was written" not in note.reason
+    assert note.log_key == keys.log_key(job.job_id)
+    assert note.log_tail is not None
+    assert "[error] Error parsing option 'level' with value '9.9'" in note.log_tail
+    assert "failed: ffmpeg failed (exit" in note.log_tail
+    log = fetched(backend, note.log_key, tmp_path / "job.log").read_text()
+    assert log.endswith(note.log_tail)
+    assert f"job {job.job_id} received, attempt 1 of {settings.max_attempts}" in log
+    assert "-level 9.9" in log and "-progress pipe:1" in log  # the command line ran
+
+
+def test_a_completed_answer_names_the_job_s_log_which_tells_every_ffmpeg_run(
+    settings: Settings, backend: Backend, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    with serving(settings, backend):
+        job = send_job(backend, clips["h264.mp4"].path, ("web-720p", "audio-aac"))
+        note = answers(backend, 1)[job.job_id]
+    assert note.state == State.COMPLETED, note.reason
+    assert note.log_key == keys.log_key(job.job_id) and note.log_tail is None
+    log = fetched(backend, note.log_key, tmp_path / "job.log").read_text()
+    runs = [line for line in log.splitlines() if "ffmpeg exited with status 0: " in line]
+    assert len(runs) == 2
+    assert all(find_ffmpeg() in line and "-loglevel level+info" in line for line in runs)
+    assert "    [info] Stream mapping:" in log  # what ffmpeg said, indented under its run
+    for output in job.outputs:
+        assert f"{output.key}: checked (" in log and f"{output.key}: stored (" in log
+    assert log.rstrip().endswith(f"job {job.job_id} completed")
+
+
+class _KilledOnce(WorkerHooks):
+    """The first output check finds ffmpeg "killed": an attempt that is tried again."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    def on_output_checked(self, **kwargs: Any) -> None:
+        self.checks += 1
+        if self.checks == 1:
+            raise FfmpegKilled("ffmpeg was killed by SIGKILL (out of memory?)")
+
+
+def test_a_retried_job_s_log_tells_each_attempt(
+    settings: Settings, backend: Backend, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    with serving(settings, backend, _KilledOnce()):
+        job = send_job(backend, clips["h264.mp4"].path)
+        note = answers(backend, 1)[job.job_id]
+    assert note.state == State.COMPLETED, note.reason
+    assert note.log_key is not None
+    log = fetched(backend, note.log_key, tmp_path / "job.log").read_text()
+    told = [line.partition(": ")[2] for line in log.splitlines() if not line.startswith(" ")]
+    attempts = settings.max_attempts
+
+    def at(start: str) -> list[int]:
+        return [n for n, line in enumerate(told) if line.startswith(start)]
+
+    [first] = at(f"job {job.job_id} received, attempt 1 of {attempts}")
+    [failed] = at("attempt 1 failed (ffmpeg was killed by SIGKILL (out of memory?)); it will")
+    [second] = at(f"job {job.job_id} received, attempt 2 of {attempts}")
+    runs = at("ffmpeg exited with status 0: ")
+    assert first < runs[0] < failed < second < runs[1] and len(runs) == 2, told
+    assert told[-1] == f"job {job.job_id} completed", told

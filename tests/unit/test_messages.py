@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autotranscode import messages
+from autotranscode import keys, messages
 from autotranscode.errors import MessageError
 from autotranscode.media.probe import MediaInfo
 from autotranscode.messages import (
@@ -209,6 +209,37 @@ def test_notifications_are_built_checked_and_an_errors_reason_cut_to_fit() -> No
         messages.notification(State.COMPLETED, outputs=[{"key": "../x"}], **common)
 
 
+def test_an_error_s_log_tail_is_cut_to_whole_lines_that_fit_and_its_key_checked() -> None:
+    job = _job()
+    lines = [f"line {n} é" for n in range(10_000)]  # non-ASCII: the limit holds in bytes too
+    failed = messages.notification(
+        State.ERROR,
+        job_id=job.job_id,
+        pipeline_id=job.pipeline_id,
+        input=job.input,
+        user_metadata={},
+        reason="ffmpeg failed",
+        log_key=keys.log_key(job.job_id),
+        log_tail="\n".join(lines),
+    )
+    assert failed.log_key == "outputs/job-0001/job-0001.log"
+    assert failed.log_tail is not None
+    assert len(failed.log_tail.encode()) <= messages.MAX_LOG_TAIL
+    kept = failed.log_tail.splitlines()
+    assert kept == lines[-len(kept) :] and len(kept) > 100
+    back = messages.parse_notification(failed.to_json())
+    assert back == failed and len(failed.to_json()) < messages.MAX_MESSAGE_BYTES
+    with pytest.raises(MessageError, match="control or reserved characters"):
+        messages.notification(
+            State.COMPLETED,
+            job_id=job.job_id,
+            pipeline_id=job.pipeline_id,
+            input=job.input,
+            user_metadata={},
+            log_key="outputs/job-0001/\x1b.log",
+        )
+
+
 def test_unknown_fields_are_ignored() -> None:
     data = _job_dict()
     data["somethingNew"] = {"x": 1}
@@ -340,8 +371,14 @@ def test_invalid_utf8_is_a_message_error() -> None:
         lambda d: d["input"].update(key="inputs/../x"),
         lambda d: d["outputs"][0].update(key="../x"),
         lambda d: d["outputs"][0].update(width="wide"),
+        lambda d: d.update(logKey="inputs/job-0001/job-0001.log"),
+        lambda d: d.update(logKey="outputs/job-0001/../x.log"),
+        lambda d: d.update(logTail="x" * (messages.MAX_LOG_TAIL + 1)),
     ],
-    ids=["bad state", "no state", "bad job id", "input key", "output key", "bad width"],
+    ids=[
+        *("bad state", "no state", "bad job id", "input key", "output key", "bad width"),
+        *("log key outside outputs", "log key that climbs", "log tail too long"),
+    ],
 )
 def test_bad_notifications_raise_message_error(change: Any) -> None:
     data = json.loads(_notification().to_json())

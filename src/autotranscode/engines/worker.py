@@ -22,12 +22,11 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
-from ..backends import Backend, MessageQueue, Received
+from ..backends import Backend, Received
 from ..errors import (
     AutotranscodeError,
     ConfigError,
@@ -36,6 +35,7 @@ from ..errors import (
     ObjectMissing,
     StorageError,
 )
+from ..filelog import JobLog
 from ..media import presets
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
@@ -50,6 +50,7 @@ from ..messages import (
 )
 from ..procs import pid_alive
 from .hooks import WorkerHooks
+from .leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Worker:
         self.name = name
         self.hooks = hooks or WorkerHooks()
         self.handoff_wait = handoff_wait
-        self._leases = _Leases(backend.jobs, visibility, name)
+        self._leases = Leases(backend.jobs, visibility, name)
 
     def run(self, stop: threading.Event) -> None:
         """Process jobs until ``stop`` is set; a job under way is stopped and released."""
@@ -173,19 +174,26 @@ class Worker:
             log.warning("%s: rejected a job message: %s", self.name, exc)
             self._dead_letter(message, f"rejected: {exc}")
             return
+        joblog = JobLog(self.name)
+        if message.receive_count > 1:
+            joblog.resume(self.backend.store, job.output_bucket, job.job_id, self.workdir)
+        joblog.say(
+            f"job {job.job_id} received, attempt {message.receive_count} of {self.max_attempts}"
+            f" (input {job.input.key})"
+        )
         if message.receive_count > self.max_attempts:
             # Earlier attempts never ended: the workers running them crashed or hung.
             why = message.note or "attempts that did not finish"
             reason = f"gave up after {self.max_attempts} attempts: {why}"
             log.error("%s: job %s %s", self.name, job.job_id, reason)
-            self._publish_error(job, reason)
+            self._publish_error(job, reason, joblog)
             self._dead_letter(message, reason)
             return
         cancel = stop or threading.Event()
         try:
             with self._leases.hold(message):
                 self.hooks.on_job_received(job=job, receive_count=message.receive_count)
-                outputs = self._transcode(job, cancel, handoff, previous)
+                outputs = self._transcode(job, cancel, joblog, handoff, previous)
         except (AutotranscodeError, OSError) as exc:
             if cancel.is_set():
                 # A stop (Ctrl+C, SIGTERM) is not an attempt: the job goes back uncounted.
@@ -196,17 +204,25 @@ class Worker:
                 )
                 self.backend.jobs.hand_back(message)
                 return
-            self._failed(job, message, exc)
+            self._failed(job, message, exc, joblog)
             return
         failures = _failures(outputs)
         # As Elastic Transcoder did: a job with a failed output is in ERROR, each output
         # saying how it ended; the client still takes the outputs that were made.
         state = State.ERROR if failures else State.COMPLETED
-        self._publish(job, state, outputs, reason=failures)
+        joblog.say(
+            f"job {job.job_id} " + (f"ended in ERROR: {failures}" if failures else "completed")
+        )
+        key = joblog.store(self.backend.store, job.output_bucket, job.job_id, self.workdir)
+        self._publish(
+            job, state, outputs, reason=failures, log_key=key, joblog=joblog if failures else None
+        )
         self.backend.jobs.delete(message)
         log.info("%s: job %s %s", self.name, job.job_id, failures or "completed")
 
-    def _failed(self, job: Job, message: Received, exc: AutotranscodeError | OSError) -> None:
+    def _failed(
+        self, job: Job, message: Received, exc: AutotranscodeError | OSError, joblog: JobLog
+    ) -> None:
         """One policy (the error's ``retryable``): answer at once, or count an attempt."""
         retryable = exc.retryable if isinstance(exc, AutotranscodeError) else True
         if not retryable:
@@ -214,12 +230,12 @@ class Worker:
             # a job whose file was finished and cleaned up, or the input expired.
             reason = f"the input is gone: {exc}" if isinstance(exc, ObjectMissing) else str(exc)
             log.warning("%s: job %s failed: %s", self.name, job.job_id, reason)
-            self._publish_error(job, reason)
+            self._publish_error(job, reason, joblog)
             self.backend.jobs.delete(message)
         elif message.receive_count >= self.max_attempts:
             reason = f"gave up after {message.receive_count} attempts: {exc}"
             log.error("%s: job %s %s", self.name, job.job_id, reason)
-            self._publish_error(job, reason)
+            self._publish_error(job, reason, joblog)
             self._dead_letter(message, reason)
         else:
             log.warning(
@@ -229,6 +245,8 @@ class Worker:
                 message.receive_count,
                 exc,
             )
+            joblog.say(f"attempt {message.receive_count} failed ({exc}); it will be retried")
+            joblog.store(self.backend.store, job.output_bucket, job.job_id, self.workdir)
             if isinstance(exc, FfmpegKilled):
                 # Nothing to wait for (memory is free again once ffmpeg is gone): the next
                 # attempt may start now; storage trouble waits out the lease instead.
@@ -250,6 +268,7 @@ class Worker:
         self,
         job: Job,
         cancel: threading.Event,
+        joblog: JobLog,
         handoff: _Handoff | None = None,
         previous: _Handoff | None = None,
     ) -> tuple[OutputStatus, ...]:
@@ -257,13 +276,16 @@ class Worker:
         done = self._already_stored(job)
         if done is not None:
             log.info("%s: job %s was done before; announcing it again", self.name, job.job_id)
+            joblog.say("its outputs were stored by an earlier attempt; announcing them again")
             return done
         results = []
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
             source = self._source_info(job, src)
             for index, output in enumerate(job.outputs):
                 try:
-                    status = self._output(job, index, source, src, cancel, handoff, previous)
+                    status = self._output(
+                        job, index, source, src, cancel, handoff, previous, joblog
+                    )
                 except AutotranscodeError as exc:
                     if exc.retryable or cancel.is_set():
                         raise  # not this output's fault: the whole job is tried again
@@ -278,6 +300,7 @@ class Worker:
                         status="Error",
                         status_detail=_one_line(str(exc)),
                     )
+                    joblog.say(f"{output.key}: failed: {status.status_detail}")
                     # It may have failed before its ffmpeg ran: the jobs around go on now.
                     if previous is not None:
                         previous.go.set()
@@ -295,6 +318,7 @@ class Worker:
         cancel: threading.Event,
         handoff: _Handoff | None,
         previous: _Handoff | None,
+        joblog: JobLog,
     ) -> OutputStatus:
         """Make and store one output of the job; its "Complete" status."""
         output = job.outputs[index]
@@ -322,10 +346,13 @@ class Worker:
             cancel,
             started=ffmpeg.started,
             ended=ffmpeg.ended,
+            ran=joblog.ran,
             stamp=stamp,
         )
+        joblog.checked(output.key, info)
         self.hooks.on_output_checked(job=job, output=tmp, info=info)
         size = self._store_output(tmp, job.output_bucket, output.key)
+        joblog.say(f"{output.key}: stored ({size} bytes)")
         return _status(output.key, preset.id, info, size)
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
@@ -390,13 +417,16 @@ class Worker:
         except AutotranscodeError as exc:
             log.debug("progress notification not sent: %s", exc)
 
-    def _publish_error(self, job: Job, reason: str) -> None:
+    def _publish_error(self, job: Job, reason: str, joblog: JobLog) -> None:
+        """ERROR with ``reason``, the key of the job's log and the end of that log."""
         reason = reason[:MAX_DETAIL]
+        joblog.say(f"job {job.job_id} failed: {reason}")
         status = tuple(
             OutputStatus(key=o.key, preset_id=o.preset_id, status="Error", status_detail=reason)
             for o in job.outputs
         )
-        self._publish(job, State.ERROR, status, reason=reason)
+        key = joblog.store(self.backend.store, job.output_bucket, job.job_id, self.workdir)
+        self._publish(job, State.ERROR, status, reason=reason, log_key=key, joblog=joblog)
 
     def _publish(
         self,
@@ -406,9 +436,11 @@ class Worker:
         *,
         reason: str | None = None,
         metadata: dict[str, str] | None = None,
+        log_key: str | None = None,
+        joblog: JobLog | None = None,
     ) -> None:
         """Addressed to the client that sent the job (its id travels in the job), so other
-        clients' subscriptions filter it out."""
+        clients' subscriptions filter it out. ``joblog``: its end travels with the notice."""
         note = notification(
             state,
             job_id=job.job_id,
@@ -417,6 +449,8 @@ class Worker:
             user_metadata=job.user_metadata if metadata is None else metadata,
             outputs=outputs,
             reason=reason,
+            log_key=log_key,
+            log_tail=joblog.text() if joblog is not None else None,
         )
         self.hooks.on_publishing(notification=note)
         client = note.user_metadata.get("clientId")
@@ -478,54 +512,6 @@ class _FfmpegEvents:
         finally:
             if self.handoff is not None:
                 self.handoff.ended()
-
-
-class _Leases:
-    """Keeps the messages a worker is working on invisible to other workers, for as long as
-    it works on them: one thread per worker renews them all, rather than one per job."""
-
-    def __init__(self, queue: MessageQueue, visibility: float, name: str) -> None:
-        self.queue = queue
-        self.visibility = visibility
-        self.name = name
-        self._held: dict[int, Received] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> _Leases:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._renew, name=f"autotranscode-{self.name}-leases"
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    @contextmanager
-    def hold(self, message: Received) -> Iterator[None]:
-        """Renew ``message`` until the block ends (while the keeper runs, i.e. in ``run``)."""
-        with self._lock:
-            self._held[id(message)] = message
-        try:
-            yield
-        finally:
-            with self._lock:  # not during a renewal: the message may be deleted next
-                del self._held[id(message)]
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.visibility / 3):
-            with self._lock:
-                for message in self._held.values():
-                    try:
-                        self.queue.extend(message, self.visibility)
-                    except AutotranscodeError as exc:
-                        log.warning("%s: cannot renew a job's lease: %s", self.name, exc)
 
 
 class _Throttled:

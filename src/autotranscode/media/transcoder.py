@@ -1,9 +1,12 @@
 """Run ffmpeg for one output, report its progress, and check what it produced.
 
 ffmpeg writes ``key=value`` blocks on ``-progress pipe:1`` about every 0.5 s; we
-read ``out_time_us`` from them. A non-zero exit becomes TranscodeError carrying
-ffmpeg's own last error line, and an output that does not probe as expected is
-an error too, never a delivered file.
+read ``out_time_us`` from them. Its stderr (``level+info``: every line tagged with its
+level) goes to a file, of which a bounded head and tail are kept for the file's log
+(``FfmpegRun``). A non-zero exit becomes TranscodeError whose reason is ffmpeg's most
+telling line (its first error, not its last: the last is often a consequence, "Nothing
+was written into output file"), and an output that does not probe as expected is an
+error too, never a delivered file.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import selectors
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,10 +24,12 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from ..errors import ConfigError, FfmpegKilled, TranscodeError
+from ..text import shown
 from .presets import Preset
 from .probe import MediaInfo, probe
 from .stamps import Stamp, write_jpeg_comment, write_sidecar
@@ -41,8 +48,31 @@ CANCEL_GRACE_SECONDS = 2.0
 #: How soon a cancel is noticed while ffmpeg prints nothing (it reports twice a second
 #: while it works); each look costs a wake-up.
 CANCEL_POLL_SECONDS = 0.5
-#: How much of ffmpeg's stderr is read for its last error line.
-ERROR_TAIL_BYTES = 8192
+#: ffmpeg's stderr kept for a log: its last lines, at most this many and this many bytes
+#: (the reason for a failure is picked from what is kept).
+STDERR_TAIL_LINES = 300
+STDERR_TAIL_BYTES = 64 * 1024
+#: And its first lines, where an early error sits when a flood of warnings follows it.
+STDERR_HEAD_LINES = 30
+STDERR_HEAD_BYTES = 8 * 1024
+#: A failure's reason is one line, cut to this many characters.
+MAX_REASON_CHARS = 300
+#: How ffmpeg is told to talk: each line tagged ``[error]``, ``[warning]``, ``[info]``…,
+#: so the error that explains a failure is found by its level, not by guessing.
+LOG_ARGS = ("-loglevel", "level+info")
+
+
+@dataclass(frozen=True)
+class FfmpegRun:
+    """One ffmpeg run as a log tells it: the exact command line and what it said."""
+
+    #: The command line as a shell would take it (``shlex.join``).
+    command: str
+    #: The exit status; negative: killed by that signal.
+    returncode: int
+    #: Its stderr, bounded: the first lines and the last (a marker says what was left out),
+    #: each line made printable (``text.shown``).
+    stderr: str
 
 
 def find_ffmpeg(override: str | None = None) -> str:
@@ -77,7 +107,7 @@ def command(
 ) -> list[str]:
     """The exact command line a worker runs (also what ``presets show`` prints)."""
     args = preset.ffmpeg_args(source, src, dst, stamp.tags() if stamp else None)
-    return [ffmpeg, "-loglevel", "error", "-progress", "pipe:1", "-nostats", *args]
+    return [ffmpeg, *LOG_ARGS, "-progress", "pipe:1", "-nostats", *args]
 
 
 def transcode(
@@ -91,14 +121,17 @@ def transcode(
     *,
     started: Callable[[int, list[str]], None] | None = None,
     ended: Callable[[int], None] | None = None,
+    ran: Callable[[FfmpegRun], None] | None = None,
     stamp: Stamp | None = None,
 ) -> MediaInfo:
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure.
 
     ``started`` is called with ffmpeg's pid and command line once it runs; ``ended`` with
     its exit status (negative: the signal) once it has ended, before its output is checked
-    (a worker starts its next ffmpeg then, and may hold the check until it runs).
-    ``stamp``: what the output is to say it was made from (see ``stamps``).
+    (a worker starts its next ffmpeg then, and may hold the check until it runs); ``ran``
+    with its command line and stderr tail, for a log, whether it succeeded or not.
+    ``stamp``: what the output is to say it was made from (see ``stamps``). A failed run's
+    TranscodeError carries the command line and stderr tail too.
     """
     cmd = command(ffmpeg, preset, source, src, dst, stamp)
     if log.isEnabledFor(logging.DEBUG):
@@ -137,16 +170,23 @@ def transcode(
                 proc.stdout.close()
             if ended is not None:
                 ended(proc.returncode)
+        run = FfmpegRun(shlex.join(cmd), proc.returncode, read_stderr(errors))
+        if ran is not None:
+            ran(run)
         if cancelled:
             _remove(dst)
-            raise TranscodeError("transcode cancelled")
+            raise TranscodeError("transcode cancelled", command=run.command, stderr=run.stderr)
         if code < 0:
             _remove(dst)
-            raise FfmpegKilled(_killed(-code))
+            raise FfmpegKilled(_killed(-code), command=run.command, stderr=run.stderr)
         if code != 0:
             _remove(dst)
-            detail = _last_line(errors)
-            raise TranscodeError(f"ffmpeg failed (exit {code}): {detail or 'no error message'}")
+            detail = telling_line(run.stderr)
+            raise TranscodeError(
+                f"ffmpeg failed (exit {code}): {detail or 'no error message'}",
+                command=run.command,
+                stderr=run.stderr,
+            )
     try:
         if stamp is not None:
             _stamp(preset, dst, stamp)
@@ -180,12 +220,67 @@ def _stamp(preset: Preset, dst: Path, stamp: Stamp) -> None:
             raise TranscodeError(f"output check failed: {exc}") from exc
 
 
-def _last_line(log_file: IO[bytes]) -> str:
-    """The last non-blank line ffmpeg wrote: its reason for failing."""
+def read_stderr(log_file: IO[bytes]) -> str:
+    """What a log keeps of ffmpeg's stderr: its first lines and its last, bounded in lines and
+    bytes whatever ffmpeg wrote (a damaged input can make it warn for every frame)."""
     size = log_file.seek(0, os.SEEK_END)
-    log_file.seek(max(0, size - ERROR_TAIL_BYTES))
-    lines = log_file.read().decode(errors="replace").splitlines()
-    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+    log_file.seek(0)
+    if size <= STDERR_HEAD_BYTES + STDERR_TAIL_BYTES:
+        lines = log_file.read().decode(errors="replace").splitlines()
+        if len(lines) <= STDERR_HEAD_LINES + STDERR_TAIL_LINES:
+            return "\n".join(map(shown, lines))
+        head, tail = lines[:STDERR_HEAD_LINES], lines[-STDERR_TAIL_LINES:]
+    else:
+        head = log_file.read(STDERR_HEAD_BYTES).decode(errors="replace").splitlines()
+        head = head[: min(STDERR_HEAD_LINES, max(len(head) - 1, 0))]  # the last may be cut
+        log_file.seek(size - STDERR_TAIL_BYTES)
+        tail = log_file.read().decode(errors="replace").splitlines()[1:]  # the first is cut
+        tail = tail[-STDERR_TAIL_LINES:]
+    marker = f"[… ffmpeg wrote {size} bytes of messages; lines between these left out …]"
+    return "\n".join([*map(shown, head), marker, *map(shown, tail)])
+
+
+#: ``[libx264 @ 0x55c7…] [enc:libx264 @ 0x…] [error] text``: the contexts, then the level
+#: (none from an ffmpeg told otherwise, given with --ffmpeg).
+_LINE = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] )*(?:\[(?P<level>[a-z]+)\] )?(?P<text>.*)$")
+_ERROR_LEVELS = frozenset({"error", "fatal", "panic"})
+#: For an ffmpeg that does not tag its lines (one given with --ffmpeg, told otherwise).
+_ERRORISH = re.compile(
+    r"error|invalid|not found|unknown|unrecognized|unsupported|failed|cannot|could not"
+    r"|no such|denied|not supported|does not",
+    re.IGNORECASE,
+)
+#: The banner and stream description: they may say "error" (``-err_detect``) without one.
+_BANNER = re.compile(
+    r"^(?:\s|ffmpeg version|built with|configuration:|lib[a-z]+\s|Input #|Output #"
+    r"|Stream mapping|Press \[q\]|frame=|size=|video:)"
+)
+
+
+def telling_line(stderr: str) -> str:
+    """The line that best says why ffmpeg failed: its first error, one line, at most
+    MAX_REASON_CHARS, printable; "" if it said nothing.
+
+    The first, not the last: ffmpeg reports a cause, then its consequences ("Error parsing
+    option 'level'…", then "Error while opening encoder", …, "Nothing was written into
+    output file"). Tagged lines are judged by their level; untagged ones by their words,
+    the banner and stream lines aside; failing both, the last line said.
+    """
+    texts = []
+    for line in stderr.splitlines():
+        parts = _LINE.match(line)
+        assert parts is not None  # it matches any line
+        if parts["level"] in _ERROR_LEVELS:
+            return _one_line(parts["text"])
+        if parts["text"].strip():
+            texts.append(parts["text"])
+    errorish = (t for t in texts if _ERRORISH.search(t) and not _BANNER.match(t))
+    return _one_line(next(errorish, texts[-1] if texts else ""))
+
+
+def _one_line(text: str) -> str:
+    line = shown(text.strip())
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"
 
 
 @functools.cache

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -307,6 +309,7 @@ def test_preset_that_does_not_fit_the_source_is_a_media_error(
 
 _ORPHAN_SCRIPT = """
 import sys
+import tempfile
 from pathlib import Path
 from autotranscode.media import presets, transcoder
 from autotranscode.media.probe import MediaInfo
@@ -511,3 +514,111 @@ def test_probe_reads_headers_only_unless_they_leave_the_picture_size_unknown(
 def test_every_probe_finds_what_ffmpegs_full_probe_finds(clips: dict[str, Clip]) -> None:
     for clip in clips.values():
         assert media.probe(clip.path) == media._probe(clip.path, True, None), clip.path.name
+
+
+# --- what ffmpeg said: the telling line, the bounded tail, the command -------------------------
+
+
+def _said(ffmpeg: str, *args: str, log_args: tuple[str, ...] = transcoder.LOG_ARGS) -> str:
+    """What ffmpeg writes on stderr for ``args``, read as ``transcode`` reads it."""
+    with tempfile.TemporaryFile() as errors:
+        done = subprocess.run(
+            [ffmpeg, "-hide_banner", *log_args, "-nostdin", "-y", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            check=False,
+        )
+        assert done.returncode != 0
+        return transcoder.read_stderr(errors)
+
+
+@pytest.mark.parametrize(
+    ("case", "cause"),
+    [
+        ("an encoder option out of range", "Error parsing option 'level' with value '9.9'."),
+        ("an unknown encoder", "Unknown encoder 'nosuch'"),
+        ("an unknown option", "Unrecognized option 'bogus'."),
+        ("a truncated input", "moov atom not found"),
+        ("a missing input", "Error opening input: No such file or directory"),
+    ],
+)
+def test_the_telling_line_is_ffmpeg_s_first_error_not_its_last(
+    ffmpeg: str,
+    clips: dict[str, Clip],
+    broken: dict[str, Path],
+    tmp_path: Path,
+    case: str,
+    cause: str,
+) -> None:
+    src = str(clips["h264.mp4"].path)
+    out = str(tmp_path / "out.mp4")
+    args = {
+        "an encoder option out of range": ["-i", src, "-c:v", "libx264", "-level", "9.9", out],
+        "an unknown encoder": ["-i", src, "-c:v", "nosuch", out],
+        "an unknown option": ["-i", src, "-bogus", "3", out],
+        "a truncated input": ["-i", str(broken["truncated.mp4"]), out],
+        "a missing input": ["-i", str(tmp_path / "gone.mp4"), out],
+    }[case]
+    said = _said(ffmpeg, *args)
+    assert transcoder.telling_line(said) == cause, said
+    if case == "an encoder option out of range":
+        errors = [line for line in said.splitlines() if "[error]" in line]
+        assert cause in errors[0] and "Nothing was written into output file" in errors[-1]
+        # An ffmpeg that does not tag its lines by level: found by its words, context cut.
+        untagged = _said(ffmpeg, *args, log_args=("-loglevel", "info"))
+        assert "[error]" not in untagged
+        assert transcoder.telling_line(untagged) == cause, untagged
+
+
+def test_the_telling_line_is_one_printable_line_of_bounded_length() -> None:
+    assert transcoder.telling_line("") == ""
+    assert transcoder.telling_line("[info] all went well\n") == "all went well"
+    line = transcoder.telling_line("[error] bad \x1b[31mred\x1b[0m " + "x" * 1000)
+    assert "\x1b" not in line and line.startswith("bad \\x1b[31mred")
+    assert len(line) == transcoder.MAX_REASON_CHARS and line.endswith("…")
+
+
+def test_ffmpeg_s_stderr_is_kept_bounded_first_lines_and_last() -> None:
+    """A flood (a damaged input can make ffmpeg warn for every frame) keeps its first lines,
+    where an early error is, and its last ones, within the limits."""
+    lines = [f"[warning] frame {n} is damaged" for n in range(20_000)]
+    with tempfile.TemporaryFile() as errors:
+        errors.write("\n".join(lines).encode())
+        kept = transcoder.read_stderr(errors).splitlines()
+    head, tail = transcoder.STDERR_HEAD_LINES, transcoder.STDERR_TAIL_LINES
+    assert kept[:head] == lines[:head]
+    assert kept[-tail:] == lines[-tail:]
+    assert len(kept) == head + 1 + tail and "left out" in kept[head]
+    assert (
+        len("\n".join(kept).encode()) < transcoder.STDERR_HEAD_BYTES + transcoder.STDERR_TAIL_BYTES
+    )
+
+
+def test_every_run_is_told_with_its_command_line_and_what_ffmpeg_said(
+    ffmpeg: str, clips: dict[str, Clip], broken: dict[str, Path], tmp_path: Path
+) -> None:
+    runs: list[transcoder.FfmpegRun] = []
+    commands: list[list[str]] = []
+    _transcode(
+        ffmpeg,
+        "web-720p",
+        clips["h264.mp4"].path,
+        tmp_path,
+        started=lambda _pid, cmd: commands.append(cmd),
+        ran=runs.append,
+    )
+    [run] = runs
+    assert run.returncode == 0 and run.command == shlex.join(commands[0])
+    assert "[info] Stream mapping:" in run.stderr
+    claims_video = MediaInfo(2.0, "mov", "h264", 320, 240)
+    with pytest.raises(TranscodeError) as failed:
+        transcoder.transcode(
+            ffmpeg,
+            presets.CATALOG["web-720p"],
+            claims_video,
+            broken["notes.mp4"],
+            tmp_path / "bad.mp4",
+            ran=runs.append,
+        )
+    assert failed.value.command == runs[-1].command and runs[-1].returncode != 0
+    assert failed.value.stderr == runs[-1].stderr and "[error]" in runs[-1].stderr
