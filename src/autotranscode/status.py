@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from . import filelog
 from .journal import STAGES, FileRecord, FileState, Journal
 from .stages import OutputStatus, Stage
 from .story import OutputRecord
@@ -27,8 +28,6 @@ from .text import shown
 SCHEMA_VERSION = 1
 #: A progress snapshot older than this is not shown (the process that wrote it is gone).
 PROGRESS_FRESH_SECONDS = 30.0
-#: Where a file's log is kept, in the state dir: ``logs/<file id>.log``.
-LOGS_DIR = "logs"
 
 
 class Transition(msgspec.Struct, frozen=True):
@@ -273,7 +272,7 @@ class _Current:
         stage = _stage(r, outputs)
         events = self.journal.events_of(r.id)
         ended = r.updated_at if stage.finished else self.now
-        log = self.state_dir / LOGS_DIR / f"{r.id}.log"
+        log = filelog.log_path(self.state_dir, r.id)
         return FileStatus(
             id=r.id,
             path=_text(str(r.path)),

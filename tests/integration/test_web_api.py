@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
-from autotranscode import status
+from autotranscode import filelog, status
 from autotranscode.journal import FileState, Journal
 from autotranscode.settings import Settings
 from autotranscode.stages import HAPPY_PATH, OutputStatus
@@ -107,9 +107,9 @@ def test_pages_render_hostile_names_as_text(client: TestClient) -> None:
 def test_the_file_page_tells_the_whole_story_and_its_log(
     client: TestClient, state: tuple[Path, Journal]
 ) -> None:
-    logs = state[0] / status.LOGS_DIR
-    logs.mkdir()
-    (logs / "done1.log").write_text("ffmpeg -i INPUT <b>out</b>\nframe=  48 fps=0.0\n")
+    log = filelog.log_path(state[0], "done1")
+    log.parent.mkdir()
+    log.write_text("ffmpeg -i INPUT <b>out</b>\nframe=  48 fps=0.0\n")
     page = client.get("/files/done1").text
     for stage in ("queued", "uploading", "transcoding", "downloading", "done"):
         assert f"<td>{stage}</td>" in page, stage
