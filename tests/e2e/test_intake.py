@@ -319,13 +319,13 @@ def test_on_success_move_failing_after_delivery_is_a_warning(
     assert names(out) == ["clip1.mp4"]
     check_output(out / "clip1.mp4", clips["h264.mp4"])
 
-    shown = as_nobody(world_dir, "status", "--json", *common)
+    shown = as_nobody(world_dir, "status", "--json", "--state-dir", state)
     status: dict[str, Any] = json.loads(shown.stdout)
     assert by_stage(status) == {"done": 1}, status
     assert listed(status, "failed") == [], status
     [recent] = status["recent"]
     assert "could not be moved" in recent["warning"], status
-    view = as_nobody(world_dir, "status", *common, env={"COLUMNS": "500"})
+    view = as_nobody(world_dir, "status", "--state-dir", state, env={"COLUMNS": "500"})
     [line] = [ln for ln in view.stdout.splitlines() if "clip1.mp4 →" in ln]
     assert "warning: " in line and "could not be moved" in line, view.stdout
 

@@ -414,6 +414,7 @@ def test_an_unknown_preset_is_a_usage_error_listing_the_known_ones(
 
 def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
     state = tmp_path / "fresh"
+    state.mkdir()
 
     text = cli.run("status", state_dir=state)
     assert text.returncode == 0, text
