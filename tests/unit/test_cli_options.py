@@ -41,7 +41,9 @@ SHOWN: dict[str, dict[str, list[str]]] = {
         "AWS options": AWS[:-1],
         "Logging options": LOGGING,
     },
-    "status": {"Options": ["--json", "--limit", "--watch", "--config", "--state-dir", "--help"]},
+    "status": {
+        "Options": ["--json", "--limit", "--stage", "--watch", "--config", "--state-dir", "--help"]
+    },
     "journal check": {"Options": ["--config", "--state-dir", "--help"], "Logging options": LOGGING},
     "journal rebuild": {
         "Options": ["--out", "--force", *PLACES, "--help"],
