@@ -12,10 +12,11 @@ import logging
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from autotranscode.cli.logs import JsonFormatter, Logs, TextFormatter
+from autotranscode.cli.logs import LOG_FILE_BYTES, JsonFormatter, Logs, TextFormatter
 from autotranscode.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, plural
 from autotranscode.text import shown
 
@@ -149,3 +150,28 @@ def test_log_levels(logs: Logs, least: int, level: int) -> None:
 
 def test_counted_nouns() -> None:
     assert [plural(n, "file") for n in (0, 1, 2)] == ["0 files", "1 file", "2 files"]
+
+
+def test_a_log_file_is_rotated(tmp_path: Path) -> None:
+    """In a child process: logging is the process's own (the root logger's handlers)."""
+    log = tmp_path / "service.log"
+    code = textwrap.dedent(
+        f"""
+        import logging
+        from pathlib import Path
+        from autotranscode.cli.logs import LOG_FILE_BYTES, Logs, start_logging
+        start_logging(Logs(format="json", file=Path({str(log)!r})))
+        line = "x" * 1000
+        for _ in range(LOG_FILE_BYTES // 1000 + 100):
+            logging.getLogger("autotranscode.test").warning(line)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "log lines go to the file only"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["service.log", "service.log.1"]
+    assert log.stat().st_size < LOG_FILE_BYTES
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert (last["level"], last["logger"]) == ("WARNING", "autotranscode.test")
