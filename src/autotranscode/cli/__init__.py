@@ -1,13 +1,15 @@
 """The command layer: it resolves settings from flags, environment and config file, and
 hands them to the parts that do the work (the service, the aws deployment, recovery).
 
-- ``options``: the options every command shares, settings from them, logging, the
-  error boundary (one line and an exit code), Ctrl+C.
+- ``options``: the options, each taken by the commands that use it and listed in
+  --help's sections; settings from them, the exit codes, the error boundary (one line and
+  an exit code), Ctrl+C.
+- ``logs``: -q/-v, --log-format text|json, --log-file: the log lines' handlers.
 - ``files``: the commands that transcode: run, transcode, retry, worker; presets.
 - ``status``: status (human, --json, --watch); journal check and rebuild.
 - ``aws``: the aws deployment: setup, cleanup, teardown, iam-policy.
 - ``web``: the web dashboard (``web``, and ``run --web``).
-- here: the ``autotranscode`` group and ``entry``, the console script.
+- here: the ``autotranscode`` group, ``completion``, and ``entry``, the console script.
 """
 
 from __future__ import annotations
