@@ -22,7 +22,12 @@ DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]
 #: command -> {section: long options, in the order shown}
 SHOWN: dict[str, dict[str, list[str]]] = {
     "run": {
-        "Options": ["--settle", "--poll", "--recursive", *MAKING, *PLACES, "--help"],
+        "Options": [
+            *("--settle", "--poll", "--recursive", "--web", "--web-token", "--web-upload-limit"),
+            *MAKING,
+            *PLACES,
+            "--help",
+        ],
         "AWS options": AWS,
         "Logging options": LOGGING,
     },
@@ -39,6 +44,13 @@ SHOWN: dict[str, dict[str, list[str]]] = {
     "worker": {
         "Options": ["--workers", "--ffmpeg", *PLACES, "--help"],
         "AWS options": AWS[:-1],
+        "Logging options": LOGGING,
+    },
+    "web": {
+        "Options": [
+            *("--web", "--web-token", "--drop", "--out", "--web-upload-limit"),
+            *("--config", "--state-dir", "--help"),
+        ],
         "Logging options": LOGGING,
     },
     "status": {
