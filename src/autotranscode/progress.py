@@ -307,15 +307,19 @@ class LogReporter(Reporter):
     """One log line per stage change of a file (never per percent): for pipes and services."""
 
     def _changed(self, f: _File) -> None:
+        # file and stage as fields of their own, for --log-format json
+        extra = {"file": f.name, "stage": f.stage.value}
         if f.stage is Stage.COPYING_IN:
             # Every file in the folder is seen at start-up, most of them done before: at
             # INFO a restart would log the whole folder. "queued" says a file was taken.
-            log.debug("%s: %s", f.name, f.stage)
+            log.debug("%s: %s", f.name, f.stage, extra=extra)
         elif f.stage is Stage.FAILED:
-            log.error("%s: failed: %s (after %s)", f.name, f.detail, clock_text(f.elapsed(0)))
+            took = clock_text(f.elapsed(0))
+            log.error("%s: failed: %s (after %s)", f.name, f.detail, took, extra=extra)
         elif f.stage is Stage.DONE:
             took = clock_text(f.elapsed(0))
-            log.info("%s: done -> %s (%s, in %s)", f.name, f.detail, _sizes(f, "->"), took)
+            sizes = _sizes(f, "->")
+            log.info("%s: done -> %s (%s, in %s)", f.name, f.detail, sizes, took, extra=extra)
         elif f.stage is Stage.PARTLY_DONE:
             took = clock_text(f.elapsed(0))
             log.warning(
@@ -325,13 +329,15 @@ class LogReporter(Reporter):
                 _not_made(f),
                 _sizes(f, "->"),
                 took,
+                extra=extra,
             )
         else:
-            log.info("%s: %s", f.name, f.stage)
+            log.info("%s: %s", f.name, f.stage, extra=extra)
 
     def _interrupted(self, files: list[_File]) -> None:
         for f in files:
-            log.info("%s: interrupted while %s", f.name, _stage_text(f))
+            extra = {"file": f.name, "stage": f.stage.value}
+            log.info("%s: interrupted while %s", f.name, _stage_text(f), extra=extra)
 
 
 class RichReporter(Reporter):

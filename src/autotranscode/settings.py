@@ -114,7 +114,7 @@ def build(values: dict[str, Any]) -> Settings:
     try:
         return msgspec.convert(clean, Settings, dec_hook=_path)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_explain(exc)) from exc
+        raise ConfigError(_explain(exc, clean)) from exc
 
 
 def _path(kind: type, value: Any) -> Any:
@@ -163,8 +163,42 @@ def load_file(path: Path) -> dict[str, Any]:
     return values
 
 
-def _explain(exc: msgspec.ValidationError) -> str:
-    """``--state-dir: Expected `str`…``: the option a value came by (checks in
-    ``__post_init__`` name theirs)."""
+def _explain(exc: msgspec.ValidationError, values: dict[str, Any]) -> str:
+    """``--workers: a whole number from 0 to 64``: the option a value came by (checks in
+    ``__post_init__`` name theirs), and what it takes in our words, not msgspec's."""
     where, problem = located(exc)
-    return f"--{where.replace('_', '-')}: {problem}" if where else problem
+    if not where:
+        return problem
+    given = f", not {values[where]!r}" if where in values else ""
+    return f"--{where.replace('_', '-')}: {_in_our_words(where, problem)}{given}"
+
+
+#: msgspec's names of the JSON/TOML types, as a person would say what a setting takes.
+_KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false",
+    "array": "a list",
+}
+
+
+def _in_our_words(field: str, problem: str) -> str:
+    """What the field takes, for msgspec's "Expected `int` >= 0" or "Invalid enum value"."""
+    import msgspec.inspect
+
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    kind = next((f.type for f in info.fields if f.name == field), None)
+    if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        what = _KINDS["int" if isinstance(kind, msgspec.inspect.IntType) else "float"]
+        low, high = kind.ge, kind.le
+        if low is not None and high is not None:
+            return f"{what} from {low:g} to {high:g}"
+        return what
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return "one of " + ", ".join(map(str, kind.values))
+    match = re.match(r"Expected `(\w+)`", problem)
+    if match and match.group(1) in _KINDS:
+        return _KINDS[match.group(1)]
+    return problem

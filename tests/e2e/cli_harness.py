@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import click
 import pytest
+
+from autotranscode.cli import main
 
 from conftest import cli_env
 
@@ -161,6 +164,16 @@ class Proc:
         )
 
 
+def options_of(*args: str) -> set[str]:
+    """The options of the (sub)command that ``args`` begin with."""
+    command: click.Command = main
+    for arg in args:
+        if not isinstance(command, click.Group) or arg not in command.commands:
+            break
+        command = command.commands[arg]
+    return {opt for param in command.params for opt in param.opts}
+
+
 class Cli:
     """The CLI on one backend, with its own state dir (and deployment name on aws)."""
 
@@ -190,10 +203,16 @@ class Cli:
     def argv(
         self, *args: str | Path, state_dir: Path | None = None, common: bool = True
     ) -> list[str]:
-        """``python -m autotranscode ARGS`` plus (when ``common``) state dir and backend options."""
+        """``python -m autotranscode ARGS`` plus (when ``common``) the state dir and backend
+        options that the command takes (``status`` takes no --backend, ``setup`` no
+        --state-dir)."""
         argv = [sys.executable, "-m", "autotranscode", *map(str, args)]
         if common:
-            argv += ["--state-dir", str(state_dir or self.state_dir), *self.backend_args()]
+            taken = options_of(*map(str, args))
+            pairs = ["--state-dir", str(state_dir or self.state_dir), *self.backend_args()]
+            for option, value in zip(pairs[::2], pairs[1::2], strict=True):
+                if option in taken:
+                    argv += [option, value]
         return argv
 
     def run(

@@ -167,7 +167,11 @@ def test_iam_policy_prints_a_policy_document(cli: Cli, role: str) -> None:
 def test_operations_are_for_the_aws_backend(
     request: pytest.FixtureRequest, tmp_path: Path, command: list[str]
 ) -> None:
+    """They imply the aws backend; only an explicit --backend local is a mistake to say."""
     local = make_cli(request, tmp_path, "local")
     result = local.run(*command)
     assert result.returncode == 2, result
-    assert f"error: {command[0]} is for the aws backend" in result.stderr
+    assert (
+        f"Error: {command[0]} manages the aws backend's cloud resources: drop --backend local"
+        in (result.stderr)
+    )

@@ -453,7 +453,7 @@ def test_an_unreadable_file_fails_alone(
 
     def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
         argv = [*prefix, sys.executable, "-m", "autotranscode", *map(str, args)]
-        argv += ["--state-dir", str(state), "--backend", "local"]
+        argv += ["--state-dir", str(state)]  # the local backend: cli_env sets no other
         return subprocess.run(
             argv,
             capture_output=True,

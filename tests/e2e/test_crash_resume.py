@@ -414,7 +414,7 @@ def test_run_killed_at_any_step_resumes_each_file_exactly_once(
     )
     wait_for_no_leftovers(cli, (again,))
     assert_exactly_once(cli, out, sources)
-    assert again.stop() == 0, again
+    assert again.stop() == 130, again  # Ctrl+C's exit status
     assert "Traceback" not in again.stderr, again
     assert_exactly_once(cli, out, sources)
     cli.assert_no_leftovers()
@@ -458,7 +458,7 @@ def test_a_killed_worker_s_job_is_finished_once_by_another(
     assert "completed" in worker_b.stderr, worker_b  # B did what A left
     wait_for_no_leftovers(cli, (run, worker_b))
     assert_exactly_once(cli, out, sources)
-    assert run.stop() == 0, run
+    assert run.stop() == 130, run  # Ctrl+C's exit status
     assert worker_b.stop() == 0, worker_b
     for proc in (run, worker_b):
         assert "Traceback" not in proc.stderr, proc
@@ -510,4 +510,4 @@ def test_the_config_file_sets_the_job_lease(aws_cli: Cli, folders: tuple[Path, P
     sqs = boto3.Session(region_name="us-east-1").resource("sqs", endpoint_url=cli.endpoint)
     queue = sqs.get_queue_by_name(QueueName=f"{cli.deployment}-jobs")
     assert queue.attributes["VisibilityTimeout"] == str(VISIBILITY)
-    assert run.stop() == 0, run
+    assert run.stop() == 130, run  # Ctrl+C's exit status

@@ -179,7 +179,7 @@ def test_a_full_output_folder_is_waited_out_and_the_file_delivered_once(
         "delivery",
         procs=(proc,),
     )
-    assert proc.stop() == 0, proc
+    assert proc.stop() == 130, proc  # Ctrl+C's exit status
     assert "Traceback" not in proc.stderr, proc
 
     assert names(seen) == [output]  # exactly one output, no temp or part file

@@ -106,7 +106,7 @@ def start_run(cli: Cli, drop: Path, out: Path, *extra: str, name: str = "run") -
 
 
 def stop(proc: Proc) -> None:
-    assert proc.stop() == 0, proc
+    assert proc.stop() == (130 if proc.argv[3] == "run" else 0), proc  # after Ctrl+C
     assert "Traceback" not in proc.stderr, proc
 
 

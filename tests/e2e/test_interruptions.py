@@ -148,7 +148,7 @@ def stop_again_and_again(cli: Cli, folders: tuple[Path, Path], slow_clip: Clip, 
             procs=(proc,),
         )
         if how == "ctrl-c":
-            assert proc.stop() == 0, proc
+            assert proc.stop() == 130, proc  # Ctrl+C's exit status
         else:
             os.kill(proc.popen.pid, signal.SIGKILL)
             assert proc.popen.wait(10) == -signal.SIGKILL
@@ -161,7 +161,7 @@ def stop_again_and_again(cli: Cli, folders: tuple[Path, Path], slow_clip: Clip, 
         timeout=DEADLINE * 2,
         procs=(proc,),
     )
-    assert proc.stop() == 0, proc
+    assert proc.stop() == 130, proc  # Ctrl+C's exit status
     assert_delivered(cli, out, slow_clip, ".webm")
     cli.assert_no_leftovers()
 
@@ -248,7 +248,7 @@ def test_a_job_lost_from_the_local_queue_is_submitted_again(
         "the job to be submitted",
         procs=(first,),
     )
-    assert first.stop() == 0, first
+    assert first.stop() == 130, first  # Ctrl+C's exit status
     lose_the_jobs(cli)
     second = cli.start("run", "run", drop, out, "--settle", SETTLE, "-v")
     wait_until(
@@ -257,7 +257,7 @@ def test_a_job_lost_from_the_local_queue_is_submitted_again(
         timeout=60,
         procs=(second,),
     )
-    assert second.stop() == 0, second
+    assert second.stop() == 130, second  # Ctrl+C's exit status
     assert "submitting its job again (1 of 3)" in second.stderr, second.stderr
     assert_delivered(cli, out, clip, ".mp4")
     cli.assert_no_leftovers()
@@ -314,7 +314,7 @@ def test_a_job_lost_on_aws_is_submitted_again_and_the_client_queue_recreated(
         timeout=60,
         procs=(run, worker),
     )
-    assert run.stop() == 0, run
+    assert run.stop() == 130, run  # Ctrl+C's exit status
     assert worker.stop() == 0, worker
     assert "is gone; creating it again" in run.stderr, run.stderr
     assert "autotranscode setup" not in run.stderr, run.stderr
@@ -338,7 +338,7 @@ def test_retry_takes_a_stuck_file(
         "the job to be submitted",
         procs=(first,),
     )
-    assert first.stop() == 0, first
+    assert first.stop() == 130, first  # Ctrl+C's exit status
     lose_the_jobs(cli)
     result = cli.run("retry", drop / clip.path.name)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -59,7 +59,7 @@ def start_run(cli: Cli, drop: Path, out: Path, *extra: str, name: str = "run") -
 
 
 def stop(proc: Proc) -> None:
-    assert proc.stop() == 0, proc
+    assert proc.stop() == 130, proc  # Ctrl+C's exit status
     assert "Traceback" not in proc.stderr, proc
 
 

@@ -156,7 +156,8 @@ def test_retry_of_a_partly_done_file_makes_only_the_outputs_it_lacks(
     assert (out / "h264.audio-aac.m4a").stat().st_mtime_ns == before.st_mtime_ns
     check_output(out / "h264.mp4", clip)
     done = local_cli.run("retry", clip.path, "--config", config)
-    assert done.stdout.startswith("no failed or unfinished files to retry"), done
+    assert done.returncode == 2, done
+    assert "h264.mp4: done already, nothing to retry" in done.stderr, done
     local_cli.assert_no_leftovers()
 
 
@@ -414,6 +415,7 @@ def test_an_unknown_preset_is_a_usage_error_listing_the_known_ones(
 
 def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
     state = tmp_path / "fresh"
+    state.mkdir()
 
     text = cli.run("status", state_dir=state)
     assert text.returncode == 0, text

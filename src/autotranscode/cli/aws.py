@@ -9,7 +9,32 @@ import click
 
 from ..journal import Journal
 from ..service import JOURNAL_FILE, client_lock
-from .options import aws_settings, common_options, errors, ops_logging, setting
+from .logs import Logs, logging_options, start_logging
+from .options import (
+    Command,
+    aws_backend_option,
+    config_option,
+    endpoint_option,
+    engine_option,
+    errors,
+    name_option,
+    options,
+    profile_option,
+    region_option,
+    setting,
+    settings_from,
+    state_dir_option,
+)
+
+#: Where the deployment is, for the commands that manage it (all on the aws backend).
+_deployment_options = options(
+    config_option,
+    aws_backend_option,
+    endpoint_option,
+    region_option,
+    profile_option,
+    name_option,
+)
 
 
 def _orphan_hours() -> str:
@@ -25,32 +50,34 @@ def _resources(reports: list[Any]) -> None:
         click.echo(f"{r.kind:<7} {r.status:<13} {r.name}{details}")
 
 
-@click.command("setup")
+@click.command("setup", cls=Command)
 @click.option(
     "--kms-key",
     metavar="ARN",
     help="Encrypt objects with this KMS key (SSE-KMS) [default: S3-managed keys, SSE-S3].",
 )
-@common_options
-def setup_cmd(kms_key: str | None, verbose: int, **params: Any) -> None:
+@_deployment_options
+@engine_option
+@logging_options
+def setup_cmd(kms_key: str | None, logs: Logs, **params: Any) -> None:
     """Create the aws deployment's buckets, queues and topic, or check them (safe to repeat).
 
     It needs rights to create them (an administrator's); clients and workers then run
     with the narrower policies `autotranscode iam-policy` prints. Run it again after
     changing visibility-timeout or max-attempts.
     """
-    ops_logging(verbose)
     with errors():
+        start_logging(logs)
         from ..deploy import provision
 
-        reports = provision.setup(aws_settings(params, "setup"), kms_key)
+        reports = provision.setup(settings_from(params), kms_key)
     _resources(reports)
     for r in reports:
         for warning in r.warnings:
             click.echo(f"warning: {r.name}: {warning}", err=True)
 
 
-@click.command("cleanup")
+@click.command("cleanup", cls=Command)
 @click.option("--s3", is_flag=True, help="Objects the pipeline left, and unfinished uploads.")
 @click.option("--sqs", is_flag=True, help="Stale notifications; count the dead-letter queue.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; change nothing.")
@@ -62,9 +89,11 @@ def setup_cmd(kms_key: str | None, verbose: int, **params: Any) -> None:
     "removed only once this old",
     default_text=_orphan_hours,
 )
-@common_options
+@state_dir_option
+@_deployment_options
+@logging_options
 def cleanup_cmd(
-    s3: bool, sqs: bool, dry_run: bool, older_than: float | None, verbose: int, **params: Any
+    s3: bool, sqs: bool, dry_run: bool, older_than: float | None, logs: Logs, **params: Any
 ) -> None:
     """Remove what the pipeline left on aws (neither --s3 nor --sqs: both).
 
@@ -72,11 +101,11 @@ def cleanup_cmd(
     progress stay; those of finished files go. Only one client per state dir, so it
     waits for no run/transcode: it refuses while one is active.
     """
-    ops_logging(verbose)
     with errors():
+        start_logging(logs)
         from ..deploy import cleanup
 
-        s = aws_settings(params, "cleanup")
+        s = settings_from(params)
         both = not (s3 or sqs)
         with client_lock(s.state_dir):
             journal = Journal(s.state_dir / JOURNAL_FILE)
@@ -114,21 +143,22 @@ def cleanup_cmd(
         click.echo(f"note: {note}", err=True)
 
 
-@click.command("teardown")
+@click.command("teardown", cls=Command)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@common_options
-def teardown_cmd(yes: bool, verbose: int, **params: Any) -> None:
+@_deployment_options
+@logging_options
+def teardown_cmd(yes: bool, logs: Logs, **params: Any) -> None:
     """Delete the aws deployment: topic, queues, and buckets with every object in them.
 
     Only what carries the tag autotranscode:deployment=NAME goes; anything named like
     it without that tag is kept and listed.
     """
-    ops_logging(verbose)
     with errors():
+        start_logging(logs)
         from ..backends.aws import connect
         from ..deploy import provision
 
-        s = aws_settings(params, "teardown")
+        s = settings_from(params)
         conn = connect(s)
         plan = provision.teardown(s, dry_run=True, connection=conn)
         doomed = [r for r in plan if r.status == provision.Status.WOULD_DELETE]
@@ -145,7 +175,7 @@ def teardown_cmd(yes: bool, verbose: int, **params: Any) -> None:
         click.echo(f"nothing to delete: deployment {s.name!r} has no resources here")
 
 
-@click.command("iam-policy")
+@click.command("iam-policy", cls=Command)
 @click.option(
     "--role",
     type=click.Choice(["client", "worker", "mediaconvert"]),
@@ -154,12 +184,26 @@ def teardown_cmd(yes: bool, verbose: int, **params: Any) -> None:
     "mediaconvert: the role MediaConvert assumes.",
 )
 @click.option("--kms-key", metavar="ARN", help="The KMS key the buckets encrypt with, if any.")
-@common_options
-def iam_policy_cmd(role: str, kms_key: str | None, verbose: int, **params: Any) -> None:
-    """Print the least-privilege IAM policy (JSON) for a role of this deployment."""
-    ops_logging(verbose)
+@click.option(
+    "--account",
+    metavar="ID",
+    help="The deployment's AWS account id (12 digits): with a region, no credentials are "
+    "needed [default: the account of the credentials].",
+)
+@_deployment_options
+@engine_option
+@logging_options
+def iam_policy_cmd(
+    role: str, kms_key: str | None, account: str | None, logs: Logs, **params: Any
+) -> None:
+    """Print the least-privilege IAM policy (JSON) for a role of this deployment.
+
+    Offline given --account and a region (--region, or the AWS chain's); otherwise the
+    account is read from the credentials (sts:GetCallerIdentity, allowed to everyone).
+    """
     with errors():
+        start_logging(logs)
         from ..deploy import iam
 
-        policy = iam.iam_policy(aws_settings(params, "iam-policy"), role, kms_key)
+        policy = iam.iam_policy(settings_from(params), role, kms_key, account=account)
     click.echo(json.dumps(policy, indent=2))

@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import shlex
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,32 +16,48 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from ..journal import FileState, Journal
+from ..journal import FileRecord, FileState, Journal
 from ..media import presets
 from ..media.probe import MediaInfo, ignored
 from ..media.transcoder import command
 from ..outcomes import Outcome, partly_done, redo
 from ..pipeline import Pipeline
-from ..service import JOURNAL_FILE, Service, StateDirBusy, serving, usable_state_dir
+from ..service import JOURNAL_FILE, Service, StateDirBusy, serving
 from ..settings import Settings
 from ..sources import DONE_FOLDER, reset_failed
-from ..stages import Stage
+from ..stages import FINISHED, Stage
 from ..text import shown
+from .logs import Logs, logging_options, start_logging
 from .options import (
+    EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    Command,
+    CommandGroup,
     Stopper,
-    common_options,
+    aws_options,
+    backend_option,
     config_option,
+    endpoint_option,
     errors,
+    existing_state_dir,
+    ffmpeg_option,
     force_option,
+    name_option,
     on_success_option,
+    options,
+    pattern_option,
+    plural,
+    preset_option,
+    profile_option,
+    region_option,
     reporter_for,
     setting,
     settings_from,
-    setup_logging,
+    state_dir_option,
     terminal,
+    workers_option,
 )
 from .web import dashboard, web_option
 
@@ -57,7 +74,23 @@ def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
         pass
 
 
-@click.command()
+#: What run and transcode share: what to make, where things live, and who transcodes.
+_transcoding_options = options(
+    force_option,
+    on_success_option,
+    preset_option,
+    pattern_option,
+    workers_option,
+    ffmpeg_option,
+    config_option,
+    backend_option,
+    state_dir_option,
+    aws_options,
+    logging_options,
+)
+
+
+@click.command(cls=Command)
 @click.argument("drop", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @setting(
@@ -74,20 +107,19 @@ def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
     help="Poll the folder instead of using file events (network shares).",
 )
 @click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
-@force_option
-@on_success_option
 @web_option
-@common_options
-def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **params: Any) -> None:
+@_transcoding_options
+def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **params: Any) -> None:
     """Watch DROP; transcode each new media file into OUT until Ctrl+C.
 
     Files already in DROP are taken at start-up unless they were done before; work
-    a previous run left unfinished is resumed.
+    a previous run left unfinished is resumed. Exit status 130 after Ctrl+C, 0 after
+    SIGTERM (a service manager's stop).
     """
     console = terminal()
-    setup_logging(verbose, console)
     stopper = Stopper()
     with errors():
+        start_logging(logs, console, progress=True)
         s = settings_from(params)
         if not drop.is_dir():
             raise ConfigError(f"drop folder {drop} does not exist")
@@ -112,12 +144,17 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **par
             with reporter:
                 pipe.start()
                 watcher.start()
-                log.warning("watching %s -> %s (%s backend); Ctrl+C to stop", drop, out, s.backend)
+                log.info(
+                    "watching %s -> %s (%s backend); Ctrl+C to stop",
+                    shown(str(drop)),
+                    shown(str(out)),
+                    s.backend,
+                )
                 try:
                     stopper.event.wait()
                 finally:
                     watcher.stop()
-    sys.exit(EXIT_OK)
+    sys.exit(EXIT_INTERRUPTED if stopper.signum == signal.SIGINT else EXIT_OK)
 
 
 def _check_folders(drop: Path, out: Path) -> None:
@@ -133,7 +170,7 @@ def _check_folders(drop: Path, out: Path) -> None:
         )
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option(
     "-o",
@@ -143,19 +180,17 @@ def _check_folders(drop: Path, out: Path) -> None:
     show_default=True,
     help="Folder for the outputs.",
 )
-@force_option
-@on_success_option
-@common_options
-def transcode(files: tuple[Path, ...], out: Path, force: bool, verbose: int, **params: Any) -> None:
+@_transcoding_options
+def transcode(files: tuple[Path, ...], out: Path, force: bool, logs: Logs, **params: Any) -> None:
     """Transcode FILES (or the media files in a folder) into --out, then exit.
 
     Exit status 0 when every file succeeded, 1 when some failed or were partly done (an
-    output could not be made; see the summary).
+    output could not be made; see the summary), 130 after Ctrl+C.
     """
     console = terminal()
-    setup_logging(verbose, console)
     stopper = Stopper()
     with errors():
+        start_logging(logs, console, progress=True)
         s = settings_from(params)
         inputs = _expand(files, s)
         reporter = reporter_for(console)
@@ -214,17 +249,28 @@ def _summary(results: list[Outcome], interrupted: bool) -> int:
     return failed + partly
 
 
-@click.command()
-@common_options
-def worker(verbose: int, **params: Any) -> None:
+@click.command(cls=Command)
+@setting(
+    "--workers",
+    type=int,
+    envvar="AUTOTRANSCODE_WORKERS",
+    help="Jobs this process runs at once (one libx264 encode already keeps about two cores "
+    "busy); 0, a client's setting in a shared config, counts as 1",
+)
+@ffmpeg_option
+@config_option
+@backend_option
+@state_dir_option
+@options(endpoint_option, region_option, profile_option, name_option)
+@logging_options
+def worker(logs: Logs, **params: Any) -> None:
     """Serve transcoding jobs from the job queue until Ctrl+C (run one per machine, or more).
 
-    --workers sets how many jobs this process runs at once (one libx264 encode already
-    uses about two cores).
+    Its log is INFO by default (a line per job); exit status 0 once stopped.
     """
-    setup_logging(max(verbose, 1), None)
     stopper = Stopper()
     with errors():
+        start_logging(logs, least=1)
         s = settings_from(params)
         with serving(s):
             stopper.install()
@@ -232,7 +278,7 @@ def worker(verbose: int, **params: Any) -> None:
     sys.exit(EXIT_OK)
 
 
-@click.group("presets", invoke_without_command=True)
+@click.group("presets", cls=CommandGroup, invoke_without_command=True)
 @config_option
 @click.pass_context
 def presets_cmd(ctx: click.Context) -> None:
@@ -272,11 +318,19 @@ def presets_show(name: str) -> None:
         click.echo(shlex.join(cmd))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @click.option("--all-failed", is_flag=True, help="Retry every failed file.")
-@common_options
-def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any) -> None:
+@options(
+    workers_option,
+    ffmpeg_option,
+    config_option,
+    backend_option,
+    state_dir_option,
+    aws_options,
+    logging_options,
+)
+def retry(files: tuple[Path, ...], all_failed: bool, logs: Logs, **params: Any) -> None:
     """Try failed FILES (or --all-failed) again, to the folder and presets they had.
 
     A partly done file is tried again for the outputs it lacks.
@@ -290,23 +344,39 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
     if not files and not all_failed:
         raise click.UsageError("name the failed files to retry, or pass --all-failed")
     console = terminal()
-    setup_logging(verbose, console)
     stopper = Stopper()
     with errors():
+        start_logging(logs, console, progress=True)
         s = settings_from(params)
-        journal = Journal(usable_state_dir(s.state_dir) / JOURNAL_FILE)
-        journal.supersede_failed()  # a later version of a path is the one to retry
-        wanted = {os.path.abspath(f) for f in files}
+        journal = Journal(existing_state_dir(s.state_dir) / JOURNAL_FILE)
+        try:
+            journal.supersede_failed()  # a later version of a path is the one to retry
+            latest: dict[str, FileRecord] = {}
+            for record in journal.recent(1_000_000):  # newest first
+                latest.setdefault(str(record.path), record)
+            wanted = {os.path.abspath(f) for f in files}
+            partly = partly_done(journal, None if all_failed else wanted)
+        finally:
+            journal.close()
+        named = {f: latest.get(os.path.abspath(f)) for f in files}
+        again = {str(r.path) for r in partly}  # delivered, but with outputs to make again
+        refused = [
+            None if os.path.abspath(f) in again else _not_retried(f, r, s.state_dir)
+            for f, r in named.items()
+        ]
+        for problem in filter(None, refused):
+            click.echo(f"error: {problem}", err=True)
+        if any(refused):
+            sys.exit(EXIT_CONFIG)
         failed = [
             r
-            for r in journal.recent(1_000_000, FileState.FAILED)
-            if all_failed or str(r.path) in wanted
+            for r in latest.values()
+            if r.state == FileState.FAILED and (all_failed or r in named.values())
         ]
-        failed += partly_done(journal, None if all_failed else wanted)
+        failed += partly
         # A named file still in flight (its job lost, say) is taken too: nothing else
         # would move it while no `run` works on this state dir.
-        stuck = [r for r in journal.unfinished() if str(r.path) in wanted]
-        journal.close()
+        stuck = [r for r in named.values() if r is not None and r.state not in FINISHED]
         if not failed and not stuck:
             click.echo("no failed or unfinished files to retry")
             sys.exit(EXIT_OK)
@@ -322,7 +392,7 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
                     else:
                         reset_failed(journal, record)
                 journal.close()
-                click.echo(f"{len(failed)} files handed to the running autotranscode")
+                click.echo(f"{plural(len(failed), 'file')} handed to the running autotranscode")
                 for record in stuck:
                     click.echo(
                         f"{shown(record.name)} is in flight ({record.state.lower()}) in the "
@@ -340,3 +410,20 @@ def retry(files: tuple[Path, ...], all_failed: bool, verbose: int, **params: Any
     interrupted = stopper.event.is_set()
     failures = _summary(results, interrupted)
     sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failures else EXIT_OK)
+
+
+def _not_retried(name: Path, record: FileRecord | None, state_dir: Path) -> str | None:
+    """Why a file named to ``retry`` cannot be retried, or None if it can: failed, or in
+    flight."""
+    if record is None:
+        return (
+            f"{shown(str(name))}: not in the journal of {shown(str(state_dir))} (never taken there)"
+        )
+    if record.state == FileState.CLEANED:
+        return (
+            f"{shown(str(name))}: done already, nothing to retry (`transcode --force` makes it "
+            "again)"
+        )
+    if record.state == FileState.SKIPPED:
+        return f"{shown(str(name))}: skipped ({shown(record.reason or '')}), nothing to retry"
+    return None

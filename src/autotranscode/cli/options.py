@@ -7,7 +7,6 @@ the defaults in ``settings.Settings``; ``--help`` shows those defaults from ther
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -23,25 +22,67 @@ from .. import settings as settings_mod
 from ..errors import AutotranscodeError, ConfigError
 from ..progress import LogReporter, Reporter, RichReporter
 from ..settings import Settings
+from ..text import shown
 
 if TYPE_CHECKING:  # rich loads only for a terminal or a table: ~20 ms off every start
     from rich.console import Console
 
+# Exit codes, the same for every command (the README lists them).
 EXIT_OK = 0
-#: Some files failed; the others were transcoded.
+#: Some files failed (or were partly done); the others were transcoded.
 EXIT_FAILED = 1
-#: Bad usage or configuration (click uses 2 for usage errors too).
+#: Bad usage or configuration: an unknown option, a bad value, a folder that does not
+#: exist (click uses 2 for usage errors too).
 EXIT_CONFIG = 2
-#: A backend or the system failed as a whole.
+#: A backend or the system failed as a whole (an endpoint down, a damaged journal).
 EXIT_ERROR = 3
+#: Stopped by Ctrl+C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: --help's sections, in order: a command's own options, then the shared groups.
+OWN, AWS, LOGGING = "Options", "AWS options", "Logging options"
+
+
+class Command(click.Command):
+    """A command whose --help lists its options in sections (click has no option groups):
+    its own first, then "AWS options" and "Logging options" where the command takes them."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None and not isinstance(param, click.Argument):
+                rows.setdefault(getattr(param, "section", OWN), []).append(record)
+        for section in (OWN, AWS, LOGGING):
+            if section in rows:
+                with formatter.section(section):
+                    formatter.write_dl(rows[section])
+
+
+class CommandGroup(click.Group):
+    """A command group whose subcommands list their options in sections too."""
+
+    command_class = Command
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        Command.format_options(self, ctx, formatter)  # type: ignore[arg-type]
+        self.format_commands(ctx, formatter)
+
+
+class SectionOption(click.Option):
+    """An option listed under ``section`` in --help (see ``Command``)."""
+
+    def __init__(self, *args: Any, section: str = OWN, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.section = section
+
 
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """A config file that cannot be read is one line and exit 2, like any other bad setting:
-    also the default one, when ~/.config (XDG_CONFIG_HOME) may not be looked into."""
+    also the default one, when ~/.config (XDG_CONFIG_HOME) may not be looked into. While
+    the shell completes a word, a bad file only means no custom presets to offer."""
     path = Path(value) if value else settings_mod.default_config_file()
     try:
         try:
@@ -54,6 +95,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         if value or found:
             ctx.default_map = settings_mod.load_file(path)
     except ConfigError as exc:
+        if ctx.resilient_parsing:
+            return value
         click.echo(f"error: {exc}", err=True)
         ctx.exit(EXIT_CONFIG)
     return value
@@ -77,7 +120,7 @@ def _settings_default(setting: str) -> str:
     return str(value)
 
 
-class SettingOption(click.Option):
+class SettingOption(SectionOption):
     """An option whose ``[default: ...]`` in --help is the Settings field's own, not a copy.
 
     ``default_text`` describes a default that is no value of its own (None, an empty
@@ -107,6 +150,30 @@ def setting(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, cls=SettingOption, **kwargs)
 
 
+def options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several option decorators as one, listed in --help in the order given."""
+
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+def _preset_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """--preset's completions: the built-in presets and the config file's custom ones."""
+    from ..media import presets
+
+    catalog = presets.DEFAULT_CATALOG
+    while ctx is not None:
+        if ctx.default_map and "catalog" in ctx.default_map:
+            catalog = ctx.default_map["catalog"]
+            break
+        ctx = ctx.parent  # type: ignore[assignment]
+    return [p.id for p in catalog.all() if p.id.startswith(incomplete)]
+
+
 config_option = setting(
     "--config",
     type=click.Path(dir_okay=False),
@@ -115,6 +182,51 @@ config_option = setting(
     expose_value=False,
     envvar="AUTOTRANSCODE_CONFIG",
     help="TOML config file",
+)
+
+state_dir_option = setting(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="AUTOTRANSCODE_STATE_DIR",
+    help="Journal, local store and queues",
+)
+
+backend_option = setting(
+    "--backend",
+    type=click.Choice(["local", "aws"]),
+    envvar="AUTOTRANSCODE_BACKEND",
+    help="Where objects and queues live",
+)
+
+preset_option = setting(
+    "--preset",
+    multiple=True,
+    envvar="AUTOTRANSCODE_PRESET",
+    shell_complete=_preset_names,
+    help="Output preset; repeat for several outputs per file (`autotranscode presets` lists them)",
+)
+
+workers_option = setting(
+    "--workers",
+    type=int,
+    envvar="AUTOTRANSCODE_WORKERS",
+    help="Files this process transcodes at once; 0: none, the jobs wait for "
+    "`autotranscode worker` processes (aws) or another process on this state dir",
+)
+
+pattern_option = setting(
+    "--pattern",
+    multiple=True,
+    envvar="AUTOTRANSCODE_PATTERN",
+    help="Glob of file names to take, e.g. '*.mov'; repeatable",
+    default_text="common audio and video extensions",
+)
+
+ffmpeg_option = setting(
+    "--ffmpeg",
+    envvar="AUTOTRANSCODE_FFMPEG",
+    help="ffmpeg to run",
+    default_text="the one bundled by imageio-ffmpeg",
 )
 
 force_option = click.option(
@@ -131,71 +243,67 @@ on_success_option = setting(
     "a 'done' folder beside it, or delete it",
 )
 
+endpoint_option = click.option(
+    "--endpoint-url",
+    cls=SectionOption,
+    section=AWS,
+    envvar="AUTOTRANSCODE_ENDPOINT_URL",
+    help="S3/SQS/SNS endpoint (e.g. a compatible server) [default: AWS, or AWS_ENDPOINT_URL].",
+)
+region_option = click.option(
+    "--region",
+    cls=SectionOption,
+    section=AWS,
+    envvar="AUTOTRANSCODE_REGION",
+    help="Region [default: the AWS chain's: AWS_REGION, AWS_DEFAULT_REGION, the profile].",
+)
+profile_option = click.option(
+    "--profile",
+    cls=SectionOption,
+    section=AWS,
+    envvar="AUTOTRANSCODE_PROFILE",
+    help="Credentials profile [default: the AWS chain's].",
+)
+name_option = setting(
+    "--name",
+    section=AWS,
+    envvar="AUTOTRANSCODE_NAME",
+    help="Deployment name, prefix of buckets, queues and topic",
+)
+engine_option = setting(
+    "--engine",
+    section=AWS,
+    type=click.Choice(["workers", "mediaconvert"]),
+    envvar="AUTOTRANSCODE_ENGINE",
+    help="Who transcodes: our workers, or AWS Elemental MediaConvert",
+)
 
-def common_options(func: F) -> F:
-    """Options every command shares, each also settable as AUTOTRANSCODE_<NAME> or in the file."""
-    options = [
-        config_option,
-        setting(
-            "--backend",
-            type=click.Choice(["local", "aws"]),
-            envvar="AUTOTRANSCODE_BACKEND",
-            help="Where objects and queues live",
-        ),
-        setting(
-            "--preset",
-            multiple=True,
-            envvar="AUTOTRANSCODE_PRESET",
-            help="Output preset; repeat for several outputs per file",
-        ),
-        setting(
-            "--workers",
-            type=int,
-            envvar="AUTOTRANSCODE_WORKERS",
-            help="Transcoding workers to run in this process (0: rely on others)",
-        ),
-        setting(
-            "--state-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="AUTOTRANSCODE_STATE_DIR",
-            help="Journal, local store and queues",
-        ),
-        setting(
-            "--pattern",
-            multiple=True,
-            envvar="AUTOTRANSCODE_PATTERN",
-            help="Glob of file names to take, e.g. '*.mov'; repeatable",
-            default_text="common audio and video extensions",
-        ),
-        setting(
-            "--ffmpeg",
-            envvar="AUTOTRANSCODE_FFMPEG",
-            help="ffmpeg to run",
-            default_text="the one bundled by imageio-ffmpeg",
-        ),
-        click.option(
-            "--endpoint-url",
-            envvar="AUTOTRANSCODE_ENDPOINT_URL",
-            help="aws: S3/SQS/SNS endpoint (e.g. a compatible server).",
-        ),
-        click.option("--region", envvar="AUTOTRANSCODE_REGION", help="aws: region."),
-        click.option("--profile", envvar="AUTOTRANSCODE_PROFILE", help="aws: credentials profile."),
-        setting(
-            "--name",
-            envvar="AUTOTRANSCODE_NAME",
-            help="aws: deployment name, prefix of buckets, queues and topic",
-        ),
-        setting(
-            "--engine",
-            type=click.Choice(["workers", "mediaconvert"]),
-            envvar="AUTOTRANSCODE_ENGINE",
-            help="aws: who transcodes: our workers, or AWS Elemental MediaConvert",
-        ),
-        click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+#: The aws backend's connection and deployment, for commands that may use either backend.
+aws_options = options(endpoint_option, region_option, profile_option, name_option, engine_option)
+
+
+def _aws_backend(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """The commands that manage the aws deployment are on the aws backend whatever the
+    environment or the config file say; only ``--backend local`` on their command line is
+    a mistake to point out."""
+    source = ctx.get_parameter_source(param.name or "")
+    if value == "local" and source is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            f"{ctx.info_name} manages the aws backend's cloud resources: drop --backend local "
+            "(the local backend keeps everything in --state-dir, and each run resumes or "
+            "removes what a previous one left there)",
+            ctx,
+        )
+    return "aws"
+
+
+#: For the aws-only commands: --backend is accepted (aws) but not shown, since it is implied.
+aws_backend_option = click.option(
+    "--backend",
+    type=click.Choice(["local", "aws"]),
+    hidden=True,
+    callback=_aws_backend,
+)
 
 
 def settings_from(params: dict[str, Any]) -> Settings:
@@ -214,16 +322,20 @@ def settings_from(params: dict[str, Any]) -> Settings:
     return settings_mod.build(fields)
 
 
-def aws_settings(params: dict[str, Any], command: str) -> Settings:
-    """Settings for a command that only makes sense on the aws backend."""
-    s = settings_from(params)
-    if s.backend != "aws":
+def existing_state_dir(state_dir: Path) -> Path:
+    """The state dir of a command that only reads what others did (status, retry): never
+    made here, so a mistyped --state-dir is said, not answered with "no files yet"."""
+    if not state_dir.is_dir():
         raise ConfigError(
-            f"{command} is for the aws backend's cloud resources: pass --backend aws "
-            "(the local backend keeps everything in --state-dir, and each run resumes or "
-            "removes what a previous one left there)"
+            f"state dir {shown(str(state_dir))} does not exist: nothing has run with it yet "
+            "(check --state-dir or AUTOTRANSCODE_STATE_DIR)"
         )
-    return s
+    return state_dir
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``: for the nouns we count, which all take an s."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @contextmanager
@@ -240,34 +352,6 @@ def errors() -> Iterator[None]:
     except KeyboardInterrupt:  # Ctrl+C while connecting, before the clean-stop handler is in place
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-
-
-def setup_logging(verbose: int, console: Console | None) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    root = logging.getLogger()
-    root.handlers.clear()
-    if console is not None:
-        from rich.logging import RichHandler
-
-        handler: logging.Handler = RichHandler(console=console, show_path=False)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level)
-    # Progress lines are INFO on the autotranscode logger; show them when there are no bars.
-    logging.getLogger("autotranscode").setLevel(
-        level if console is not None else min(level, logging.INFO)
-    )
-    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "watchdog"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-
-
-def ops_logging(verbose: int) -> None:
-    """Commands that print what they did: log lines only with -v."""
-    setup_logging(verbose, None)
-    if not verbose:
-        logging.getLogger("autotranscode").setLevel(logging.WARNING)
 
 
 def terminal() -> Console | None:
@@ -291,6 +375,8 @@ class Stopper:
     def __init__(self, quiet: bool = False) -> None:
         self.event = threading.Event()
         self.quiet = quiet
+        #: The signal that asked for the stop (SIGINT: Ctrl+C), once one did.
+        self.signum: int | None = None
         #: Called (in the main thread, from the handler) once a stop is asked.
         self.on_stop: list[Callable[[], None]] = []
 
@@ -301,6 +387,7 @@ class Stopper:
     def _handle(self, signum: int, _frame: object) -> None:
         if self.event.is_set():
             os._exit(EXIT_INTERRUPTED)
+        self.signum = signum
         if not self.quiet:
             # sys.stderr, not click's own handle: a live display, while on, has taken it over
             # and prints the line above itself instead of under its cursor.

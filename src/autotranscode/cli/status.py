@@ -16,17 +16,22 @@ from .. import status as model
 from ..deploy import open_backend
 from ..journal import Journal
 from ..progress import NAME_WIDTH, clock_text, size_text
-from ..service import JOURNAL_FILE, client_lock, usable_state_dir
+from ..service import JOURNAL_FILE, client_lock
 from ..stages import Stage
 from ..text import shown
+from .logs import Logs, logging_options, start_logging
 from .options import (
     EXIT_ERROR,
     EXIT_FAILED,
+    Command,
+    CommandGroup,
     Stopper,
-    common_options,
+    backend_option,
+    config_option,
     errors,
-    ops_logging,
+    existing_state_dir,
     settings_from,
+    state_dir_option,
 )
 
 if TYPE_CHECKING:  # rich loads only for a table
@@ -34,7 +39,7 @@ if TYPE_CHECKING:  # rich loads only for a table
     from rich.text import Text
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("files", nargs=-1)
 @click.option(
     "--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README)."
@@ -50,21 +55,21 @@ if TYPE_CHECKING:  # rich loads only for a table
     help="List only finished files that ended so; repeatable.",
 )
 @click.option("--watch", is_flag=True, help="Follow a running pipeline until Ctrl+C.")
-@common_options
+@config_option
+@state_dir_option
 def status(
     files: tuple[str, ...],
     as_json: bool,
     limit: int,
     stages: tuple[str, ...],
     watch: bool,
-    verbose: int,
     **params: Any,
 ) -> None:
     """Totals, what is in flight (stage, percent, speed, ETA) and the latest finished files;
     with FILE (a path, a name or an id), that file's whole story and its log."""
     with errors():
         s = settings_from(params)
-        journal = Journal(usable_state_dir(s.state_dir) / JOURNAL_FILE)
+        journal = Journal(existing_state_dir(s.state_dir) / JOURNAL_FILE)
         try:
             journal.supersede_failed()  # what a journal written by an older version may hold
             if files:
@@ -339,17 +344,19 @@ def _markup(markup: str) -> Text:
 # -- the journal: check, rebuild ------------------------------------------------------------------
 
 
-@click.group("journal")
+@click.group("journal", cls=CommandGroup)
 def journal_cmd() -> None:
     """Check the journal in --state-dir, or rebuild it from the output folders."""
 
 
 @journal_cmd.command("check")
-@common_options
-def journal_check(verbose: int, **params: Any) -> None:
+@config_option
+@state_dir_option
+@logging_options
+def journal_check(logs: Logs, **params: Any) -> None:
     """Say whether the journal is sound (exit 0) or damaged, and how (exit 3)."""
-    ops_logging(verbose)
     with errors():
+        start_logging(logs)
         from .. import recovery
 
         path = settings_from(params).state_dir / JOURNAL_FILE
@@ -370,16 +377,19 @@ def journal_check(verbose: int, **params: Any) -> None:
     help="An output folder whose outputs are to count as done; repeatable.",
 )
 @click.option("--force", is_flag=True, help="Rebuild a journal that is not damaged.")
-@common_options
-def journal_rebuild(out_dirs: tuple[Path, ...], force: bool, verbose: int, **params: Any) -> None:
+@config_option
+@backend_option
+@state_dir_option
+@logging_options
+def journal_rebuild(out_dirs: tuple[Path, ...], force: bool, logs: Logs, **params: Any) -> None:
     """Set a damaged journal aside (journal.db.damaged-TIME) and start a new one.
 
     The outputs found in each --out folder, by the stamps they carry, are recorded as
     done, so no later run transcodes their sources again. On the local backend, the
     objects the old journal's files left in the store are removed.
     """
-    ops_logging(verbose)
     with errors():
+        start_logging(logs)
         from .. import recovery
 
         s = settings_from(params)

@@ -17,7 +17,16 @@ import click
 
 from ..settings import Settings
 from ..web.server import DEFAULT_BIND  # stdlib only: uvicorn loads when a server starts
-from .options import EXIT_OK, Stopper, common_options, errors, settings_from, setup_logging
+from .logs import Logs, logging_options, start_logging
+from .options import (
+    EXIT_OK,
+    Command,
+    Stopper,
+    config_option,
+    errors,
+    settings_from,
+    state_dir_option,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,7 +102,7 @@ def dashboard(
         yield
 
 
-@click.command("web")
+@click.command("web", cls=Command)
 @click.option(
     "--web",
     "bind",
@@ -115,17 +124,19 @@ def dashboard(
     help="The output folder of the run: its free space joins /healthz.",
 )
 @_upload_limit_option
-@common_options
-def web(bind: str, drop: Path | None, out_dir: Path | None, verbose: int, **params: Any) -> None:
+@config_option
+@state_dir_option
+@logging_options
+def web(bind: str, drop: Path | None, out_dir: Path | None, logs: Logs, **params: Any) -> None:
     """Serve the web dashboard of --state-dir until Ctrl+C.
 
     It reads the journal that `run` writes (from this process or another); Retry hands a
     failed file back the way `autotranscode retry` does, and a running `run` takes it
     within seconds. Bound beyond loopback, every request needs the token.
     """
-    setup_logging(verbose, None)
     stopper = Stopper(quiet=True)
     with errors():
+        start_logging(logs)
         s = settings_from(params)
         with dashboard(params, s, drop=drop, out=out_dir, bind=bind):
             stopper.install()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..backends.aws.api import Connection, connect
+from ..backends.aws.api import Connection, Names, connect, names_for, session_for
 from ..errors import ConfigError
 from ..keys import INPUT_PREFIX, OUTPUT_PREFIX
 from ..settings import Settings
 
 _KMS_KEY_ARN = re.compile(r"^arn:[a-z-]+:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
 
 
 #: Each role's statements: Sid, actions, and which of the deployment's resources.
@@ -75,6 +76,7 @@ def iam_policy(
     role: str,
     kms_key: str | None = None,
     *,
+    account: str | None = None,
     connection: Connection | None = None,
 ) -> dict[str, Any]:
     """The least-privilege IAM policy document for ``role``: client, worker or mediaconvert.
@@ -84,6 +86,9 @@ def iam_policy(
     (``<name>-client-*``), which each client creates. None needs sts:GetCallerIdentity,
     which AWS allows to everyone. ``kms_key`` (the key's ARN) adds the KMS actions that
     reading and writing SSE-KMS objects take.
+
+    With ``account`` no call is made (the region comes from the settings or the AWS
+    chain's configuration); without it the credentials' account is read.
     """
     if role not in ROLES:
         raise ConfigError(f"--role: choose one of {', '.join(ROLES)}")
@@ -92,7 +97,7 @@ def iam_policy(
             "--kms-key: give the key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); "
             "IAM policies name keys by ARN, not by alias or id"
         )
-    n = (connection or connect(settings)).names
+    n = _names(settings, account, connection)
     resources = {
         "buckets": [n.bucket_arn(b) for b in n.buckets],
         "inputs": [n.bucket_arn(n.input_bucket, f"{INPUT_PREFIX}*")],
@@ -118,3 +123,20 @@ def iam_policy(
         for sid, actions, which in rows
     ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _names(settings: Settings, account: str | None, connection: Connection | None) -> Names:
+    if connection is not None:
+        return connection.names
+    if account is not None:
+        if not _ACCOUNT.match(account):
+            raise ConfigError(f"--account {account!r}: an AWS account id is 12 digits")
+        return names_for(settings, account)
+    session, _region = session_for(settings)
+    if session.get_credentials() is None:
+        raise ConfigError(
+            "the policy names the deployment's account: pass --account ID (no credentials "
+            "needed then), or give AWS credentials to read it from (--profile, "
+            "AWS_ACCESS_KEY_ID…)"
+        )
+    return connect(settings).names

@@ -35,7 +35,6 @@ from ...settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REGION = "us-east-1"
 CLIENT_ID_FILE = "aws-client-id"
 TAG_KEY = "autotranscode:deployment"
 #: Parts of one upload in flight at once (the CLI has 10): at 1 GB on moto, 8 moved ~30 %
@@ -214,6 +213,36 @@ class Connection:
         return str(self.s3.meta.client.meta.endpoint_url)
 
 
+def session_for(settings: Settings) -> tuple[Any, str]:
+    """A boto3 session for the settings' profile, and its region: --region, else the AWS
+    chain's (AWS_REGION, AWS_DEFAULT_REGION, the profile's config). No call is made.
+
+    No region is a setting to give, never a silent default: names and ARNs carry it, and
+    a wrong one makes a second deployment beside the first.
+    """
+    try:
+        session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
+    except ProfileNotFound as exc:
+        raise ConfigError(f"AWS profile {settings.profile!r} is not configured") from exc
+    if not session.region_name:
+        raise ConfigError(
+            "no AWS region: pass --region, or set AWS_DEFAULT_REGION (or region in the "
+            "profile's ~/.aws/config)"
+        )
+    return session, str(session.region_name)
+
+
+def names_for(settings: Settings, account: str) -> Names:
+    """The deployment's names in ``account``, without asking AWS (for a policy printed
+    offline)."""
+    session, region = session_for(settings)
+    try:
+        partition = str(session.get_partition_for_region(region))
+    except (BotoCoreError, ValueError) as exc:
+        raise ConfigError(f"--region {region!r}: not a region boto3 knows") from exc
+    return Names(settings.name, account, region, partition)
+
+
 def connect(settings: Settings) -> Connection:
     """A session for the settings' profile, region and endpoint, proven with one cheap call.
 
@@ -221,11 +250,7 @@ def connect(settings: Settings) -> Connection:
     it even under an explicit deny), so it works with every role, and it gives the
     account id that bucket names and ARNs carry.
     """
-    try:
-        session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
-    except ProfileNotFound as exc:
-        raise ConfigError(f"AWS profile {settings.profile!r} is not configured") from exc
-    region = str(session.region_name or DEFAULT_REGION)
+    session, region = session_for(settings)
     extra: dict[str, Any] = {"region_name": region}
     if settings.endpoint_url:
         extra["endpoint_url"] = settings.endpoint_url
