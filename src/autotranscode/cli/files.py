@@ -26,6 +26,7 @@ from ..settings import Settings
 from ..sources import DONE_FOLDER, reset_failed
 from ..stages import Stage
 from ..text import shown
+from .notify import notify_config, notify_options
 from .options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -76,6 +77,7 @@ def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
 @click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
 @force_option
 @on_success_option
+@notify_options
 @web_option
 @common_options
 def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **params: Any) -> None:
@@ -95,7 +97,8 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, verbose: int, **par
         reporter = reporter_for(console)
         from ..watcher import Watcher  # watchdog: for run only, not every start
 
-        with Service(s, out, reporter) as service, dashboard(params, s, drop, out):
+        notify = notify_config(params)
+        with Service(s, out, reporter, notify) as service, dashboard(params, s, drop, out):
             pipe = service.pipeline
             watcher = Watcher(
                 drop,
@@ -145,6 +148,7 @@ def _check_folders(drop: Path, out: Path) -> None:
 )
 @force_option
 @on_success_option
+@notify_options
 @common_options
 def transcode(files: tuple[Path, ...], out: Path, force: bool, verbose: int, **params: Any) -> None:
     """Transcode FILES (or the media files in a folder) into --out, then exit.
@@ -159,7 +163,7 @@ def transcode(files: tuple[Path, ...], out: Path, force: bool, verbose: int, **p
         s = settings_from(params)
         inputs = _expand(files, s)
         reporter = reporter_for(console)
-        with Service(s, out, reporter) as service:
+        with Service(s, out, reporter, notify_config(params)) as service:
             pipe = service.pipeline
             stopper.install()
             with reporter:
