@@ -31,6 +31,7 @@ from .engines.worker import Worker, WorkerPool, workdir_for
 from .errors import ConfigError
 from .journal import Journal
 from .media.transcoder import find_ffmpeg
+from .notify import Notifier, NotifyConfig
 from .pipeline import Pipeline
 from .procs import crash_record, yield_cpu_to_ffmpeg
 from .progress import JournalProgress, Subscriber, Subscribers
@@ -114,10 +115,17 @@ class Service:
     propagates. ``backend``, ``journal`` and ``pipeline`` are there between enter and exit.
     """
 
-    def __init__(self, settings: Settings, out: Path, hooks: Subscriber | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        out: Path,
+        hooks: Subscriber | None = None,
+        notify: NotifyConfig | None = None,
+    ) -> None:
         self.settings = settings
         self.out = out
         self.hooks = hooks
+        self.notify = notify
         self._stack: contextlib.ExitStack | None = None
         self._backend: Backend | None = None
         self._journal: Journal | None = None
@@ -166,7 +174,12 @@ class Service:
         self._journal = journal = Journal(s.state_dir / JOURNAL_FILE)
         stack.callback(journal.close)
         pool = WorkerPool(transcode_workers(s, backend, in_process) if in_process else [])
-        hooks = Subscribers(self.hooks, JournalProgress(journal))
+        notifier = None
+        if self.notify is not None:
+            # Stopped after the pipeline (callbacks run in reverse): its last files told.
+            notifier = Notifier(journal, s.state_dir, s.name, self.notify)
+            stack.callback(notifier.close)
+        hooks = Subscribers(self.hooks, JournalProgress(journal), notifier)
         pipe = Pipeline(backend, journal, self.out, s, engine=open_engine(s, backend), hooks=hooks)
         stack.callback(pool.stop)
         stack.callback(pipe.stop)

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engines",),
     (
         *("pipeline", "listener", "scheduler", "identity", "jobs", "sources", "outcomes"),
-        *("recovery", "watcher", "progress", "deploy", "status"),
+        *("recovery", "watcher", "progress", "deploy", "status", "notify"),
     ),
     ("service",),
     ("cli", "web", "__main__"),

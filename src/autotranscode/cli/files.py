@@ -28,6 +28,7 @@ from ..sources import DONE_FOLDER, reset_failed
 from ..stages import FINISHED, Stage
 from ..text import shown
 from .logs import Logs, logging_options, start_logging
+from .notify import notify_config, notify_options
 from .options import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -78,6 +79,7 @@ def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
 _transcoding_options = options(
     force_option,
     on_success_option,
+    notify_options,
     preset_option,
     pattern_option,
     workers_option,
@@ -127,7 +129,8 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
         reporter = reporter_for(console)
         from ..watcher import Watcher  # watchdog: for run only, not every start
 
-        with Service(s, out, reporter) as service, dashboard(params, s, drop, out):
+        notify = notify_config(params)
+        with Service(s, out, reporter, notify) as service, dashboard(params, s, drop, out):
             pipe = service.pipeline
             watcher = Watcher(
                 drop,
@@ -194,7 +197,7 @@ def transcode(files: tuple[Path, ...], out: Path, force: bool, logs: Logs, **par
         s = settings_from(params)
         inputs = _expand(files, s)
         reporter = reporter_for(console)
-        with Service(s, out, reporter) as service:
+        with Service(s, out, reporter, notify_config(params)) as service:
             pipe = service.pipeline
             stopper.install()
             with reporter:

@@ -105,6 +105,54 @@
     }
   }
 
+  function when(iso) {
+    return String(iso).replace("T", " ").slice(0, 19) + " UTC";
+  }
+
+  // The Overview's latest finished files, drawn as the server draws them (_files.html).
+  function showLatest(files) {
+    const body = document.querySelector("#latest tbody");
+    if (!body) return;
+    body.replaceChildren();
+    for (const f of files) {
+      const row = document.createElement("tr");
+      row.className = "stage-" + String(f.stage).replace(/ /g, "-");
+      cell(row, link("/files/" + encodeURIComponent(f.id), shown(f.name)));
+      const outcome = cell(row, f.stage);
+      if (f.reason) {
+        outcome.appendChild(document.createTextNode(": "));
+        const reason = document.createElement("span");
+        reason.className = "reason";
+        reason.textContent = shown(f.reason);
+        outcome.appendChild(reason);
+      }
+      cell(row, size(f.input.size));
+      const sizes = f.outputs.filter(function (o) { return o.size; });
+      cell(row, sizes.length ? size(sizes.reduce(function (n, o) { return n + o.size; }, 0)) : "");
+      cell(row, clock(f.elapsed_seconds));
+      cell(row, when(f.updated));
+      body.appendChild(row);
+    }
+    if (!files.length) {
+      const row = document.createElement("tr");
+      row.className = "empty";
+      cell(row, "no files").colSpan = 6;
+      body.appendChild(row);
+    }
+  }
+
+  // Asked for when the stream starts (a file may have finished since the page was made)
+  // and then only when the counts by stage change, not at each progress update.
+  let finishedKey = null;
+  function refreshLatest(totals) {
+    const key = JSON.stringify([totals.files, totals.by_stage]);
+    if (key === finishedKey || !document.getElementById("latest")) return;
+    finishedKey = key;
+    fetch("/api/status?limit=10")
+      .then(function (r) { return r.json(); })
+      .then(function (report) { showLatest(report.recent); });
+  }
+
   // A file's page while the file is in flight: its stage and progress, as they change;
   // once it has finished, how it ended and a link to its whole story.
   function showFile(el, files) {
@@ -137,6 +185,7 @@
       if (flying) {
         showTotals(data.totals);
         showInFlight(data.in_flight);
+        refreshLatest(data.totals);
       }
       if (file && !showFile(file, data.in_flight)) source.close();
       document.body.dataset.live = "1";
