@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ def test_the_images_health_check_passes_while_run_serves_and_fails_after(
     served(run)
     healthy = subprocess.run(check, capture_output=True, text=True, check=False, timeout=30)
     assert healthy.returncode == 0, healthy
-    assert run.stop() == 0, run
+    run.popen.send_signal(signal.SIGTERM)  # what `docker stop` sends
+    assert run.wait_exit() == 0, run
     unhealthy = subprocess.run(check, capture_output=True, text=True, check=False, timeout=30)
     assert unhealthy.returncode != 0

@@ -16,7 +16,10 @@ LOGGING = ["--quiet", "--verbose", "--log-format", "--log-file"]
 AWS = ["--endpoint-url", "--region", "--profile", "--name", "--engine"]
 #: Where each command's settings live, and who transcodes.
 PLACES = ["--config", "--backend", "--state-dir"]
-MAKING = ["--force", "--on-success", "--preset", "--pattern", "--workers", "--ffmpeg"]
+MAKING = [
+    *("--force", "--on-success", "--preset", "--pattern", "--workers", "--ffmpeg"),
+    *("--notify-url", "--on-done"),
+]
 DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]
 
 #: command -> {section: long options, in the order shown}

@@ -79,11 +79,11 @@ def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
 _transcoding_options = options(
     force_option,
     on_success_option,
-    notify_options,
     preset_option,
     pattern_option,
     workers_option,
     ffmpeg_option,
+    notify_options,
     config_option,
     backend_option,
     state_dir_option,
