@@ -181,7 +181,7 @@ def test_a_dropped_file_moves_live_in_the_page_and_lands_in_history(
     page.get_by_role("link", name="Presets", exact=True).click()
     expect(page.locator("#preset-web-720p pre.command")).to_contain_text("libx264")
     screenshot(page, tmp_path, "presets")
-    assert run.stop() == 0, run
+    assert run.stop() == 130, run  # Ctrl+C
 
 
 def test_a_bad_file_shows_its_reason_and_retry_in_the_page_delivers_it_once_fixed(
@@ -215,7 +215,7 @@ def test_a_bad_file_shows_its_reason_and_retry_in_the_page_delivers_it_once_fixe
     expect(page.locator("table.outputs tr.output-done")).to_have_count(1)
     assert (tmp_path / "out" / "bad.mp4").is_file()
     screenshot(page, tmp_path, "file-retried")
-    assert run.stop() == 0, run
+    assert run.stop() == 130, run  # Ctrl+C
 
 
 def test_a_file_uploaded_through_the_page_is_transcoded(
@@ -235,7 +235,7 @@ def test_a_file_uploaded_through_the_page_is_transcoded(
     expect(latest).to_contain_text("done")
     screenshot(page, tmp_path, "overview-uploaded")
     assert (tmp_path / "out" / "from the browser.mp4").is_file()
-    assert run.stop() == 0, run
+    assert run.stop() == 130, run  # Ctrl+C
 
 
 def test_names_appear_as_the_characters_they_hold(
@@ -257,7 +257,7 @@ def test_names_appear_as_the_characters_they_hold(
     expect(page.locator("h1")).to_have_text(HOSTILE)
     assert page.locator("h1 b, h1 i").count() == 0
     screenshot(page, tmp_path, "file-hostile-name")
-    assert run.stop() == 0, run
+    assert run.stop() == 130, run  # Ctrl+C
 
 
 def test_beyond_loopback_the_page_asks_for_the_token(
@@ -282,4 +282,4 @@ def test_beyond_loopback_the_page_asks_for_the_token(
     expect(page.locator("h1")).to_have_text("Log in")
     page.goto(local)
     expect(page.locator("h1")).to_have_text("Log in")
-    assert run.stop() == 0, run
+    assert run.stop() == 130, run  # Ctrl+C
