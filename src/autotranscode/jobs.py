@@ -13,7 +13,7 @@ import os
 from .backends import Backend
 from .errors import MediaError
 from .journal import FileRecord
-from .media import presets
+from .media import presets, recipe
 from .media.probe import MediaInfo
 from .messages import DetectedProperties, Input, Job, JobOutput
 
@@ -70,7 +70,7 @@ def check_presets(catalog: presets.Catalog, record: FileRecord, source: MediaInf
     problems = []
     for preset in map(catalog.get, record.presets):
         try:
-            preset.ffmpeg_args(source, record.path, record.path)
+            recipe.ffmpeg_args(preset, source, record.path, record.path)
         except MediaError as exc:
             problems.append(exc)
     if problems and len(problems) == len(record.presets):

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from ..backends import Backend, Received
@@ -356,11 +357,13 @@ class Worker:
         return _status(output.key, preset.id, info, size)
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
-        """The client's probe when it is of this very object (same size), else our own."""
+        """Our own probe, for the facts the recipe needs beyond the client's (every stream,
+        colour, field order); the client's rotation, when its probe is of this very object
+        (same size), spares decoding a first frame."""
         detected = job.input.detected
         if detected is not None and detected.file_size == src.stat().st_size:
-            return detected.media_info()
-        info = probe(src)
+            return replace(probe(src, rotation=False, detail=True), rotation=detected.rotation)
+        info = probe(src, detail=True)
         self.hooks.on_source_probed(job=job, path=src, info=info)
         return info
 

@@ -1,8 +1,7 @@
 """Output presets: what a job produces, turned into an ffmpeg command line.
 
-A preset is data (container, codecs, size bound, quality); ``ffmpeg_args`` is
-the only place that knows ffmpeg's flags, so workers, ``presets show`` and the
-benchmarks run exactly the same command. Sizes bound the picture's short side as
+A preset is data (container, codecs, size bound, quality); ``recipe`` turns it into
+ffmpeg's command line for a given source. Sizes bound the picture's short side as
 displayed (a portrait phone clip under ``web-720p`` becomes 720 wide) and are
 never above the source's: nothing is upscaled.
 
@@ -19,14 +18,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError, MediaError
 from .probe import MediaInfo
 
 DEFAULT_PRESET = "web-720p"
-#: Part of every preset's digest: bump it when ``ffmpeg_args`` changes what a preset makes,
+#: Part of every preset's digest: bump it when ``recipe`` changes what a preset makes,
 #: so files done with the old recipe are done again with the new one.
 RECIPE_VERSION = 1
 #: Preset fields that name or describe it but do not change its output.
@@ -121,128 +119,6 @@ class Preset:
         if not self.audio_only and not source.has_video:
             raise MediaError(f"preset {self.id} needs a video stream and the input has none")
 
-    def ffmpeg_args(
-        self,
-        source: MediaInfo,
-        src: Path | str,
-        dst: Path | str,
-        tags: Mapping[str, str] | None = None,
-    ) -> list[str]:
-        """Arguments after the ffmpeg executable; ``dst`` is a folder for folder kinds.
-
-        ``tags``: metadata an audio or video output carries (``stamps``); pictures and
-        folders carry theirs otherwise, as their formats hold no such tags.
-        """
-        self.check(source)
-        args = ["-hide_banner", "-nostdin", "-y", "-i", str(src), "-map_metadata", "-1"]
-        if self.kind == "image":
-            return [*args, *self._picture(source, "null"), "-frames:v", "1", str(dst)]
-        if self.kind == "thumbnails":
-            # The first frame, then one each interval: an fps filter would skip short clips.
-            every = f"select=isnan(prev_selected_t)+gte(t-prev_selected_t\\,{self.interval:g})"
-            return [*args, *self._picture(source, every), str(Path(dst) / "thumb-%04d.jpg")]
-        if self.kind == "hls":
-            return [*args, *self._hls(source, Path(dst))]
-        if self.audio_only:
-            args += ["-vn", "-map", "0:a:0"]
-        else:
-            args += ["-map", "0:v:0"]
-            if source.has_audio and self.audio_codec:
-                args += ["-map", "0:a:0"]
-            args += self._video(source, self.output_size(source))
-        if source.has_audio and self.audio_codec:
-            args += self._audio()
-        movflags = ""
-        if self.extension in (".mp4", ".m4a", ".mov"):
-            movflags += "+faststart" if self.faststart else ""
-            # MP4 keeps only the tags it knows, unless they go in a QuickTime keys box.
-            movflags += "+use_metadata_tags" if tags else ""
-        if movflags:
-            args += ["-movflags", movflags]
-        for name, value in (tags or {}).items():
-            args += ["-metadata", f"{name}={value}"]
-        return [*args, *self.extra_args, str(dst)]
-
-    def _video(
-        self, source: MediaInfo, size: tuple[int, int] | None, n: int | None = None
-    ) -> list[str]:
-        """Video options; with ``n``, for the n-th video stream of a multi-rendition encode."""
-        if size is None:  # probe() refuses such sources; a job from elsewhere might not
-            raise MediaError("the input's video stream has no picture size")
-        width, height = size
-        v = ":v" if n is None else f":v:{n}"
-        args = [f"-c{v}", str(self.video_codec), *_per_stream(self.video_args, v)]
-        if self.max_bitrate_k:
-            peak = self.max_bitrate_k
-            args += [f"-maxrate{v}", f"{peak}k", f"-bufsize{v}", f"{2 * peak}k"]
-        if self.video_codec == "libx265":
-            args += [f"-tag{v}", "hvc1"]  # what Apple's players require of HEVC in MP4
-        if n is None:
-            # Decoding applies the rotation first, so the filter sees the displayed picture.
-            args = ["-vf", f"scale={width}:{height}:flags=bicubic,format=yuv420p", *args]
-            args += ["-fps_mode", "passthrough"]  # variable frame rate stays as it was
-        return args
-
-    def _audio(self, n: int | None = None) -> list[str]:
-        a = ":a" if n is None else f":a:{n}"
-        bitrate = f"{self.audio_bitrate_k}k"
-        return [f"-c{a}", str(self.audio_codec), f"-b{a}", bitrate, f"-ac{a}", "2"]
-
-    def _picture(self, source: MediaInfo, pick: str) -> list[str]:
-        width, height = self.output_size(source) or (0, 0)
-        seek = []
-        if self.kind == "image":
-            seek = ["-ss", f"{min(1.0, (source.duration or 0) / 10):.3f}"]
-        picture = f"{pick},scale={width}:{height},format=yuvj420p"
-        return [
-            *seek,
-            "-map",
-            "0:v:0",
-            "-vf",
-            picture,
-            "-c:v",
-            "mjpeg",
-            "-q:v",
-            "3",
-            "-fps_mode",
-            "vfr",
-        ]
-
-    def _hls(self, source: MediaInfo, folder: Path) -> list[str]:
-        """One encode, split to every rendition of the ladder not above the source."""
-        sizes = self.rendition_sizes(source)
-        splits = "".join(f"[v{n}]" for n in range(len(sizes)))
-        graph = [f"[0:v:0]format=yuv420p,split={len(sizes)}{splits}"]
-        graph += [f"[v{n}]scale={w}:{h}:flags=bicubic[o{n}]" for n, (w, h) in enumerate(sizes)]
-        args = ["-filter_complex", ";".join(graph)]
-        streams = []
-        for n, size in enumerate(sizes):
-            rendition = replace(self, max_bitrate_k=_ladder_bitrate(min(size)))
-            args += ["-map", f"[o{n}]", *rendition._video(source, size, n)]
-            if source.has_audio:
-                args += ["-map", "0:a:0", *self._audio(n)]
-            streams.append(f"v:{n},a:{n}" if source.has_audio else f"v:{n}")
-        args += [
-            "-f",
-            "hls",
-            "-hls_time",
-            "6",
-            "-hls_playlist_type",
-            "vod",
-            "-hls_segment_type",
-            "mpegts",
-            "-hls_flags",
-            "independent_segments",
-            "-hls_segment_filename",
-            str(folder / "%v" / "segment-%03d.ts"),
-            "-master_pl_name",
-            "master.m3u8",
-            "-var_stream_map",
-            " ".join(streams),
-            str(folder / "%v" / "index.m3u8"),
-        ]
-        return args
-
 
 def digest(preset: Preset) -> str:
     """16 hex digits that change whenever what ``preset`` makes changes.
@@ -259,18 +135,6 @@ def digest(preset: Preset) -> str:
     }
     text = json.dumps({"recipe": RECIPE_VERSION, **fields}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _per_stream(args: tuple[str, ...], spec: str) -> list[str]:
-    """Codec options aimed at one stream (``-crf`` → ``-crf:v:0``, ``-profile:v`` likewise)."""
-    return [
-        f"{a.split(':')[0]}{spec}" if idx % 2 == 0 and a.startswith("-") else a
-        for idx, a in enumerate(args)
-    ]
-
-
-def _ladder_bitrate(short_side: int) -> int:
-    return {1080: 6000, 720: 3500, 480: 1500, 360: 800}.get(short_side, max(400, short_side * 5))
 
 
 def _even(n: int) -> int:

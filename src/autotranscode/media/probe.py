@@ -6,9 +6,10 @@ import errno
 import logging
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 
@@ -136,9 +137,61 @@ def open_regular(path: Path | str) -> BinaryIO:
         raise
 
 
+#: FFmpeg's numbers for the colour properties (libavutil/pixfmt.h) and their names, as
+#: ffmpeg's own ``-color_primaries``/``-color_trc``/``-colorspace`` options spell them.
+PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020"}
+TRANSFERS = {
+    1: "bt709",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    18: "arib-std-b67",
+}
+MATRICES = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc"}
+MATRICES[10] = "bt2020c"
+RANGES = {1: "tv", 2: "pc"}
+#: How the fields of an interlaced picture are ordered (AVFieldOrder), by FFmpeg's number.
+FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+
+
+@dataclass(frozen=True)
+class Track:
+    """An audio or subtitle stream that an output may carry along with the first video."""
+
+    #: The stream's index in the file (``-map 0:INDEX``).
+    index: int
+    kind: str  # "audio" | "subtitle"
+    codec: str
+    language: str | None = None
+    title: str | None = None
+    default: bool = False
+    channels: int | None = None
+
+    @property
+    def is_text(self) -> bool:
+        """A subtitle made of text (SRT, ASS, WebVTT, mov_text), which any container can
+        carry; image subtitles (PGS, DVB, VobSub) can only be burnt in or dropped."""
+        return self.kind == "subtitle" and self.codec in TEXT_SUBTITLES
+
+
+#: Subtitle codecs made of text.
+TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"})
+
+
 @dataclass(frozen=True)
 class MediaInfo:
-    """The facts about a file that presets and output checks depend on."""
+    """The facts about a file that presets and output checks depend on.
+
+    The first video and audio streams are described by the flat fields; ``tracks`` lists
+    every audio and subtitle stream. Colour fields are ffmpeg's names, None when the file
+    does not say (an untagged source).
+    """
 
     duration: float | None
     format_name: str
@@ -148,6 +201,22 @@ class MediaInfo:
     audio_codec: str | None = None
     #: Degrees a player turns the picture (phone recordings); ffmpeg applies it when decoding.
     rotation: int = 0
+    pix_fmt: str | None = None
+    video_profile: str | None = None
+    #: bit/s of the first video stream when the file says, else None.
+    video_bit_rate: int | None = None
+    #: bit/s of the whole file (size / duration when the container does not say).
+    bit_rate: int | None = None
+    frame_rate: float | None = None
+    color_primaries: str | None = None
+    color_transfer: str | None = None
+    color_space: str | None = None
+    color_range: str | None = None
+    #: "progressive", "tt", "bb", "tb", "bt", or None when the stream does not say.
+    field_order: str | None = None
+    tracks: tuple[Track, ...] = ()
+    chapters: int = 0
+    creation_time: str | None = None
 
     @property
     def has_video(self) -> bool:
@@ -166,13 +235,28 @@ class MediaInfo:
     def has_audio(self) -> bool:
         return self.audio_codec is not None
 
+    @property
+    def audio_tracks(self) -> tuple[Track, ...]:
+        return tuple(t for t in self.tracks if t.kind == "audio")
 
-def probe(path: Path | str, *, rotation: bool = True) -> MediaInfo:
+    @property
+    def subtitle_tracks(self) -> tuple[Track, ...]:
+        return tuple(t for t in self.tracks if t.kind == "subtitle")
+
+    @property
+    def hdr(self) -> str | None:
+        """ "pq" (HDR10) or "hlg" when the transfer says so, else None (SDR or unknown)."""
+        return {"smpte2084": "pq", "arib-std-b67": "hlg"}.get(self.color_transfer or "")
+
+
+def probe(path: Path | str, *, rotation: bool = True, detail: bool = False) -> MediaInfo:
     """Read stream facts; raises ProbeError when the file is not decodable media.
 
     Reading the rotation decodes the first frame where the headers cannot tell (not an
     MP4/MOV), most of a probe's cost; ``rotation=False`` skips it (reported as 0), e.g. for
-    our own outputs.
+    our own outputs. ``detail``: FFmpeg's full probe, which decodes a first picture, for
+    the facts only it finds (``DETAIL``: what a worker's recipe needs); without it they are
+    None, whichever probe answered, so a file's facts never depend on its container.
     """
     try:
         kind = not_regular(path)
@@ -181,15 +265,23 @@ def probe(path: Path | str, *, rotation: bool = True) -> MediaInfo:
     if kind is not None:  # FFmpeg would open it, and wait on a FIFO forever
         raise ProbeError(f"not a regular file ({kind})")
     try:
+        if detail:
+            full = _probe(path, rotation, None)
+            assert full is not None, "the full probe takes whatever it finds"
+            return full
         for options in _PROBES if _declares_streams(path) else _PROBES[1:]:
             info = _probe(path, rotation, options)
             if info is not None:
-                return info
+                return replace(info, pix_fmt=None, video_profile=None, field_order=None)
     except ProbeError:
         raise
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise ProbeError(f"not a readable media file ({_reason(exc)})") from exc
     raise AssertionError("the last probe takes whatever it finds")
+
+
+#: Facts that FFmpeg finds only by decoding a first picture (see ``probe``'s ``detail``).
+DETAIL = ("pix_fmt", "video_profile", "field_order")
 
 
 #: FFmpeg probes a stream by reading packets until it knows its facts, and decodes a first
@@ -259,7 +351,54 @@ def _probe(path: Path | str, rotation: bool, options: dict[str, str] | None) -> 
             height=video.codec_context.height or None if video else None,
             audio_codec=_codec(audio),
             rotation=_rotation(path, container, video) if video and rotation else 0,
+            **(_picture(video) if video is not None else {}),
+            bit_rate=container.bit_rate or None,
+            tracks=_tracks(container),
+            chapters=len(container.chapters()),
+            creation_time=_tag(container.metadata, "creation_time"),
         )
+
+
+def _picture(video: av.video.stream.VideoStream) -> dict[str, Any]:
+    """The first video stream's facts beyond its size, each None where the file is silent."""
+    cc = video.codec_context
+    rate = video.average_rate or video.guessed_rate
+    return {
+        "pix_fmt": cc.pix_fmt,
+        "video_profile": cc.profile or None,
+        "video_bit_rate": cc.bit_rate or None,
+        "frame_rate": round(float(rate), 3) if rate else None,
+        "color_primaries": PRIMARIES.get(int(cc.color_primaries)),
+        "color_transfer": TRANSFERS.get(int(cc.color_trc)),
+        "color_space": MATRICES.get(int(cc.colorspace)),
+        "color_range": RANGES.get(int(cc.color_range)),
+        "field_order": FIELD_ORDERS.get(int(cc.field_order)),
+    }
+
+
+def _tracks(container: av.container.InputContainer) -> tuple[Track, ...]:
+    found = []
+    for s in container.streams:
+        if s.type not in ("audio", "subtitle") or s.codec_context is None:
+            continue
+        found.append(
+            Track(
+                index=s.index,
+                kind=s.type,
+                codec=_codec(s) or "unknown",
+                language=_tag(s.metadata, "language"),
+                title=_tag(s.metadata, "title"),
+                default=bool(s.disposition & av.stream.Disposition.default),
+                channels=getattr(s.codec_context, "channels", None) if s.type == "audio" else None,
+            )
+        )
+    return tuple(found)
+
+
+def _tag(metadata: Mapping[str, str], name: str) -> str | None:
+    """A tag's value, whatever case the container wrote its name in; None for "und"."""
+    value = next((v for k, v in metadata.items() if k.lower() == name), None)
+    return value if value and value != "und" else None
 
 
 def _duration(

@@ -6,7 +6,7 @@ themselves then still tell what they are, so a restart does not transcode again 
 from OUT. Each format carries the stamp where it keeps such things:
 
 - audio and video (MP4/MOV/M4A, Matroska/WebM, MP3): container metadata tags, written by
-  ffmpeg (``Preset.ffmpeg_args``) and read back with PyAV (``media.read_stamp``);
+  ffmpeg (``recipe.ffmpeg_args``) and read back with PyAV (``media.read_stamp``);
 - a JPEG picture: a COM (comment) segment right after its start marker, added here;
 - a folder (HLS, thumbnails): a small hidden JSON file inside it, written here.
 """

@@ -30,6 +30,7 @@ from typing import IO
 
 from ..errors import ConfigError, FfmpegKilled, TranscodeError
 from ..text import shown
+from . import recipe
 from .presets import Preset
 from .probe import MediaInfo, probe
 from .stamps import Stamp, write_jpeg_comment, write_sidecar
@@ -106,7 +107,7 @@ def command(
     stamp: Stamp | None = None,
 ) -> list[str]:
     """The exact command line a worker runs (also what ``presets show`` prints)."""
-    args = preset.ffmpeg_args(source, src, dst, stamp.tags() if stamp else None)
+    args = recipe.ffmpeg_args(preset, source, src, dst, stamp.tags() if stamp else None)
     return [ffmpeg, *LOG_ARGS, "-progress", "pipe:1", "-nostats", *args]
 
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from autotranscode.errors import ConfigError, MediaError
-from autotranscode.media import presets
+from autotranscode.media import presets, recipe
 from autotranscode.media.presets import Preset
 from autotranscode.media.probe import MediaInfo
 
@@ -140,7 +140,7 @@ def test_a_bad_custom_preset_makes_no_catalog() -> None:
 @pytest.mark.parametrize("preset_id", ["web-720p", "web-1080p"])
 def test_video_presets_make_web_ready_h264_aac_mp4(preset_id: str) -> None:
     preset = presets.CATALOG[preset_id]
-    args = preset.ffmpeg_args(_video(height=1080), "in put.mov", "out/clip.mp4")
+    args = recipe.ffmpeg_args(preset, _video(height=1080), "in put.mov", "out/clip.mp4")
     pairs = _pairs(args)
     assert ("-movflags", "+faststart") in pairs
     assert ("-c:v", "libx264") in pairs
@@ -156,7 +156,7 @@ def test_video_presets_make_web_ready_h264_aac_mp4(preset_id: str) -> None:
 
 
 def test_video_preset_without_source_audio_maps_video_only() -> None:
-    args = presets.CATALOG["web-720p"].ffmpeg_args(_video(audio=False), "in.mp4", "out.mp4")
+    args = recipe.ffmpeg_args(presets.CATALOG["web-720p"], _video(audio=False), "in.mp4", "out.mp4")
     assert "0:a:0" not in args
     assert "-c:a" not in args
     assert ("-c:v", "libx264") in _pairs(args)
@@ -166,7 +166,7 @@ def test_audio_preset_maps_audio_only() -> None:
     preset = presets.CATALOG["audio-aac"]
     assert preset.audio_only
     for source in (_video(), AUDIO_ONLY):
-        args = preset.ffmpeg_args(source, "in.mp4", "out.m4a")
+        args = recipe.ffmpeg_args(preset, source, "in.mp4", "out.m4a")
         pairs = _pairs(args)
         assert "-vn" in args
         assert ("-map", "0:a:0") in pairs
@@ -179,13 +179,13 @@ def test_audio_preset_maps_audio_only() -> None:
 
 def test_audio_preset_on_a_silent_source_is_a_media_error() -> None:
     with pytest.raises(MediaError, match="audio"):
-        presets.CATALOG["audio-aac"].ffmpeg_args(_video(audio=False), "in.mp4", "out.m4a")
+        recipe.ffmpeg_args(presets.CATALOG["audio-aac"], _video(audio=False), "in.mp4", "out.m4a")
 
 
 @pytest.mark.parametrize("preset_id", ["web-720p", "web-1080p"])
 def test_video_preset_on_an_audio_only_source_is_a_media_error(preset_id: str) -> None:
     with pytest.raises(MediaError, match="video"):
-        presets.CATALOG[preset_id].ffmpeg_args(AUDIO_ONLY, "in.m4a", "out.mp4")
+        recipe.ffmpeg_args(presets.CATALOG[preset_id], AUDIO_ONLY, "in.m4a", "out.mp4")
 
 
 # --- never upscale -------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_output_height_is_bounded_even_and_never_upscaled(
 ) -> None:
     preset = presets.CATALOG[preset_id]
     assert preset.output_height(_video(height=source_height)) == expected
-    args = preset.ffmpeg_args(_video(height=source_height), "in.mp4", "out.mp4")
+    args = recipe.ffmpeg_args(preset, _video(height=source_height), "in.mp4", "out.mp4")
     assert f":{expected}:flags=" in args[args.index("-vf") + 1]
 
 
@@ -233,7 +233,7 @@ def test_sizes_bound_the_displayed_short_side_and_follow_rotation(
     source = _video(height=height, width=width, rotation=rotation)
     preset = presets.CATALOG["web-720p"]
     assert preset.output_size(source) == expected
-    args = preset.ffmpeg_args(source, "in.mp4", "out.mp4")
+    args = recipe.ffmpeg_args(preset, source, "in.mp4", "out.mp4")
     assert args[args.index("-vf") + 1].startswith(f"scale={expected[0]}:{expected[1]}:")
 
 

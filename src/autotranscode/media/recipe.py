@@ -1,0 +1,53 @@
+"""A preset and a source, turned into ffmpeg's command line.
+
+The only place that puts ffmpeg's flags together, so workers, ``presets show`` and the
+benchmarks run exactly the same command. Each part of an output has a module of its own:
+``video`` (the picture's filter chain and encoder), ``streams`` (which streams go along
+and how audio is encoded), ``hls`` (the ladder), ``pictures`` (poster, thumbnails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import hls, pictures, streams, video
+from .presets import Preset
+from .probe import MediaInfo
+
+
+def ffmpeg_args(
+    preset: Preset,
+    source: MediaInfo,
+    src: Path | str,
+    dst: Path | str,
+    tags: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Arguments after the ffmpeg executable; ``dst`` is a folder for folder kinds.
+
+    ``tags``: metadata an audio or video output carries (``stamps``); pictures and
+    folders carry theirs otherwise, as their formats hold no such tags.
+    """
+    preset.check(source)
+    args = ["-hide_banner", "-nostdin", "-y", "-i", str(src), "-map_metadata", "-1"]
+    if preset.kind == "image":
+        return [*args, *pictures.poster(preset, source, dst)]
+    if preset.kind == "thumbnails":
+        return [*args, *pictures.thumbnails(preset, source, dst)]
+    if preset.kind == "hls":
+        return [*args, *hls.options(preset, source, Path(dst))]
+    args += streams.maps(preset, source)
+    if not preset.audio_only:
+        args += video.options(preset, source)
+    if streams.carries_audio(preset, source):
+        args += streams.audio_options(preset)
+    movflags = ""
+    if preset.extension in (".mp4", ".m4a", ".mov"):
+        movflags += "+faststart" if preset.faststart else ""
+        # MP4 keeps only the tags it knows, unless they go in a QuickTime keys box.
+        movflags += "+use_metadata_tags" if tags else ""
+    if movflags:
+        args += ["-movflags", movflags]
+    for name, value in (tags or {}).items():
+        args += ["-metadata", f"{name}={value}"]
+    return [*args, *preset.extra_args, str(dst)]

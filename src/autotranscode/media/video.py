@@ -1,0 +1,47 @@
+"""A video output's options: the filter chain that shapes the picture, and the encoder's.
+
+The chain is where the picture is made right for its viewers (size today; colour and
+deinterlacing belong here too), the encoder options where it is made small.
+"""
+
+from __future__ import annotations
+
+from ..errors import MediaError
+from .presets import Preset
+from .probe import MediaInfo
+
+
+def filter_chain(preset: Preset, source: MediaInfo, size: tuple[int, int]) -> list[str]:
+    """The filters from the decoded picture (already turned upright) to the encoder's input."""
+    width, height = size
+    return [f"scale={width}:{height}:flags=bicubic", "format=yuv420p"]
+
+
+def encoder_options(preset: Preset, n: int | None = None) -> list[str]:
+    """Codec and rate options; with ``n``, aimed at the n-th video stream of one encode."""
+    v = ":v" if n is None else f":v:{n}"
+    args = [f"-c{v}", str(preset.video_codec), *per_stream(preset.video_args, v)]
+    if preset.max_bitrate_k:
+        peak = preset.max_bitrate_k
+        args += [f"-maxrate{v}", f"{peak}k", f"-bufsize{v}", f"{2 * peak}k"]
+    if preset.video_codec == "libx265":
+        args += [f"-tag{v}", "hvc1"]  # what Apple's players require of HEVC in MP4
+    return args
+
+
+def options(preset: Preset, source: MediaInfo) -> list[str]:
+    """Everything a one-rendition video output says about its video stream."""
+    size = preset.output_size(source)
+    if size is None:  # probe() refuses such sources; a job from elsewhere might not
+        raise MediaError("the input's video stream has no picture size")
+    chain = ",".join(filter_chain(preset, source, size))
+    # passthrough: a variable frame rate stays as it was.
+    return ["-vf", chain, *encoder_options(preset), "-fps_mode", "passthrough"]
+
+
+def per_stream(args: tuple[str, ...], spec: str) -> list[str]:
+    """Codec options aimed at one stream (``-crf`` → ``-crf:v:0``, ``-profile:v`` likewise)."""
+    return [
+        f"{a.split(':')[0]}{spec}" if idx % 2 == 0 and a.startswith("-") else a
+        for idx, a in enumerate(args)
+    ]
