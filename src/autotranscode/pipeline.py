@@ -615,6 +615,7 @@ class Pipeline:
                 outputs=tuple((outputs or record.outputs).values()),
                 stage=Stage.PARTLY_DONE if failed else STAGES[state],
                 failed_outputs=tuple((o.preset, o.reason or "failed") for o in failed or ()),
+                job_id=job_id or record.job_id,
             )
 
     def _finished(self, fid: str) -> None:

@@ -156,6 +156,13 @@ class _File:
     interrupted: bool = False
     #: A partly done file's outputs that could not be made: (preset, reason), ``shown``.
     failed_outputs: tuple[tuple[str, str], ...] = ()
+    #: The job it is (or was last) transcoded by, for log lines.
+    job_id: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        """What its log lines carry as fields of their own (``--log-format json``)."""
+        told = {"file": self.name, "stage": self.stage.value}
+        return told | ({"job_id": self.job_id} if self.job_id else {})
 
     def elapsed(self, now: float) -> float:
         return (self.ended if self.ended is not None else now) - self.since
@@ -239,6 +246,9 @@ class Reporter(Subscriber):
             f = self._file(path)
             if isinstance(size, int) and size > 0:
                 f.size = size
+            job_id = kwargs.get("job_id")
+            if isinstance(job_id, str):
+                f.job_id = shown(job_id)
             moved = f.stage is not stage
             f.stage = stage
             if moved:
@@ -307,8 +317,7 @@ class LogReporter(Reporter):
     """One log line per stage change of a file (never per percent): for pipes and services."""
 
     def _changed(self, f: _File) -> None:
-        # file and stage as fields of their own, for --log-format json
-        extra = {"file": f.name, "stage": f.stage.value}
+        extra = f.fields()
         if f.stage is Stage.COPYING_IN:
             # Every file in the folder is seen at start-up, most of them done before: at
             # INFO a restart would log the whole folder. "queued" says a file was taken.
@@ -336,8 +345,7 @@ class LogReporter(Reporter):
 
     def _interrupted(self, files: list[_File]) -> None:
         for f in files:
-            extra = {"file": f.name, "stage": f.stage.value}
-            log.info("%s: interrupted while %s", f.name, _stage_text(f), extra=extra)
+            log.info("%s: interrupted while %s", f.name, _stage_text(f), extra=f.fields())
 
 
 class RichReporter(Reporter):

@@ -204,6 +204,11 @@ def test_run_logs_json_to_a_log_file(cli: Cli, clips: dict[str, Clip]) -> None:
     assert stages[0] == "queued" and stages[-1] == "done", lines
     done = next(line for line in lines if line.get("stage") == "done")
     assert done["message"].startswith(f"{shown_name}: done -> _[31mred_line.mp4 ("), done
+    # The job id joins a client's lines to its worker's, whichever process that was.
+    [record] = cli.status()["recent"]
+    assert done["job_id"] == record["job_id"] and record["job_id"], (done, record)
+    worker_lines = [line for line in lines if line["logger"] == "autotranscode.engines.worker"]
+    assert worker_lines and all(line.get("job_id") == record["job_id"] for line in worker_lines[1:])
     assert "\x1b" not in log.read_text()
     assert proc.stderr.strip().splitlines() == [
         "stopping (Ctrl+C again to quit at once; unfinished files resume next start)"

@@ -15,6 +15,7 @@ ERROR notification says how each output ended, as Elastic Transcoder's did.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import re
@@ -54,6 +55,19 @@ from .hooks import WorkerHooks
 from .leases import Leases
 
 log = logging.getLogger(__name__)
+#: The job this thread is doing: its log lines carry it as a field (``--log-format json``).
+_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
+
+
+class _JobField(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        job_id = _job_id.get()
+        if job_id is not None and not hasattr(record, "job_id"):
+            record.job_id = job_id
+        return True
+
+
+log.addFilter(_JobField())
 
 #: Long-poll this long for a job; also bounds how long a stop request waits.
 RECEIVE_WAIT_SECONDS = 2.0
@@ -150,6 +164,7 @@ class Worker:
         except Exception:
             log.exception("%s: unexpected error; the job will be retried", self.name)
         finally:
+            _job_id.set(None)
             if handoff is not None:
                 handoff.exited.set()
             if previous is not None:
@@ -166,6 +181,7 @@ class Worker:
         order this job's ffmpeg around the jobs before and after it (see ``_Handoff``)."""
         try:
             job = parse_job(message.body)
+            _job_id.set(job.job_id)
             if job.topic != self.backend.topic.arn:
                 raise MessageError(f"job {job.job_id} names a topic that is not ours: {job.topic}")
             self._check_buckets(job)
