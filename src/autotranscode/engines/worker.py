@@ -51,6 +51,7 @@ from ..messages import (
     parse_job,
 )
 from ..procs import pid_alive
+from .heartbeat import Heartbeat, worker_identity
 from .hooks import WorkerHooks
 from .leases import Leases
 
@@ -94,7 +95,8 @@ class Worker:
         handoff_wait: float = HANDOFF_WAIT_SECONDS,
     ) -> None:
         """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
-        to start (see ``_Handoff``)."""
+        to start (see ``_Handoff``). ``identity`` (``host:pid/name``) names the worker in
+        its heartbeat and in its progress notices (``userMetadata.worker``)."""
         self.backend = backend
         #: Where a job's preset ids are looked up, when the job carries no definition.
         self.catalog = catalog
@@ -106,6 +108,8 @@ class Worker:
         self.hooks = hooks or WorkerHooks()
         self.handoff_wait = handoff_wait
         self._leases = Leases(backend.jobs, visibility, name)
+        self.identity = worker_identity(name)
+        self.heartbeat = Heartbeat(backend.store, self.identity, workdir)
 
     def run(self, stop: threading.Event) -> None:
         """Process jobs until ``stop`` is set; a job under way is stopped and released."""
@@ -118,7 +122,8 @@ class Worker:
         handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
         finishing: Future[None] | None = None
         last: _Handoff | None = None  # the job whose ffmpeg ended last
-        with self._leases:  # renewing until the last handler is done, not just the loop
+        # Leases renewed and the beat kept until the last handler is done, not just the loop.
+        with self._leases, self.heartbeat:
             try:
                 while not stop.is_set():
                     # Just after an ffmpeg ends, only look: if no job is there, the last
@@ -165,6 +170,7 @@ class Worker:
             log.exception("%s: unexpected error; the job will be retried", self.name)
         finally:
             _job_id.set(None)
+            self.heartbeat.done(message.receipt)
             if handoff is not None:
                 handoff.exited.set()
             if previous is not None:
@@ -209,6 +215,7 @@ class Worker:
         cancel = stop or threading.Event()
         try:
             with self._leases.hold(message):
+                self.heartbeat.working(message.receipt, job.job_id, job.input.key)
                 self.hooks.on_job_received(job=job, receive_count=message.receive_count)
                 outputs = self._transcode(job, cancel, joblog, handoff, previous)
         except (AutotranscodeError, OSError) as exc:
@@ -427,6 +434,7 @@ class Worker:
             for o in job.outputs
         ]
         meta = dict(job.user_metadata)
+        meta["worker"] = self.identity
         if speed:
             meta["speed"] = f"{speed:.2f}"
         if eta is not None:
