@@ -132,7 +132,7 @@ class Heartbeat:
             self.beat()
 
     def now(self) -> Beat:
-        host, _, rest = self.identity.partition(":")
+        host = self.identity.partition(":")[0]
         with self._lock:
             latest = list(self._jobs.values())[-1:]
         job_id, file, job_since = latest[0] if latest else (None, None, None)

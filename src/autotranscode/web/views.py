@@ -1,6 +1,7 @@
 """The dashboard's data, apart from HTTP: history pages, presets with their commands,
-health, Prometheus metrics, workers, the queue, throughput, retry, cancel and upload. Everything about a file comes from the
-``status`` model, so the pages, the API and ``status --json`` never disagree."""
+health, Prometheus metrics, workers, the queue, throughput, retry, cancel and upload.
+Everything about a file comes from the ``status`` model, so the pages, the API and
+``status --json`` never disagree."""
 
 from __future__ import annotations
 
