@@ -392,7 +392,7 @@ def test_policies_are_least_privilege(
                 continue
             assert deployment_name in arn, arn
             if ":s3:::" in arn and "/" in arn:
-                assert arn.endswith(("/inputs/*", "/outputs/*")), "objects: by prefix only"
+                assert arn.endswith(("/inputs/*", "/outputs/*", "/workers/*")), "by prefix only"
             elif arn.startswith("arn:aws:sqs:") or arn.startswith("arn:aws:sns:"):
                 assert f":{REGION}:{ACCOUNT}:{deployment_name}-" in arn, arn
         wildcards = [r for r in resources if "*" in r and ":s3:::" not in r]
