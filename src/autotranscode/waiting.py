@@ -81,17 +81,15 @@ def queue(journal: Journal, state_dir: Path, backend: Backend | None) -> QueueVi
     # Sent, in the queue's order (taken ones first: a worker is about to start them); then
     # the rest by when they came.
     sent.sort(key=lambda r: (place.get(r.job_id or "", -1), r.updated_at))
-    rest = sorted((r for r in records if r.state is not FileState.SUBMITTED), key=_came)
+    rest = sorted(
+        (r for r in records if r.state is not FileState.SUBMITTED), key=lambda r: r.created_at
+    )
     files = []
     for n, r in enumerate([*sent, *rest], start=1):
         taken = order is not None and r.state is FileState.SUBMITTED and r.job_id not in place
         movable = order is not None and r.job_id in place
         files.append(Waiting(n, taken, movable, status.file_status(journal, state_dir, r)))
     return QueueView(status.SCHEMA_VERSION, depth, order is not None, files)
-
-
-def _came(r: object) -> float:
-    return float(getattr(r, "created_at", 0.0))
 
 
 def cancel(journal: Journal, state_dir: Path, backend: Backend | None, fid: str) -> None:

@@ -260,8 +260,9 @@ def test_metrics_in_prometheus_text_format(client: TestClient) -> None:
 def test_openapi_describes_every_route_with_the_status_models(client: TestClient) -> None:
     spec = client.get("/api/openapi.json").json()
     assert spec["openapi"].startswith("3.")
-    for path in ("/api/status", "/api/files/{fid}", "/api/files/{fid}/retry", "/healthz"):
-        assert path in spec["paths"], path
+    routes = {r.path for r in client.app.routes if getattr(r, "path", "").startswith("/api/")}  # type: ignore[attr-defined]
+    for path in routes - {"/api/openapi.json"} | {"/healthz", "/metrics"}:
+        assert path.replace(":str}", "}") in spec["paths"], path
     schemas = spec["components"]["schemas"]
     assert {"Report", "FileStatus", "Totals", "HistoryPage", "PresetInfo"} <= schemas.keys()
     refs = re.findall(r'"\$ref": ?"#/components/schemas/(\w+)"', msgspec.json.encode(spec).decode())

@@ -50,6 +50,7 @@ from .views import (
     Dashboard,
     RetryRefused,
     UploadError,
+    WorkersView,
     receive_upload,
 )
 
@@ -267,17 +268,8 @@ def create_app(
 
     def api_workers(request: Request) -> Response:
         side = dash.side()
-        return Response(
-            msgspec.json.encode(
-                {
-                    "workers": side.workers,
-                    "queue_depth": side.queue_depth,
-                    "problem": side.problem,
-                    "throughput": dash.throughput(),
-                }
-            ),
-            media_type=JSON,
-        )
+        view = WorkersView(side.workers, side.queue_depth, side.problem, dash.throughput())
+        return Response(msgspec.json.encode(view), media_type=JSON)
 
     def api_presets(request: Request) -> Response:
         return Response(msgspec.json.encode(dash.presets()), media_type=JSON)

@@ -68,6 +68,16 @@ class Throughput(msgspec.Struct, frozen=True):
     realtime_factor: float
 
 
+class WorkersView(msgspec.Struct, frozen=True):
+    """``/api/workers``: the workers alive, the job queue's depth (None: unknown, and
+    ``problem`` says why) and the throughput."""
+
+    workers: list[Beat] | None
+    queue_depth: int | None
+    problem: str | None
+    throughput: Throughput
+
+
 class PresetInfo(msgspec.Struct, frozen=True):
     """A preset and the exact ffmpeg command it runs (``presets show``)."""
 
