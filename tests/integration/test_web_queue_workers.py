@@ -349,3 +349,46 @@ def test_overview_metrics_and_health_show_workers_and_queue_depth(
             assert "autotranscode_workers 1" in c.get("/metrics").text.splitlines()
         assert "box&lt;b&gt;\\x1b:42/worker-1" in page and "\x1b" not in page
         pipe.stop()
+
+
+def test_a_progress_notice_names_its_worker_bounded_as_any_message_field(
+    tmp_path: Path, clips: dict[str, Clip], request: pytest.FixtureRequest
+) -> None:
+    """A worker's identity travels in its PROGRESSING notices (``userMetadata.worker``) to
+    ``status --json``'s ``progress.worker`` and the Overview; a forged one is cut short and
+    shown as text."""
+    from autotranscode import status
+    from autotranscode.messages import OutputStatus, State, notification, parse_job
+
+    s = backend_settings(request, tmp_path, "local")
+    with client_without_workers(s, tmp_path / "out") as (pipe, backend, journal):
+        fid = submitted(pipe, journal, shutil.copy(clips["h264.mp4"].path, tmp_path / "p.mp4"))
+        (message,) = backend.jobs.receive(wait=5)
+        job = parse_job(message.body)
+        forged = "<b>evil</b>\x1b[31m" + "w" * 5000
+        note = notification(
+            State.PROGRESSING,
+            job_id=job.job_id,
+            pipeline_id=job.pipeline_id,
+            input=job.input,
+            user_metadata={**job.user_metadata, "worker": forged, "speed": "1.5"},
+            outputs=[
+                OutputStatus(key=o.key, preset_id=o.preset_id, status="Progressing", percent=40.0)
+                for o in job.outputs
+            ],
+        )
+        backend.topic.publish(note.to_json())
+
+        def progress() -> status.Progress | None:
+            f = status.file_status(journal, s.state_dir, journal.get(fid))  # type: ignore[arg-type]
+            return f.progress if f.progress and f.progress.worker else None
+
+        seen = wait_for(progress, "the progress noted with its worker")
+        assert seen.percent == 40.0 and seen.worker == forged[:MAX_FIELD]
+        app = create_app(s.state_dir, s, backend=backend)
+        with TestClient(app, base_url=LOCAL) as c:
+            page = c.get("/").text
+        assert "&lt;b&gt;evil&lt;/b&gt;\\x1b[31m" in page and "\x1b" not in page
+        assert "<b>evil" not in page
+        backend.jobs.hand_back(message)
+        pipe.stop()
