@@ -57,6 +57,13 @@ def test_web_shows_worker_processes_and_a_killed_one_goes_stale(cli: Cli) -> Non
         assert [w.pid for w in read_beats(store)] == [a.popen.pid]
         # ... and is taken for gone once three intervals have passed without a beat.
         assert read_beats(store, now=time.time() + STALE_AFTER_SECONDS + 1) == []
+        # The next worker started on this host sweeps the dead one's beat away.
+        c = cli.start("worker-c", "worker")
+        wait_until(
+            lambda: [w.pid for w in read_beats(store)] == [c.popen.pid], "only c's beat", procs=(c,)
+        )
+        assert len(store.keys(store.output_bucket, keys.WORKERS_PREFIX)) == 1
+        assert c.stop() in (0, 130), c
     finally:
         backend.close()
     assert web.stop() == 0, web

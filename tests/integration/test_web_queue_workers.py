@@ -142,6 +142,15 @@ def test_forged_or_broken_beats_are_left_out_or_cut(tmp_path: Path) -> None:
             "notjson": b"{{{",
             "wrongtype": b'{"worker": 5, "host": "h", "pid": 1, "since": 0, "at": 0}',
             "nan": b'{"worker": "w", "host": "h", "pid": 1, "since": NaN, "at": 1}',
+            **{  # fresh beats with a pid that is none: never handed to os.kill
+                name: msgspec.json.encode(
+                    {"worker": name, "host": "h", "pid": pid, "since": now, "at": now}
+                )
+                for name, pid in (("group", -1), ("zero", 0), ("huge", 2**40))
+            },
+            "future": msgspec.json.encode(
+                {"worker": "f", "host": "h", "pid": 3, "since": now, "at": now + 10**6}
+            ),
             "long": msgspec.json.encode(
                 {
                     "worker": "w" * 5000,

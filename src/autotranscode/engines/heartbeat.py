@@ -32,6 +32,7 @@ import msgspec
 from .. import keys
 from ..backends import ObjectStore
 from ..errors import AutotranscodeError
+from ..procs import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class Heartbeat:
     def __enter__(self) -> Heartbeat:
         self._stop.clear()
         self._since = self._clock()
+        self._sweep()
         self.beat()
         self._thread = threading.Thread(
             target=self._run, name=f"autotranscode-{self.identity.rpartition('/')[2]}-beat"
@@ -161,6 +163,22 @@ class Heartbeat:
         except (AutotranscodeError, OSError) as exc:
             log.debug("%s: heartbeat not written: %s", self.identity, exc)
 
+    def _sweep(self) -> None:
+        """Delete the beats that processes of this host killed with -9 left: stale ones would
+        only pile up (one per crash). Where the store cannot be listed (a worker on S3 has
+        no right to), nothing is swept: lifecycle rules and readers' staleness do it."""
+        host, me = self.identity.partition(":")[0], os.getpid()
+        try:
+            dead = [
+                b
+                for b in read_beats(self.store, stale_after=float("inf"))
+                if b.host == host and b.pid != me and not pid_alive(b.pid)
+            ]
+            for b in dead:
+                self.store.delete(self.store.output_bucket, keys.worker_key(b.worker))
+        except AutotranscodeError as exc:
+            log.debug("%s: old heartbeats not swept: %s", self.identity, exc)
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.beat()
@@ -183,16 +201,18 @@ def read_beats(
             except (AutotranscodeError, OSError, msgspec.DecodeError, ValueError) as exc:
                 log.debug("heartbeat %s not read: %s", key, exc)
                 continue
-            if now - beat.at <= stale_after:
+            if abs(now - beat.at) <= stale_after:  # a beat from the future is forged too
                 found.append(beat)
     return sorted(found, key=lambda b: b.worker)
 
 
 def _checked(beat: Beat) -> Beat:
-    """Each text cut to MAX_FIELD; times that are numbers (not NaN)."""
+    """Each text cut to MAX_FIELD; times that are numbers (not NaN); a pid that is one."""
     for t in (beat.since, beat.at, beat.job_since or 0.0):
         if t != t:
             raise ValueError("a time that is not a number")
+    if not 0 < beat.pid < 2**31:  # never handed to os.kill as a group or out of range
+        raise ValueError(f"pid {beat.pid} is no process id")
     return msgspec.structs.replace(
         beat,
         worker=beat.worker[:MAX_FIELD],
