@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import re
 import shutil
 import threading
@@ -50,10 +49,10 @@ from ..messages import (
     notification,
     parse_job,
 )
-from ..procs import pid_alive
 from .heartbeat import Heartbeat, worker_identity
 from .hooks import WorkerHooks
 from .leases import Leases
+from .workdirs import clean_stale_workdirs
 
 log = logging.getLogger(__name__)
 #: The job this thread is doing: its log lines carry it as a field (``--log-format json``).
@@ -594,21 +593,6 @@ def _failures(outputs: Sequence[OutputStatus]) -> str | None:
         return failed[0].status_detail or "the job failed"
     why = "; ".join(f"{o.preset_id}: {o.status_detail}" for o in failed)
     return f"{len(failed)} of {len(outputs)} outputs failed ({why})"[:MAX_DETAIL]
-
-
-def workdir_for(root: Path, name: str) -> Path:
-    """A worker's scratch folder, named by its process so a restart can find dead ones."""
-    return root / f"{os.getpid()}-{name}"
-
-
-def clean_stale_workdirs(root: Path) -> None:
-    """Remove the scratch folders of worker processes that died (e.g. killed with -9)."""
-    if not root.is_dir():
-        return
-    for entry in root.iterdir():
-        pid = entry.name.partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 class WorkerPool:
