@@ -3,24 +3,36 @@ ffmpeg running the identical command line, on the same clip in the same run.
 
     .venv/bin/python bench/overhead.py                          # quick: 10 s clip, 3 rounds
     .venv/bin/python bench/overhead.py --seconds 60 --rounds 5  # the full run
+    .venv/bin/python bench/overhead.py --web                    # + run with/without --web
 
 The clip is 1080p ProRes 4:2:2 10-bit with PCM audio (ffmpeg's lavfi sources); the
 command line is ``autotranscode.media.transcoder.command(...)``, exactly what a worker runs.
 Rounds alternate which of the two goes first; the table shows medians, and the ratio
 is the median of each round's paired ratio (target: <= 1.03x), plus the fixed cost of
 a run measured on a 1 s clip.
+
+With ``--web`` each round also times ``run`` on the same clip twice, from start to the
+output in OUT: plain, and with ``--web`` and a live-stream (SSE) client connected all the
+while, as an open Overview page is. The dashboard's cost is their paired ratio (target:
+<= 1.03x, the same noise band as the transcode's).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import threading
+import time
 from pathlib import Path
 
+import httpx
 from benchlib import (
+    Proc,
     Table,
     autotranscode,
     cli_env,
     ffmpeg,
+    free_port,
     make_clip,
     measured,
     median,
@@ -28,6 +40,7 @@ from benchlib import (
     quiet_note,
     verdict,
     wait_for_quiet,
+    wait_until,
     workdir,
 )
 
@@ -43,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=10.0, help="clip length (full run: 60)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (full run: 5)")
     p.add_argument("--keep", type=Path, help="work in this folder and leave it (for inspection)")
+    p.add_argument("--web", action="store_true", help="also time run with --web and an SSE client")
     return p
 
 
@@ -66,6 +80,46 @@ def pair(clip: Path, tmp: Path, tag: str, ours_first: bool) -> tuple[Timing, Tim
     return b, o
 
 
+def run_wall(clip: Path, tmp: Path, tag: str, web: bool) -> tuple[float, int]:
+    """``run`` with the clip already in DROP (old: taken at start-up): wall seconds from
+    start to its output in OUT, and how many live updates the SSE client received."""
+    drop, out = tmp / f"drop-{tag}", tmp / f"runout-{tag}"
+    drop.mkdir()
+    os.link(clip, drop / clip.name)
+    hour_ago = time.time() - 3600
+    os.utime(drop / clip.name, (hour_ago, hour_ago))
+    port = free_port()
+    extra = ["--web", f"127.0.0.1:{port}"] if web else []
+    argv = autotranscode(
+        "run", drop, out, "--state-dir", tmp / f"runstate-{tag}", "--settle", "0.1", *extra
+    )
+    updates = [0]
+    done = threading.Event()
+
+    def watch() -> None:  # an open Overview page: connected to the live stream throughout
+        while not done.is_set():
+            try:
+                with httpx.stream("GET", f"http://127.0.0.1:{port}/api/events", timeout=60) as r:
+                    for line in r.iter_lines():
+                        updates[0] += line.startswith("event: status")
+                        if done.is_set():
+                            return
+            except httpx.HTTPError:
+                time.sleep(0.02)  # not listening yet
+
+    start = time.perf_counter()
+    with Proc(f"run-{tag}", argv, cli_env(), tmp / "logs"):
+        client = threading.Thread(target=watch)
+        if web:
+            client.start()
+        wait_until(lambda: (out / f"{clip.stem}.mp4").exists(), f"run {tag}'s output")
+        wall = time.perf_counter() - start
+        done.set()
+    if web:
+        client.join()
+    return wall, updates[0]
+
+
 def measure(args: argparse.Namespace) -> list[Table]:
     with workdir(args.keep) as tmp_name:
         tmp = Path(tmp_name)
@@ -75,11 +129,18 @@ def measure(args: argparse.Namespace) -> list[Table]:
         bare: list[Timing] = []
         busy: list[float] = []
         ours: list[Timing] = []
+        plain: list[float] = []
+        served: list[tuple[float, int]] = []
         for i in range(args.rounds):
             busy.append(wait_for_quiet())
             b, o = pair(clip, tmp, str(i), ours_first=i % 2 == 1)
             bare.append(b)
             ours.append(o)
+            if args.web:
+                order = [False, True] if i % 2 == 0 else [True, False]
+                got = {web: run_wall(clip, tmp, f"{i}-{web}", web) for web in order}
+                plain.append(got[False][0])
+                served.append(got[True])
         fixed_b: list[Timing] = []
         fixed_o: list[Timing] = []
         for i in range(3):
@@ -126,7 +187,32 @@ def measure(args: argparse.Namespace) -> list[Table]:
     )
     t.notes.append("CPU s: user + system time of the process and the children it waited for")
     t.notes.append(quiet_note(busy))
-    return [t]
+    if not args.web:
+        return [t]
+    web_walls = [w for w, _ in served]
+    web_ratio = median([w / p for p, w in zip(plain, web_walls, strict=True)])
+    w = Table(
+        f"1w. The dashboard's cost: run on the same clip, start to output in OUT "
+        f"({args.rounds} rounds, alternating)",
+        ["case", "median s", "min s", "max s", "ratio", "target", "result"],
+    )
+    w.add("autotranscode run", median(plain), min(plain), max(plain), 1.0, "", "")
+    w.add(
+        "autotranscode run --web, SSE client connected",
+        median(web_walls),
+        min(web_walls),
+        max(web_walls),
+        web_ratio,
+        f"<= {TARGET:.2f}",
+        verdict(web_ratio, TARGET, higher_is_better=False),
+    )
+    w.notes.append(
+        "per-round ratios: "
+        + ", ".join(f"{x / p:.3f}" for p, x in zip(plain, web_walls, strict=True))
+        + f"; live updates received per run: {[n for _, n in served]}"
+    )
+    w.notes.append(f"run vs bare ffmpeg (median): {median(plain) / b_med:.3f}x")
+    return [t, w]
 
 
 def main() -> None:

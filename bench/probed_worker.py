@@ -27,7 +27,8 @@ from typing import Any
 from autotranscode import settings as settings_mod
 from autotranscode.backends import open_backend
 from autotranscode.engines.hooks import WorkerHooks
-from autotranscode.engines.worker import Worker, WorkerPool, workdir_for
+from autotranscode.engines.workdirs import workdir_for
+from autotranscode.engines.worker import Worker, WorkerPool
 from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import Notification, State
 

@@ -31,7 +31,7 @@ from benchlib import Table, machine, print_tables
 
 #: name -> (module, quick arguments, full-size arguments)
 BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
-    "overhead": (overhead, [], ["--seconds", "60", "--rounds", "5"]),
+    "overhead": (overhead, [], ["--seconds", "60", "--rounds", "5", "--web"]),
     "detection": (detection, [], ["--drops", "50"]),
     "completion": (completion, [], ["--jobs", "30"]),
     "throughput": (throughput, [], ["--rounds", "5"]),

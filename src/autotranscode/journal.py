@@ -323,6 +323,23 @@ class Journal:
             )
         return state
 
+    def cancel(self, fid: str, expect: FileState, reason: str) -> bool:
+        """FAILED with ``reason`` if the file is still in ``expect`` (a user's cancel, from
+        another process maybe: the pipeline may have moved the file on meanwhile)."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            if not _allowed(conn, fid, FileState.FAILED, expect):
+                return False
+            conn.execute(
+                "UPDATE files SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (FileState.FAILED, reason, now, fid),
+            )
+            conn.execute(
+                "INSERT INTO events (file_id, at, state, detail) VALUES (?, ?, ?, ?)",
+                (fid, now, FileState.FAILED, reason),
+            )
+        return True
+
     def skip(self, fid: str, reason: str) -> None:
         """A finished record that is not a failure: the file was looked at and not taken."""
         now = time.time()

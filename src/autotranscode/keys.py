@@ -19,6 +19,8 @@ from .errors import MessageError
 
 INPUT_PREFIX = "inputs/"
 OUTPUT_PREFIX = "outputs/"
+#: Workers' heartbeats, one object each, in the output bucket (``engines.heartbeat``).
+WORKERS_PREFIX = "workers/"
 #: S3 allows 1024 bytes per key; leave room for prefixes and ids.
 MAX_NAME_BYTES = 200
 #: Bytes read at a time when hashing a file: large reads, few calls (BLAKE3 drops the GIL).
@@ -93,6 +95,12 @@ def output_key(job_id: str, stem: str, preset_id: str, extension: str) -> str:
 def log_key(job_id: str) -> str:
     """Where a job's log is stored: beside its outputs, so what removes them removes it."""
     return f"{OUTPUT_PREFIX}{check_job_id(job_id)}/{job_id}.log"
+
+
+def worker_key(identity: str) -> str:
+    """Where a worker's heartbeat is kept: its identity (``host:pid/name``) as one plain
+    key segment."""
+    return f"{WORKERS_PREFIX}{re.sub(r'[^A-Za-z0-9._-]+', '-', identity)[:MAX_NAME_BYTES]}.json"
 
 
 def check_job_id(job_id: str) -> str:

@@ -16,6 +16,7 @@ from typing import Protocol
 from . import keys, outcomes
 from .backends import Backend, Received
 from .engines import Engine, WorkersEngine
+from .engines.heartbeat import MAX_FIELD
 from .errors import AutotranscodeError, BackendError, JournalError, MessageError, ObjectMissing
 from .journal import RESUBMIT, FileRecord, FileState, Journal
 from .messages import Notification, State
@@ -238,12 +239,14 @@ class Listener:
             fraction = min((o.percent or 0.0) for o in note.outputs) / 100
         else:  # engines that report one figure for the whole job
             fraction = float(note.user_metadata.get("percent", 0.0)) / 100
+        worker = note.user_metadata.get("worker")  # a message's word: bounded, shown as text
         self.hooks.on_progress(
             path=record.path,
             stage="transcoding",
             fraction=fraction,
             speed=note.user_metadata.get("speed"),
             eta=note.user_metadata.get("eta"),
+            worker=worker[:MAX_FIELD] if worker else None,
         )
 
     def _on_completed(self, record: FileRecord, note: Notification) -> None:

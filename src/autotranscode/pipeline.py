@@ -277,6 +277,10 @@ class Pipeline:
 
     def pick_up(self) -> None:
         """Schedule unfinished files nobody is working on: left by a crash, or reset by retry."""
+        for done in filter(None, map(self.journal.get, self._scheduler.in_flight())):
+            if done.state.finished:  # by another process: cancelled from the dashboard
+                self.hooks.on_state(path=done.path, state=done.state, detail=done.reason)
+                self._finished(done.id)
         if not self._resume:
             return
         for record in self.journal.unfinished():

@@ -27,7 +27,8 @@ from typing import TypeVar
 from .backends import Backend
 from .deploy import open_backend
 from .engines import open_engine
-from .engines.worker import Worker, WorkerPool, workdir_for
+from .engines.workdirs import workdir_for
+from .engines.worker import Worker, WorkerPool
 from .errors import ConfigError
 from .journal import Journal
 from .media.transcoder import find_ffmpeg

@@ -283,3 +283,44 @@ def test_beyond_loopback_the_page_asks_for_the_token(
     page.goto(local)
     expect(page.locator("h1")).to_have_text("Log in")
     assert run.stop() == 130, run  # Ctrl+C
+
+
+def test_the_queue_page_cancels_a_waiting_file_and_the_workers_panel_shows_a_worker(
+    cli: Cli, tmp_path: Path, page: Page, clips: dict[str, Clip]
+) -> None:
+    # No worker in run's process: the files wait on the job queue until one starts.
+    run, base = start_run(cli, tmp_path, "--settle", "0.3", "--workers", "0")
+    page.goto(base)
+    live(page)
+    expect(page.locator("#workers")).to_contain_text("no workers alive")
+    drop = tmp_path / "drop"
+    shutil.copyfile(clips["h264.mp4"].path, drop / "first.mp4")
+    shutil.copyfile(clips["vp9.mkv"].path, drop / "second.mkv")
+
+    def both_waiting() -> bool:
+        page.goto(base + "queue")
+        return page.locator("#queue tr[data-id]").count() == 2
+
+    wait_until(both_waiting, "both files on the Queue page", procs=(run,))
+    screenshot(page, tmp_path, "queue")
+    row = page.locator("#queue tr", has_text="first.mp4")
+    expect(row).to_contain_text("waiting for a worker")
+    row.get_by_role("button", name="Cancel").click()
+    expect(page.locator("h1")).to_have_text("Queue")
+    expect(page.locator("#queue tr[data-id]")).to_have_count(1)
+    expect(page.locator("#queue")).to_contain_text("second.mkv")
+    page.get_by_role("link", name="History", exact=True).click()
+    cancelled = page.locator("table.files tr", has_text="first.mp4")
+    expect(cancelled).to_contain_text("failed: cancelled")
+
+    page.get_by_role("link", name="Overview", exact=True).click()
+    live(page)
+    worker = cli.start("worker", "worker")
+    # Drawn live by the script (no reload): the worker's row, then the file done.
+    expect(page.locator("#workers tr[data-worker]")).to_contain_text(str(worker.popen.pid))
+    wait_until(lambda: stage_count(page, "done") == "1", "second.mkv done", procs=(run, worker))
+    screenshot(page, tmp_path, "overview-workers")
+    assert not (tmp_path / "out" / "first.mp4").exists()
+    assert (tmp_path / "out" / "second.mp4").is_file()
+    assert worker.stop() in (0, 130), worker
+    assert run.stop() == 130, run  # Ctrl+C

@@ -85,9 +85,19 @@ def test_run_with_web_serves_the_dashboard_of_its_pipeline(
     assert not [p for p in drop.iterdir() if p.name.startswith(".")]  # no upload left over
     health = get(base + "healthz")
     assert health.status_code == 200 and health.json()["ok"] is True, health.text
-    assert set(health.json()["checks"]) == {"journal", "disk_state_dir", "disk_out", "disk_drop"}
+    checks = health.json()["checks"]
+    assert set(checks) == {
+        "journal",
+        "disk_state_dir",
+        "disk_out",
+        "disk_drop",
+        "backend",
+        "workers",
+    }
+    assert checks["workers"]["alive"] == checks["workers"]["expected"] >= 1  # run's own
     metrics = get(base + "metrics").text
     assert 'autotranscode_files{stage="done"} 2' in metrics.splitlines()
+    assert "autotranscode_queue_depth 0" in metrics.splitlines()
     assert "autotranscode_in_flight 0" in metrics.splitlines()
     assert run.stop() == 130, run  # run after Ctrl+C
     with pytest.raises(httpx.ConnectError):

@@ -392,7 +392,7 @@ def test_policies_are_least_privilege(
                 continue
             assert deployment_name in arn, arn
             if ":s3:::" in arn and "/" in arn:
-                assert arn.endswith(("/inputs/*", "/outputs/*")), "objects: by prefix only"
+                assert arn.endswith(("/inputs/*", "/outputs/*", "/workers/*")), "by prefix only"
             elif arn.startswith("arn:aws:sqs:") or arn.startswith("arn:aws:sns:"):
                 assert f":{REGION}:{ACCOUNT}:{deployment_name}-" in arn, arn
         wildcards = [r for r in resources if "*" in r and ":s3:::" not in r]
@@ -402,7 +402,13 @@ def test_policies_are_least_privilege(
     by_role = iam_policy(settings, role)
     actions = {a for s in by_role["Statement"] for a in s["Action"]}
     if role == "worker":
-        assert "sqs:CreateQueue" not in actions and "s3:DeleteObject" not in actions
+        assert "sqs:CreateQueue" not in actions
+        # A worker deletes no input or output: only its own heartbeat, under workers/.
+        deleting = [s for s in by_role["Statement"] if "s3:DeleteObject" in s["Action"]]
+        (only,) = [r for s in deleting for r in s["Resource"]]
+        assert only.startswith(f"arn:aws:s3:::{deployment_name}-out") and only.endswith(
+            "/workers/*"
+        )
         assert {"sqs:ReceiveMessage", "sns:Publish", "s3:PutObject"} <= actions
     elif role == "client":
         assert "sns:Publish" not in actions and "sqs:ReceiveMessage" in actions

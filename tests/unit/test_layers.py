@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engines",),
     (
         *("pipeline", "listener", "scheduler", "identity", "jobs", "sources", "outcomes"),
-        *("recovery", "watcher", "progress", "deploy", "status", "notify"),
+        *("recovery", "watcher", "progress", "deploy", "status", "notify", "waiting"),
     ),
     ("service",),
     ("cli", "web", "__main__"),

@@ -82,6 +82,21 @@ class MessageQueue(abc.ABC):
         """
         return None
 
+    def waiting(self) -> list[str] | None:
+        """The job ids of the messages waiting to be taken (not leased), the next one first;
+        None where the transport keeps no order it can tell (SQS)."""
+        return None
+
+    def to_front(self, job_id: str) -> bool | None:
+        """Make the waiting message about ``job_id`` the next one taken; whether it was
+        waiting (False: taken already, or gone). None where a queue cannot be reordered."""
+        return None
+
+    def withdraw(self, job_id: str) -> bool | None:
+        """Delete the waiting message about ``job_id`` before anyone takes it; whether it was
+        waiting. None where a message cannot be deleted unless received first (SQS)."""
+        return None
+
     def wake(self) -> None:
         """End the waits of this process's receive() calls now (their ``cancel`` was just set).
 
@@ -150,6 +165,11 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def keys(self, bucket: str, prefix: str = "") -> list[str]: ...
+
+    @abc.abstractmethod
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete one object, without listing (a worker may delete its heartbeat, not list
+        the bucket); none there: nothing to do."""
 
 
 class Backend(abc.ABC):

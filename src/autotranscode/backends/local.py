@@ -225,6 +225,36 @@ class SqliteQueue(MessageQueue):
     def delete(self, message: Received) -> None:
         self.db.execute("DELETE FROM messages WHERE seq = ? AND receipt = ?", self._where(message))
 
+    #: A waiting message about a job: one nobody holds, whose body names the job (ids are
+    #: random hex, so a body holding one as a JSON string is about it).
+    _WAITING_JOB = "queue = ? AND visible_at <= ? AND instr(body, ?) > 0"
+
+    def waiting(self) -> list[str]:
+        rows = self.db.query(
+            "SELECT json_extract(body, '$.jobId') FROM messages WHERE queue = ?"
+            " AND visible_at <= ? ORDER BY seq",
+            (self.name, time.time()),
+        )
+        return [str(job_id) for (job_id,) in rows if isinstance(job_id, str)]
+
+    def to_front(self, job_id: str) -> bool:
+        """A sequence number below every other: ``_take`` takes in that order."""
+        with self.db.transaction() as conn:
+            moved = conn.execute(
+                "UPDATE messages SET seq = (SELECT MIN(seq) - 1 FROM messages)"
+                f" WHERE seq = (SELECT seq FROM messages WHERE {self._WAITING_JOB} LIMIT 1)",
+                (self.name, time.time(), f'"{job_id}"'),
+            ).rowcount
+        return moved > 0
+
+    def withdraw(self, job_id: str) -> bool:
+        with self.db.transaction() as conn:
+            gone = conn.execute(
+                f"DELETE FROM messages WHERE {self._WAITING_JOB}",
+                (self.name, time.time(), f'"{job_id}"'),
+            ).rowcount
+        return gone > 0
+
     def wake(self) -> None:
         self._bell.ring()
 
@@ -349,6 +379,12 @@ class FolderStore(ObjectStore):
             return self._path(bucket, key).stat().st_size
         except OSError as exc:
             raise ObjectMissing(f"object {bucket}/{key} does not exist") from exc
+
+    def delete(self, bucket: str, key: str) -> None:
+        try:
+            self._path(bucket, key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key}: {exc.strerror or exc}") from exc
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         keys = self.keys(bucket, prefix)

@@ -130,7 +130,10 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
         from ..watcher import Watcher  # watchdog: for run only, not every start
 
         notify = notify_config(params)
-        with Service(s, out, reporter, notify) as service, dashboard(params, s, drop, out):
+        with (
+            Service(s, out, reporter, notify) as service,
+            dashboard(params, s, drop, out, backend=service.backend),
+        ):
             pipe = service.pipeline
             watcher = Watcher(
                 drop,

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ..backends import Backend, open_backend
+from ..errors import AutotranscodeError
 from ..settings import Settings
 from ..web.server import DEFAULT_BIND  # stdlib only: uvicorn loads when a server starts
 from .logs import Logs, logging_options, start_logging
@@ -71,8 +73,13 @@ def dashboard(
     drop: Path | None = None,
     out: Path | None = None,
     bind: str | None = None,
+    backend: Backend | None = None,
 ) -> Iterator[None]:
-    """The dashboard served while the block runs, if ``--web`` (or ``bind``) asks for it."""
+    """The dashboard served while the block runs, if ``--web`` (or ``bind``) asks for it.
+
+    ``backend``: the running client's (``run``: its in-process workers are expected alive);
+    without one, the state dir's deployment is opened (never created) for the workers'
+    heartbeats and the job queue, and what keeps it from opening goes into ``/healthz``."""
     where = bind or params.get("web")
     if not where:
         yield
@@ -83,23 +90,35 @@ def dashboard(
     address = parse_bind(where)
     token, made_up = token_for(address, params.get("web_token"))
     limit_mb = params.get("web_upload_limit")
-    app = create_app(
-        s.state_dir,
-        s,
-        token=token,
-        drop=drop,
-        out=out,
-        upload_limit=(DEFAULT_UPLOAD_LIMIT_MB if limit_mb is None else limit_mb) * 1000**2,
-    )
-    with WebServer(app, address) as server:
-        click.echo(f"dashboard at {server.url}", err=True)
-        if made_up:
-            click.echo(
-                f"dashboard token: {token} (bound beyond loopback: log in with it, or send "
-                "it as Authorization: Bearer TOKEN; --web-token sets one)",
-                err=True,
-            )
-        yield
+    expected = s.workers if backend is not None and s.engine == "workers" else 0
+    problem = None
+    with contextlib.ExitStack() as stack:
+        if backend is None:
+            try:
+                backend = open_backend(s)
+                stack.callback(backend.close)
+            except AutotranscodeError as exc:
+                problem = str(exc)
+        app = create_app(
+            s.state_dir,
+            s,
+            token=token,
+            drop=drop,
+            out=out,
+            upload_limit=(DEFAULT_UPLOAD_LIMIT_MB if limit_mb is None else limit_mb) * 1000**2,
+            backend=backend,
+            backend_problem=problem,
+            expected_workers=expected,
+        )
+        with WebServer(app, address) as server:
+            click.echo(f"dashboard at {server.url}", err=True)
+            if made_up:
+                click.echo(
+                    f"dashboard token: {token} (bound beyond loopback: log in with it, or send "
+                    "it as Authorization: Bearer TOKEN; --web-token sets one)",
+                    err=True,
+                )
+            yield
 
 
 @click.command("web", cls=Command)

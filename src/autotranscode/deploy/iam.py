@@ -7,7 +7,7 @@ from typing import Any
 
 from ..backends.aws.api import Connection, Names, connect, names_for, session_for
 from ..errors import ConfigError
-from ..keys import INPUT_PREFIX, OUTPUT_PREFIX
+from ..keys import INPUT_PREFIX, OUTPUT_PREFIX, WORKERS_PREFIX
 from ..settings import Settings
 
 _KMS_KEY_ARN = re.compile(r"^arn:[a-z-]+:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
@@ -27,6 +27,8 @@ _POLICIES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("Outputs", "s3:GetObject s3:DeleteObject s3:AbortMultipartUpload", "outputs"),
         ("SubmitJobs", "sqs:GetQueueUrl sqs:SendMessage", "jobs"),
         ("CountDeadLetters", "sqs:GetQueueUrl sqs:GetQueueAttributes", "dlq"),
+        # The dashboard's workers panel: their heartbeats (listed through OwnBuckets).
+        ("ReadHeartbeats", "s3:GetObject", "heartbeats"),
         (
             "OwnNotificationQueue",
             "sqs:CreateQueue sqs:TagQueue sqs:ListQueueTags sqs:GetQueueUrl sqs:GetQueueAttributes"
@@ -61,6 +63,7 @@ _POLICIES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ),
         ("RejectJobs", "sqs:GetQueueUrl sqs:SendMessage", "dlq"),
         ("Notify", "sns:GetTopicAttributes sns:Publish", "topic"),
+        ("Heartbeat", "s3:PutObject s3:DeleteObject", "heartbeats"),
     ),
     # The role MediaConvert assumes to read our inputs and write our outputs.
     "mediaconvert": (
@@ -102,6 +105,7 @@ def iam_policy(
         "buckets": [n.bucket_arn(b) for b in n.buckets],
         "inputs": [n.bucket_arn(n.input_bucket, f"{INPUT_PREFIX}*")],
         "outputs": [n.bucket_arn(n.output_bucket, f"{OUTPUT_PREFIX}*")],
+        "heartbeats": [n.bucket_arn(n.output_bucket, f"{WORKERS_PREFIX}*")],
         "jobs": [n.queue_arn(n.jobs_queue)],
         "dlq": [n.queue_arn(n.dead_letter_queue)],
         "client queues": [n.queue_arn(f"{n.client_queue_prefix}*")],

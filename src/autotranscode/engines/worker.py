@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import re
 import shutil
 import threading
@@ -50,9 +49,10 @@ from ..messages import (
     notification,
     parse_job,
 )
-from ..procs import pid_alive
+from .heartbeat import Heartbeat, worker_identity
 from .hooks import WorkerHooks
 from .leases import Leases
+from .workdirs import clean_stale_workdirs
 
 log = logging.getLogger(__name__)
 #: The job this thread is doing: its log lines carry it as a field (``--log-format json``).
@@ -94,7 +94,8 @@ class Worker:
         handoff_wait: float = HANDOFF_WAIT_SECONDS,
     ) -> None:
         """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
-        to start (see ``_Handoff``)."""
+        to start (see ``_Handoff``). ``identity`` (``host:pid/name``) names the worker in
+        its heartbeat and in its progress notices (``userMetadata.worker``)."""
         self.backend = backend
         #: Where a job's preset ids are looked up, when the job carries no definition.
         self.catalog = catalog
@@ -106,6 +107,8 @@ class Worker:
         self.hooks = hooks or WorkerHooks()
         self.handoff_wait = handoff_wait
         self._leases = Leases(backend.jobs, visibility, name)
+        self.identity = worker_identity(name)
+        self.heartbeat = Heartbeat(backend.store, self.identity, workdir)
 
     def run(self, stop: threading.Event) -> None:
         """Process jobs until ``stop`` is set; a job under way is stopped and released."""
@@ -118,7 +121,8 @@ class Worker:
         handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
         finishing: Future[None] | None = None
         last: _Handoff | None = None  # the job whose ffmpeg ended last
-        with self._leases:  # renewing until the last handler is done, not just the loop
+        # Leases renewed and the beat kept until the last handler is done, not just the loop.
+        with self._leases, self.heartbeat:
             try:
                 while not stop.is_set():
                     # Just after an ffmpeg ends, only look: if no job is there, the last
@@ -165,6 +169,7 @@ class Worker:
             log.exception("%s: unexpected error; the job will be retried", self.name)
         finally:
             _job_id.set(None)
+            self.heartbeat.done(message.receipt)
             if handoff is not None:
                 handoff.exited.set()
             if previous is not None:
@@ -209,6 +214,7 @@ class Worker:
         cancel = stop or threading.Event()
         try:
             with self._leases.hold(message):
+                self.heartbeat.working(message.receipt, job.job_id, job.input.key)
                 self.hooks.on_job_received(job=job, receive_count=message.receive_count)
                 outputs = self._transcode(job, cancel, joblog, handoff, previous)
         except (AutotranscodeError, OSError) as exc:
@@ -427,6 +433,7 @@ class Worker:
             for o in job.outputs
         ]
         meta = dict(job.user_metadata)
+        meta["worker"] = self.identity
         if speed:
             meta["speed"] = f"{speed:.2f}"
         if eta is not None:
@@ -586,21 +593,6 @@ def _failures(outputs: Sequence[OutputStatus]) -> str | None:
         return failed[0].status_detail or "the job failed"
     why = "; ".join(f"{o.preset_id}: {o.status_detail}" for o in failed)
     return f"{len(failed)} of {len(outputs)} outputs failed ({why})"[:MAX_DETAIL]
-
-
-def workdir_for(root: Path, name: str) -> Path:
-    """A worker's scratch folder, named by its process so a restart can find dead ones."""
-    return root / f"{os.getpid()}-{name}"
-
-
-def clean_stale_workdirs(root: Path) -> None:
-    """Remove the scratch folders of worker processes that died (e.g. killed with -9)."""
-    if not root.is_dir():
-        return
-    for entry in root.iterdir():
-        pid = entry.name.partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 class WorkerPool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -32,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from .. import status
+from ..backends import Backend
 from ..errors import AutotranscodeError
 from ..journal import Journal
 from ..progress import clock_text, size_text
@@ -39,6 +41,7 @@ from ..service import JOURNAL_FILE, usable_state_dir
 from ..settings import Settings
 from ..stages import Stage
 from ..text import shown
+from ..waiting import Refused
 from .openapi import openapi
 from .security import CSRF_FIELD, SESSION_COOKIE, Guard, Keys
 from .views import (
@@ -47,6 +50,7 @@ from .views import (
     Dashboard,
     RetryRefused,
     UploadError,
+    WorkersView,
     receive_upload,
 )
 
@@ -60,6 +64,11 @@ KEEPALIVE_SECONDS = 15.0
 #: Lines of a file's log the File page shows.
 LOG_TAIL_LINES = 60
 JSON = "application/json"
+#: What the Queue page's buttons do to a file.
+ACTIONS: dict[str, Callable[[Dashboard, str], None]] = {
+    "cancel": Dashboard.cancel,
+    "front": Dashboard.to_front,
+}
 
 
 def create_app(
@@ -70,12 +79,28 @@ def create_app(
     drop: Path | None = None,
     out: Path | None = None,
     upload_limit: int = DEFAULT_UPLOAD_LIMIT,
+    backend: Backend | None = None,
+    backend_problem: str | None = None,
+    expected_workers: int = 0,
 ) -> Starlette:
     """The dashboard of ``state_dir``'s journal. ``token``: required of every request (see
     ``security``); None serves loopback names only. ``drop`` enables uploads into it;
-    ``out`` adds its disk space to ``/healthz``."""
+    ``out`` adds its disk space to ``/healthz``. ``backend``: where workers' heartbeats and
+    the job queue are (workers, queue depth, cancel, move to the front); without one,
+    ``backend_problem`` says why in ``/healthz``. ``expected_workers``: workers this process
+    runs (``run``), fewer alive is not ready."""
     journal = Journal(usable_state_dir(state_dir) / JOURNAL_FILE)
-    dash = Dashboard(state_dir, settings, journal, drop, out, upload_limit)
+    dash = Dashboard(
+        state_dir,
+        settings,
+        journal,
+        drop,
+        out,
+        upload_limit,
+        backend=backend,
+        backend_problem=backend_problem,
+        expected_workers=expected_workers,
+    )
     keys = Keys(token)
     templates = _templates()
 
@@ -96,7 +121,26 @@ def create_app(
             totals=dash.totals(),
             in_flight=dash.in_flight(),
             files=dash.recent(10),
+            side=dash.side(),
+            throughput=dash.throughput(),
+            now=time.time(),
         )
+
+    def queue_page(request: Request) -> Response:
+        return page(request, "queue.html", nav="queue", queue=dash.queue())
+
+    def queue_action(request: Request) -> Response:
+        """The Queue page's buttons (a form POST): done, back to the page; else why not."""
+        act = ACTIONS.get(request.path_params["action"])
+        if act is None:
+            return not_found(request, "No such action: cancel or front.")
+        try:
+            act(dash, request.path_params["fid"])
+        except KeyError:
+            return not_found(request, "No such file in the journal.")
+        except Refused as exc:
+            return page(request, "error.html", 409, title="Not done", message=str(exc))
+        return RedirectResponse("/queue", status_code=303)
 
     def history(request: Request) -> Response:
         q, stage, number = _history_query(request)
@@ -207,6 +251,26 @@ def create_app(
             return _error(409, str(exc))
         return JSONResponse({"ok": True, "id": follow})
 
+    def api_queue(request: Request) -> Response:
+        return Response(status.to_json(dash.queue()), media_type=JSON)
+
+    def api_queue_action(request: Request) -> Response:
+        fid, act = request.path_params["fid"], ACTIONS.get(request.path_params["action"])
+        if act is None:
+            return _error(404, "no such action: cancel or front")
+        try:
+            act(dash, fid)
+        except KeyError:
+            return _error(404, "no such file in the journal")
+        except Refused as exc:
+            return _error(409, str(exc))
+        return JSONResponse({"ok": True, "id": fid})
+
+    def api_workers(request: Request) -> Response:
+        side = dash.side()
+        view = WorkersView(side.workers, side.queue_depth, side.problem, dash.throughput())
+        return Response(msgspec.json.encode(view), media_type=JSON)
+
     def api_presets(request: Request) -> Response:
         return Response(msgspec.json.encode(dash.presets()), media_type=JSON)
 
@@ -261,12 +325,17 @@ def create_app(
         Route("/files/{fid}/retry", file_retry, methods=["POST"]),
         Route("/files/{fid}/outputs/{preset}", download),
         Route("/presets", presets_page),
+        Route("/queue", queue_page),
+        Route("/queue/{fid}/{action:str}", queue_action, methods=["POST"]),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/api/status", api_status),
         Route("/api/files", api_files),
         Route("/api/files/{fid}", api_file),
         Route("/api/files/{fid}/retry", api_retry, methods=["POST"]),
+        Route("/api/queue", api_queue),
+        Route("/api/queue/{fid}/{action:str}", api_queue_action, methods=["POST"]),
+        Route("/api/workers", api_workers),
         Route("/api/presets", api_presets),
         Route("/api/session", api_session),
         Route("/api/upload", api_upload, methods=["POST"]),
@@ -295,14 +364,16 @@ def create_app(
 
 
 async def _live(dash: Dashboard) -> AsyncIterator[bytes]:
-    """Server-Sent Events: the totals and the files in flight, each time the journal has
-    changed (looked at every ``TICK_SECONDS``), until the client goes or the server stops."""
+    """Server-Sent Events: the totals, the files in flight, workers and queue depth, each time
+    the journal or those have changed (looked at every ``TICK_SECONDS``), until the client
+    goes or the server stops."""
     yield b"retry: 2000\n\n"
-    last: int | None = None
+    last: tuple[int, object] | None = None
     quiet = 0.0
     while not dash.stopping.is_set():
         try:
-            version = await anyio.to_thread.run_sync(dash.data_version)
+            # The journal's changes, and the workers' and queue's (read every SIDE_SECONDS).
+            version = await anyio.to_thread.run_sync(dash.live_version)
             data = await anyio.to_thread.run_sync(dash.live) if version != last else None
         except AutotranscodeError as exc:  # a journal busy or gone: said, then tried again
             log.warning("dashboard: %s", exc)

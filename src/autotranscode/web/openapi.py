@@ -9,7 +9,8 @@ import msgspec
 
 from .. import __version__, status
 from ..stages import Stage
-from .views import HistoryPage, PresetInfo
+from ..waiting import QueueView
+from .views import HistoryPage, PresetInfo, WorkersView
 
 _REF = "#/components/schemas/{name}"
 
@@ -37,7 +38,8 @@ _CSRF = {
 
 def openapi() -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
-        [status.Report, status.FileStatus, HistoryPage, PresetInfo], ref_template=_REF
+        [status.Report, status.FileStatus, HistoryPage, PresetInfo, QueueView, WorkersView],
+        ref_template=_REF,
     )
     components["Error"] = {
         "type": "object",
@@ -89,6 +91,41 @@ def openapi() -> dict[str, Any]:
                     "404": _error("No such file."),
                     "409": _error("The file is neither failed nor partly done."),
                 },
+            }
+        },
+        "/api/queue": {
+            "get": {
+                "summary": "What waits, the next first (the job queue's order where it has one).",
+                "responses": {"200": _json("QueueView", "The queue.")},
+            }
+        },
+        "/api/queue/{fid}/{action}": {
+            "post": {
+                "summary": "`cancel`: end a waiting or transcoding file as failed, reason "
+                "`cancelled`, its objects and job message cleaned up; `front`: make its job "
+                "the next one taken (a queue that keeps an order: local).",
+                "parameters": [
+                    _FID,
+                    {
+                        "name": "action",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["cancel", "front"]},
+                    },
+                    _CSRF,
+                ],
+                "responses": {
+                    "200": {"description": "Done."},
+                    "403": _error("Missing CSRF token."),
+                    "404": _error("No such file or action."),
+                    "409": _error("Refused: finished, being transferred, or taken already."),
+                },
+            }
+        },
+        "/api/workers": {
+            "get": {
+                "summary": "Workers alive (heartbeats), the job queue's depth, throughput.",
+                "responses": {"200": _json("WorkersView", "The workers.")},
             }
         },
         "/api/presets": {

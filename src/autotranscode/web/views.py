@@ -1,6 +1,7 @@
 """The dashboard's data, apart from HTTP: history pages, presets with their commands,
-health, Prometheus metrics, retry and upload. Everything about a file comes from the
-``status`` model, so the pages, the API and ``status --json`` never disagree."""
+health, Prometheus metrics, workers, the queue, throughput, retry, cancel and upload.
+Everything about a file comes from the ``status`` model, so the pages, the API and
+``status --json`` never disagree."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import secrets
 import shlex
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,10 @@ from threading import Event, Lock
 import anyio
 import msgspec
 
-from .. import outcomes, status
+from .. import outcomes, status, waiting
+from ..backends import Backend
+from ..engines.heartbeat import Beat, read_beats
+from ..errors import AutotranscodeError
 from ..journal import FileState, Journal
 from ..media.presets import Catalog
 from ..media.probe import MediaInfo, ignored
@@ -35,6 +40,42 @@ MIN_FREE_BYTES = 200 * 1000 * 1000
 DEFAULT_UPLOAD_LIMIT = 20 * 1000**3
 #: An upload in progress, in DROP: hidden (the watcher never takes it), renamed when whole.
 UPLOAD_PREFIX = ".autotranscode-upload-"
+#: Workers and queue depth are read again at most this often (a listing of the store and a
+#: queue attribute: cheap, but not for every tick of every open page).
+SIDE_SECONDS = 5.0
+#: Throughput is measured over the files finished this recently.
+THROUGHPUT_WINDOW_SECONDS = 3600.0
+#: ... and computed again at most this often while nothing finishes.
+THROUGHPUT_SECONDS = 30.0
+
+
+class Side(msgspec.Struct, frozen=True):
+    """What the dashboard reads from the backend rather than the journal: the workers alive
+    (their heartbeats) and the job queue's depth; None where unknown, ``problem`` says why."""
+
+    workers: list[Beat] | None
+    queue_depth: int | None
+    problem: str | None = None
+
+
+class Throughput(msgspec.Struct, frozen=True):
+    """Over the files done in the last ``window_seconds`` (at most an hour, from the first of
+    them taken): files per hour, and source seconds transcoded per wall-clock second."""
+
+    window_seconds: float
+    files: int
+    files_per_hour: float
+    realtime_factor: float
+
+
+class WorkersView(msgspec.Struct, frozen=True):
+    """``/api/workers``: the workers alive, the job queue's depth (None: unknown, and
+    ``problem`` says why) and the throughput."""
+
+    workers: list[Beat] | None
+    queue_depth: int | None
+    problem: str | None
+    throughput: Throughput
 
 
 class PresetInfo(msgspec.Struct, frozen=True):
@@ -68,10 +109,18 @@ class Dashboard:
     drop: Path | None = None
     out: Path | None = None
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
+    #: Where the workers' heartbeats and the job queue are (None: not known to this process).
+    backend: Backend | None = None
+    #: Why there is no backend, for ``/healthz``.
+    backend_problem: str | None = None
+    #: Workers in this process (``run``): fewer alive makes ``/healthz`` not ready.
+    expected_workers: int = 0
     #: Set when the server stops: live streams end instead of holding the stop up.
     stopping: Event = field(default_factory=Event)
     _lock: Lock = field(default_factory=Lock)
     _totals: tuple[object, status.Totals] | None = None
+    _side: tuple[float, Side] | None = None
+    _throughput: tuple[float, object, Throughput] | None = None
 
     def history(
         self,
@@ -119,8 +168,80 @@ class Dashboard:
         return self.history(limit=limit, finished=True).files
 
     def live(self) -> bytes:
-        """What the live stream sends: totals and the files in flight, as JSON."""
-        return msgspec.json.encode({"totals": self.totals(), "in_flight": self.in_flight()})
+        """What the live stream sends: totals, the files in flight, workers, queue depth
+        and throughput, as JSON."""
+        side = self.side()
+        return msgspec.json.encode(
+            {
+                "totals": self.totals(),
+                "in_flight": self.in_flight(),
+                "workers": side.workers,
+                "queue_depth": side.queue_depth,
+                "throughput": self.throughput(),
+            }
+        )
+
+    def live_version(self) -> tuple[int, Side]:
+        """What the live stream compares to know whether to send: the journal's version and
+        the workers and queue depth (read every ``SIDE_SECONDS``)."""
+        return self.data_version(), self.side()
+
+    def side(self) -> Side:
+        """Workers and queue depth, read again once ``SIDE_SECONDS`` have passed."""
+        now = time.monotonic()
+        with self._lock:
+            if self._side is not None and now - self._side[0] < SIDE_SECONDS:
+                return self._side[1]
+        side = self._read_side()
+        with self._lock:
+            self._side = (now, side)
+        return side
+
+    def _read_side(self) -> Side:
+        if self.backend is None:
+            return Side(None, None, self.backend_problem or "no backend in this process")
+        try:
+            beats = read_beats(self.backend.store)
+            depth = self.backend.jobs.count()
+        except AutotranscodeError as exc:
+            return Side(None, None, str(exc))
+        return Side(beats, depth)
+
+    def throughput(self) -> Throughput:
+        """Files done and source seconds transcoded (not copies of another file's output)
+        per hour and per second, since the first of the last hour's done files was seen."""
+        now = time.time()
+        key = self.journal.counts()
+        with self._lock:
+            cached = self._throughput
+            if cached is not None and cached[1] == key and now - cached[0] < THROUGHPUT_SECONDS:
+                return cached[2]
+        (n, first, seconds), *_ = self.journal.db.query(
+            "SELECT COUNT(*), MIN(created_at), TOTAL(CASE WHEN same_as IS NULL THEN"
+            " json_extract(media, '$.duration') END) FROM files"
+            " WHERE state = ? AND updated_at >= ?",
+            (FileState.CLEANED, now - THROUGHPUT_WINDOW_SECONDS),
+        )
+        window = min(max(now - float(first or now), 1.0), THROUGHPUT_WINDOW_SECONDS)
+        result = Throughput(
+            round(window, 1),
+            int(n),
+            round(int(n) * 3600 / window, 2) if n else 0.0,
+            round(float(seconds or 0.0) / window, 3),
+        )
+        with self._lock:
+            self._throughput = (now, key, result)
+        return result
+
+    def queue(self) -> waiting.QueueView:
+        return waiting.queue(self.journal, self.state_dir, self.backend)
+
+    def cancel(self, fid: str) -> None:
+        """``waiting.cancel``: KeyError for an unknown file, ``waiting.Refused`` with why."""
+        waiting.cancel(self.journal, self.state_dir, self.backend, fid)
+
+    def to_front(self, fid: str) -> None:
+        waiting.to_front(self.journal, self.backend, fid)
 
     def data_version(self) -> int:
         """Changes whenever another connection (the pipeline's) commits to the journal:
@@ -181,10 +302,20 @@ class Dashboard:
         for name, folder in folders.items():
             if folder is not None:
                 checks[f"disk_{name}"] = _disk_check(folder)
+        if self.backend is not None or self.backend_problem is not None:
+            side = self._read_side()  # fresh: a health check must not answer from a cache
+            checks["backend"] = {"ok": side.problem is None, "detail": side.problem or "reachable"}
+            alive = len(side.workers or [])
+            checks["workers"] = {
+                "ok": side.workers is not None and alive >= self.expected_workers,
+                "alive": alive,
+                "expected": self.expected_workers,
+            }
         return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
 
     def metrics(self) -> str:
-        return metrics_text(self.totals())
+        side = self.side()
+        return metrics_text(self.totals(), side.queue_depth, side.workers, self.throughput())
 
 
 #: The source ``presets show`` describes a command for: 1080p with audio.
@@ -222,8 +353,14 @@ def _disk_check(folder: Path) -> dict[str, object]:
     return {"ok": free >= MIN_FREE_BYTES, "path": str(folder), "free_bytes": free}
 
 
-def metrics_text(t: status.Totals) -> str:
-    """The Prometheus text format (version 0.0.4)."""
+def metrics_text(
+    t: status.Totals,
+    queue_depth: int | None = None,
+    workers: list[Beat] | None = None,
+    throughput: Throughput | None = None,
+) -> str:
+    """The Prometheus text format (version 0.0.4). Queue depth and workers only when known:
+    a gauge that is missing says "unknown", a 0 would say "none"."""
     lines = [
         "# HELP autotranscode_files Files in the journal by stage.",
         "# TYPE autotranscode_files gauge",
@@ -236,7 +373,26 @@ def metrics_text(t: status.Totals) -> str:
         ("bytes_in", t.bytes_in, "Input bytes of the files done."),
         ("bytes_out", t.bytes_out, "Output bytes of the files done."),
         ("bytes_saved", t.bytes_saved, "Input minus output bytes of the files done."),
+        ("queue_depth", queue_depth, "Messages on the job queue (waiting or being worked on)."),
+        ("workers", None if workers is None else len(workers), "Workers alive (heartbeats)."),
+        (
+            "workers_busy",
+            None if workers is None else sum(1 for w in workers if w.job_id),
+            "Workers working on a job.",
+        ),
+        (
+            "files_per_hour",
+            throughput and throughput.files_per_hour,
+            "Files done per hour, over the last hour's.",
+        ),
+        (
+            "realtime_factor",
+            throughput and throughput.realtime_factor,
+            "Source seconds transcoded per wall-clock second, over the last hour.",
+        ),
     ):
+        if value is None:
+            continue
         lines += [
             f"# HELP autotranscode_{name} {what}",
             f"# TYPE autotranscode_{name} gauge",

@@ -112,6 +112,10 @@ class S3Store(ObjectStore):
         log.debug("deleted %s objects under s3://%s/%s", deleted, bucket, prefix)
         return deleted
 
+    def delete(self, bucket: str, key: str) -> None:
+        with boundary(StorageError, f"deleting s3://{bucket}/{key}"):
+            self._s3.Object(bucket, key).delete()
+
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         with boundary(StorageError, f"listing s3://{bucket}/{prefix}*"):
             return [str(o.key) for o in self._s3.Bucket(bucket).objects.filter(Prefix=prefix)]

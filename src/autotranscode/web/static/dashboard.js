@@ -95,12 +95,45 @@
       cell(row, p.speed ? p.speed.toPrecision(2) + "×" : "");
       cell(row, p.eta_seconds !== null && p.eta_seconds !== undefined ? clock(p.eta_seconds) : "");
       cell(row, clock(f.elapsed_seconds));
+      cell(row, p.worker ? shown(p.worker) : "");
       body.appendChild(row);
     }
     if (!files.length) {
       const row = document.createElement("tr");
       row.className = "empty";
-      cell(row, "nothing in flight").colSpan = 6;
+      cell(row, "nothing in flight").colSpan = 7;
+      body.appendChild(row);
+    }
+  }
+
+  // The workers panel, the job queue's depth and the throughput cards.
+  function showSide(data) {
+    const depth = document.getElementById("queue-depth");
+    if (depth) depth.textContent = data.queue_depth === null ? "?" : String(data.queue_depth);
+    const t = data.throughput;
+    const perHour = document.getElementById("files-per-hour");
+    if (perHour && t) perHour.textContent = String(t.files_per_hour);
+    const realtime = document.getElementById("realtime");
+    if (realtime && t) realtime.textContent = String(t.realtime_factor) + "×";
+    const body = document.querySelector("#workers tbody");
+    if (!body) return;
+    body.replaceChildren();
+    const now = Date.now() / 1000;
+    for (const w of data.workers || []) {
+      const row = document.createElement("tr");
+      row.dataset.worker = shown(w.worker);
+      cell(row, shown(w.worker));
+      cell(row, shown(w.host));
+      cell(row, String(w.pid));
+      cell(row, w.file ? shown(w.file) : "waiting for a job");
+      cell(row, w.job_since ? clock(now - w.job_since) : "");
+      cell(row, clock(now - w.since));
+      body.appendChild(row);
+    }
+    if (!data.workers || !data.workers.length) {
+      const row = document.createElement("tr");
+      row.className = "empty";
+      cell(row, data.workers ? "no workers alive" : "workers unknown").colSpan = 6;
       body.appendChild(row);
     }
   }
@@ -185,6 +218,7 @@
       if (flying) {
         showTotals(data.totals);
         showInFlight(data.in_flight);
+        showSide(data);
         refreshLatest(data.totals);
       }
       if (file && !showFile(file, data.in_flight)) source.close();
