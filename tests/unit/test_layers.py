@@ -21,12 +21,12 @@ PACKAGE = Path(autotranscode.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "text", "procs", "files", "db", "keys", "stages"),
     ("media", "story", "journal", "filelog"),
-    ("messages", "settings", "outbox"),
+    ("messages", "settings", "outbox", "sidecars"),
     ("backends",),
     ("engines",),
     (
         *("pipeline", "listener", "scheduler", "identity", "jobs", "sources", "outcomes"),
-        *("recovery", "watcher", "progress", "deploy", "status", "notify"),
+        *("recovery", "watcher", "progress", "deploy", "status", "notify", "delivery"),
     ),
     ("service",),
     ("cli", "web", "__main__"),
