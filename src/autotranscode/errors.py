@@ -11,6 +11,7 @@
     │   └── QueueError       a message could not be sent, received or deleted
     ├── MessageError         a queue message is malformed or not ours: rejected, never acted on
     ├── OutputError          the output folder cannot take the result (retried: disk full passes)
+    │   └── UnsafeFolder     a folder on the way is a symlink or no folder: never written through
     └── JournalError         the journal in the state dir cannot be read or written
 
 Each class says whether trying the same step again can succeed (``retryable``): the
@@ -109,6 +110,14 @@ class OutputError(AutotranscodeError):
 
     #: Disk full and permissions pass once the user frees space or fixes them.
     retryable: bool = True
+
+
+class UnsafeFolder(OutputError):
+    """A folder an output would go through (OUT's subfolder, for a tree) is a symlink or no
+    folder: written through, an output could land outside OUT."""
+
+    #: Someone put it there: a person decides (``retry`` once it is a folder again).
+    retryable: bool = False
 
 
 class JournalError(AutotranscodeError):

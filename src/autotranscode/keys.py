@@ -50,6 +50,20 @@ def safe_name(name: str) -> str:
     return name
 
 
+def subfolder(root: Path, path: Path) -> PurePosixPath:
+    """The folder ``path`` is in, relative to ``root`` (DROP, or a folder given to
+    ``transcode``): where its outputs go under OUT when a tree is kept. Each part made safe
+    as a name is (``safe_name``: no ``..``, no separators, no controls, bounded), so what
+    comes back can only name a folder inside OUT; empty when ``path`` is not under ``root``.
+    """
+    folder = Path(os.path.abspath(path)).parent
+    try:
+        parts = folder.relative_to(os.path.abspath(root)).parts
+    except ValueError:
+        return PurePosixPath()
+    return PurePosixPath(*(safe_name(p) for p in parts))
+
+
 def content_hash(path: Path | str, *, mapped: bool = False) -> str:
     """BLAKE3 (hex) of the file's whole content: what a file *is*, whatever it is called.
 

@@ -18,13 +18,16 @@ import logging
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from . import keys
+from .errors import UnsafeFolder
 from .media import presets
 from .media.probe import read_stamp
 from .media.stamps import Stamp
+from .text import shown
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,36 @@ def place_folder(tmp: Path, final: Path) -> Path:
                 continue  # taken between the check and the rename
             raise
         return final
+
+
+def make_folder(root: Path, folder: Path) -> None:
+    """``folder`` (``root`` or inside it) made as needed, one part at a time, each new one
+    with ``root``'s permissions; UnsafeFolder if a part below ``root`` is a symlink or no
+    folder. ``folder`` is a resolved OUT and parts made safe (``keys.subfolder``), so a
+    symlink there was put in since: written through, an output could land anywhere."""
+    if folder == root or not folder.is_relative_to(root):
+        return
+    current = root
+    mode: int | None = None
+    for part in folder.relative_to(root).parts:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            if mode is None:
+                mode = stat.S_IMODE(os.stat(root).st_mode)
+            try:
+                os.mkdir(current, mode)
+                os.chmod(current, mode)  # as OUT's, whatever the umask takes away
+            except FileExistsError:
+                pass  # made meanwhile (another file of the same folder): checked below
+            st = os.lstat(current)
+        if not stat.S_ISDIR(st.st_mode):
+            what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a folder"
+            raise UnsafeFolder(
+                f"{shown(str(current))} is {what}; outputs are never written through one "
+                "(make it a folder, then `autotranscode retry`)"
+            )
 
 
 def remove(path: Path) -> None:

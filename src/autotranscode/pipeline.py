@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from . import filelog, identity, jobs, keys, outbox, outcomes, sources
+from . import delivery, filelog, identity, jobs, keys, outbox, outcomes, sources
 from .backends import Backend
 from .engines import Engine, open_engine
 from .errors import (
@@ -88,6 +88,7 @@ class Pipeline:
         self._digests = tuple(presets.digest(p) for p in self.presets)
         self.pipeline_id = settings.name
         self.on_success = settings.on_success
+        self.sidecars = settings.sidecars
         self.hooks = hooks or Subscriber()
         self._resume = True
         self._executor = ThreadPoolExecutor(
@@ -123,7 +124,9 @@ class Pipeline:
         self._listener.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def add(self, path: Path, retry_failed: bool = False, force: bool = False) -> str:
+    def add(
+        self, path: Path, retry_failed: bool = False, force: bool = False, under: Path | None = None
+    ) -> str:
         """Take a (complete) file into the pipeline and return its id.
 
         A record is one version of one file (its path, and the stat of what was taken)
@@ -132,10 +135,11 @@ class Pipeline:
         and once its snapshot is taken its content decides (``_reuse``): the same content
         done before under another name gets a copy of that output, without a transcode.
         A failed one is tried again only when ``retry_failed`` (the user asked); ``force``
-        does a finished one again whatever was done before.
+        does a finished one again whatever was done before. ``under`` (DROP, or a folder given
+        to ``transcode``): a tree kept, its outputs go where it is under ``under``, in OUT.
         """
         path = Path(os.path.abspath(path))
-        out_dir = self.out_dir.resolve()
+        out_dir = self.out_dir.resolve() / keys.subfolder(under or path.parent, path)
         try:
             st = path.stat()
             kind = not_regular(path)
@@ -461,6 +465,7 @@ class Pipeline:
     def _copy_outputs(self, record: FileRecord, other: FileRecord) -> bool:
         """Done as a copy of ``other``'s outputs (same content, same presets); False (nothing
         placed) if one of them cannot be read: then it is transcoded."""
+        delivery.make_folder(self.out_dir.resolve(), record)
         placed = identity.copy_outputs(self.journal, record, other)
         if placed is None:
             return False
@@ -493,12 +498,14 @@ class Pipeline:
 
     def _download(self, record: FileRecord) -> None:
         """Outputs go to a hidden temp name, then are moved into place: never half, never over."""
+        delivery.make_folder(self.out_dir.resolve(), record)
         if record.state == FileState.DOWNLOADING:  # an earlier attempt may have left parts
             outbox.remove_parts(record.out_dir, record.job_id)
         placed: dict[str, str] = {}
+        store = self.backend.store
         for key, target in record.outputs.items():
             final = Path(target)
-            if final.is_absolute() and self._already_placed(key, final):
+            if final.is_absolute() and delivery.already_placed(store, key, final):
                 placed[key] = target  # a crash came between the move and the journal
                 continue
             final = outbox.free_name(record.out_dir / final.name)
@@ -507,7 +514,7 @@ class Pipeline:
             self.advance(record, FileState.DOWNLOADING, outputs=outputs, durable=True)
             tmp = outbox.temp_path(record.out_dir, final.name, record.job_id)
             try:
-                placed[key] = str(self._fetch(record, key, tmp, final))
+                placed[key] = str(delivery.fetch(store, self.hooks, record, key, tmp, final))
             except OSError as exc:
                 outbox.remove(tmp)
                 reason = exc.strerror or exc
@@ -518,34 +525,12 @@ class Pipeline:
         self.advance(record, FileState.DONE, outputs=placed, durable=True)
         self._clean(replace(record, state=FileState.DONE, outputs=placed))
 
-    def _fetch(self, record: FileRecord, key: str, tmp: Path, final: Path) -> Path:
-        store = self.backend.store
-        bucket = store.output_bucket
-        files = store.keys(bucket, f"{key}/")
-        if not files:  # one object
-            size = store.size(bucket, key)
-            store.download(
-                bucket, key, tmp, ByteProgress(self.hooks, record.path, "downloading", size)
-            )
-            return outbox.place(tmp, final)
-        tmp.mkdir()  # a folder of objects (HLS, thumbnails)
-        progress = ByteProgress(self.hooks, record.path, "downloading", len(files))
-        for name in files:
-            dest = tmp / name.removeprefix(f"{key}/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            store.download(bucket, name, dest)
-            progress(1)
-        return outbox.place_folder(tmp, final)
-
-    def _already_placed(self, key: str, final: Path) -> bool:
-        if final.is_dir():
-            return True
-        store = self.backend.store
-        return final.is_file() and final.stat().st_size == store.size(store.output_bucket, key)
-
     def _clean(self, record: FileRecord) -> None:
         self._delete_objects(record)
         failed = outcomes.failed(self.journal, record)
+        warning = delivery.sidecar_warning(record, self.sidecars)  # before the source goes
+        if warning:
+            self._warn(record, warning)
         if not failed:
             self._handle_source(record)
         elif self.on_success != "keep":  # its source is needed to make them

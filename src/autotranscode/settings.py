@@ -18,6 +18,8 @@ from .errors import ConfigError
 from .media import presets
 from .media.probe import DEFAULT_EXTENSIONS
 from .messages import MAX_OUTPUTS, located
+from .sidecars import DEFAULT_PATTERNS as DEFAULT_SIDECARS
+from .sidecars import parse as parse_sidecars
 
 ENV_PREFIX = "AUTOTRANSCODE_"
 DEFAULT_NAME = "autotranscode"
@@ -69,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True):
     #: aws: seconds without a notice (and an empty job queue) before a job is taken for lost.
     resubmit_after: Annotated[int, Meta(ge=1, le=86400)] = DEFAULT_RESUBMIT_AFTER_SECONDS
     on_success: Literal["keep", "move", "delete"] = "keep"
+    #: Files beside a source copied with its outputs (``sidecars``); ``none``: not any.
+    sidecars: tuple[str, ...] = DEFAULT_SIDECARS
     #: Who transcodes: our workers (via the job queue) or AWS Elemental MediaConvert.
     engine: Literal["workers", "mediaconvert"] = "workers"
     #: The role MediaConvert assumes; default: the one `setup --engine mediaconvert` makes.
@@ -90,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True):
             # A job with more would be refused by every worker.
             raise ValueError(f"--preset: at most {MAX_OUTPUTS} presets (outputs) per file")
         msgspec.structs.force_setattr(self, "preset", ids or (presets.DEFAULT_PRESET,))
+        msgspec.structs.force_setattr(self, "sidecars", parse_sidecars(self.sidecars))
         if not _NAME.match(self.name):
             raise ValueError(
                 "--name: use 1-24 lowercase letters, digits and hyphens (it names buckets)"
@@ -155,6 +160,8 @@ def load_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
         if setting in ("preset", "pattern") and isinstance(value, str):
             value = [value]
+        if setting == "sidecars" and isinstance(value, str):
+            value = value.split(",")  # "none", or "*.srt,*.nfo" as on the command line
         values[setting] = value
     try:
         build(values)

@@ -83,12 +83,15 @@ class Watcher:
         poll: bool = False,
         recursive: bool = False,
         exclude: tuple[Path, ...] = (),
+        skip_folders: tuple[str, ...] = (),
         on_skipped: Callable[[Path, str], object] | None = None,
         hooks: Subscriber | None = None,
     ) -> None:
         """``exclude``: folders whose files are never taken (OUT, the state dir). One that
         holds ``folder`` itself (DROP inside OUT) excludes nothing: outputs land beside
-        DROP, not in it. ``on_skipped(path, what)``: a media name that is no regular file."""
+        DROP, not in it. ``skip_folders``: names of subfolders never looked into, at any depth
+        (``done``, where sources are moved to). ``on_skipped(path, what)``: a media name that
+        is no regular file."""
         self.folder = folder
         self.on_ready = on_ready
         self.on_skipped = on_skipped
@@ -96,6 +99,7 @@ class Watcher:
         self.settle = settle
         self.poll = poll
         self.recursive = recursive
+        self.skip_folders = frozenset(skip_folders)
         here = folder.resolve()
         self.exclude = tuple(
             e for e in (p.resolve() for p in exclude) if not here.is_relative_to(e)
@@ -159,7 +163,7 @@ class Watcher:
             inside = path.relative_to(self.folder).parts[:-1]
         except ValueError:
             inside = ()
-        if any(part.startswith(".") for part in inside):  # as _scan skips hidden folders
+        if any(part.startswith(".") or part in self.skip_folders for part in inside):
             return False
         resolved = path.resolve()
         return not any(resolved.is_relative_to(e) for e in self.exclude)
@@ -302,7 +306,7 @@ class Watcher:
         try:
             walker = os.walk(self.folder) if self.recursive else [(str(self.folder), [], None)]
             for root, dirs, files in walker:
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d not in self.skip_folders]
                 # Not recursive: every name, folders too (a folder named like media is
                 # reported as skipped); recursive: what os.walk does not descend into.
                 names = files if files is not None else os.listdir(root)

@@ -17,7 +17,7 @@ AWS = ["--endpoint-url", "--region", "--profile", "--name", "--engine"]
 #: Where each command's settings live, and who transcodes.
 PLACES = ["--config", "--backend", "--state-dir"]
 MAKING = [
-    *("--force", "--on-success", "--preset", "--pattern", "--workers", "--ffmpeg"),
+    *("--force", "--on-success", "--sidecars", "--preset", "--pattern", "--workers", "--ffmpeg"),
     *("--notify-url", "--on-done"),
 ]
 DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]
@@ -35,7 +35,7 @@ SHOWN: dict[str, dict[str, list[str]]] = {
         "Logging options": LOGGING,
     },
     "transcode": {
-        "Options": ["--out", *MAKING, *PLACES, "--help"],
+        "Options": ["--out", "--recursive", *MAKING, *PLACES, "--help"],
         "AWS options": AWS,
         "Logging options": LOGGING,
     },

@@ -21,12 +21,13 @@ PACKAGE = Path(autotranscode.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "text", "procs", "files", "db", "keys", "stages"),
     ("media", "story", "journal", "filelog"),
-    ("messages", "settings", "outbox"),
+    ("messages", "settings", "outbox", "sidecars"),
     ("backends",),
     ("engines",),
     (
         *("pipeline", "listener", "scheduler", "identity", "jobs", "sources", "outcomes"),
         *("recovery", "watcher", "progress", "deploy", "status", "notify", "waiting"),
+        *("delivery",),
     ),
     ("service",),
     ("cli", "web", "__main__"),

@@ -56,6 +56,7 @@ from .options import (
     reporter_for,
     setting,
     settings_from,
+    sidecars_option,
     state_dir_option,
     terminal,
     workers_option,
@@ -79,6 +80,7 @@ def _wait_or_stop(pipe: Pipeline, fids: list[str], stopper: Stopper) -> None:
 _transcoding_options = options(
     force_option,
     on_success_option,
+    sidecars_option,
     preset_option,
     pattern_option,
     workers_option,
@@ -108,7 +110,11 @@ _transcoding_options = options(
     envvar="AUTOTRANSCODE_POLL",
     help="Poll the folder instead of using file events (network shares).",
 )
-@click.option("--recursive", is_flag=True, help="Also watch subfolders of DROP.")
+@click.option(
+    "--recursive",
+    is_flag=True,
+    help="Also watch subfolders of DROP; each output goes to the same subfolder of OUT.",
+)
 @web_option
 @_transcoding_options
 def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **params: Any) -> None:
@@ -137,12 +143,13 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
             pipe = service.pipeline
             watcher = Watcher(
                 drop,
-                functools.partial(pipe.add, force=True) if force else pipe.add,
+                functools.partial(pipe.add, force=force, under=drop if recursive else None),
                 matches=s.matches,
                 settle=s.settle,
                 poll=s.poll,
                 recursive=recursive,
                 exclude=(out, s.state_dir, drop / DONE_FOLDER),
+                skip_folders=(DONE_FOLDER,),
                 on_skipped=pipe.skip,
                 hooks=reporter,
             )
@@ -186,9 +193,18 @@ def _check_folders(drop: Path, out: Path) -> None:
     show_default=True,
     help="Folder for the outputs.",
 )
+@click.option(
+    "--recursive",
+    is_flag=True,
+    help="Also take the files in a folder's subfolders; each output goes to the same "
+    "subfolder of --out.",
+)
 @_transcoding_options
-def transcode(files: tuple[Path, ...], out: Path, force: bool, logs: Logs, **params: Any) -> None:
-    """Transcode FILES (or the media files in a folder) into --out, then exit.
+def transcode(
+    files: tuple[Path, ...], out: Path, recursive: bool, force: bool, logs: Logs, **params: Any
+) -> None:
+    """Transcode FILES (or the media files in a folder, --recursive: in its tree) into --out,
+    then exit.
 
     Exit status 0 when every file succeeded, 1 when some failed or were partly done (an
     output could not be made; see the summary), 130 after Ctrl+C.
@@ -198,45 +214,67 @@ def transcode(files: tuple[Path, ...], out: Path, force: bool, logs: Logs, **par
     with errors():
         start_logging(logs, console, progress=True)
         s = settings_from(params)
-        inputs = _expand(files, s)
+        found = _expand(files, s, recursive)
         reporter = reporter_for(console)
         with Service(s, out, reporter, notify_config(params)) as service:
             pipe = service.pipeline
             stopper.install()
             with reporter:
                 pipe.start(resume=False)
-                fids = [pipe.add(path, retry_failed=True, force=force) for path in inputs]
+                fids = [
+                    pipe.add(path, retry_failed=True, force=force, under=under)
+                    for path, under in found
+                ]
                 _wait_or_stop(pipe, fids, stopper)
-                results = [
-                    replace(outcome, path=path)
-                    for path, outcome in zip(inputs, map(pipe.outcome, fids), strict=True)
+                results = [  # in a tree, the name from where it is: Season 1/ep1.avi
+                    replace(outcome, path=path.relative_to(under) if recursive else path)
+                    for (path, under), outcome in zip(found, map(pipe.outcome, fids), strict=True)
                 ]
     interrupted = stopper.event.is_set()
-    failed = _summary(results, interrupted)
+    failed = _summary(results, interrupted, whole=recursive)
     sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK)
 
 
-def _expand(files: tuple[Path, ...], s: Settings) -> list[Path]:
-    out: list[Path] = []
+def _expand(files: tuple[Path, ...], s: Settings, recursive: bool) -> list[tuple[Path, Path]]:
+    """Each file to take, with the folder its place in OUT is relative to: a folder given
+    (its tree kept, with --recursive), or the file's own."""
+    out: list[tuple[Path, Path]] = []
     for f in files:
         try:
             folder = f.is_dir()
         except OSError:  # a path we may not look at: the pipeline reports it as that file's
             folder = False
-        if folder:
-            out += sorted(
-                p for p in f.iterdir() if p.is_file() and not ignored(p.name) and s.matches(p.name)
+        if not folder:
+            out.append((f, f.parent))
+            continue
+        skipped: list[str] = []
+        for root, dirs, names in os.walk(f):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != DONE_FOLDER)
+            if not recursive:
+                skipped += dirs
+                dirs.clear()
+            out += [
+                (Path(root) / n, f)
+                for n in sorted(names)
+                if not ignored(n) and s.matches(n) and (Path(root) / n).is_file()
+            ]
+        if skipped:
+            listed = ", ".join(shown(d) for d in skipped)
+            click.echo(
+                f"{shown(str(f))}: {plural(len(skipped), 'subfolder')} not looked into "
+                f"({listed}); --recursive takes them",
+                err=True,
             )
-        else:
-            out.append(f)
     return out
 
 
-def _summary(results: list[Outcome], interrupted: bool) -> int:
-    """Print each file's outcome and the counts; how many failed or were partly done."""
+def _summary(results: list[Outcome], interrupted: bool, whole: bool = False) -> int:
+    """Print each file's outcome and the counts; how many failed or were partly done.
+    ``whole``: each file by its path as given, not only its name."""
     failed = partly = 0
     for outcome in results:
-        name, detail, state = shown(outcome.path.name), shown(outcome.detail), outcome.state
+        name = shown(str(outcome.path) if whole else outcome.path.name)
+        detail, state = shown(outcome.detail), outcome.state
         if outcome.stage == Stage.PARTLY_DONE:
             partly += 1
             click.echo(f"PARTLY DONE {name} -> {detail}")

@@ -243,6 +243,21 @@ on_success_option = setting(
     "a 'done' folder beside it, or delete it",
 )
 
+
+def _patterns(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
+    """``--sidecars '*.srt,*.nfo'`` as a list (Settings checks each; ``none``: not any)."""
+    return None if value is None else value.split(",")
+
+
+sidecars_option = setting(
+    "--sidecars",
+    metavar="PATTERN,...",
+    envvar="AUTOTRANSCODE_SIDECARS",
+    callback=_patterns,
+    help="Files beside a source that share its name (ep1.en.srt, ep1-poster.jpg) copied "
+    "beside its outputs, by glob; 'none' for none",
+)
+
 endpoint_option = click.option(
     "--endpoint-url",
     cls=SectionOption,
