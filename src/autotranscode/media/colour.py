@@ -77,15 +77,16 @@ def assumed(source: MediaInfo) -> Colour:
     A known matrix decides the family of the missing ones (a BT.709 matrix at SD size
     is a BT.709 picture); else the size does.
     """
+    # An RGB picture's "gbr" matrix says nothing of the YCbCr it is to become.
+    matrix = source.color_space if source.color_space != "gbr" else None
     if source.hdr:
         base = _BT2020
-    elif source.color_space == "bt709" or (source.color_space is None and hd(source)):
+    elif matrix == "bt709" or (matrix is None and hd(source)):
         base = BT709
     elif source.height in (576, 288):
         base = Colour("bt470bg", "smpte170m", "bt470bg")
     else:
         base = Colour("smpte170m", "smpte170m", "smpte170m")
-    matrix = source.color_space if source.color_space not in (None, "gbr") else None
     return Colour(
         primaries=source.color_primaries or base.primaries,
         transfer=source.color_transfer or base.transfer,

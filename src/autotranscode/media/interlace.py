@@ -67,6 +67,16 @@ def filters(preset: Preset, source: MediaInfo) -> list[str]:
     return [f"bwdif=mode={mode}:parity={parity}:deint=all", "setfield=prog"]
 
 
+def still_filters(source: MediaInfo) -> list[str]:
+    """For pictures taken from an interlaced source: ``estdif`` fills each frame's
+    second field from its first alone, so a single frame (a poster, at the start of what
+    is decoded) comes out clean, where ``bwdif`` needs the frames around it."""
+    if not interlaced(source):
+        return []
+    parity = "tff" if source.field_order in TOP_FIRST else "bff"
+    return [f"estdif=mode=frame:parity={parity}:deint=all", "setfield=prog"]
+
+
 @dataclass(frozen=True)
 class Counts:
     """What ``idet``'s multi-frame detection found in a sample."""

@@ -235,3 +235,22 @@ def test_an_unreadable_sample_leaves_the_source_as_it_says(
     found, note = interlace.detect(ffmpeg, broken["notes.mp4"], source)
     assert found == source
     assert note is not None and "taken as progressive" in note
+
+
+def test_a_poster_of_an_hdr10_source_is_tone_mapped(
+    ffmpeg: str, colour_clips: dict[str, Path], tmp_path: Path
+) -> None:
+    dst = tmp_path / "poster.jpg"
+    _make(ffmpeg, presets.CATALOG["poster"], colour_clips["hdr10.mp4"], dst)
+    reference = _luma(colour_clips["sdr reference.mp4"], 5)  # the poster is taken at 0.2 s
+    made = _luma(dst, 0)
+    assert abs(_mean(made) - _mean(reference)) < 0.1 * _mean(reference)
+    assert _difference(made, reference) < 25
+
+
+def test_a_poster_of_an_interlaced_source_is_not_combed(
+    ffmpeg: str, colour_clips: dict[str, Path], tmp_path: Path
+) -> None:
+    dst = tmp_path / "poster.jpg"
+    _make(ffmpeg, presets.CATALOG["poster"], colour_clips["interlaced unflagged.ts"], dst)
+    assert _idet(ffmpeg, dst)["single"] == 0
