@@ -119,6 +119,66 @@ def broken(media_dir: Path) -> dict[str, Path]:
     return {n: media_dir / n for n in ("notes.mp4", "empty.mov", "truncated.mp4")}
 
 
+# --- colour and interlaced sources ---------------------------------------------------------------
+
+#: The picture of the colour clips: testsrc2 blurred a little, as camera footage is (its
+#: sharp one-line stripes look combed to ``idet`` even when progressive).
+_SOFT = "testsrc2=size={size}:rate={rate}:duration=2,gblur=sigma=1"
+_MASTERING = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+_HDR_X265 = f"log-level=error:hdr10=1:master-display={_MASTERING}:max-cll=1000,400"
+_TO_PQ = "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t={t}:m=bt2020nc:p=bt2020:r=tv:npl={npl}"
+_MPEG2 = "-c:v mpeg2video -b:v 2M -pix_fmt yuv420p -f mpegts"
+_COLOUR_CLIPS: dict[str, tuple[str, str]] = {
+    # name: (lavfi source, filters and codec arguments)
+    # HDR10: SDR white at 1000 cd/m², BT.2020, PQ, 10-bit HEVC with mastering display and
+    # content light level metadata, as a camera or a grading suite makes it.
+    "hdr10.mp4": (
+        _SOFT.format(size="640x360", rate=25),
+        f"-vf {_TO_PQ.format(t='smpte2084', npl=1000)},format=yuv420p10le -c:v libx265"
+        f" -preset ultrafast -x265-params {_HDR_X265} -color_primaries bt2020"
+        " -color_trc smpte2084 -colorspace bt2020nc",
+    ),
+    "hlg.mp4": (
+        _SOFT.format(size="640x360", rate=25),
+        f"-vf {_TO_PQ.format(t='arib-std-b67', npl=1000)},format=yuv420p10le -c:v libx265"
+        " -preset ultrafast -x265-params log-level=error -color_primaries bt2020"
+        " -color_trc arib-std-b67 -colorspace bt2020nc",
+    ),
+    # The same picture as SDR BT.709: what a tone-mapped output should look like.
+    "sdr reference.mp4": (
+        _SOFT.format(size="640x360", rate=25),
+        "-vf format=yuv420p,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+        " -c:v libx264 -preset ultrafast -crf 18",
+    ),
+    # Untagged: no colour properties at all, at an HD size.
+    "untagged hd.mp4": (
+        _SOFT.format(size="1280x720", rate=25).replace("duration=2", "duration=1"),
+        "-vf format=yuv420p -c:v libx264 -preset ultrafast",
+    ),
+    # 576i: 50 pictures a second woven into 25 top-field-first frames, flagged so.
+    "interlaced tff.ts": (
+        _SOFT.format(size="720x576", rate=50),
+        f"-vf tinterlace=mode=interleave_top,setfield=tff -flags +ilme+ildct {_MPEG2}",
+    ),
+    # The same, coded as progressive frames: only idet can tell.
+    "interlaced unflagged.ts": (
+        _SOFT.format(size="720x576", rate=50),
+        f"-vf tinterlace=mode=interleave_top,setfield=prog {_MPEG2}",
+    ),
+    "progressive 576.ts": (_SOFT.format(size="720x576", rate=25), _MPEG2),
+}
+
+
+@pytest.fixture(scope="session")
+def colour_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """HDR10, HLG, untagged and interlaced clips (2 s or less, under 1 MB each)."""
+    root = tmp_path_factory.mktemp("colour")
+    for name, (lavfi, args) in _COLOUR_CLIPS.items():
+        cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", lavfi]
+        subprocess.run([*cmd, *args.split(), str(root / name)], check=True, capture_output=True)
+    return {name: root / name for name in _COLOUR_CLIPS}
+
+
 # --- a real AWS-compatible endpoint -------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ from ..errors import (
     StorageError,
 )
 from ..filelog import JobLog
-from ..media import presets
+from ..media import interlace, presets, recipe
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
 from ..media.transcoder import transcode
@@ -304,6 +304,12 @@ class Worker:
         results = []
         with store.local_path(job.input.bucket, job.input.key, self.workdir) as src:
             source = self._source_info(job, src)
+            if not all(
+                self.catalog.resolve(o.preset_id, o.preset_spec).audio_only for o in job.outputs
+            ):
+                source, found = interlace.detect(self.ffmpeg, src, source)
+                if found:
+                    joblog.say(found)
             for index, output in enumerate(job.outputs):
                 try:
                     status = self._output(
@@ -349,6 +355,8 @@ class Worker:
         # Unique per attempt: a redelivered copy of this job (its lease ran out, say in an
         # outage) can run here while this one is still being finished.
         tmp = self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}-{index}{preset.extension}"
+        for note in recipe.notes(preset, source):
+            joblog.say(f"{output.key}: {note}")
         report = _Throttled(self, job, index, source.duration)
         last = index == len(job.outputs) - 1
         stamp = Stamp(_content_hash(job), presets.digest(preset))

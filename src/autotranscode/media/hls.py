@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from . import streams, video
+from . import colour, interlace, streams, video
 from .presets import Preset
 from .probe import MediaInfo
 
@@ -17,7 +17,8 @@ def options(preset: Preset, source: MediaInfo, folder: Path) -> list[str]:
     """One decode, split to every rendition of the ladder not above the source."""
     sizes = preset.rendition_sizes(source)
     splits = "".join(f"[v{n}]" for n in range(len(sizes)))
-    graph = [f"[0:v:0]format=yuv420p,split={len(sizes)}{splits}"]
+    picture = [*interlace.filters(preset, source), *colour.filters(preset, source, None)]
+    graph = [f"[0:v:0]{','.join(picture)},split={len(sizes)}{splits}"]
     graph += [f"[v{n}]scale={w}:{h}:flags=bicubic[o{n}]" for n, (w, h) in enumerate(sizes)]
     args = ["-filter_complex", ";".join(graph)]
     stream_map = []

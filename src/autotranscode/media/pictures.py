@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import colour, interlace
 from .presets import Preset
 from .probe import MediaInfo
 
@@ -22,5 +23,9 @@ def thumbnails(preset: Preset, source: MediaInfo, folder: Path | str) -> list[st
 
 def _jpeg(preset: Preset, source: MediaInfo, pick: str) -> list[str]:
     width, height = preset.output_size(source) or (0, 0)
-    chain = f"{pick},scale={width}:{height},format=yuvj420p"
+    made_sdr = []
+    if colour.tonemaps(preset, source):  # a JPEG is SDR: an HDR picture is mapped to it
+        made_sdr = colour.filters(preset, source, (width, height))
+    picture = [*interlace.still_filters(source), pick, *made_sdr]
+    chain = ",".join([*picture, f"scale={width}:{height}", "format=yuvj420p"])
     return ["-map", "0:v:0", "-vf", chain, "-c:v", "mjpeg", "-q:v", "3", "-fps_mode", "vfr"]

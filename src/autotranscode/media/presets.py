@@ -26,11 +26,17 @@ from .probe import MediaInfo
 DEFAULT_PRESET = "web-720p"
 #: Part of every preset's digest: bump it when ``recipe`` changes what a preset makes,
 #: so files done with the old recipe are done again with the new one.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 #: Preset fields that name or describe it but do not change its output.
 _NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec"})
 
 Kind = Literal["video", "audio", "image", "hls", "thumbnails"]
+#: What becomes of an HDR source: kept (10-bit, its tags and metadata) or tone-mapped to SDR.
+Hdr = Literal["keep", "tonemap"]
+HDR_MODES: tuple[Hdr, ...] = ("keep", "tonemap")
+#: An interlaced source's output: one frame per frame, or one per field (sports).
+Deinterlace = Literal["frame-rate", "double-rate"]
+DEINTERLACE_MODES: tuple[Deinterlace, ...] = ("frame-rate", "double-rate")
 #: Folder outputs: the job's output key names a folder of objects.
 FOLDER_KINDS = ("hls", "thumbnails")
 
@@ -72,6 +78,9 @@ class Preset:
     interval: float = 10.0
     #: hls: the short sides of the ladder's renditions, largest first.
     ladder: tuple[int, ...] = ()
+    #: An HDR source: "keep" (on codecs that carry it, see ``colour``) or "tonemap".
+    hdr: Hdr = "tonemap"
+    deinterlace: Deinterlace = "frame-rate"
     aliases: tuple[str, ...] = field(default=())
     #: A custom preset's definition, sent along with its jobs so workers need no config.
     spec: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -177,6 +186,7 @@ CATALOG: Mapping[str, Preset] = {
             max_bitrate_k=6000,
             audio_bitrate_k=160,
             video_args=("-preset", "fast", "-crf", "26", "-x265-params", "log-level=error"),
+            hdr="keep",
         ),
         Preset(
             id="webm-vp9",
@@ -206,6 +216,7 @@ CATALOG: Mapping[str, Preset] = {
             video_codec="libsvtav1",
             height=1080,
             video_args=("-preset", "8", "-crf", "35"),
+            hdr="keep",
             **_OPUS,  # type: ignore[arg-type]
         ),
         Preset(
@@ -263,6 +274,8 @@ _CUSTOM_FIELDS = {
     "max_bitrate_k",
     "audio_bitrate_k",
     "extra_args",
+    "hdr",
+    "deinterlace",
 }
 
 
@@ -314,9 +327,9 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
     """A custom preset: a catalog preset with some values changed.
 
     ``extends`` names the base; ``height``, ``crf``, ``max_bitrate_k``,
-    ``audio_bitrate_k`` and ``extra_args`` change it; extra ffmpeg options must be
-    in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point ffmpeg
-    at other files or protocols.
+    ``audio_bitrate_k``, ``hdr``, ``deinterlace`` and ``extra_args`` change it; extra
+    ffmpeg options must be in SAFE_EXTRA_ARGS, so a config file can tune the encode but
+    never point ffmpeg at other files or protocols.
     """
     if not _ID.match(preset_id) or preset_id in CATALOG:
         raise ConfigError(f"custom preset name {preset_id!r}: use a new lowercase name")
@@ -342,6 +355,12 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
         args = list(base.video_args)
         args[args.index("-crf") + 1] = str(crf)
         changes["video_args"] = tuple(args)
+    for name, allowed in (("hdr", HDR_MODES), ("deinterlace", DEINTERLACE_MODES)):
+        if name in spec:
+            if spec[name] not in allowed:
+                choices = " or ".join(f'"{a}"' for a in allowed)
+                raise ConfigError(f"preset {preset_id}: {name} must be {choices}")
+            changes[name] = spec[name]
     changes["extra_args"] = check_extra_args(preset_id, spec.get("extra_args", []))
     changes["spec"] = dict(spec)
     return replace(base, **changes)

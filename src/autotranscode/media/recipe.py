@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import hls, pictures, streams, video
+from . import colour, hls, interlace, pictures, streams, video
 from .presets import Preset
 from .probe import MediaInfo
 
@@ -51,3 +51,15 @@ def ffmpeg_args(
     for name, value in (tags or {}).items():
         args += ["-metadata", f"{name}={value}"]
     return [*args, *preset.extra_args, str(dst)]
+
+
+def notes(preset: Preset, source: MediaInfo) -> list[str]:
+    """What the recipe does to this source that the file's log should tell."""
+    if preset.audio_only or not source.has_video:
+        return []
+    found = []
+    if interlace.interlaced(source):
+        rate = "a frame per field" if preset.deinterlace == "double-rate" else "a frame per frame"
+        found.append(f"interlaced source ({source.field_order}): deinterlaced, {rate}")
+    found += colour.notes(preset, source)
+    return found

@@ -1,20 +1,21 @@
 """A video output's options: the filter chain that shapes the picture, and the encoder's.
 
-The chain is where the picture is made right for its viewers (size today; colour and
-deinterlacing belong here too), the encoder options where it is made small.
+The chain is where the picture is made right for its viewers (deinterlaced, sized,
+its colour converted and tagged: ``interlace``, ``colour``), the encoder options where
+it is made small.
 """
 
 from __future__ import annotations
 
 from ..errors import MediaError
+from . import colour, interlace
 from .presets import Preset
 from .probe import MediaInfo
 
 
 def filter_chain(preset: Preset, source: MediaInfo, size: tuple[int, int]) -> list[str]:
     """The filters from the decoded picture (already turned upright) to the encoder's input."""
-    width, height = size
-    return [f"scale={width}:{height}:flags=bicubic", "format=yuv420p"]
+    return [*interlace.filters(preset, source), *colour.filters(preset, source, size)]
 
 
 def encoder_options(preset: Preset, n: int | None = None) -> list[str]:
@@ -36,7 +37,10 @@ def options(preset: Preset, source: MediaInfo) -> list[str]:
         raise MediaError("the input's video stream has no picture size")
     chain = ",".join(filter_chain(preset, source, size))
     # passthrough: a variable frame rate stays as it was.
-    return ["-vf", chain, *encoder_options(preset), "-fps_mode", "passthrough"]
+    return [
+        *("-vf", chain, *encoder_options(preset), *colour.options(preset, source)),
+        *("-fps_mode", "passthrough"),
+    ]
 
 
 def per_stream(args: tuple[str, ...], spec: str) -> list[str]:

@@ -1,0 +1,160 @@
+"""Interlaced sources: found, then deinterlaced into a progressive output.
+
+A DVD or broadcast recording (576i, 480i, 1080i) holds two fields per frame, taken
+1/50 s (1/60 s) apart; shown as frames on a progressive screen, everything that moves
+is combed. The stream's field order usually says so; when it is missing or says
+progressive (a flag some encoders never set), ``detect`` runs ffmpeg's ``idet`` on a
+short sample, in the worker before the recipe, and its finding reaches the recipe as
+the source's ``field_order``. The recipe stays pure: ``filters`` only reads it.
+
+Deinterlacing is ``bwdif`` (motion adaptive, better than ``yadif`` on edges): one frame
+per frame by default, one per field with a preset's ``deinterlace = "double-rate"``
+(sports: 50 or 60 smooth frames a second, at twice the frames to encode).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .presets import Preset
+from .probe import MediaInfo
+
+log = logging.getLogger(__name__)
+
+#: Field orders (FFmpeg's, as ``probe`` names them) by the field shown first.
+TOP_FIRST = frozenset({"tt", "bt"})
+BOTTOM_FIRST = frozenset({"bb", "tb"})
+#: Frames ``idet`` looks at; from this far into the file (a fraction of its duration,
+#: at most ``SAMPLE_START_MAX_S``), past black or still title cards.
+SAMPLE_FRAMES = 150
+SAMPLE_START_FRACTION = 0.1
+SAMPLE_START_MAX_S = 60.0
+#: A sample is interlaced when more of its frames are found interlaced than progressive,
+#: and at least this many (still pictures are "undetermined": no evidence either way).
+MIN_INTERLACED_FRAMES = 5
+#: Where interlaced pictures are found: SD (480, 486, 576 lines) and 1080i (coded as 1088
+#: by some encoders), at most 30 frames (60 fields) a second, in codecs that carry them.
+#: Elsewhere (720p, phone clips, HEVC/AV1/VP9) ``idet`` is not asked: it would cost a
+#: decode, and it takes fine horizontal detail (text, test patterns) for combing.
+INTERLACED_HEIGHTS = frozenset({480, 486, 576, 1080, 1088})
+_MAX_INTERLACED_RATE = 30.5
+_PROGRESSIVE_CODECS = frozenset({"hevc", "vp8", "vp9", "av1", "gif", "png", "apng", "webp"})
+#: A sample should take a second or two; a stuck ffmpeg is given up on after this long.
+IDET_TIMEOUT_S = 120.0
+
+_MULTI = re.compile(
+    r"Multi frame detection: TFF:\s*(\d+)\s+BFF:\s*(\d+)\s+Progressive:\s*(\d+)"
+    r"\s+Undetermined:\s*(\d+)"
+)
+
+
+def interlaced(source: MediaInfo) -> bool:
+    return source.field_order in TOP_FIRST | BOTTOM_FIRST
+
+
+def filters(preset: Preset, source: MediaInfo) -> list[str]:
+    """The deinterlacer for an interlaced source (else nothing), before any scaling:
+    scaling combed frames would blend their fields into each other."""
+    if not interlaced(source):
+        return []
+    mode = "send_field" if preset.deinterlace == "double-rate" else "send_frame"
+    parity = "tff" if source.field_order in TOP_FIRST else "bff"
+    # deint=all: a source found interlaced by idet has frames flagged progressive.
+    return [f"bwdif=mode={mode}:parity={parity}:deint=all", "setfield=prog"]
+
+
+def still_filters(source: MediaInfo) -> list[str]:
+    """For pictures taken from an interlaced source: ``estdif`` fills each frame's
+    second field from its first alone, so a single frame (a poster, at the start of what
+    is decoded) comes out clean, where ``bwdif`` needs the frames around it."""
+    if not interlaced(source):
+        return []
+    parity = "tff" if source.field_order in TOP_FIRST else "bff"
+    return [f"estdif=mode=frame:parity={parity}:deint=all", "setfield=prog"]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What ``idet``'s multi-frame detection found in a sample."""
+
+    tff: int
+    bff: int
+    progressive: int
+    undetermined: int
+
+    @property
+    def field_order(self) -> str | None:
+        """ "tt" or "bb" when the sample is interlaced, else None."""
+        fields = self.tff + self.bff
+        if fields < MIN_INTERLACED_FRAMES or fields <= self.progressive:
+            return None
+        return "tt" if self.tff >= self.bff else "bb"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.tff} TFF, {self.bff} BFF, {self.progressive} progressive,"
+            f" {self.undetermined} undetermined"
+        )
+
+
+def parse_idet(stderr: str) -> Counts | None:
+    """The last multi-frame summary of ``idet`` in ffmpeg's stderr (ffmpeg may print one
+    per filter graph it configured; the last is the one that saw the frames)."""
+    found = _MULTI.findall(stderr)
+    if not found:
+        return None
+    return Counts(*(int(n) for n in found[-1]))
+
+
+def needs_idet(source: MediaInfo) -> bool:
+    """Whether the stream's own word is not enough: no field order, or "progressive"
+    on a picture size, frame rate and codec that could be interlaced."""
+    if not source.has_video or interlaced(source):
+        return False
+    if source.video_codec in _PROGRESSIVE_CODECS or source.height not in INTERLACED_HEIGHTS:
+        return False
+    return not (source.frame_rate and source.frame_rate > _MAX_INTERLACED_RATE)
+
+
+def idet_args(source: MediaInfo, src: Path | str) -> list[str]:
+    """ffmpeg's arguments for a sample decoded through ``idet`` to nowhere."""
+    start = min((source.duration or 0) * SAMPLE_START_FRACTION, SAMPLE_START_MAX_S)
+    return [
+        *("-hide_banner", "-nostdin", "-loglevel", "info", "-ss", f"{start:.3f}"),
+        *("-i", str(src), "-map", "0:v:0", "-an", "-sn", "-dn"),
+        *("-frames:v", str(SAMPLE_FRAMES), "-vf", "idet", "-f", "null", "-"),
+    ]
+
+
+def detect(ffmpeg: str, src: Path | str, source: MediaInfo) -> tuple[MediaInfo, str | None]:
+    """The source as the recipe should see it, and a line for the file's log when
+    ``idet`` ran. Found interlaced: its ``field_order`` says which field comes first.
+    A sample that cannot be read leaves the source as the stream says it is."""
+    if not needs_idet(source):
+        return source, None
+    try:
+        run = subprocess.run(
+            [ffmpeg, *idet_args(source, src)],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=IDET_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("interlace detection on %s failed: %s", src, exc)
+        return source, f"interlace detection failed ({exc}); taken as progressive"
+    counts = parse_idet(run.stderr)
+    if run.returncode != 0 or counts is None:
+        return source, "interlace detection found nothing to look at; taken as progressive"
+    order = counts.field_order
+    said = source.field_order or "no field order"
+    if order is None:
+        return source, f"idet: progressive ({counts}; the stream says {said})"
+    kind = "top" if order == "tt" else "bottom"
+    note = f"idet: interlaced, {kind} field first ({counts}; the stream says {said})"
+    return replace(source, field_order=order), note
