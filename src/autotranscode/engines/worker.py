@@ -37,7 +37,7 @@ from ..errors import (
     StorageError,
 )
 from ..filelog import JobLog
-from ..media import presets
+from ..media import presets, recipe
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
 from ..media.transcoder import transcode
@@ -337,6 +337,8 @@ class Worker:
             previous if index == 0 else None,
             handoff if last else None,
         )
+        for warning in recipe.warnings(preset, source):
+            joblog.say(f"{output.key}: {warning}")
         info = transcode(
             self.ffmpeg,
             preset,

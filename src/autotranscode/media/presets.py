@@ -26,11 +26,14 @@ from .probe import MediaInfo
 DEFAULT_PRESET = "web-720p"
 #: Part of every preset's digest: bump it when ``recipe`` changes what a preset makes,
 #: so files done with the old recipe are done again with the new one.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 #: Preset fields that name or describe it but do not change its output.
 _NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec"})
 
 Kind = Literal["video", "audio", "image", "hls", "thumbnails"]
+#: Which of the source's audio tracks an output carries (``streams``).
+AudioTracks = Literal["all", "first"]
+AUDIO_TRACKS: tuple[AudioTracks, ...] = ("all", "first")
 #: Folder outputs: the job's output key names a folder of objects.
 FOLDER_KINDS = ("hls", "thumbnails")
 
@@ -72,6 +75,10 @@ class Preset:
     interval: float = 10.0
     #: hls: the short sides of the ladder's renditions, largest first.
     ladder: tuple[int, ...] = ()
+    #: "all": every audio track of the source, each encoded as above; "first": its first.
+    audio: AudioTracks = "all"
+    #: Whether the source's text subtitles go along (image subtitles never can).
+    subtitles: bool = True
     aliases: tuple[str, ...] = field(default=())
     #: A custom preset's definition, sent along with its jobs so workers need no config.
     spec: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -263,6 +270,8 @@ _CUSTOM_FIELDS = {
     "max_bitrate_k",
     "audio_bitrate_k",
     "extra_args",
+    "audio",
+    "subtitles",
 }
 
 
@@ -314,7 +323,8 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
     """A custom preset: a catalog preset with some values changed.
 
     ``extends`` names the base; ``height``, ``crf``, ``max_bitrate_k``,
-    ``audio_bitrate_k`` and ``extra_args`` change it; extra ffmpeg options must be
+    ``audio_bitrate_k``, ``audio`` ("all" or "first"), ``subtitles`` (true or false) and
+    ``extra_args`` change it; extra ffmpeg options must be
     in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point ffmpeg
     at other files or protocols.
     """
@@ -342,6 +352,14 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
         args = list(base.video_args)
         args[args.index("-crf") + 1] = str(crf)
         changes["video_args"] = tuple(args)
+    if "audio" in spec:
+        if spec["audio"] not in AUDIO_TRACKS:
+            raise ConfigError(f'preset {preset_id}: audio must be "all" or "first"')
+        changes["audio"] = spec["audio"]
+    if "subtitles" in spec:
+        if not isinstance(spec["subtitles"], bool):
+            raise ConfigError(f"preset {preset_id}: subtitles must be true or false")
+        changes["subtitles"] = spec["subtitles"]
     changes["extra_args"] = check_extra_args(preset_id, spec.get("extra_args", []))
     changes["spec"] = dict(spec)
     return replace(base, **changes)
