@@ -120,9 +120,7 @@ def _stream_tags(kind: str, tracks: tuple[Track, ...], *, default_first: bool) -
     """Language, title and default flag of each output stream of a kind. A player picks the
     default track: the source's choice, else (for audio) the first, never none."""
     args: list[str] = []
-    chosen = next((n for n, t in enumerate(tracks) if t.default), None)
-    if chosen is None and default_first and tracks:
-        chosen = 0
+    chosen = default_track(tracks) if default_first else _flagged(tracks)
     for n, track in enumerate(tracks):
         spec = f"-metadata:s:{kind}:{n}"
         args += [spec, f"language={_clean(track.language or 'und')}"]
@@ -130,6 +128,16 @@ def _stream_tags(kind: str, tracks: tuple[Track, ...], *, default_first: bool) -
             args += [spec, f"title={_clean(track.title)}"]
         args += [f"-disposition:{kind}:{n}", "default" if n == chosen else "0"]
     return args
+
+
+def default_track(tracks: tuple[Track, ...]) -> int | None:
+    """The track a player starts with: the source's default, else the first."""
+    flagged = _flagged(tracks)
+    return flagged if flagged is not None or not tracks else 0
+
+
+def _flagged(tracks: tuple[Track, ...]) -> int | None:
+    return next((n for n, t in enumerate(tracks) if t.default), None)
 
 
 def warnings(preset: Preset, source: MediaInfo) -> list[str]:
