@@ -152,7 +152,7 @@ def write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
             audio_peak = max(audio_peak, measured.peak)
             audio_average = max(audio_average, measured.average)
             audio_codec = audio_codec or _first_segment_codecs(playlist)[1]
-            lines.append(_media_line(track, k, k == streams.default_track(tracks), names))
+            lines.append(media_line(track, k, k == streams.default_track(tracks), names))
     for n, (width, height) in enumerate(sizes):
         playlist = folder / str(n) / PLAYLIST
         measured = measure(playlist)
@@ -172,7 +172,7 @@ def write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
     tmp.replace(folder / MASTER)
 
 
-def _media_line(track: Track, k: int, default: bool, names: set[str]) -> str:
+def media_line(track: Track, k: int, default: bool, names: set[str]) -> str:
     """An audio rendition's EXT-X-MEDIA line; its NAME unique in the group, as required."""
     name = _quoted(track.title or track.language or f"Audio {k + 1}")
     if name in names:
@@ -206,10 +206,10 @@ def _first_segment_codecs(playlist: Path) -> tuple[str | None, str | None, float
         for stream in container.streams:
             cc = stream.codec_context
             if stream.type == "video" and cc is not None and cc.name == "h264":
-                video_codec = _avc1(bytes(cc.extradata or b""))
+                video_codec = avc1(bytes(cc.extradata or b""))
                 if video_codec is None:
                     packet = next(container.demux(stream), None)
-                    video_codec = _avc1(bytes(packet) if packet is not None else b"")
+                    video_codec = avc1(bytes(packet) if packet is not None else b"")
                 average = stream.average_rate or stream.guessed_rate
                 rate = float(average) if average else None
             elif stream.type == "audio" and cc is not None:
@@ -229,7 +229,7 @@ _AUDIO_CODECS = {
 }
 
 
-def _avc1(data: bytes) -> str | None:
+def avc1(data: bytes) -> str | None:
     """``avc1.PPCCLL`` from the first sequence parameter set in Annex B bytes."""
     at = data.find(b"\x00\x00\x01\x67")
     if at < 0 or len(data) < at + 7:
