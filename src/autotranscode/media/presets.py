@@ -33,7 +33,6 @@ _NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec"})
 Kind = Literal["video", "audio", "image", "hls", "thumbnails"]
 #: Which of the source's audio tracks an output carries (``streams``).
 AudioTracks = Literal["all", "first"]
-AUDIO_TRACKS: tuple[AudioTracks, ...] = ("all", "first")
 #: Folder outputs: the job's output key names a folder of objects.
 FOLDER_KINDS = ("hls", "thumbnails")
 
@@ -273,6 +272,8 @@ _CUSTOM_FIELDS = {
     "audio",
     "subtitles",
 }
+#: What a job may change of a built-in preset (``Catalog._chosen``).
+_CHOICES = frozenset({"extends", "audio"})
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,8 @@ class Catalog:
 
     #: Custom presets (``build``), by their definition order; their ids are not CATALOG's.
     custom: tuple[Preset, ...] = ()
+    #: ``--audio``: the audio tracks every preset carries, whatever it says itself.
+    audio: AudioTracks | None = None
     _by_id: Mapping[str, Preset] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -293,22 +296,36 @@ class Catalog:
     @classmethod
     def define(cls, specs: Mapping[str, Mapping[str, Any]]) -> Catalog:
         """The catalog with the custom presets of a config file's ``[presets.NAME]`` tables."""
+        for name in specs:
+            if name in CATALOG:
+                raise ConfigError(f"custom preset name {name!r}: use a new lowercase name")
         return cls(tuple(build(name, spec) for name, spec in specs.items()))
+
+    def with_audio(self, audio: AudioTracks | None) -> Catalog:
+        """This catalog with every preset carrying ``audio`` tracks (``--audio``)."""
+        return replace(self, audio=audio)
+
+    def _chosen(self, preset: Preset) -> Preset:
+        """``preset`` as this catalog's choices change it; what changed travels in its
+        ``spec``, so a worker with another configuration makes the same output."""
+        if self.audio is None or preset.audio == self.audio:
+            return preset
+        return build(preset.id, {**(preset.spec or {"extends": preset.id}), "audio": self.audio})
 
     def get(self, preset_id: str) -> Preset:
         """A preset by id (custom ones included), or by the Elastic Transcoder id it replaces."""
         if preset_id in self._by_id:
-            return self._by_id[preset_id]
+            return self._chosen(self._by_id[preset_id])
         if preset_id in CATALOG:
-            return CATALOG[preset_id]
+            return self._chosen(CATALOG[preset_id])
         for preset in CATALOG.values():
             if preset_id in preset.aliases:
-                return preset
+                return self._chosen(preset)
         known = ", ".join([*CATALOG, *self._by_id])
         raise ConfigError(f"unknown preset {preset_id!r}; known presets: {known}")
 
     def all(self) -> list[Preset]:
-        return [*CATALOG.values(), *self.custom]
+        return [self._chosen(p) for p in (*CATALOG.values(), *self.custom)]
 
     def resolve(self, preset_id: str, spec: Mapping[str, Any] | None) -> Preset:
         """The preset a job names: its own definition if it carries one, else this catalog's."""
@@ -328,6 +345,10 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
     in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point ffmpeg
     at other files or protocols.
     """
+    if preset_id in CATALOG and spec.get("extends") == preset_id and set(spec) <= _CHOICES:
+        # A built-in preset as ``--audio`` changed it (``Catalog._chosen``), sent with a job.
+        audio = _audio(preset_id, spec.get("audio", "all"))
+        return replace(CATALOG[preset_id], audio=audio, spec=dict(spec))
     if not _ID.match(preset_id) or preset_id in CATALOG:
         raise ConfigError(f"custom preset name {preset_id!r}: use a new lowercase name")
     unknown = set(spec) - _CUSTOM_FIELDS
@@ -353,9 +374,7 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
         args[args.index("-crf") + 1] = str(crf)
         changes["video_args"] = tuple(args)
     if "audio" in spec:
-        if spec["audio"] not in AUDIO_TRACKS:
-            raise ConfigError(f'preset {preset_id}: audio must be "all" or "first"')
-        changes["audio"] = spec["audio"]
+        changes["audio"] = _audio(preset_id, spec["audio"])
     if "subtitles" in spec:
         if not isinstance(spec["subtitles"], bool):
             raise ConfigError(f"preset {preset_id}: subtitles must be true or false")
@@ -363,6 +382,12 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
     changes["extra_args"] = check_extra_args(preset_id, spec.get("extra_args", []))
     changes["spec"] = dict(spec)
     return replace(base, **changes)
+
+
+def _audio(preset_id: str, value: object) -> AudioTracks:
+    if value == "all" or value == "first":
+        return value
+    raise ConfigError(f'preset {preset_id}: audio must be "all" or "first"')
 
 
 def check_extra_args(preset_id: str, extra: object) -> tuple[str, ...]:

@@ -210,3 +210,49 @@ def test_hls_names_and_languages_from_the_source_cannot_break_the_master_playlis
 def test_hls_avc1_names_profile_and_level_from_the_sps() -> None:
     assert hls.avc1(b"\x00\x00\x00\x01\x67\x64\x00\x1f\xac") == "avc1.64001f"
     assert hls.avc1(b"\x00\x00\x01\x65\x88") is None
+
+
+# --- --audio -------------------------------------------------------------------------------------
+
+
+def test_audio_option_changes_every_preset_and_travels_with_its_jobs() -> None:
+    from autotranscode import settings
+
+    chosen = settings.build({"audio": "first", "preset": ["web-720p", "hls"]}).catalog
+    for preset_id in ("web-720p", "hls"):
+        preset = chosen.get(preset_id)
+        assert preset.audio == "first"
+        assert preset.spec == {"extends": preset_id, "audio": "first"}
+        # A worker without the option makes the same output from the job's spec.
+        assert presets.DEFAULT_CATALOG.resolve(preset_id, preset.spec) == preset
+        assert presets.digest(preset) != presets.digest(presets.CATALOG[preset_id])
+    assert chosen.all()[0].audio == "first"
+    unchanged = settings.build({"audio": "all"}).catalog.get("web-720p")
+    assert unchanged is presets.CATALOG["web-720p"]
+
+
+def test_audio_option_changes_a_custom_preset_too() -> None:
+    from autotranscode import settings
+
+    custom = presets.Catalog.define({"small": {"extends": "web-720p", "crf": 30}})
+    preset = settings.build({"catalog": custom, "audio": "first"}).catalog.get("small")
+    assert preset.audio == "first" and "-crf" in preset.video_args
+    assert presets.DEFAULT_CATALOG.resolve("small", preset.spec) == preset
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"extends": "web-720p", "audio": "first", "crf": 12},  # more than --audio changes
+        {"extends": "web-1080p", "audio": "first"},  # another preset under this name
+        {"extends": "web-720p", "audio": "many"},
+    ],
+)
+def test_a_job_cannot_redefine_a_built_in_preset(spec: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        presets.build("web-720p", spec)
+
+
+def test_a_config_file_cannot_name_a_custom_preset_after_a_built_in_one() -> None:
+    with pytest.raises(ConfigError, match="use a new lowercase name"):
+        presets.Catalog.define({"web-720p": {"extends": "web-720p", "audio": "first"}})
