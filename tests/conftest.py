@@ -309,3 +309,107 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONFAULTHANDLER"] = "1"  # a hung process, sent SIGABRT, shows its threads' stacks
     env.update(extra or {})
     return env
+
+
+# --- several streams: audio tracks, subtitles, chapters, scene cuts -------------------------------
+
+_SRT = "1\n00:00:00,500 --> 00:00:01,500\nHello\n\n2\n00:00:02,000 --> 00:00:02,800\nWorld\n"
+_CHAPTERS = (
+    ";FFMETADATA1\ntitle=A film\n"
+    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1500\ntitle=One\n"
+    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=1500\nEND=3000\ntitle=Two\n"
+)
+CREATION_TIME = "2020-05-17T10:00:00.000000Z"
+#: Each scene of the scene-cut clip lasts this long: keyframes an encoder puts at its cuts
+#: fall between the HLS segment boundaries.
+SCENE_SECONDS = 2.3
+_SCENES = (
+    "testsrc2=size=320x240:rate=25:duration={d}",
+    "mandelbrot=size=320x240:rate=25,trim=duration={d}",
+    "smptebars=size=320x240:rate=25:duration={d}",
+    "cellauto=size=320x240:rate=25:rule=110,trim=duration={d}",
+    "rgbtestsrc=size=320x240:rate=25:duration={d}",
+    "life=size=320x240:rate=25:mold=10,trim=duration={d}",
+)
+
+
+def _two_languages(dest: Path, extra_inputs: list[str], codec: str, scenes: bool) -> None:
+    """English (default) and French ("Commentaire") audio; with ``scenes``, a picture that
+    changes completely every SCENE_SECONDS, else 3 s of test pattern."""
+    duration = SCENE_SECONDS * len(_SCENES) if scenes else 3.0
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y"]
+    pictures = _SCENES if scenes else (_SCENES[0],)
+    for picture in pictures:
+        cmd += ["-f", "lavfi", "-i", picture.format(d=SCENE_SECONDS if scenes else duration)]
+    for hz in (440, 660):
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency={hz}:duration={duration}"]
+    n = len(pictures)
+    graph = "".join(f"[{i}:v]" for i in range(n)) + f"concat=n={n}:v=1:a=0,format=yuv420p[v]"
+    cmd += [*extra_inputs, "-filter_complex", graph, "-map", "[v]", "-map", str(n)]
+    cmd += ["-map", str(n + 1)]
+    if extra_inputs:
+        cmd += ["-map", f"{n + 2}:s", "-map_metadata", str(n + 3), "-map_chapters", str(n + 3)]
+        cmd += ["-metadata:s:s:0", "language=eng", "-metadata", f"creation_time={CREATION_TIME}"]
+    cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-c:a", "aac", *codec.split()]
+    cmd += ["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra"]
+    cmd += ["-metadata:s:a:1", "title=Commentaire", "-disposition:a:0", "default"]
+    cmd += ["-disposition:a:1", "0", str(dest)]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def _pgs(width: int, height: int) -> bytes:
+    """A Blu-ray (PGS) subtitle stream: a box shown at 0.5 s and cleared at 2 s.
+
+    Written here, as ffmpeg cannot make picture subtitles from anything it can generate.
+    """
+
+    def segment(pts: int, kind: int, data: bytes) -> bytes:
+        return b"PG" + pts.to_bytes(4, "big") + bytes(4) + bytes([kind])
+        +len(data).to_bytes(2, "big") + data
+
+    def u16(n: int) -> bytes:
+        return n.to_bytes(2, "big")
+
+    box_w, box_h = 16, 8
+    rle = (b"\x00" + bytes([0x80 | box_w]) + b"\x01" + b"\x00\x00") * box_h
+    ods = u16(0) + b"\x00\xc0" + (len(rle) + 4).to_bytes(3, "big") + u16(box_w) + u16(box_h) + rle
+    show, clear = 45_000, 180_000
+    screen = u16(width) + u16(height) + b"\x10"
+    window = b"\x01\x00" + u16(8) + u16(8) + u16(box_w) + u16(box_h)
+    return b"".join(
+        (
+            segment(
+                show,
+                0x16,
+                screen + u16(0) + b"\x80\x00\x00\x01" + u16(0) + b"\x00\x00" + u16(8) + u16(8),
+            ),
+            segment(show, 0x17, window),
+            segment(show, 0x14, b"\x00\x00" + b"\x01\xeb\x80\x80\xff"),
+            segment(show, 0x15, ods),
+            segment(show, 0x80, b""),
+            segment(clear, 0x16, screen + u16(1) + b"\x00\x00\x00\x00"),
+            segment(clear, 0x17, window),
+            segment(clear, 0x80, b""),
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def stream_clips(media_dir: Path) -> dict[str, Path]:
+    """``languages.mkv``: two audio tracks, an SRT subtitle, chapters, creation time and
+    title; ``pictures.mkv``: the same but its subtitle is a PGS picture one;
+    ``scenes.mkv``: 13.8 s of scene cuts every SCENE_SECONDS, two audio tracks."""
+    (media_dir / "s.srt").write_text(_SRT)
+    (media_dir / "s.sup").write_bytes(_pgs(320, 240))
+    (media_dir / "meta.txt").write_text(_CHAPTERS)
+    made = {}
+    for name, sub, codec in (
+        ("languages.mkv", "s.srt", "-c:s srt"),
+        ("pictures.mkv", "s.sup", "-c:s copy"),
+    ):
+        inputs = ["-i", str(media_dir / sub), "-i", str(media_dir / "meta.txt")]
+        _two_languages(media_dir / name, inputs, codec, scenes=False)
+        made[name] = media_dir / name
+    _two_languages(media_dir / "scenes.mkv", [], "", scenes=True)
+    made["scenes.mkv"] = media_dir / "scenes.mkv"
+    return made

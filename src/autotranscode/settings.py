@@ -59,6 +59,8 @@ class Settings(msgspec.Struct, frozen=True):
     preset: tuple[str, ...] = (presets.DEFAULT_PRESET,)
     #: The presets ``preset`` (and jobs) may name: built-in, plus the config file's custom ones.
     catalog: presets.Catalog = presets.DEFAULT_CATALOG
+    #: The audio tracks every output carries ("all" or "first"); None: each preset's own.
+    audio: presets.AudioTracks | None = None
     workers: Annotated[int, Meta(ge=0, le=64)] = DEFAULT_WORKERS
     state_dir: Path = field(default_factory=default_state_dir)
     pattern: tuple[str, ...] = ()
@@ -86,6 +88,8 @@ class Settings(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         """Presets by their ids, each once; a name that can name buckets. msgspec reports a
         failure here without the field's name, so the message carries the option."""
+        if self.audio is not None and self.catalog.audio != self.audio:
+            msgspec.structs.force_setattr(self, "catalog", self.catalog.with_audio(self.audio))
         try:
             ids = tuple(dict.fromkeys(self.catalog.get(p).id for p in self.preset))
         except ConfigError as exc:
@@ -197,6 +201,8 @@ def _in_our_words(field: str, problem: str) -> str:
     info = msgspec.inspect.type_info(Settings)
     assert isinstance(info, msgspec.inspect.StructType)
     kind = next((f.type for f in info.fields if f.name == field), None)
+    if isinstance(kind, msgspec.inspect.UnionType):  # optional: what it takes when given
+        kind = next((t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)), kind)
     if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
         what = _KINDS["int" if isinstance(kind, msgspec.inspect.IntType) else "float"]
         low, high = kind.ge, kind.le

@@ -523,3 +523,19 @@ def test_a_retried_job_s_log_tells_each_attempt(
     runs = at("ffmpeg exited with status 0: ")
     assert first < runs[0] < failed < second < runs[1] and len(runs) == 2, told
     assert told[-1] == f"job {job.job_id} completed", told
+
+
+def test_a_picture_subtitle_left_out_is_said_in_the_file_s_log(
+    settings: Settings, backend: Backend, stream_clips: dict[str, Path], tmp_path: Path
+) -> None:
+    with serving(settings, backend):
+        job = send_job(backend, stream_clips["pictures.mkv"])
+        note = answers(backend, 1)[job.job_id]
+    assert note.state == State.COMPLETED, note.reason
+    assert note.log_key is not None
+    log = fetched(backend, note.log_key, tmp_path / "job.log").read_text()
+    (output,) = job.outputs
+    said = f"{output.key}: subtitle track 3 (hdmv_pgs_subtitle, eng) is made of pictures"
+    assert said in log
+    stored = fetched(backend, output.key, tmp_path / "o.mp4")
+    assert len(probe(stored).audio_tracks) == 2

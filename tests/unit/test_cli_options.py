@@ -17,7 +17,8 @@ AWS = ["--endpoint-url", "--region", "--profile", "--name", "--engine"]
 #: Where each command's settings live, and who transcodes.
 PLACES = ["--config", "--backend", "--state-dir"]
 MAKING = [
-    *("--force", "--on-success", "--sidecars", "--preset", "--pattern", "--workers", "--ffmpeg"),
+    *("--force", "--on-success", "--sidecars", "--preset", "--audio", "--pattern", "--workers"),
+    *("--ffmpeg",),
     *("--notify-url", "--on-done"),
 ]
 DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]

@@ -206,6 +206,15 @@ preset_option = setting(
     help="Output preset; repeat for several outputs per file (`autotranscode presets` lists them)",
 )
 
+audio_option = setting(
+    "--audio",
+    type=click.Choice(["all", "first"]),
+    envvar="AUTOTRANSCODE_AUDIO",
+    help="Audio tracks each output carries: all of the source's (each language, commentary), "
+    "or its first alone",
+    default_text="each preset's own: all, for the built-in ones",
+)
+
 workers_option = setting(
     "--workers",
     type=int,

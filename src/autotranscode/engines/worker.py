@@ -355,7 +355,7 @@ class Worker:
         # Unique per attempt: a redelivered copy of this job (its lease ran out, say in an
         # outage) can run here while this one is still being finished.
         tmp = self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}-{index}{preset.extension}"
-        for note in recipe.notes(preset, source):
+        for note in [*recipe.notes(preset, source), *recipe.warnings(preset, source)]:
             joblog.say(f"{output.key}: {note}")
         report = _Throttled(self, job, index, source.duration)
         last = index == len(job.outputs) - 1

@@ -1,16 +1,37 @@
-"""HTTP Live Streaming: one encode split into the ladder's renditions and a master playlist."""
+"""HTTP Live Streaming: one encode split into the ladder's renditions and a master playlist.
+
+Players switch renditions at segment boundaries, so every rendition has a keyframe at the
+same instants, every SEGMENT_SECONDS: forced there, and no scene cut may add one that the
+segmenter would cut at instead (x264's ``-sc_threshold 0``). Every segment then lasts
+SEGMENT_SECONDS (to a frame) but the last, in every rendition alike.
+
+With one audio track, each rendition carries it (one download per rendition). With
+several, each is a rendition of its own, in an audio group (``EXT-X-MEDIA``) that every
+video rendition names, so a player offers the languages and downloads one.
+
+ffmpeg's master playlist lacks the frame rate and measures bandwidth its own way;
+``write_master`` writes it again after the encode, from the segments themselves.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import av
 
 from . import colour, interlace, streams, video
 from .presets import Preset
-from .probe import MediaInfo
+from .probe import MediaInfo, Track
 
 #: Seconds per segment.
 SEGMENT_SECONDS = 6
+MASTER = "master.m3u8"
+PLAYLIST = "index.m3u8"
+#: The group every video rendition names when the audio is a rendition of its own.
+AUDIO_GROUP = "audio"
 
 
 def options(preset: Preset, source: MediaInfo, folder: Path) -> list[str]:
@@ -21,23 +42,197 @@ def options(preset: Preset, source: MediaInfo, folder: Path) -> list[str]:
     graph = [f"[0:v:0]{','.join(picture)},split={len(sizes)}{splits}"]
     graph += [f"[v{n}]scale={w}:{h}:flags=bicubic[o{n}]" for n, (w, h) in enumerate(sizes)]
     args = ["-filter_complex", ";".join(graph)]
+    audio = streams.audio_specs(preset, source)
+    grouped = audio_grouped(preset, source)
     stream_map = []
     for n, size in enumerate(sizes):
         rendition = replace(preset, max_bitrate_k=ladder_bitrate(min(size)))
-        args += ["-map", f"[o{n}]", *video.encoder_options(rendition, n)]
-        if source.has_audio:
-            args += ["-map", "0:a:0", *streams.audio_options(preset, n)]
-        stream_map.append(f"v:{n},a:{n}" if source.has_audio else f"v:{n}")
+        args += ["-map", f"[o{n}]", *video.encoder_options(rendition, n), *keyframes(preset, n)]
+        if audio and not grouped:
+            args += ["-map", audio[0], *streams.audio_options(preset, n)]
+            stream_map.append(f"v:{n},a:{n},name:{n}")
+        else:
+            group = f",agroup:{AUDIO_GROUP}" if grouped else ""
+            stream_map.append(f"v:{n}{group},name:{n}")
+    if grouped:
+        for k, spec in enumerate(audio):
+            args += ["-map", spec, *streams.audio_options(preset, k)]
+            stream_map.append(f"a:{k},agroup:{AUDIO_GROUP},name:{audio_folder(k)}")
+    tracks = streams.audio_tracks(preset, source)
+    # Muxed: each rendition's copy of the one track says its language.
+    carried = tracks if grouped else tracks[:1] * len(sizes) if audio else ()
     return [
         *args,
+        *streams.metadata(preset, source, audio=carried, subtitles=()),
         *("-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_playlist_type", "vod"),
         *("-hls_segment_type", "mpegts", "-hls_flags", "independent_segments"),
         *("-hls_segment_filename", str(folder / "%v" / "segment-%03d.ts")),
-        *("-master_pl_name", "master.m3u8", "-var_stream_map", " ".join(stream_map)),
-        str(folder / "%v" / "index.m3u8"),
+        *("-master_pl_name", MASTER, "-var_stream_map", " ".join(stream_map)),
+        str(folder / "%v" / PLAYLIST),
     ]
+
+
+def keyframes(preset: Preset, n: int) -> list[str]:
+    """A keyframe at every segment boundary of rendition ``n``, and none from scene cuts
+    (the segmenter cuts at the first keyframe past each boundary)."""
+    v = f":v:{n}"
+    args = [f"-force_key_frames{v}", f"expr:gte(t,n_forced*{SEGMENT_SECONDS})"]
+    if preset.video_codec == "libx264":
+        args += [f"-sc_threshold{v}", "0"]
+    elif preset.video_codec == "libx265":
+        args += [f"-x265-params{v}", "scenecut=0:log-level=error"]
+    return args
+
+
+def audio_grouped(preset: Preset, source: MediaInfo) -> bool:
+    """Whether the audio is its own rendition group: when there are several tracks."""
+    return len(streams.audio_tracks(preset, source)) > 1
+
+
+def audio_folder(k: int) -> str:
+    return f"audio-{k}"
 
 
 def ladder_bitrate(short_side: int) -> int:
     """A rendition's peak kbit/s, by its short side."""
     return {1080: 6000, 720: 3500, 480: 1500, 360: 800}.get(short_side, max(400, short_side * 5))
+
+
+# --- after the encode: the master playlist, measured ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A media playlist's segments: peak and average bit/s, and how long each lasts."""
+
+    peak: int
+    average: int
+    durations: tuple[float, ...]
+
+
+def segments(playlist: Path) -> list[tuple[float, str]]:
+    """(duration, URI) of each segment of a media playlist."""
+    found: list[tuple[float, str]] = []
+    duration: float | None = None
+    for line in playlist.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:") :].split(",")[0])
+        elif line and not line.startswith("#") and duration is not None:
+            found.append((duration, line))
+            duration = None
+    return found
+
+
+def measure(playlist: Path) -> Measured:
+    parts = segments(playlist)
+    if not parts:
+        raise ValueError(f"{playlist.parent.name}/{playlist.name} lists no segments")
+    sizes = [(d, (playlist.parent / uri).stat().st_size * 8) for d, uri in parts]
+    peak = max(bits / d for d, bits in sizes if d > 0)
+    total = sum(d for d, _ in sizes)
+    average = sum(bits for _, bits in sizes) / total if total else peak
+    return Measured(math.ceil(peak), math.ceil(average), tuple(d for d, _ in parts))
+
+
+def write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
+    """The master playlist again, with what players choose by: codecs, resolution, frame
+    rate, and peak and average bandwidth measured from the segments (audio included).
+    ValueError when a rendition is missing or unreadable."""
+    sizes = preset.rendition_sizes(source)
+    tracks = streams.audio_tracks(preset, source)
+    grouped = audio_grouped(preset, source)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    audio_peak = audio_average = 0
+    audio_codec = None
+    if grouped:
+        names: set[str] = set()
+        for k, track in enumerate(tracks):
+            playlist = folder / audio_folder(k) / PLAYLIST
+            measured = measure(playlist)
+            audio_peak = max(audio_peak, measured.peak)
+            audio_average = max(audio_average, measured.average)
+            audio_codec = audio_codec or _first_segment_codecs(playlist)[1]
+            lines.append(media_line(track, k, k == streams.default_track(tracks), names))
+    for n, (width, height) in enumerate(sizes):
+        playlist = folder / str(n) / PLAYLIST
+        measured = measure(playlist)
+        video_codec, muxed_audio, rate = _first_segment_codecs(playlist)
+        codecs = [c for c in (video_codec, muxed_audio or audio_codec) if c]
+        attrs = [
+            f"BANDWIDTH={measured.peak + audio_peak}",
+            f"AVERAGE-BANDWIDTH={measured.average + audio_average}",
+            *([f'CODECS="{",".join(codecs)}"'] if codecs else []),
+            f"RESOLUTION={width}x{height}",
+            *([f"FRAME-RATE={rate:.3f}"] if rate else []),
+            *([f'AUDIO="{AUDIO_GROUP}"'] if grouped else []),
+        ]
+        lines += [f"#EXT-X-STREAM-INF:{','.join(attrs)}", f"{n}/{PLAYLIST}"]
+    tmp = folder / f".{MASTER}.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(folder / MASTER)
+
+
+def media_line(track: Track, k: int, default: bool, names: set[str]) -> str:
+    """An audio rendition's EXT-X-MEDIA line; its NAME unique in the group, as required."""
+    name = _quoted(track.title or track.language or f"Audio {k + 1}")
+    if name in names:
+        name = f"{name} ({k + 1})"
+    names.add(name)
+    language = re.sub(r"[^A-Za-z0-9-]", "", track.language or "")[:35]
+    attrs = [
+        "TYPE=AUDIO",
+        f'GROUP-ID="{AUDIO_GROUP}"',
+        f'NAME="{name}"',
+        *([f'LANGUAGE="{language}"'] if language else []),
+        f"DEFAULT={'YES' if default else 'NO'}",
+        "AUTOSELECT=YES",
+        f'URI="{audio_folder(k)}/{PLAYLIST}"',
+    ]
+    return f"#EXT-X-MEDIA:{','.join(attrs)}"
+
+
+def _quoted(value: str) -> str:
+    """A quoted-string of a playlist holds no double quote, CR or LF."""
+    return "".join(c for c in value if c.isprintable() and c != '"').strip() or "Audio"
+
+
+def _first_segment_codecs(playlist: Path) -> tuple[str | None, str | None, float | None]:
+    """RFC 6381 codec names of the video and audio in a playlist's first segment, and the
+    video's frame rate: read off the stream itself (the H.264 SPS's profile and level)."""
+    first = segments(playlist)[0][1]
+    video_codec = audio_codec = None
+    rate = None
+    with av.open(str(playlist.parent / first)) as container:
+        for stream in container.streams:
+            cc = stream.codec_context
+            if stream.type == "video" and cc is not None and cc.name == "h264":
+                video_codec = avc1(bytes(cc.extradata or b""))
+                if video_codec is None:
+                    packet = next(container.demux(stream), None)
+                    video_codec = avc1(bytes(packet) if packet is not None else b"")
+                average = stream.average_rate or stream.guessed_rate
+                rate = float(average) if average else None
+            elif stream.type == "audio" and cc is not None:
+                audio_codec = _AUDIO_CODECS.get((cc.name, cc.profile or ""))
+    return video_codec, audio_codec, rate
+
+
+#: RFC 6381 names of audio codecs, by FFmpeg's codec and profile names.
+_AUDIO_CODECS = {
+    ("aac", "LC"): "mp4a.40.2",
+    ("aac", "HE-AAC"): "mp4a.40.5",
+    ("aac", "HE-AACv2"): "mp4a.40.29",
+    ("mp3", ""): "mp4a.40.34",
+    ("mp3float", ""): "mp4a.40.34",
+    ("ac3", ""): "ac-3",
+    ("eac3", ""): "ec-3",
+}
+
+
+def avc1(data: bytes) -> str | None:
+    """``avc1.PPCCLL`` from the first sequence parameter set in Annex B bytes."""
+    at = data.find(b"\x00\x00\x01\x67")
+    if at < 0 or len(data) < at + 7:
+        return None
+    return "avc1." + data[at + 4 : at + 7].hex()

@@ -37,6 +37,8 @@ HDR_MODES: tuple[Hdr, ...] = ("keep", "tonemap")
 #: An interlaced source's output: one frame per frame, or one per field (sports).
 Deinterlace = Literal["frame-rate", "double-rate"]
 DEINTERLACE_MODES: tuple[Deinterlace, ...] = ("frame-rate", "double-rate")
+#: Which of the source's audio tracks an output carries (``streams``).
+AudioTracks = Literal["all", "first"]
 #: Folder outputs: the job's output key names a folder of objects.
 FOLDER_KINDS = ("hls", "thumbnails")
 
@@ -81,6 +83,10 @@ class Preset:
     #: An HDR source: "keep" (on codecs that carry it, see ``colour``) or "tonemap".
     hdr: Hdr = "tonemap"
     deinterlace: Deinterlace = "frame-rate"
+    #: "all": every audio track of the source, each encoded as above; "first": its first.
+    audio: AudioTracks = "all"
+    #: Whether the source's text subtitles go along (image subtitles never can).
+    subtitles: bool = True
     aliases: tuple[str, ...] = field(default=())
     #: A custom preset's definition, sent along with its jobs so workers need no config.
     spec: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -276,7 +282,11 @@ _CUSTOM_FIELDS = {
     "extra_args",
     "hdr",
     "deinterlace",
+    "audio",
+    "subtitles",
 }
+#: What a job may change of a built-in preset (``Catalog._chosen``).
+_CHOICES = frozenset({"extends", "audio"})
 
 
 @dataclass(frozen=True)
@@ -289,6 +299,8 @@ class Catalog:
 
     #: Custom presets (``build``), by their definition order; their ids are not CATALOG's.
     custom: tuple[Preset, ...] = ()
+    #: ``--audio``: the audio tracks every preset carries, whatever it says itself.
+    audio: AudioTracks | None = None
     _by_id: Mapping[str, Preset] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -297,22 +309,36 @@ class Catalog:
     @classmethod
     def define(cls, specs: Mapping[str, Mapping[str, Any]]) -> Catalog:
         """The catalog with the custom presets of a config file's ``[presets.NAME]`` tables."""
+        for name in specs:
+            if name in CATALOG:
+                raise ConfigError(f"custom preset name {name!r}: use a new lowercase name")
         return cls(tuple(build(name, spec) for name, spec in specs.items()))
+
+    def with_audio(self, audio: AudioTracks | None) -> Catalog:
+        """This catalog with every preset carrying ``audio`` tracks (``--audio``)."""
+        return replace(self, audio=audio)
+
+    def _chosen(self, preset: Preset) -> Preset:
+        """``preset`` as this catalog's choices change it; what changed travels in its
+        ``spec``, so a worker with another configuration makes the same output."""
+        if self.audio is None or preset.audio == self.audio:
+            return preset
+        return build(preset.id, {**(preset.spec or {"extends": preset.id}), "audio": self.audio})
 
     def get(self, preset_id: str) -> Preset:
         """A preset by id (custom ones included), or by the Elastic Transcoder id it replaces."""
         if preset_id in self._by_id:
-            return self._by_id[preset_id]
+            return self._chosen(self._by_id[preset_id])
         if preset_id in CATALOG:
-            return CATALOG[preset_id]
+            return self._chosen(CATALOG[preset_id])
         for preset in CATALOG.values():
             if preset_id in preset.aliases:
-                return preset
+                return self._chosen(preset)
         known = ", ".join([*CATALOG, *self._by_id])
         raise ConfigError(f"unknown preset {preset_id!r}; known presets: {known}")
 
     def all(self) -> list[Preset]:
-        return [*CATALOG.values(), *self.custom]
+        return [self._chosen(p) for p in (*CATALOG.values(), *self.custom)]
 
     def resolve(self, preset_id: str, spec: Mapping[str, Any] | None) -> Preset:
         """The preset a job names: its own definition if it carries one, else this catalog's."""
@@ -327,10 +353,15 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
     """A custom preset: a catalog preset with some values changed.
 
     ``extends`` names the base; ``height``, ``crf``, ``max_bitrate_k``,
-    ``audio_bitrate_k``, ``hdr``, ``deinterlace`` and ``extra_args`` change it; extra
-    ffmpeg options must be in SAFE_EXTRA_ARGS, so a config file can tune the encode but
-    never point ffmpeg at other files or protocols.
+    ``audio_bitrate_k``, ``hdr``, ``deinterlace``, ``audio`` ("all" or "first"),
+    ``subtitles`` (true or false) and ``extra_args`` change it; extra ffmpeg options must
+    be in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point ffmpeg at
+    other files or protocols.
     """
+    if preset_id in CATALOG and spec.get("extends") == preset_id and set(spec) <= _CHOICES:
+        # A built-in preset as ``--audio`` changed it (``Catalog._chosen``), sent with a job.
+        audio = _audio(preset_id, spec.get("audio", "all"))
+        return replace(CATALOG[preset_id], audio=audio, spec=dict(spec))
     if not _ID.match(preset_id) or preset_id in CATALOG:
         raise ConfigError(f"custom preset name {preset_id!r}: use a new lowercase name")
     unknown = set(spec) - _CUSTOM_FIELDS
@@ -361,9 +392,21 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
                 choices = " or ".join(f'"{a}"' for a in allowed)
                 raise ConfigError(f"preset {preset_id}: {name} must be {choices}")
             changes[name] = spec[name]
+    if "audio" in spec:
+        changes["audio"] = _audio(preset_id, spec["audio"])
+    if "subtitles" in spec:
+        if not isinstance(spec["subtitles"], bool):
+            raise ConfigError(f"preset {preset_id}: subtitles must be true or false")
+        changes["subtitles"] = spec["subtitles"]
     changes["extra_args"] = check_extra_args(preset_id, spec.get("extra_args", []))
     changes["spec"] = dict(spec)
     return replace(base, **changes)
+
+
+def _audio(preset_id: str, value: object) -> AudioTracks:
+    if value == "all" or value == "first":
+        return value
+    raise ConfigError(f'preset {preset_id}: audio must be "all" or "first"')
 
 
 def check_extra_args(preset_id: str, extra: object) -> tuple[str, ...]:

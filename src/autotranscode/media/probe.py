@@ -217,6 +217,8 @@ class MediaInfo:
     tracks: tuple[Track, ...] = ()
     chapters: int = 0
     creation_time: str | None = None
+    #: The file's own title tag, which outputs keep.
+    title: str | None = None
 
     @property
     def has_video(self) -> bool:
@@ -356,6 +358,7 @@ def _probe(path: Path | str, rotation: bool, options: dict[str, str] | None) -> 
             tracks=_tracks(container),
             chapters=len(container.chapters()),
             creation_time=_tag(container.metadata, "creation_time"),
+            title=_tag(container.metadata, "title"),
         )
 
 
@@ -387,7 +390,8 @@ def _tracks(container: av.container.InputContainer) -> tuple[Track, ...]:
                 kind=s.type,
                 codec=_codec(s) or "unknown",
                 language=_tag(s.metadata, "language"),
-                title=_tag(s.metadata, "title"),
+                # MP4 keeps a track's title in its "name" box, which FFmpeg reads as such.
+                title=_tag(s.metadata, "title") or _tag(s.metadata, "name"),
                 default=bool(s.disposition & av.stream.Disposition.default),
                 channels=getattr(s.codec_context, "channels", None) if s.type == "audio" else None,
             )

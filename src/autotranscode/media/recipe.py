@@ -29,11 +29,11 @@ def ffmpeg_args(
     folders carry theirs otherwise, as their formats hold no such tags.
     """
     preset.check(source)
-    args = ["-hide_banner", "-nostdin", "-y", "-i", str(src), "-map_metadata", "-1"]
+    args = ["-hide_banner", "-nostdin", "-y", "-i", str(src)]
     if preset.kind == "image":
-        return [*args, *pictures.poster(preset, source, dst)]
+        return [*args, "-map_metadata", "-1", *pictures.poster(preset, source, dst)]
     if preset.kind == "thumbnails":
-        return [*args, *pictures.thumbnails(preset, source, dst)]
+        return [*args, "-map_metadata", "-1", *pictures.thumbnails(preset, source, dst)]
     if preset.kind == "hls":
         return [*args, *hls.options(preset, source, Path(dst))]
     args += streams.maps(preset, source)
@@ -41,6 +41,8 @@ def ffmpeg_args(
         args += video.options(preset, source)
     if streams.carries_audio(preset, source):
         args += streams.audio_options(preset)
+    args += streams.subtitle_options(preset, source)
+    args += streams.metadata(preset, source)
     movflags = ""
     if preset.extension in (".mp4", ".m4a", ".mov"):
         movflags += "+faststart" if preset.faststart else ""
@@ -63,3 +65,9 @@ def notes(preset: Preset, source: MediaInfo) -> list[str]:
         found.append(f"interlaced source ({source.field_order}): deinterlaced, {rate}")
     found += colour.notes(preset, source)
     return found
+
+
+def warnings(preset: Preset, source: MediaInfo) -> list[str]:
+    """What the file's log should say about this output before it is made (streams left
+    out, say): pure, so the worker writes it and ``presets show`` could too."""
+    return streams.warnings(preset, source)

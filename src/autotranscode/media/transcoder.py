@@ -24,13 +24,15 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
+import av
+
 from ..errors import ConfigError, FfmpegKilled, TranscodeError
 from ..text import shown
-from . import recipe
+from . import hls, recipe, streams
 from .presets import Preset
 from .probe import MediaInfo, probe
 from .stamps import Stamp, write_jpeg_comment, write_sidecar
@@ -189,6 +191,8 @@ def transcode(
                 stderr=run.stderr,
             )
     try:
+        if preset.kind == "hls":
+            _write_master(preset, source, dst)
         if stamp is not None:
             _stamp(preset, dst, stamp)
         return verify(preset, source, dst)
@@ -205,6 +209,14 @@ def _killed(signum: int) -> str:
         name = f"signal {signum}"
     hint = " (out of memory?)" if signum == signal.SIGKILL else ""
     return f"ffmpeg was killed by {name}{hint}"
+
+
+def _write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
+    """The master playlist, measured from what ffmpeg wrote (``hls.write_master``)."""
+    try:
+        hls.write_master(preset, source, folder)
+    except (ValueError, IndexError, av.FFmpegError) as exc:
+        raise TranscodeError(f"output check failed: {exc}") from exc
 
 
 def _stamp(preset: Preset, dst: Path, stamp: Stamp) -> None:
@@ -434,6 +446,9 @@ def _check_av(
     wanted_audio = _decoder_name(preset.audio_codec) if source.has_audio else None
     if wanted_audio and info.audio_codec != wanted_audio:
         problems.append(f"audio codec {info.audio_codec}, expected {preset.audio_codec}")
+    wanted_tracks = len(streams.audio_tracks(preset, source))
+    if wanted_tracks > 1 and len(info.audio_tracks) != wanted_tracks:
+        problems.append(f"{len(info.audio_tracks)} audio tracks, expected {wanted_tracks}")
     if source.duration and info.duration is not None:
         tolerance = max(DURATION_TOLERANCE_S, source.duration * DURATION_TOLERANCE_FRACTION)
         if abs(info.duration - source.duration) > tolerance:
@@ -452,11 +467,24 @@ def _check_picture(preset: Preset, source: MediaInfo, info: MediaInfo, problems:
 def _verify_hls(preset: Preset, source: MediaInfo, folder: Path, problems: list[str]) -> MediaInfo:
     if not (folder / "master.m3u8").is_file():
         raise TranscodeError("output check failed: no master playlist")
+    master = (folder / hls.MASTER).read_text()
+    if "#EXT-X-INDEPENDENT-SEGMENTS" not in master:
+        problems.append("the master playlist does not say its segments are independent")
+    grouped = hls.audio_grouped(preset, source)
+    # Grouped audio is in renditions of its own, checked one by one below.
+    pictures = replace(source, audio_codec=None, tracks=()) if grouped else source
     infos = []
     for n, size in enumerate(preset.rendition_sizes(source)):
-        info = probe(folder / str(n) / "index.m3u8", rotation=False)
-        _check_av(preset, source, info, problems, size)
+        if f"{n}/{hls.PLAYLIST}" not in master:
+            problems.append(f"the master playlist does not list rendition {n}")
+        info = probe(folder / str(n) / hls.PLAYLIST, rotation=False)
+        _check_av(preset, pictures, info, problems, size)
         infos.append(info)
+    if grouped:
+        for k, _ in enumerate(streams.audio_tracks(preset, source)):
+            sound = probe(folder / hls.audio_folder(k) / hls.PLAYLIST, rotation=False)
+            if sound.audio_codec != _decoder_name(preset.audio_codec):
+                problems.append(f"audio rendition {k}: codec {sound.audio_codec}")
     return infos[0]
 
 
