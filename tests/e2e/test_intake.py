@@ -179,11 +179,18 @@ def test_out_inside_drop_works_recursive(cli: Cli, tmp_path: Path, clips: dict[s
     run = start_run(cli, drop, out, "--recursive")
 
     shutil.copyfile(clips["h264.mp4"].path, drop / "sub" / "clip.mp4")
-    wait_until(lambda: "clip.mp4" in names(out), "the output inside DROP", QUICK, procs=(run,))
+    # The tree is kept: sub/clip.mp4 -> out/sub/clip.mp4.
+    placed = out / "sub"
+    wait_until(
+        lambda: placed.is_dir() and "clip.mp4" in names(placed),
+        "the output inside DROP",
+        QUICK,
+        procs=(run,),
+    )
     time.sleep(1.0)
     stop(run)
 
-    assert names(out) == ["clip.mp4"]
+    assert names(out) == ["sub"] and names(placed) == ["clip.mp4"]
     assert by_stage(cli.status()) == {"done": 1}
 
 
