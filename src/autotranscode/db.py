@@ -113,6 +113,21 @@ class Database:
         except sqlite3.Error as exc:
             raise self._error(self._cannot("write", exc)) from exc
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one moment of the file: a report's counts and its lists agree
+        even while another process or thread writes (WAL readers never block writers)."""
+        try:
+            with self._turn:
+                conn = self._connect()
+                conn.execute("BEGIN")
+                try:
+                    yield
+                finally:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error(self._cannot("read", exc)) from exc
+
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         """One statement, atomic on its own (SQLite's autocommit); returns its rows.
 

@@ -142,6 +142,11 @@ def report(
     journal: Journal, state_dir: Path, limit: int = 10, *, stages: Iterable[Stage] = ()
 ) -> Report:
     """Everything ``status`` shows. ``stages``: only finished files in these stages."""
+    with journal.db.snapshot():
+        return _report(journal, state_dir, limit, stages)
+
+
+def _report(journal: Journal, state_dir: Path, limit: int, stages: Iterable[Stage]) -> Report:
     current = _Current(journal, state_dir)
     wanted = set(stages)
     finished_states = (FileState.CLEANED, FileState.FAILED, FileState.SKIPPED)

@@ -258,3 +258,33 @@ def test_an_output_made_but_not_yet_in_out_is_pending(journal: Journal, tmp_path
     [f] = status.report(journal, tmp_path).in_flight
 
     assert [o.status for o in f.outputs] == ["pending"]
+
+
+def test_a_report_is_one_moment_even_while_another_process_finishes_a_file(
+    journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard polls ``done`` counts and then reads the list: both must come from the
+    same moment, or a file finishing in between is counted but not listed."""
+    add(journal, "a", "a.mov")
+    walk(journal, "a", FileState.CLEANED)
+    add(journal, "b", "b.mov")
+    walk(journal, "b", FileState.DONE)
+    other = Journal(journal.path)  # the pipeline's own connection, as in ``run --web``
+    real_totals = status.totals
+
+    def finish_b_then_count(j: Journal) -> status.Totals:
+        other.advance("b", FileState.CLEANED)
+        return real_totals(j)
+
+    monkeypatch.setattr(status, "totals", finish_b_then_count)
+    try:
+        report = status.report(journal, tmp_path)
+    finally:
+        other.close()
+
+    assert report.totals.by_stage.get("done") == 1 and report.totals.files == 2
+    assert [f.name for f in report.recent] == ["a.mov"]
+    assert [f.name for f in report.in_flight] == ["b.mov"]
+    monkeypatch.setattr(status, "totals", real_totals)
+    after = status.report(journal, tmp_path)
+    assert after.totals.by_stage.get("done") == 2 and len(after.recent) == 2

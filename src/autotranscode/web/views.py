@@ -171,10 +171,12 @@ class Dashboard:
         """What the live stream sends: totals, the files in flight, workers, queue depth
         and throughput, as JSON."""
         side = self.side()
+        with self.journal.db.snapshot():
+            totals, in_flight = self.totals(), self.in_flight()
         return msgspec.json.encode(
             {
-                "totals": self.totals(),
-                "in_flight": self.in_flight(),
+                "totals": totals,
+                "in_flight": in_flight,
                 "workers": side.workers,
                 "queue_depth": side.queue_depth,
                 "throughput": self.throughput(),
