@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import re
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +50,15 @@ from ..messages import (
 from .heartbeat import Heartbeat, worker_identity
 from .hooks import WorkerHooks
 from .leases import Leases
+from .outputs import (
+    FfmpegEvents,
+    Handoff,
+    ThrottledProgress,
+    complete_status,
+    content_hash,
+    failures,
+    one_line,
+)
 from .workdirs import clean_stale_workdirs
 
 log = logging.getLogger(__name__)
@@ -71,12 +78,10 @@ log.addFilter(_JobField())
 
 #: Long-poll this long for a job; also bounds how long a stop request waits.
 RECEIVE_WAIT_SECONDS = 2.0
-#: How long a job's output checks wait for the next job's ffmpeg to start (``_Handoff``).
+#: How long a job's output checks wait for the next job's ffmpeg to start (``Handoff``).
 HANDOFF_WAIT_SECONDS = 0.1
 #: What a content hash in a job looks like (BLAKE3's 64 hex digits, or a shorter digest).
-_HEX_DIGEST = re.compile(r"[0-9a-f]{16,128}")
 #: At most one PROGRESSING notification per job this often.
-PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 class Worker:
@@ -94,7 +99,7 @@ class Worker:
         handoff_wait: float = HANDOFF_WAIT_SECONDS,
     ) -> None:
         """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
-        to start (see ``_Handoff``). ``identity`` (``host:pid/name``) names the worker in
+        to start (see ``Handoff``). ``identity`` (``host:pid/name``) names the worker in
         its heartbeat and in its progress notices (``userMetadata.worker``)."""
         self.backend = backend
         #: Where a job's preset ids are looked up, when the job carries no definition.
@@ -120,7 +125,7 @@ class Worker:
         # kept from job to job (a thread, and its database connections, per job costs).
         handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
         finishing: Future[None] | None = None
-        last: _Handoff | None = None  # the job whose ffmpeg ended last
+        last: Handoff | None = None  # the job whose ffmpeg ended last
         # Leases renewed and the beat kept until the last handler is done, not just the loop.
         with self._leases, self.heartbeat:
             try:
@@ -140,7 +145,7 @@ class Worker:
                     if not batch and last is not None:
                         last.go.set()
                     for message in batch:
-                        handoff = _Handoff(self.handoff_wait)
+                        handoff = Handoff(self.handoff_wait)
                         handling = handlers.submit(
                             self._handle_logged, message, stop, handoff, last
                         )
@@ -157,8 +162,8 @@ class Worker:
         self,
         message: Received,
         stop: threading.Event,
-        handoff: _Handoff | None = None,
-        previous: _Handoff | None = None,
+        handoff: Handoff | None = None,
+        previous: Handoff | None = None,
     ) -> None:
         try:
             self.handle(message, stop, handoff, previous)
@@ -179,11 +184,11 @@ class Worker:
         self,
         message: Received,
         stop: threading.Event | None = None,
-        handoff: _Handoff | None = None,
-        previous: _Handoff | None = None,
+        handoff: Handoff | None = None,
+        previous: Handoff | None = None,
     ) -> None:
         """Do one job. ``run`` calls it: its lease keeper renews the job, and the handoffs
-        order this job's ffmpeg around the jobs before and after it (see ``_Handoff``)."""
+        order this job's ffmpeg around the jobs before and after it (see ``Handoff``)."""
         try:
             job = parse_job(message.body)
             _job_id.set(job.job_id)
@@ -229,19 +234,17 @@ class Worker:
                 return
             self._failed(job, message, exc, joblog)
             return
-        failures = _failures(outputs)
+        failed = failures(outputs)
         # As Elastic Transcoder did: a job with a failed output is in ERROR, each output
         # saying how it ended; the client still takes the outputs that were made.
-        state = State.ERROR if failures else State.COMPLETED
-        joblog.say(
-            f"job {job.job_id} " + (f"ended in ERROR: {failures}" if failures else "completed")
-        )
+        state = State.ERROR if failed else State.COMPLETED
+        joblog.say(f"job {job.job_id} " + (f"ended in ERROR: {failed}" if failed else "completed"))
         key = joblog.store(self.backend.store, job.output_bucket, job.job_id, self.workdir)
         self._publish(
-            job, state, outputs, reason=failures, log_key=key, joblog=joblog if failures else None
+            job, state, outputs, reason=failed, log_key=key, joblog=joblog if failed else None
         )
         self.backend.jobs.delete(message)
-        log.info("%s: job %s %s", self.name, job.job_id, failures or "completed")
+        log.info("%s: job %s %s", self.name, job.job_id, failed or "completed")
 
     def _failed(
         self, job: Job, message: Received, exc: AutotranscodeError | OSError, joblog: JobLog
@@ -292,8 +295,8 @@ class Worker:
         job: Job,
         cancel: threading.Event,
         joblog: JobLog,
-        handoff: _Handoff | None = None,
-        previous: _Handoff | None = None,
+        handoff: Handoff | None = None,
+        previous: Handoff | None = None,
     ) -> tuple[OutputStatus, ...]:
         store = self.backend.store
         done = self._already_stored(job)
@@ -327,7 +330,7 @@ class Worker:
                         key=output.key,
                         preset_id=output.preset_id,
                         status="Error",
-                        status_detail=_one_line(str(exc)),
+                        status_detail=one_line(str(exc)),
                     )
                     joblog.say(f"{output.key}: failed: {status.status_detail}")
                     # It may have failed before its ffmpeg ran: the jobs around go on now.
@@ -345,8 +348,8 @@ class Worker:
         source: MediaInfo,
         src: Path,
         cancel: threading.Event,
-        handoff: _Handoff | None,
-        previous: _Handoff | None,
+        handoff: Handoff | None,
+        previous: Handoff | None,
         joblog: JobLog,
     ) -> OutputStatus:
         """Make and store one output of the job; its "Complete" status."""
@@ -357,10 +360,10 @@ class Worker:
         tmp = self.workdir / f"{job.job_id}-{uuid.uuid4().hex[:8]}-{index}{preset.extension}"
         for note in [*recipe.notes(preset, source), *recipe.warnings(preset, source)]:
             joblog.say(f"{output.key}: {note}")
-        report = _Throttled(self, job, index, source.duration)
+        report = ThrottledProgress(self._progress, job, index, source.duration)
         last = index == len(job.outputs) - 1
-        stamp = Stamp(_content_hash(job), presets.digest(preset))
-        ffmpeg = _FfmpegEvents(
+        stamp = Stamp(content_hash(job), presets.digest(preset))
+        ffmpeg = FfmpegEvents(
             self.hooks,
             job,
             tmp,
@@ -384,7 +387,7 @@ class Worker:
         self.hooks.on_output_checked(job=job, output=tmp, info=info)
         size = self._store_output(tmp, job.output_bucket, output.key)
         joblog.say(f"{output.key}: stored ({size} bytes)")
-        return _status(output.key, preset.id, info, size)
+        return complete_status(output.key, preset.id, info, size)
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
         """Our own probe, for the facts the recipe needs beyond the client's (every stream,
@@ -494,113 +497,6 @@ class Worker:
     def _dead_letter(self, message: Received, reason: str) -> None:
         self.backend.dead_letters.send(message.body, reason=reason)
         self.backend.jobs.delete(message)
-
-
-class _Handoff:
-    """Between one job's ffmpeg and the next, the encoder should idle as briefly as can be.
-
-    When a job's last ffmpeg ends, ``exited`` lets the worker take the next job, while this
-    one's output checks (a probe that holds the GIL), upload and notice wait for ``go``:
-    set once the next job's ffmpeg runs, when it ends without one, or when no job is
-    waiting. The wait is bounded: a next job that must first fetch its input from S3
-    does not hold this one's completion for long.
-    """
-
-    def __init__(self, wait: float) -> None:
-        self.wait = wait
-        self.exited = threading.Event()
-        self.go = threading.Event()
-
-    def ended(self) -> None:
-        self.exited.set()
-        self.go.wait(self.wait)
-
-
-class _FfmpegEvents:
-    """What ``transcode`` says of one ffmpeg, passed on to the hooks and the handoffs: its
-    start lets the previous job's checks go, its end lets the worker take the next job."""
-
-    def __init__(
-        self,
-        hooks: WorkerHooks,
-        job: Job,
-        output: Path,
-        previous: _Handoff | None,
-        handoff: _Handoff | None,
-    ) -> None:
-        self.hooks, self.job, self.output = hooks, job, output
-        self.previous, self.handoff = previous, handoff
-        self.pid = 0
-
-    def started(self, pid: int, command: list[str]) -> None:
-        self.pid = pid
-        try:
-            self.hooks.on_ffmpeg_started(job=self.job, pid=pid, command=command, output=self.output)
-        finally:
-            if self.previous is not None:
-                self.previous.go.set()
-
-    def ended(self, returncode: int) -> None:
-        try:
-            self.hooks.on_ffmpeg_ended(job=self.job, pid=self.pid, returncode=returncode)
-        finally:
-            if self.handoff is not None:
-                self.handoff.ended()
-
-
-class _Throttled:
-    """ffmpeg reports twice a second; clients need at most one PROGRESSING per interval."""
-
-    def __init__(self, worker: Worker, job: Job, index: int, duration: float | None) -> None:
-        self.worker, self.job, self.index, self.duration = worker, job, index, duration
-        self.last = 0.0
-
-    def __call__(self, fraction: float, speed: float | None) -> None:
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_INTERVAL_SECONDS and fraction < 1.0:
-            self.last = now
-            overall = (self.index + fraction) / len(self.job.outputs)
-            eta = None
-            if speed and self.duration:
-                # Media seconds still to encode, over media seconds encoded per second.
-                eta = (1 - overall) * self.duration * len(self.job.outputs) / speed
-            self.worker._progress(self.job, overall, speed, eta)
-
-
-def _content_hash(job: Job) -> str | None:
-    """The source's content hash the client sent, for the outputs' stamps; a value that is
-    not a hex digest is not written into anyone's files."""
-    value = job.user_metadata.get("contentHash")
-    return value if value and _HEX_DIGEST.fullmatch(value) else None
-
-
-def _status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatus:
-    return OutputStatus(
-        key=key,
-        preset_id=preset_id,
-        status="Complete",
-        duration=info.duration,
-        width=info.width,
-        height=info.height,
-        size=size,
-    )
-
-
-def _one_line(text: str) -> str:
-    """A reason as a notification carries it: its first line, cut to fit."""
-    return (text.strip().splitlines() or ["failed"])[0][:MAX_DETAIL]
-
-
-def _failures(outputs: Sequence[OutputStatus]) -> str | None:
-    """An ERROR's ``messageDetails`` when an output failed: which, and why (every one for
-    the same reason: that reason, as for a job that failed as a whole); else None."""
-    failed = [o for o in outputs if o.status != "Complete"]
-    if not failed:
-        return None
-    if len(failed) == len(outputs) and len({o.status_detail for o in failed}) == 1:
-        return failed[0].status_detail or "the job failed"
-    why = "; ".join(f"{o.preset_id}: {o.status_detail}" for o in failed)
-    return f"{len(failed)} of {len(outputs)} outputs failed ({why})"[:MAX_DETAIL]
 
 
 class WorkerPool:
