@@ -66,13 +66,16 @@ def reported(journal: Journal, record: FileRecord, note: Notification) -> None:
         journal.story.record_output(record.id, told)
 
 
-def failed_all(journal: Journal, record: FileRecord, reason: str) -> None:
-    """The file failed: each output not failed already for a reason of its own, for this."""
+def failed_all(journal: Journal, record: FileRecord, reason: str, overrule: bool = False) -> None:
+    """The file failed: each output not failed already for a reason of its own, for this.
+    ``overrule``: every output for this (a cancel that a worker's late answer came after)."""
     own = {o.preset for o in journal.story.outputs_of(record.id) if o.status is OutputStatus.FAILED}
+    if overrule:
+        own = set()
     for preset in record.presets:
         if preset not in own:
             journal.story.record_output(
-                record.id, OutputRecord(preset, OutputStatus.FAILED, reason)
+                record.id, OutputRecord(preset, OutputStatus.FAILED, reason=reason)
             )
 
 

@@ -364,7 +364,7 @@ class Pipeline:
         if record.content_hash is None:
             taken = self._take(record)
             if taken is None:
-                return  # stopping: the take starts over at the next start
+                return  # stopping (the take starts over at the next start), or cancelled
             record, source = taken
         if not record.forced and (
             self._reuse(record)
@@ -387,9 +387,16 @@ class Pipeline:
         job_id = record.job_id or uuid.uuid4().hex
         # The output names are known now: recorded with the key, before anything is stored.
         names = outbox.output_names(self.catalog, job_id, path, record.presets)
-        self.advance(
-            record, FileState.UPLOADING, input_key=key, job_id=job_id, outputs=names, durable=True
-        )
+        if not self.advance(
+            record,
+            FileState.UPLOADING,
+            input_key=key,
+            job_id=job_id,
+            outputs=names,
+            expect=record.state,
+            durable=True,
+        ):
+            return None  # cancelled meanwhile
         store = self.backend.store
         for attempt in range(1, TAKE_ATTEMPTS + 1):
             before = identity.source_stat(path)
@@ -555,16 +562,21 @@ class Pipeline:
         if record.job_id:
             store.delete_prefix(store.output_bucket, f"{keys.OUTPUT_PREFIX}{record.job_id}/")
 
-    def fail(self, record: FileRecord, reason: str) -> None:
-        """FAILED (or SKIPPED, superseded) with ``reason``; its objects in the store go."""
+    def fail(self, record: FileRecord, reason: str, expect: FileState | None = None) -> bool:
+        """FAILED (or SKIPPED, superseded) with ``reason``; its objects in the store go.
+        ``expect``: unless it left that state meanwhile (a user cancelled it first); whether
+        this failed it."""
         try:
             self._delete_objects(record)
         except Exception as exc:  # failing must not fail: the file would never finish
             log.warning("%s: objects left behind: %s", record.name, exc)
-        if self.journal.fail(record.id, reason) == FileState.FAILED:
+        ended = self.journal.fail(record.id, reason, expect)
+        if ended == FileState.FAILED:
             outcomes.failed_all(self.journal, record, reason)
-        self.hooks.on_state(path=record.path, state=FileState.FAILED, detail=reason)
+        if ended is not None:
+            self.hooks.on_state(path=record.path, state=FileState.FAILED, detail=reason)
         self._finished(record.id)
+        return ended is not None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -581,11 +593,11 @@ class Pipeline:
         durable: bool = False,
         same_as: str | None = None,
         failed: list[OutputRecord] | None = None,
-    ) -> None:
+    ) -> bool:
         """Record the move in the journal and tell the hooks, unless ``expect`` says another
-        thread moved the file on meanwhile. ``failed``: outputs of a delivered file that
-        could not be made (it is partly done)."""
-        if self.journal.advance(
+        thread (or a user's cancel) moved the file on meanwhile; whether it moved.
+        ``failed``: outputs of a delivered file that could not be made (it is partly done)."""
+        if not self.journal.advance(
             record.id,
             state,
             job_id=job_id,
@@ -596,16 +608,18 @@ class Pipeline:
             durable=durable,
             same_as=same_as,
         ):
-            self.hooks.on_state(
-                path=record.path,
-                state=state,
-                detail=detail,
-                size=record.size,
-                outputs=tuple((outputs or record.outputs).values()),
-                stage=Stage.PARTLY_DONE if failed else STAGES[state],
-                failed_outputs=tuple((o.preset, o.reason or "failed") for o in failed or ()),
-                job_id=job_id or record.job_id,
-            )
+            return False
+        self.hooks.on_state(
+            path=record.path,
+            state=state,
+            detail=detail,
+            size=record.size,
+            outputs=tuple((outputs or record.outputs).values()),
+            stage=Stage.PARTLY_DONE if failed else STAGES[state],
+            failed_outputs=tuple((o.preset, o.reason or "failed") for o in failed or ()),
+            job_id=job_id or record.job_id,
+        )
+        return True
 
     def _finished(self, fid: str) -> None:
         self._logs.write(fid)
