@@ -166,12 +166,24 @@ _COLOUR_CLIPS: dict[str, tuple[str, str]] = {
         f"-vf tinterlace=mode=interleave_top,setfield=prog {_MPEG2}",
     ),
     "progressive 576.ts": (_SOFT.format(size="720x576", rate=25), _MPEG2),
+    # Film (23.976 frames a second) telecined by 3:2 pulldown to 29.97 interlaced frames,
+    # flagged top field first, as an NTSC DVD of a film holds it. Blurred more: a frame
+    # made again from its fields must look progressive to idet.
+    "telecined 480i.ts": (
+        _SOFT.format(size="720x480", rate="24000/1001").replace("sigma=1", "sigma=2"),
+        f"-vf telecine=pattern=23,setfield=tff -flags +ilme+ildct {_MPEG2}",
+    ),
+    # Video shot interlaced at 59.94 fields a second: the same frame rate, no pulldown.
+    "interlaced 480i.ts": (
+        _SOFT.format(size="720x480", rate="60000/1001").replace("sigma=1", "sigma=2"),
+        f"-vf tinterlace=mode=interleave_top,setfield=tff -flags +ilme+ildct {_MPEG2}",
+    ),
 }
 
 
 @pytest.fixture(scope="session")
 def colour_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """HDR10, HLG, untagged and interlaced clips (2 s or less, under 1 MB each)."""
+    """HDR10, HLG, untagged, interlaced and telecined clips (2 s or less, under 1 MB each)."""
     root = tmp_path_factory.mktemp("colour")
     for name, (lavfi, args) in _COLOUR_CLIPS.items():
         cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", lavfi]
