@@ -9,6 +9,14 @@ With one audio track, each rendition carries it (one download per rendition). Wi
 several, each is a rendition of its own, in an audio group (``EXT-X-MEDIA``) that every
 video rendition names, so a player offers the languages and downloads one.
 
+Text subtitles become WebVTT renditions in a subtitles group that every video rendition
+names. ffmpeg's segmenter writes a subtitle only beside a video or audio stream, cut where
+that stream is cut: each subtitle track rides along with one rendition (the n-th track
+with the n-th), so its segments share the video's boundaries; a track beyond the number
+of renditions is left out, and the file's log says so. Each WebVTT segment is given the
+``X-TIMESTAMP-MAP`` that ties its cue times to the MPEG-TS clock (ffmpeg writes none).
+Languages are told as BCP 47 tags with their own names (``languages``).
+
 ffmpeg's master playlist lacks the frame rate and measures bandwidth its own way;
 ``write_master`` writes it again after the encode, from the segments themselves.
 """
@@ -16,13 +24,12 @@ ffmpeg's master playlist lacks the frame rate and measures bandwidth its own way
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
 
-from . import colour, interlace, streams, video
+from . import colour, interlace, languages, streams, video
 from .presets import Preset
 from .probe import MediaInfo, Track
 
@@ -32,6 +39,13 @@ MASTER = "master.m3u8"
 PLAYLIST = "index.m3u8"
 #: The group every video rendition names when the audio is a rendition of its own.
 AUDIO_GROUP = "audio"
+#: The group of the WebVTT subtitle renditions.
+SUBTITLE_GROUP = "subs"
+#: What ffmpeg names the subtitle playlist beside a rendition's ``PLAYLIST``.
+SUBTITLE_PLAYLIST = "index_vtt.m3u8"
+#: Where ffmpeg's MPEG-TS muxer starts its clock: twice ``-muxdelay`` (0.7 s) after the
+#: output's time zero, in 90 kHz ticks. A WebVTT cue at 0 is shown at this MPEG-TS time.
+MPEGTS_START = 126_000
 
 
 def options(preset: Preset, source: MediaInfo, folder: Path) -> list[str]:
@@ -58,12 +72,16 @@ def options(preset: Preset, source: MediaInfo, folder: Path) -> list[str]:
         for k, spec in enumerate(audio):
             args += ["-map", spec, *streams.audio_options(preset, k)]
             stream_map.append(f"a:{k},agroup:{AUDIO_GROUP},name:{audio_folder(k)}")
+    subtitles = subtitle_tracks(preset, source)
+    for k, track in enumerate(subtitles):
+        args += ["-map", f"0:{track.index}", f"-c:s:{k}", "webvtt"]
+        stream_map[k] += f",s:{k},sgroup:{SUBTITLE_GROUP}"
     tracks = streams.audio_tracks(preset, source)
     # Muxed: each rendition's copy of the one track says its language.
     carried = tracks if grouped else tracks[:1] * len(sizes) if audio else ()
     return [
         *args,
-        *streams.metadata(preset, source, audio=carried, subtitles=()),
+        *streams.metadata(preset, source, audio=carried, subtitles=subtitles),
         *("-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_playlist_type", "vod"),
         *("-hls_segment_type", "mpegts", "-hls_flags", "independent_segments"),
         *("-hls_segment_filename", str(folder / "%v" / "segment-%03d.ts")),
@@ -91,6 +109,38 @@ def audio_grouped(preset: Preset, source: MediaInfo) -> bool:
 
 def audio_folder(k: int) -> str:
     return f"audio-{k}"
+
+
+def _renditions(preset: Preset, source: MediaInfo) -> int:
+    """How many renditions (video, and audio when grouped) a subtitle track can ride with."""
+    audio = len(streams.audio_tracks(preset, source)) if audio_grouped(preset, source) else 0
+    return len(preset.rendition_sizes(source)) + audio
+
+
+def _text_subtitles(preset: Preset, source: MediaInfo) -> tuple[Track, ...]:
+    if not preset.subtitles:
+        return ()
+    return tuple(t for t in source.subtitle_tracks if t.is_text)
+
+
+def subtitle_tracks(preset: Preset, source: MediaInfo) -> tuple[Track, ...]:
+    """The text subtitles the ladder carries as WebVTT: one per rendition at most."""
+    return _text_subtitles(preset, source)[: _renditions(preset, source)]
+
+
+def subtitle_folder(preset: Preset, source: MediaInfo, k: int) -> str:
+    """The folder of the rendition the k-th subtitle track rides with."""
+    videos = len(preset.rendition_sizes(source))
+    return str(k) if k < videos else audio_folder(k - videos)
+
+
+def warnings(preset: Preset, source: MediaInfo) -> list[str]:
+    """Text subtitles the ladder has no rendition to carry (see the module's text)."""
+    left = _text_subtitles(preset, source)[_renditions(preset, source) :]
+    if not left:
+        return []
+    names = ", ".join(f"{t.index} ({t.language or t.codec})" for t in left)
+    return [f"HLS carries one subtitle track per rendition: subtitle tracks {names} left out"]
 
 
 def ladder_bitrate(short_side: int) -> int:
@@ -153,7 +203,15 @@ def write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
             audio_peak = max(audio_peak, measured.peak)
             audio_average = max(audio_average, measured.average)
             audio_codec = audio_codec or _first_segment_codecs(playlist)[1]
-            lines.append(media_line(track, k, k == streams.default_track(tracks), names))
+            default = k == streams.default_track(tracks)
+            lines.append(media_line(track, k, default, names, f"{audio_folder(k)}/{PLAYLIST}"))
+    subtitles = subtitle_tracks(preset, source)
+    subtitle_names: set[str] = set()
+    for k, track in enumerate(subtitles):
+        playlist = folder / subtitle_folder(preset, source, k) / SUBTITLE_PLAYLIST
+        map_timestamps(playlist)
+        uri = f"{subtitle_folder(preset, source, k)}/{SUBTITLE_PLAYLIST}"
+        lines.append(media_line(track, k, track.default, subtitle_names, uri))
     for n, (width, height) in enumerate(sizes):
         playlist = folder / str(n) / PLAYLIST
         measured = measure(playlist)
@@ -166,6 +224,7 @@ def write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
             f"RESOLUTION={width}x{height}",
             *([f"FRAME-RATE={rate:.3f}"] if rate else []),
             *([f'AUDIO="{AUDIO_GROUP}"'] if grouped else []),
+            *([f'SUBTITLES="{SUBTITLE_GROUP}"'] if subtitles else []),
         ]
         lines += [f"#EXT-X-STREAM-INF:{','.join(attrs)}", f"{n}/{PLAYLIST}"]
     tmp = folder / f".{MASTER}.tmp"
@@ -173,28 +232,57 @@ def write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
     tmp.replace(folder / MASTER)
 
 
-def media_line(track: Track, k: int, default: bool, names: set[str]) -> str:
-    """An audio rendition's EXT-X-MEDIA line; its NAME unique in the group, as required."""
-    name = _quoted(track.title or track.language or f"Audio {k + 1}")
+def media_line(track: Track, k: int, default: bool, names: set[str], uri: str) -> str:
+    """An audio or subtitle rendition's EXT-X-MEDIA line: its language as a BCP 47 tag, its
+    NAME the language's own name (with the track's title), unique in the group."""
+    audio = track.kind == "audio"
+    language = languages.bcp47(track.language)
+    name = _quoted(rendition_name(track) or f"{'Audio' if audio else 'Subtitles'} {k + 1}")
     if name in names:
         name = f"{name} ({k + 1})"
     names.add(name)
-    language = re.sub(r"[^A-Za-z0-9-]", "", track.language or "")[:35]
     attrs = [
-        "TYPE=AUDIO",
-        f'GROUP-ID="{AUDIO_GROUP}"',
+        f"TYPE={'AUDIO' if audio else 'SUBTITLES'}",
+        f'GROUP-ID="{AUDIO_GROUP if audio else SUBTITLE_GROUP}"',
         f'NAME="{name}"',
         *([f'LANGUAGE="{language}"'] if language else []),
         f"DEFAULT={'YES' if default else 'NO'}",
         "AUTOSELECT=YES",
-        f'URI="{audio_folder(k)}/{PLAYLIST}"',
+        *([] if audio else ["FORCED=NO"]),
+        f'URI="{uri}"',
     ]
     return f"#EXT-X-MEDIA:{','.join(attrs)}"
 
 
+def rendition_name(track: Track) -> str | None:
+    """What a player's menu shows: the language's own name, with the track's title when it
+    says more ("Français (Commentaire)"); the title alone, or the tag, when unnamed."""
+    language = languages.name(track.language)
+    title = track.title.strip() if track.title else None
+    if language and title and title.casefold() not in (language.casefold(), track.language):
+        return f"{language} ({title})"
+    return language or title or languages.bcp47(track.language)
+
+
 def _quoted(value: str) -> str:
     """A quoted-string of a playlist holds no double quote, CR or LF."""
-    return "".join(c for c in value if c.isprintable() and c != '"').strip() or "Audio"
+    return "".join(c for c in value if c.isprintable() and c != '"').strip() or "Untitled"
+
+
+def map_timestamps(playlist: Path) -> None:
+    """Give each WebVTT segment of a subtitle playlist its ``X-TIMESTAMP-MAP`` (see
+    ``MPEGTS_START``), so players show the cues in step with the MPEG-TS video."""
+    header = f"X-TIMESTAMP-MAP=MPEGTS:{MPEGTS_START},LOCAL:00:00:00.000"
+    for _, uri in segments(playlist):
+        path = playlist.parent / uri
+        first, _, rest = path.read_text(encoding="utf-8").partition("\n")
+        if not first.startswith("WEBVTT"):
+            raise ValueError(f"{playlist.parent.name}/{uri} is not WebVTT")
+        if rest.startswith("X-TIMESTAMP-MAP="):
+            continue
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(f"{first}\n{header}\n{rest}", encoding="utf-8")
+        tmp.replace(path)
 
 
 def _first_segment_codecs(playlist: Path) -> tuple[str | None, str | None, float | None]:

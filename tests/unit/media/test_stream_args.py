@@ -181,11 +181,42 @@ def test_hls_keyframes_for_x265() -> None:
 
 
 def test_hls_one_audio_track_goes_in_every_rendition() -> None:
-    args = _hls(_source(ENG, SRT), ladder=(720, 360))
+    args = _hls(_source(ENG), ladder=(720, 360))
     pairs = _pairs(args)
     assert ("-var_stream_map", "v:0,a:0,name:0 v:1,a:1,name:1") in pairs
     assert [b for a, b in pairs if a == "-map"] == ["[o0]", "0:1", "[o1]", "0:1"]
     assert ("-metadata:s:a:1", "language=eng") in pairs
+
+
+def test_hls_text_subtitles_ride_with_a_rendition_each_as_webvtt() -> None:
+    fre = replace(SRT, index=5, language="fre", codec="ass")
+    pairs = _pairs(_hls(_source(ENG, SRT, PGS, fre), ladder=(720, 360)))
+    assert (
+        "-var_stream_map",
+        "v:0,a:0,name:0,s:0,sgroup:subs v:1,a:1,name:1,s:1,sgroup:subs",
+    ) in pairs
+    assert [b for a, b in pairs if a == "-map"] == ["[o0]", "0:1", "[o1]", "0:1", "0:3", "0:5"]
+    assert ("-c:s:0", "webvtt") in pairs and ("-c:s:1", "webvtt") in pairs
+    assert ("-metadata:s:s:1", "language=fre") in pairs
+    assert not any(a.startswith("-map") and b == "0:4" for a, b in pairs), "PGS: pictures"
+
+
+def test_hls_subtitles_beyond_the_renditions_are_left_out_and_said_so() -> None:
+    subs = [replace(SRT, index=10 + n, language=lang) for n, lang in enumerate("abc")]
+    preset = replace(presets.CATALOG["hls"], ladder=(720,))
+    source = _source(ENG, FRA, *subs)  # one video rendition and two audio ones carry three
+    assert [hls.subtitle_folder(preset, source, k) for k in range(3)] == [
+        "0",
+        "audio-0",
+        "audio-1",
+    ]
+    assert recipe.warnings(preset, source) == []
+    source = _source(ENG, *subs)
+    assert len(hls.subtitle_tracks(preset, source)) == 1
+    assert recipe.warnings(preset, source) == [
+        "HLS carries one subtitle track per rendition: subtitle tracks 11 (b), 12 (c) left out"
+    ]
+    assert hls.subtitle_tracks(replace(preset, subtitles=False), source) == ()
 
 
 def test_hls_several_audio_tracks_are_a_group_encoded_once_each() -> None:
@@ -201,9 +232,9 @@ def test_hls_several_audio_tracks_are_a_group_encoded_once_each() -> None:
 
 def test_hls_names_and_languages_from_the_source_cannot_break_the_master_playlist() -> None:
     track = replace(FRA, title='say "hi"\n#EXT-X-ENDLIST', language='fr",X')
-    line = hls.media_line(track, 1, True, set())
+    line = hls.media_line(track, 1, True, set(), "audio-1/index.m3u8")
     assert line.count("\n") == 0
-    assert 'NAME="say hi#EXT-X-ENDLIST"' in line and 'LANGUAGE="frX"' in line
+    assert 'NAME="say hi#EXT-X-ENDLIST"' in line and "LANGUAGE" not in line  # no BCP 47 tag
     assert "DEFAULT=YES" in line
 
 
