@@ -11,9 +11,11 @@ video rendition names, so a player offers the languages and downloads one.
 
 Text subtitles become WebVTT renditions in a subtitles group that every video rendition
 names. ffmpeg's segmenter writes a subtitle only beside a video or audio stream, cut where
-that stream is cut: each subtitle track rides along with one rendition (the n-th track
-with the n-th), so its segments share the video's boundaries; a track beyond the number
-of renditions is left out, and the file's log says so. Each WebVTT segment is given the
+that stream is cut: each subtitle track rides along with one video rendition (the n-th
+track with the n-th), so its segments share the video's boundaries. Not with an audio
+rendition: ffmpeg then stretches that audio playlist's last segment by the last cue's
+length. A track beyond the number of video renditions is left out, and the file's log
+says so. Each WebVTT segment is given the
 ``X-TIMESTAMP-MAP`` that ties its cue times to the MPEG-TS clock (ffmpeg writes none).
 Languages are told as BCP 47 tags with their own names (``languages``).
 
@@ -111,12 +113,6 @@ def audio_folder(k: int) -> str:
     return f"audio-{k}"
 
 
-def _renditions(preset: Preset, source: MediaInfo) -> int:
-    """How many renditions (video, and audio when grouped) a subtitle track can ride with."""
-    audio = len(streams.audio_tracks(preset, source)) if audio_grouped(preset, source) else 0
-    return len(preset.rendition_sizes(source)) + audio
-
-
 def _text_subtitles(preset: Preset, source: MediaInfo) -> tuple[Track, ...]:
     if not preset.subtitles:
         return ()
@@ -125,22 +121,22 @@ def _text_subtitles(preset: Preset, source: MediaInfo) -> tuple[Track, ...]:
 
 def subtitle_tracks(preset: Preset, source: MediaInfo) -> tuple[Track, ...]:
     """The text subtitles the ladder carries as WebVTT: one per rendition at most."""
-    return _text_subtitles(preset, source)[: _renditions(preset, source)]
+    return _text_subtitles(preset, source)[: len(preset.rendition_sizes(source))]
 
 
-def subtitle_folder(preset: Preset, source: MediaInfo, k: int) -> str:
-    """The folder of the rendition the k-th subtitle track rides with."""
-    videos = len(preset.rendition_sizes(source))
-    return str(k) if k < videos else audio_folder(k - videos)
+def subtitle_playlist(k: int) -> str:
+    """Where the k-th subtitle track's playlist is: beside the video rendition it rides with."""
+    return f"{k}/{SUBTITLE_PLAYLIST}"
 
 
 def warnings(preset: Preset, source: MediaInfo) -> list[str]:
     """Text subtitles the ladder has no rendition to carry (see the module's text)."""
-    left = _text_subtitles(preset, source)[_renditions(preset, source) :]
+    left = _text_subtitles(preset, source)[len(preset.rendition_sizes(source)) :]
     if not left:
         return []
     names = ", ".join(f"{t.index} ({t.language or t.codec})" for t in left)
-    return [f"HLS carries one subtitle track per rendition: subtitle tracks {names} left out"]
+    said = f"subtitle tracks {names} left out"
+    return [f"HLS carries one subtitle track per video rendition: {said}"]
 
 
 def ladder_bitrate(short_side: int) -> int:
@@ -208,10 +204,8 @@ def write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
     subtitles = subtitle_tracks(preset, source)
     subtitle_names: set[str] = set()
     for k, track in enumerate(subtitles):
-        playlist = folder / subtitle_folder(preset, source, k) / SUBTITLE_PLAYLIST
-        map_timestamps(playlist)
-        uri = f"{subtitle_folder(preset, source, k)}/{SUBTITLE_PLAYLIST}"
-        lines.append(media_line(track, k, track.default, subtitle_names, uri))
+        map_timestamps(folder / subtitle_playlist(k))
+        lines.append(media_line(track, k, track.default, subtitle_names, subtitle_playlist(k)))
     for n, (width, height) in enumerate(sizes):
         playlist = folder / str(n) / PLAYLIST
         measured = measure(playlist)

@@ -203,19 +203,14 @@ def test_hls_text_subtitles_ride_with_a_rendition_each_as_webvtt() -> None:
 
 def test_hls_subtitles_beyond_the_renditions_are_left_out_and_said_so() -> None:
     subs = [replace(SRT, index=10 + n, language=lang) for n, lang in enumerate("abc")]
-    preset = replace(presets.CATALOG["hls"], ladder=(720,))
-    source = _source(ENG, FRA, *subs)  # one video rendition and two audio ones carry three
-    assert [hls.subtitle_folder(preset, source, k) for k in range(3)] == [
-        "0",
-        "audio-0",
-        "audio-1",
-    ]
-    assert recipe.warnings(preset, source) == []
-    source = _source(ENG, *subs)
-    assert len(hls.subtitle_tracks(preset, source)) == 1
+    preset = replace(presets.CATALOG["hls"], ladder=(720, 360))
+    source = _source(ENG, FRA, *subs)  # two video renditions carry two
+    assert [t.index for t in hls.subtitle_tracks(preset, source)] == [10, 11]
+    assert hls.subtitle_playlist(1) == "1/index_vtt.m3u8"
     assert recipe.warnings(preset, source) == [
-        "HLS carries one subtitle track per rendition: subtitle tracks 11 (b), 12 (c) left out"
+        "HLS carries one subtitle track per video rendition: subtitle tracks 12 (c) left out"
     ]
+    assert recipe.warnings(replace(preset, ladder=(720, 360, 240)), source) == []
     assert hls.subtitle_tracks(replace(preset, subtitles=False), source) == ()
 
 
