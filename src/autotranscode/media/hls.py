@@ -15,9 +15,9 @@ that stream is cut: each subtitle track rides along with one video rendition (th
 track with the n-th), so its segments share the video's boundaries. Not with an audio
 rendition: ffmpeg then stretches that audio playlist's last segment by the last cue's
 length. A track beyond the number of video renditions is left out, and the file's log
-says so. Each WebVTT segment is given the
-``X-TIMESTAMP-MAP`` that ties its cue times to the MPEG-TS clock (ffmpeg writes none).
-Languages are told as BCP 47 tags with their own names (``languages``).
+says so. Each WebVTT segment is given the ``X-TIMESTAMP-MAP`` that ties its cue times to
+the MPEG-TS clock (ffmpeg writes none). Languages are told as BCP 47 tags with their own
+names (``languages``).
 
 ffmpeg's master playlist lacks the frame rate and measures bandwidth its own way;
 ``write_master`` writes it again after the encode, from the segments themselves.
