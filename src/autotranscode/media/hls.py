@@ -10,14 +10,15 @@ several, each is a rendition of its own, in an audio group (``EXT-X-MEDIA``) tha
 video rendition names, so a player offers the languages and downloads one.
 
 Text subtitles become WebVTT renditions in a subtitles group that every video rendition
-names. ffmpeg's segmenter writes a subtitle only beside a video or audio stream, cut where
-that stream is cut: each subtitle track rides along with one video rendition (the n-th
-track with the n-th), so its segments share the video's boundaries. Not with an audio
-rendition: ffmpeg then stretches that audio playlist's last segment by the last cue's
-length. A track beyond the number of video renditions is left out, and the file's log
-says so. Each WebVTT segment is given the ``X-TIMESTAMP-MAP`` that ties its cue times to
-the MPEG-TS clock (ffmpeg writes none). Languages are told as BCP 47 tags with their own
-names (``languages``).
+names. ffmpeg's segmenter writes a subtitle only beside a video or audio stream, one per
+rendition, cut where that stream is cut. So each subtitle track gets a carrier of its
+own: a 16x16 picture from the same decode, its keyframes forced as the renditions' are,
+so its WebVTT segments have the video's boundaries; the carrier is deleted after the
+encode, leaving the track's folder (``subtitles-K``) with its playlist and segments. (An
+audio rendition as the carrier would do without one, but ffmpeg then stretches that audio
+playlist's last segment by the last cue's length.) Each WebVTT segment is given the
+``X-TIMESTAMP-MAP`` that ties its cue times to the MPEG-TS clock (ffmpeg writes none).
+Languages are told as BCP 47 tags with their own names (``languages``).
 
 ffmpeg's master playlist lacks the frame rate and measures bandwidth its own way;
 ``write_master`` writes it again after the encode, from the segments themselves.
@@ -43,8 +44,10 @@ PLAYLIST = "index.m3u8"
 AUDIO_GROUP = "audio"
 #: The group of the WebVTT subtitle renditions.
 SUBTITLE_GROUP = "subs"
-#: What ffmpeg names the subtitle playlist beside a rendition's ``PLAYLIST``.
-SUBTITLE_PLAYLIST = "index_vtt.m3u8"
+#: What ffmpeg names the subtitle playlist beside its carrier's ``PLAYLIST``.
+_VTT_PLAYLIST = "index_vtt.m3u8"
+#: A subtitle carrier's picture: the smallest any encoder takes, as it is thrown away.
+_CARRIER = "scale=16:16:flags=fast_bilinear"
 #: Where ffmpeg's MPEG-TS muxer starts its clock: twice ``-muxdelay`` (0.7 s) after the
 #: output's time zero, in 90 kHz ticks. A WebVTT cue at 0 is shown at this MPEG-TS time.
 MPEGTS_START = 126_000
@@ -53,10 +56,13 @@ MPEGTS_START = 126_000
 def options(preset: Preset, source: MediaInfo, folder: Path) -> list[str]:
     """One decode, split to every rendition of the ladder not above the source."""
     sizes = preset.rendition_sizes(source)
-    splits = "".join(f"[v{n}]" for n in range(len(sizes)))
+    subtitles = subtitle_tracks(preset, source)
+    pictures = len(sizes) + len(subtitles)
+    splits = "".join(f"[v{n}]" for n in range(pictures))
     picture = [*interlace.filters(preset, source), *colour.filters(preset, source, None)]
-    graph = [f"[0:v:0]{','.join(picture)},split={len(sizes)}{splits}"]
+    graph = [f"[0:v:0]{','.join(picture)},split={pictures}{splits}"]
     graph += [f"[v{n}]scale={w}:{h}:flags=bicubic[o{n}]" for n, (w, h) in enumerate(sizes)]
+    graph += [f"[v{n}]{_CARRIER}[o{n}]" for n in range(len(sizes), pictures)]
     args = ["-filter_complex", ";".join(graph)]
     audio = streams.audio_specs(preset, source)
     grouped = audio_grouped(preset, source)
@@ -74,10 +80,12 @@ def options(preset: Preset, source: MediaInfo, folder: Path) -> list[str]:
         for k, spec in enumerate(audio):
             args += ["-map", spec, *streams.audio_options(preset, k)]
             stream_map.append(f"a:{k},agroup:{AUDIO_GROUP},name:{audio_folder(k)}")
-    subtitles = subtitle_tracks(preset, source)
+    carrier = replace(preset, video_codec="libx264")
     for k, track in enumerate(subtitles):
-        args += ["-map", f"0:{track.index}", f"-c:s:{k}", "webvtt"]
-        stream_map[k] += f",s:{k},sgroup:{SUBTITLE_GROUP}"
+        n = len(sizes) + k
+        args += ["-map", f"[o{n}]", f"-c:v:{n}", "libx264", f"-preset:v:{n}", "ultrafast"]
+        args += [*keyframes(carrier, n), "-map", f"0:{track.index}", f"-c:s:{k}", "webvtt"]
+        stream_map.append(f"v:{n},s:{k},sgroup:{SUBTITLE_GROUP},name:{subtitle_folder(k)}")
     tracks = streams.audio_tracks(preset, source)
     # Muxed: each rendition's copy of the one track says its language.
     carried = tracks if grouped else tracks[:1] * len(sizes) if audio else ()
@@ -113,30 +121,36 @@ def audio_folder(k: int) -> str:
     return f"audio-{k}"
 
 
-def _text_subtitles(preset: Preset, source: MediaInfo) -> tuple[Track, ...]:
+def subtitle_tracks(preset: Preset, source: MediaInfo) -> tuple[Track, ...]:
+    """The text subtitles the ladder carries as WebVTT renditions."""
     if not preset.subtitles:
         return ()
     return tuple(t for t in source.subtitle_tracks if t.is_text)
 
 
-def subtitle_tracks(preset: Preset, source: MediaInfo) -> tuple[Track, ...]:
-    """The text subtitles the ladder carries as WebVTT: one per rendition at most."""
-    return _text_subtitles(preset, source)[: len(preset.rendition_sizes(source))]
+def subtitle_folder(k: int) -> str:
+    return f"subtitles-{k}"
 
 
-def subtitle_playlist(k: int) -> str:
-    """Where the k-th subtitle track's playlist is: beside the video rendition it rides with."""
-    return f"{k}/{SUBTITLE_PLAYLIST}"
-
-
-def warnings(preset: Preset, source: MediaInfo) -> list[str]:
-    """Text subtitles the ladder has no rendition to carry (see the module's text)."""
-    left = _text_subtitles(preset, source)[len(preset.rendition_sizes(source)) :]
-    if not left:
-        return []
-    names = ", ".join(f"{t.index} ({t.language or t.codec})" for t in left)
-    said = f"subtitle tracks {names} left out"
-    return [f"HLS carries one subtitle track per video rendition: {said}"]
+def subtitles_only(folder: Path) -> None:
+    """A subtitle track's folder as delivered: its carrier's picture and playlist deleted,
+    its WebVTT playlist in their place, said to be VOD, each segment's cues mapped to the
+    MPEG-TS clock (``map_timestamps``). ValueError when the WebVTT playlist is missing."""
+    vtt = folder / _VTT_PLAYLIST
+    if not vtt.is_file():
+        raise ValueError(f"{folder.name} has no subtitle playlist")
+    for picture in folder.glob("*.ts"):
+        picture.unlink()
+    map_timestamps(vtt)
+    text = vtt.read_text(encoding="utf-8")
+    if "#EXT-X-PLAYLIST-TYPE:" not in text:
+        text = text.replace(
+            "#EXT-X-TARGETDURATION:", "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-TARGETDURATION:"
+        )
+    tmp = folder / f".{PLAYLIST}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(folder / PLAYLIST)
+    vtt.unlink()
 
 
 def ladder_bitrate(short_side: int) -> int:
@@ -204,8 +218,9 @@ def write_master(preset: Preset, source: MediaInfo, folder: Path) -> None:
     subtitles = subtitle_tracks(preset, source)
     subtitle_names: set[str] = set()
     for k, track in enumerate(subtitles):
-        map_timestamps(folder / subtitle_playlist(k))
-        lines.append(media_line(track, k, track.default, subtitle_names, subtitle_playlist(k)))
+        subtitles_only(folder / subtitle_folder(k))
+        uri = f"{subtitle_folder(k)}/{PLAYLIST}"
+        lines.append(media_line(track, k, track.default, subtitle_names, uri))
     for n, (width, height) in enumerate(sizes):
         playlist = folder / str(n) / PLAYLIST
         measured = measure(playlist)

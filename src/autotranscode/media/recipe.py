@@ -72,5 +72,4 @@ def notes(preset: Preset, source: MediaInfo) -> list[str]:
 def warnings(preset: Preset, source: MediaInfo) -> list[str]:
     """What the file's log should say about this output before it is made (streams left
     out, say): pure, so the worker writes it and ``presets show`` could too."""
-    said = streams.warnings(preset, source)
-    return [*said, *hls.warnings(preset, source)] if preset.kind == "hls" else said
+    return streams.warnings(preset, source)

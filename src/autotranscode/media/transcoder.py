@@ -486,8 +486,9 @@ def _verify_hls(preset: Preset, source: MediaInfo, folder: Path, problems: list[
             if sound.audio_codec != _decoder_name(preset.audio_codec):
                 problems.append(f"audio rendition {k}: codec {sound.audio_codec}")
     for k, _ in enumerate(hls.subtitle_tracks(preset, source)):
-        uri = hls.subtitle_playlist(k)
-        if f'URI="{uri}"' not in master or not (folder / uri).is_file():
+        uri = f"{hls.subtitle_folder(k)}/{hls.PLAYLIST}"
+        playlist = folder / uri
+        if f'URI="{uri}"' not in master or not playlist.is_file() or not hls.segments(playlist):
             problems.append(f"subtitle rendition {k} is missing")
     return infos[0]
 

@@ -194,8 +194,9 @@ def test_hls_with_one_audio_track_carries_it_in_every_rendition(
 
     master = m3u8.load(str(folder / "master.m3u8"))
     assert [(m.type, m.language, m.uri) for m in master.media] == [
-        ("SUBTITLES", "en", "0/index_vtt.m3u8")  # the SRT, riding with the first rendition
+        ("SUBTITLES", "en", "subtitles-0/index.m3u8")  # the SRT
     ]
+    assert not list((folder / "subtitles-0").glob("*.ts")), "the carrier picture is gone"
     for variant in master.playlists:
         assert variant.stream_info.audio is None
         assert variant.stream_info.subtitles == hls.SUBTITLE_GROUP

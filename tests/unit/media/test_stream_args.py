@@ -188,41 +188,28 @@ def test_hls_one_audio_track_goes_in_every_rendition() -> None:
     assert ("-metadata:s:a:1", "language=eng") in pairs
 
 
-def test_hls_text_subtitles_ride_with_a_rendition_each_as_webvtt() -> None:
+def test_hls_text_subtitles_are_webvtt_each_beside_a_carrier_picture_of_its_own() -> None:
     fre = replace(SRT, index=5, language="fre", codec="ass")
-    pairs = _pairs(_hls(_source(ENG, SRT, PGS, fre), ladder=(720, 360)))
+    args = _hls(_source(ENG, SRT, PGS, fre), ladder=(720,))
+    pairs = _pairs(args)
     assert (
         "-var_stream_map",
-        "v:0,a:0,name:0,s:0,sgroup:subs v:1,a:1,name:1,s:1,sgroup:subs",
+        "v:0,a:0,name:0 v:1,s:0,sgroup:subs,name:subtitles-0 v:2,s:1,sgroup:subs,name:subtitles-1",
     ) in pairs
-    assert [b for a, b in pairs if a == "-map"] == ["[o0]", "0:1", "[o1]", "0:1", "0:3", "0:5"]
+    graph = args[args.index("-filter_complex") + 1]
+    assert "split=3[v0][v1][v2]" in graph and "[v2]scale=16:16:flags=fast_bilinear[o2]" in graph
+    assert [b for a, b in pairs if a == "-map"] == ["[o0]", "0:1", "[o1]", "0:3", "[o2]", "0:5"]
     assert ("-c:s:0", "webvtt") in pairs and ("-c:s:1", "webvtt") in pairs
+    assert ("-force_key_frames:v:2", "expr:gte(t,n_forced*6)") in pairs
+    assert ("-sc_threshold:v:2", "0") in pairs
     assert ("-metadata:s:s:1", "language=fre") in pairs
     assert not any(a.startswith("-map") and b == "0:4" for a, b in pairs), "PGS: pictures"
 
 
-def test_hls_subtitles_beyond_the_renditions_are_left_out_and_said_so() -> None:
-    subs = [replace(SRT, index=10 + n, language=lang) for n, lang in enumerate("abc")]
-    preset = replace(presets.CATALOG["hls"], ladder=(720, 360))
-    source = _source(ENG, FRA, *subs)  # two video renditions carry two
-    assert [t.index for t in hls.subtitle_tracks(preset, source)] == [10, 11]
-    assert hls.subtitle_playlist(1) == "1/index_vtt.m3u8"
-    assert recipe.warnings(preset, source) == [
-        "HLS carries one subtitle track per video rendition: subtitle tracks 12 (c) left out"
-    ]
-    assert recipe.warnings(replace(preset, ladder=(720, 360, 240)), source) == []
-    assert hls.subtitle_tracks(replace(preset, subtitles=False), source) == ()
-
-
-def test_hls_several_audio_tracks_are_a_group_encoded_once_each() -> None:
-    pairs = _pairs(_hls(_source(ENG, FRA), ladder=(720, 360)))
-    assert (
-        "-var_stream_map",
-        "v:0,agroup:audio,name:0 v:1,agroup:audio,name:1"
-        " a:0,agroup:audio,name:audio-0 a:1,agroup:audio,name:audio-1",
-    ) in pairs
-    assert [b for a, b in pairs if a == "-map"] == ["[o0]", "[o1]", "0:1", "0:2"]
-    assert ("-c:a:1", "aac") in pairs and ("-metadata:s:a:1", "language=fra") in pairs
+def test_hls_without_subtitles_when_the_preset_says_so() -> None:
+    preset = replace(presets.CATALOG["hls"], subtitles=False)
+    assert hls.subtitle_tracks(preset, _source(ENG, SRT)) == ()
+    assert "sgroup" not in " ".join(_hls(_source(ENG, SRT), subtitles=False))
 
 
 def test_hls_names_and_languages_from_the_source_cannot_break_the_master_playlist() -> None:
