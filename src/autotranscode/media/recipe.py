@@ -60,7 +60,9 @@ def notes(preset: Preset, source: MediaInfo) -> list[str]:
     if preset.audio_only or not source.has_video:
         return []
     found = []
-    if interlace.interlaced(source):
+    if interlace.interlaced(source) and source.telecined:
+        found.append("telecined film (3:2 pulldown): inverse-telecined to its own frames")
+    elif interlace.interlaced(source):
         rate = "a frame per field" if preset.deinterlace == "double-rate" else "a frame per frame"
         found.append(f"interlaced source ({source.field_order}): deinterlaced, {rate}")
     found += colour.notes(preset, source)

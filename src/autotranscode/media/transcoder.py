@@ -485,6 +485,11 @@ def _verify_hls(preset: Preset, source: MediaInfo, folder: Path, problems: list[
             sound = probe(folder / hls.audio_folder(k) / hls.PLAYLIST, rotation=False)
             if sound.audio_codec != _decoder_name(preset.audio_codec):
                 problems.append(f"audio rendition {k}: codec {sound.audio_codec}")
+    for k, _ in enumerate(hls.subtitle_tracks(preset, source)):
+        uri = f"{hls.subtitle_folder(k)}/{hls.PLAYLIST}"
+        playlist = folder / uri
+        if f'URI="{uri}"' not in master or not playlist.is_file() or not hls.segments(playlist):
+            problems.append(f"subtitle rendition {k} is missing")
     return infos[0]
 
 
