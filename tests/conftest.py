@@ -38,9 +38,10 @@ class Clip:
 
 _CLIPS: dict[str, tuple[str, str, float, bool, bool]] = {
     # name: (size, codec args, duration, audio, video)
+    # prores_aw, not prores_ks: the same ProRes LT, made in a fifth of the time.
     "prores 10bit.mov": (
         "1920x1080",
-        "-c:v prores_ks -profile:v 1 -pix_fmt yuv422p10le -c:a pcm_s16le",
+        "-c:v prores_aw -profile:v 1 -pix_fmt yuv422p10le -c:a pcm_s16le",
         1.0,
         True,
         True,
