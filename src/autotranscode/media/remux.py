@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from ..stages import OutputAction
 from . import conform
 from .presets import Preset
 from .probe import MediaInfo
@@ -31,15 +31,13 @@ from .transcoder import FfmpegRun, ProgressFn, transcode
 
 log = logging.getLogger(__name__)
 
-Action = Literal["encoded", "remuxed"]
-
 
 @dataclass(frozen=True)
 class Made:
     """The probed output, how it was made and, for a remux, why."""
 
     info: MediaInfo
-    action: Action
+    action: OutputAction
     note: str | None = None
 
 
