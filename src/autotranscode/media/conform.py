@@ -145,12 +145,14 @@ def _picture_problem(rule: Conformance, preset: Preset, source: MediaInfo) -> st
         return f"{source.video_codec} profile {source.video_profile or 'unknown'}"
     if source.pix_fmt not in rule.pix_fmts:
         return f"pixel format {source.pix_fmt or 'unknown'}"
+    if source.pix_fmt != "yuv420p" and source.hdr is None:
+        return f"pixel format {source.pix_fmt} for SDR, which {preset.id} makes 8-bit"
     if source.rotation % 360:
         return f"rotated {source.rotation}°"
     size = source.display_size
     if size is None or preset.output_size(source) != size:
         return f"picture {source.width}x{source.height} would be resized"
-    if interlace.interlaced(source) or source.field_order not in (None, "progressive"):
+    if interlace.interlaced(source):
         return f"interlaced ({source.field_order})"
     if source.hdr is not None and not rule.hdr:
         return f"HDR ({source.hdr}) for an SDR output"

@@ -75,6 +75,22 @@ def test_presets_that_never_remux_say_why(preset: presets.Preset, why: str) -> N
     assert not verdict.conforms and why in verdict.why
 
 
+def test_a_10_bit_source_conforms_to_a_preset_that_keeps_hdr_only_when_it_is_hdr() -> None:
+    hevc = presets.CATALOG["hevc-1080p"]
+    hdr10 = replace(
+        OURS,
+        video_codec="hevc",
+        video_profile="Main 10",
+        pix_fmt="yuv420p10le",
+        color_primaries="bt2020",
+        color_transfer="smpte2084",
+        color_space="bt2020nc",
+    )
+    assert conform.judge(hevc, hdr10).conforms
+    sdr10 = replace(hdr10, color_primaries="bt709", color_transfer="bt709", color_space="bt709")
+    assert "makes 8-bit" in conform.judge(hevc, sdr10).why
+
+
 def test_our_own_output_conforms_and_the_note_says_what_it_is() -> None:
     verdict = conform.judge(WEB, OURS)
     assert verdict.conforms
