@@ -58,6 +58,8 @@ def reported(journal: Journal, record: FileRecord, note: Notification) -> None:
                 duration=out.duration,
                 width=out.width,
                 height=out.height,
+                action=out.action,
+                note=out.note,
             )
         else:
             told = OutputRecord(
@@ -102,6 +104,8 @@ def delivered(journal: Journal, record: FileRecord, placed: Iterable[tuple[str, 
                 duration=duration,
                 width=width,
                 height=height,
+                action=before.action if before is not None else None,
+                note=before.note if before is not None else None,
             ),
         )
 

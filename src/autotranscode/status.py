@@ -20,7 +20,7 @@ import msgspec
 
 from . import filelog
 from .journal import STAGES, FileRecord, FileState, Journal
-from .stages import OutputStatus, Stage
+from .stages import OutputAction, OutputStatus, Stage
 from .story import OutputRecord
 from .text import shown
 
@@ -73,6 +73,10 @@ class Output(msgspec.Struct, frozen=True):
     duration: float | None = None
     width: int | None = None
     height: int | None = None
+    #: How it was made: "encoded", or "remuxed" (the source's streams copied, ``note`` says
+    #: why); None when not known.
+    action: OutputAction | None = None
+    note: str | None = None
 
 
 class Version(msgspec.Struct, frozen=True):
@@ -321,6 +325,8 @@ class _Current:
                         duration=o.duration,
                         width=o.width,
                         height=o.height,
+                        action=o.action,
+                        note=o.note,
                     )
                 )
                 continue

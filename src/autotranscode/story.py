@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from .db import Database
-from .stages import OutputStatus, Stage
+from .stages import OUTPUT_ACTIONS, OutputAction, OutputStatus, Stage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS outputs (
     width INTEGER,
     height INTEGER,
     at REAL NOT NULL,
+    action TEXT,
+    note TEXT,
     PRIMARY KEY (file_id, preset)
 );
 CREATE TABLE IF NOT EXISTS progress (
@@ -40,6 +42,10 @@ CREATE TABLE IF NOT EXISTS progress (
     at REAL NOT NULL
 );
 """
+#: Columns of ``outputs`` added since it was made: name -> type. An older journal gets them
+#: when it is opened (``Database.add_columns``), so upgrading keeps what it recorded.
+ADDED_OUTPUT_COLUMNS: dict[str, str] = {"action": "TEXT", "note": "TEXT"}
+_OUTPUT_COLUMNS = "preset, status, path, reason, size, duration, width, height, action, note"
 
 
 #: A record that counts now: any but one that a later version of its path made history
@@ -78,12 +84,18 @@ class OutputRecord:
     duration: float | None = None
     width: int | None = None
     height: int | None = None
+    #: How a made output was made ("encoded", "remuxed"); None when not said (an older
+    #: worker, a file placed by ``journal rebuild``).
+    action: OutputAction | None = None
+    #: Why it was remuxed.
+    note: str | None = None
 
 
 class Story:
     def __init__(self, db: Database) -> None:
         """``db``: the journal's, made with ``SCHEMA`` among its own tables."""
         self.db = db
+        db.add_columns("outputs", ADDED_OUTPUT_COLUMNS)
 
     @staticmethod
     def forget(conn: sqlite3.Connection, fid: str) -> None:
@@ -100,8 +112,8 @@ class Story:
     def record_output(self, fid: str, output: OutputRecord) -> None:
         """How one output of the file ended (again: the newest word counts)."""
         self.db.execute(
-            "INSERT OR REPLACE INTO outputs (file_id, preset, status, path, reason, size,"
-            " duration, width, height, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO outputs (file_id, {_OUTPUT_COLUMNS}, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 fid,
                 output.preset,
@@ -112,6 +124,8 @@ class Story:
                 output.duration,
                 output.width,
                 output.height,
+                output.action,
+                output.note,
                 time.time(),
             ),
         )
@@ -119,18 +133,14 @@ class Story:
     def outputs_of(self, fid: str) -> list[OutputRecord]:
         """The outputs recorded for a file, in the order they were recorded."""
         rows = self.db.query(
-            "SELECT preset, status, path, reason, size, duration, width, height FROM outputs"
-            " WHERE file_id = ? ORDER BY rowid",
+            f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE file_id = ? ORDER BY rowid",
             (fid,),
         )
         return [_output(r) for r in rows]
 
     def outputs_by_file(self) -> dict[str, list[OutputRecord]]:
         """Every recorded output, by file id: one query for a whole report."""
-        rows = self.db.query(
-            "SELECT file_id, preset, status, path, reason, size, duration, width, height"
-            " FROM outputs ORDER BY rowid"
-        )
+        rows = self.db.query(f"SELECT file_id, {_OUTPUT_COLUMNS} FROM outputs ORDER BY rowid")
         found: dict[str, list[OutputRecord]] = {}
         for r in rows:
             found.setdefault(r[0], []).append(_output(r[1:]))
@@ -194,7 +204,7 @@ class Story:
 
 def _output(r: tuple[object, ...]) -> OutputRecord:
     """An ``outputs`` row from its preset column on."""
-    preset, status, path, reason, size, duration, width, height = r
+    preset, status, path, reason, size, duration, width, height, action, note = r
     return OutputRecord(
         preset=str(preset),
         status=OutputStatus(str(status)),
@@ -204,4 +214,6 @@ def _output(r: tuple[object, ...]) -> OutputRecord:
         duration=float(duration) if isinstance(duration, int | float) else None,
         width=width if isinstance(width, int) else None,
         height=height if isinstance(height, int) else None,
+        action=next((a for a in OUTPUT_ACTIONS if a == action), None),
+        note=note if isinstance(note, str) else None,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..media.probe import MediaInfo
 from ..messages import MAX_DETAIL, Job, OutputStatus
+from ..stages import OutputAction
 from .hooks import WorkerHooks
 
 #: How often a job's PROGRESSING notifications go out, at most.
@@ -99,7 +100,14 @@ def content_hash(job: Job) -> str | None:
     return value if value and HEX_DIGEST.fullmatch(value) else None
 
 
-def complete_status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatus:
+def complete_status(
+    key: str,
+    preset_id: str,
+    info: MediaInfo,
+    size: int,
+    action: OutputAction | None = None,
+    note: str | None = None,
+) -> OutputStatus:
     return OutputStatus(
         key=key,
         preset_id=preset_id,
@@ -108,6 +116,8 @@ def complete_status(key: str, preset_id: str, info: MediaInfo, size: int) -> Out
         width=info.width,
         height=info.height,
         size=size,
+        action=action,
+        note=note[:MAX_DETAIL] if note else None,
     )
 
 

@@ -35,10 +35,9 @@ from ..errors import (
     StorageError,
 )
 from ..filelog import JobLog
-from ..media import interlace, presets, recipe
+from ..media import interlace, presets, recipe, remux
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
-from ..media.transcoder import transcode
 from ..messages import (
     MAX_DETAIL,
     Job,
@@ -370,7 +369,7 @@ class Worker:
             previous if index == 0 else None,
             handoff if last else None,
         )
-        info = transcode(
+        made = remux.make(
             self.ffmpeg,
             preset,
             source,
@@ -383,11 +382,14 @@ class Worker:
             ran=joblog.ran,
             stamp=stamp,
         )
+        info = made.info
+        if made.action == "remuxed":
+            joblog.say(f"{output.key}: remuxed (streams copied): {made.note}")
         joblog.checked(output.key, info)
         self.hooks.on_output_checked(job=job, output=tmp, info=info)
         size = self._store_output(tmp, job.output_bucket, output.key)
         joblog.say(f"{output.key}: stored ({size} bytes)")
-        return complete_status(output.key, preset.id, info, size)
+        return complete_status(output.key, preset.id, info, size, made.action, made.note)
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
         """Our own probe, for the facts the recipe needs beyond the client's (every stream,

@@ -26,7 +26,7 @@ from .probe import MediaInfo
 DEFAULT_PRESET = "web-720p"
 #: Part of every preset's digest: bump it when ``recipe`` changes what a preset makes,
 #: so files done with the old recipe are done again with the new one.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 #: Preset fields that name or describe it but do not change its output.
 _NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec"})
 
@@ -87,6 +87,9 @@ class Preset:
     audio: AudioTracks = "all"
     #: Whether the source's text subtitles go along (image subtitles never can).
     subtitles: bool = True
+    #: Whether a source that already is what this preset makes (``conform``) is remuxed
+    #: (its streams copied) instead of encoded again; False: always encode.
+    remux: bool = True
     aliases: tuple[str, ...] = field(default=())
     #: A custom preset's definition, sent along with its jobs so workers need no config.
     spec: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -284,6 +287,7 @@ _CUSTOM_FIELDS = {
     "deinterlace",
     "audio",
     "subtitles",
+    "remux",
 }
 #: What a job may change of a built-in preset (``Catalog._chosen``).
 _CHOICES = frozenset({"extends", "audio"})
@@ -354,9 +358,9 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
 
     ``extends`` names the base; ``height``, ``crf``, ``max_bitrate_k``,
     ``audio_bitrate_k``, ``hdr``, ``deinterlace``, ``audio`` ("all" or "first"),
-    ``subtitles`` (true or false) and ``extra_args`` change it; extra ffmpeg options must
-    be in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point ffmpeg at
-    other files or protocols.
+    ``subtitles`` and ``remux`` (true or false) and ``extra_args`` change it; extra ffmpeg
+    options must be in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point
+    ffmpeg at other files or protocols.
     """
     if preset_id in CATALOG and spec.get("extends") == preset_id and set(spec) <= _CHOICES:
         # A built-in preset as ``--audio`` changed it (``Catalog._chosen``), sent with a job.
@@ -394,10 +398,11 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
             changes[name] = spec[name]
     if "audio" in spec:
         changes["audio"] = _audio(preset_id, spec["audio"])
-    if "subtitles" in spec:
-        if not isinstance(spec["subtitles"], bool):
-            raise ConfigError(f"preset {preset_id}: subtitles must be true or false")
-        changes["subtitles"] = spec["subtitles"]
+    for name in ("subtitles", "remux"):
+        if name in spec:
+            if not isinstance(spec[name], bool):
+                raise ConfigError(f"preset {preset_id}: {name} must be true or false")
+            changes[name] = spec[name]
     changes["extra_args"] = check_extra_args(preset_id, spec.get("extra_args", []))
     changes["spec"] = dict(spec)
     return replace(base, **changes)

@@ -107,9 +107,12 @@ def command(
     src: Path,
     dst: Path,
     stamp: Stamp | None = None,
+    *,
+    remux: bool = False,
 ) -> list[str]:
     """The exact command line a worker runs (also what ``presets show`` prints)."""
-    args = recipe.ffmpeg_args(preset, source, src, dst, stamp.tags() if stamp else None)
+    tags = stamp.tags() if stamp else None
+    args = recipe.ffmpeg_args(preset, source, src, dst, tags, remux=remux)
     return [ffmpeg, *LOG_ARGS, "-progress", "pipe:1", "-nostats", *args]
 
 
@@ -126,6 +129,7 @@ def transcode(
     ended: Callable[[int], None] | None = None,
     ran: Callable[[FfmpegRun], None] | None = None,
     stamp: Stamp | None = None,
+    remux: bool = False,
 ) -> MediaInfo:
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure.
 
@@ -134,9 +138,10 @@ def transcode(
     (a worker starts its next ffmpeg then, and may hold the check until it runs); ``ran``
     with its command line and stderr tail, for a log, whether it succeeded or not.
     ``stamp``: what the output is to say it was made from (see ``stamps``). A failed run's
-    TranscodeError carries the command line and stderr tail too.
+    TranscodeError carries the command line and stderr tail too. ``remux``: the streams
+    copied instead (``remux``), checked the same way.
     """
-    cmd = command(ffmpeg, preset, source, src, dst, stamp)
+    cmd = command(ffmpeg, preset, source, src, dst, stamp, remux=remux)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("running %s", subprocess.list2cmdline(cmd))
     if preset.folder:
