@@ -19,6 +19,7 @@ from typing import Literal
 import msgspec
 
 from . import filelog
+from .hours import NOTE
 from .journal import STAGES, FileRecord, FileState, Journal
 from .stages import OutputStatus, Stage
 from .story import OutputRecord
@@ -26,6 +27,8 @@ from .text import shown
 
 #: Bumped when a field changes meaning or goes away; new fields may come without a bump.
 SCHEMA_VERSION = 1
+#: How a file held outside ``--hours`` is told (its last event's detail).
+HELD_PREFIX = NOTE.format("")
 #: A progress snapshot older than this is not shown (the process that wrote it is gone).
 PROGRESS_FRESH_SECONDS = 30.0
 
@@ -104,6 +107,8 @@ class FileStatus(msgspec.Struct, frozen=True):
     transitions: list[Transition] = []
     earlier_versions: list[Version] = []
     log: str | None = None
+    #: Why an unfinished file waits, when it is told: "waiting for 01:00" (``--hours``).
+    note: str | None = None
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -300,6 +305,7 @@ class _Current:
             ],
             earlier_versions=self._earlier(r) if history else [],
             log=_text(str(log)) if log.is_file() else None,
+            note=_note(events) if not stage.finished else None,
         )
 
     def _outputs(self, r: FileRecord, recorded: list[OutputRecord]) -> list[Output]:
@@ -369,6 +375,12 @@ class _Current:
             for v in self.journal.versions_of(r.path)
             if v.id != r.id
         ]
+
+
+def _note(events: list[tuple[float, FileState, str | None]]) -> str | None:
+    """The hold a file is in, if its last step is one (``hours.Gate``)."""
+    detail = events[-1][2] if events else None
+    return detail if detail and detail.startswith(HELD_PREFIX) else None
 
 
 def _stage(r: FileRecord, outputs: list[Output]) -> Stage:

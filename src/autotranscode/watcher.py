@@ -80,6 +80,7 @@ class Watcher:
         *,
         matches: Callable[[str], bool],
         settle: float,
+        rescan: float = RESCAN_INTERVAL_SECONDS,
         poll: bool = False,
         recursive: bool = False,
         exclude: tuple[Path, ...] = (),
@@ -97,6 +98,7 @@ class Watcher:
         self.on_skipped = on_skipped
         self.matches = matches
         self.settle = settle
+        self.rescan = rescan
         self.poll = poll
         self.recursive = recursive
         self.skip_folders = frozenset(skip_folders)
@@ -233,7 +235,7 @@ class Watcher:
     def _check_loop(self) -> None:
         """Every CHECK_INTERVAL while files are settling; with none, asleep until one comes
         (or the next rescan): an idle ``run`` should cost no CPU."""
-        next_scan = time.monotonic() + RESCAN_INTERVAL_SECONDS
+        next_scan = time.monotonic() + self.rescan
         while True:
             self._wake.clear()
             if self._stop.is_set():  # a stop while this loop was busy: its wake just cleared
@@ -254,7 +256,7 @@ class Watcher:
                     log.exception("%s: could not be queued", path.name)
                 self.hooks.on_settled(path=path)
             if time.monotonic() >= next_scan:
-                next_scan = time.monotonic() + RESCAN_INTERVAL_SECONDS
+                next_scan = time.monotonic() + self.rescan
                 for path in self._scan():
                     self._touch(path)
 

@@ -198,7 +198,7 @@ def _plural(n: int, word: str) -> str:
 def _doing(f: model.FileStatus) -> str:
     """An unfinished file's stage as a person reads it, with what its progress says."""
     p = f.progress
-    text = str(f.stage)
+    text = f"{f.stage} ({shown(f.note)})" if f.note else str(f.stage)
     if p is None:
         return text
     if p.percent is not None:

@@ -16,6 +16,7 @@ ERROR notification says how each output ended, as Elastic Transcoder's did.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import shutil
 import threading
@@ -47,6 +48,7 @@ from ..messages import (
     notification,
     parse_job,
 )
+from ..procs import IoPriority, lower_priority
 from .heartbeat import Heartbeat, worker_identity
 from .hooks import WorkerHooks
 from .leases import Leases
@@ -97,10 +99,13 @@ class Worker:
         catalog: presets.Catalog = presets.DEFAULT_CATALOG,
         hooks: WorkerHooks | None = None,
         handoff_wait: float = HANDOFF_WAIT_SECONDS,
+        nice: int | None = None,
+        ionice: IoPriority | None = None,
     ) -> None:
         """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
-        to start (see ``Handoff``). ``identity`` (``host:pid/name``) names the worker in
-        its heartbeat and in its progress notices (``userMetadata.worker``)."""
+        to start (see ``Handoff``). ``nice``, ``ionice``: the job threads', so ffmpeg's.
+        ``identity`` (``host:pid/name``) names the worker in its heartbeat and in its
+        progress notices (``userMetadata.worker``)."""
         self.backend = backend
         #: Where a job's preset ids are looked up, when the job carries no definition.
         self.catalog = catalog
@@ -111,6 +116,7 @@ class Worker:
         self.name = name
         self.hooks = hooks or WorkerHooks()
         self.handoff_wait = handoff_wait
+        self._polite = functools.partial(lower_priority, nice, ionice)
         self._leases = Leases(backend.jobs, visibility, name)
         self.identity = worker_identity(name)
         self.heartbeat = Heartbeat(backend.store, self.identity, workdir)
@@ -123,7 +129,9 @@ class Worker:
         # One ffmpeg at a time, but a job's output check, upload and notice overlap the
         # next job's ffmpeg instead of idling the CPU between them: two handler threads,
         # kept from job to job (a thread, and its database connections, per job costs).
-        handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
+        handlers = ThreadPoolExecutor(
+            2, thread_name_prefix=f"autotranscode-{self.name}-job", initializer=self._polite
+        )
         finishing: Future[None] | None = None
         last: Handoff | None = None  # the job whose ffmpeg ended last
         # Leases renewed and the beat kept until the last handler is done, not just the loop.

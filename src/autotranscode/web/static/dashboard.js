@@ -82,7 +82,7 @@
       const row = document.createElement("tr");
       row.dataset.id = f.id;
       cell(row, link("/files/" + encodeURIComponent(f.id), shown(f.name)));
-      cell(row, f.stage);
+      cell(row, f.note ? f.stage + " (" + shown(f.note) + ")" : f.stage);
       const p = f.progress || {};
       const bar = cell(row, "");
       if (p.percent !== null && p.percent !== undefined) {
