@@ -56,7 +56,7 @@ class Hours:
             start, sep, end = part.strip().partition("-")
             if not sep:
                 raise ValueError(f"{part.strip()!r} is no window: give START-END, e.g. 01:00-07:00")
-            window = Window(_second(start), _second(end))
+            window = Window(_second(start) % _DAY, _second(end))  # an end of 24:00 is 86400
             if window.start == window.end:
                 raise ValueError(f"{part.strip()!r} starts when it ends: give a window of time")
             windows.append(window)
@@ -82,7 +82,7 @@ def _second(text: str) -> int:
     h, m, s = int(match[1]), int(match[2]), int(match[3] or 0)
     if h > 24 or m > 59 or s > 59 or (h == 24 and (m or s)):
         raise ValueError(f"{text.strip()!r} is no time of day: from 00:00 to 24:00")
-    return (h * 3600 + m * 60 + s) % _DAY
+    return h * 3600 + m * 60 + s
 
 
 def _seconds_of(now: datetime) -> int:
