@@ -8,9 +8,9 @@ file events missed. The tree is generated: ``Show NNN/Season N/Show NNN - sNNeNN
 each a sparse 1 MiB file (no data written), in 1,000 folders. A ``Watcher`` (the one
 ``run`` uses, with a settle time of 0) takes every file once, as at start-up; then one
 rescan of the unchanged tree is measured: its wall time (best of ``--rounds``, each round
-paired with a baseline run) and the memory it allocates at its peak (tracemalloc, in a round of its own, since tracing slows
-Python down). The rescan relies on stat data only; a rescan that opened or read a file
-would be seen in ``/proc/self/io`` (``rchar``), which is printed too.
+paired with a baseline run) and the memory it allocates at its peak (tracemalloc, in a
+round of its own, since tracing slows Python down). The rescan relies on stat data only;
+one that opened or read a file would show in ``/proc/self/io`` (``rchar``), printed too.
 
 Goal (issue 18): 20,000 unchanged files in < 2 s and < 50 MB. The baseline measured in the
 same run is the floor of any rescan: ``os.walk`` of the tree plus one ``os.stat`` per file.
