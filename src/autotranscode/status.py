@@ -18,9 +18,11 @@ from typing import Literal
 
 import msgspec
 
-from . import filelog
+from . import filelog, inventory
 from .hours import NOTE
+from .inventory import Library
 from .journal import STAGES, FileRecord, FileState, Journal
+from .media.presets import DEFAULT_CATALOG, Catalog
 from .stages import OutputStatus, Stage
 from .story import OutputRecord
 from .text import shown
@@ -123,6 +125,8 @@ class Totals(msgspec.Struct, frozen=True):
     bytes_in: int
     bytes_out: int
     bytes_saved: int
+    #: The done files by codec and resolution, before and after (``inventory``).
+    library: Library | None = None
 
 
 class Report(msgspec.Struct, frozen=True):
@@ -144,14 +148,22 @@ class FileReport(msgspec.Struct, frozen=True):
 
 
 def report(
-    journal: Journal, state_dir: Path, limit: int = 10, *, stages: Iterable[Stage] = ()
+    journal: Journal,
+    state_dir: Path,
+    limit: int = 10,
+    *,
+    stages: Iterable[Stage] = (),
+    catalog: Catalog = DEFAULT_CATALOG,
 ) -> Report:
-    """Everything ``status`` shows. ``stages``: only finished files in these stages."""
+    """Everything ``status`` shows. ``stages``: only finished files in these stages;
+    ``catalog``: the presets the outputs were made by (for the library's codecs)."""
     with journal.db.snapshot():
-        return _report(journal, state_dir, limit, stages)
+        return _report(journal, state_dir, limit, stages, catalog)
 
 
-def _report(journal: Journal, state_dir: Path, limit: int, stages: Iterable[Stage]) -> Report:
+def _report(
+    journal: Journal, state_dir: Path, limit: int, stages: Iterable[Stage], catalog: Catalog
+) -> Report:
     current = _Current(journal, state_dir)
     wanted = set(stages)
     finished_states = (FileState.CLEANED, FileState.FAILED, FileState.SKIPPED)
@@ -170,7 +182,7 @@ def _report(journal: Journal, state_dir: Path, limit: int, stages: Iterable[Stag
         schema_version=SCHEMA_VERSION,
         generated_at=_iso(time.time()),
         state_dir=_text(str(state_dir.absolute())),
-        totals=totals(journal),
+        totals=totals(journal, catalog),
         in_flight=[current.status(r, history=False) for r in unfinished],
         recent=recent,
     )
@@ -182,7 +194,7 @@ def _could_be(state: FileState, wanted: set[Stage]) -> bool:
     return STAGES[state] in wanted
 
 
-def totals(journal: Journal) -> Totals:
+def totals(journal: Journal, catalog: Catalog = DEFAULT_CATALOG) -> Totals:
     counts = journal.counts()
     by_stage: dict[str, int] = {}
     in_flight = queued = 0
@@ -219,6 +231,7 @@ def totals(journal: Journal) -> Totals:
         bytes_in=bytes_in,
         bytes_out=bytes_out,
         bytes_saved=bytes_in - bytes_out,
+        library=inventory.library(journal.db, catalog),
     )
 
 
