@@ -2,8 +2,9 @@
 comma-separated; a window may cross midnight).
 
 Files are found and recorded at any hour; outside the hours a file is held before its
-snapshot is taken and its job sent (queued, "waiting for 01:00"). A job already sent
-when the hours end runs to its end: nothing is stopped halfway.
+snapshot is taken and its job sent (queued, "waiting for 01:00"), and the workers given
+the hours start no job (one sent inside the hours and not yet started waits on the job
+queue for the next window). A job running when the hours end runs to its end.
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ class Hours:
             return now
         second = _seconds_of(now)
         ahead = min((w.start - second) % _DAY for w in self.windows)
-        return now + timedelta(seconds=ahead)
+        return now.replace(microsecond=0) + timedelta(seconds=ahead)
+
+    def wait(self, now: datetime) -> float:
+        """Seconds until the next window opens (0 while one is open), at most
+        ``RECHECK_SECONDS``: a clock changed meanwhile is caught up with."""
+        return min((self.next_opening(now) - now).total_seconds(), RECHECK_SECONDS)
 
 
 def _second(text: str) -> int:
@@ -109,12 +115,12 @@ class Gate:
         if self.hours is None or state not in HELD:
             return None
         now = self.clock()
-        opening = self.hours.next_opening(now)
-        if opening == now:
+        wait = self.hours.wait(now)
+        if not wait:
             self._noted.discard(fid)
             return None
         note = None
         if fid not in self._noted:
             self._noted.add(fid)
-            note = NOTE.format(shown(opening))
-        return max(0.05, min((opening - now).total_seconds(), RECHECK_SECONDS)), note
+            note = NOTE.format(shown(self.hours.next_opening(now)))
+        return wait, note

@@ -30,6 +30,7 @@ from .engines import open_engine
 from .engines.workdirs import workdir_for
 from .engines.worker import Worker, WorkerPool
 from .errors import ConfigError
+from .hours import Hours
 from .journal import Journal
 from .media.transcoder import find_ffmpeg
 from .notify import Notifier, NotifyConfig
@@ -105,6 +106,7 @@ def transcode_workers(s: Settings, backend: Backend, count: int) -> list[Worker]
             catalog=s.catalog,
             nice=s.nice,
             ionice=IoPriority.parse(s.ionice) if s.ionice else None,
+            hours=Hours.parse(s.hours) if s.hours else None,
         )
         for i in range(count)
     ]

@@ -1,9 +1,11 @@
 """``--nice``/``--ionice``: the ffmpeg a worker runs has the niceness and I/O class asked
-for, from its start, and the process that runs the workers keeps its own."""
+for, from its start, and the process that runs the workers keeps its own; ``--hours``: a
+worker starts no job outside them."""
 
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,37 @@ def test_the_idle_class_or_none_asked(
     ours = procs.io_priority(os.getpid())
     expected = procs.IoPriority(3) if ionice else ours
     assert hooks.seen == [(procs.niceness(os.getpid()), expected)]
+
+
+class Received(WorkerHooks):
+    def __init__(self) -> None:
+        self.at: list[datetime] = []
+
+    def on_job_received(self, **kwargs: Any) -> None:
+        self.at.append(datetime.now())
+
+
+def test_a_worker_given_hours_starts_no_job_before_they_begin(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    """A job sent before the hours (by a client without them, or left from the last window)
+    waits on the queue; the worker takes it once they begin."""
+    opens = (datetime.now() + timedelta(seconds=2)).replace(microsecond=0)
+    hours = f"{opens:%H:%M:%S}-{opens + timedelta(hours=1):%H:%M:%S}"
+    s = Settings(state_dir=tmp_path / "state", hours=hours)
+    backend = open_backend(s)
+    try:
+        [worker] = transcode_workers(s, backend, 1)
+        worker.hooks = hooks = Received()
+        send_job(backend, clips["h264.mp4"].path, ("audio-aac",))
+        pool = WorkerPool([worker])
+        pool.start()
+        try:
+            [note] = answers(backend, 1).values()
+        finally:
+            pool.stop()
+    finally:
+        backend.close()
+    assert note.state == "COMPLETED", note
+    [received] = hooks.at
+    assert received >= opens

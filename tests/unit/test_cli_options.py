@@ -47,7 +47,7 @@ SHOWN: dict[str, dict[str, list[str]]] = {
         "Logging options": LOGGING,
     },
     "worker": {
-        "Options": ["--workers", "--nice", "--ionice", "--ffmpeg", *PLACES, "--help"],
+        "Options": ["--workers", "--hours", "--nice", "--ionice", "--ffmpeg", *PLACES, "--help"],
         "AWS options": AWS[:-1],
         "Logging options": LOGGING,
     },

@@ -310,6 +310,7 @@ def _summary(results: list[Outcome], interrupted: bool, whole: bool = False) -> 
     help="Jobs this process runs at once (one libx264 encode already keeps about two cores "
     "busy); 0, a client's setting in a shared config, counts as 1",
 )
+@hours_option
 @priority_options
 @ffmpeg_option
 @config_option

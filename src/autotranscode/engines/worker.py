@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from ..backends import Backend, Received
@@ -36,6 +37,7 @@ from ..errors import (
     StorageError,
 )
 from ..filelog import JobLog
+from ..hours import Hours
 from ..media import interlace, presets, recipe
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
@@ -101,9 +103,11 @@ class Worker:
         handoff_wait: float = HANDOFF_WAIT_SECONDS,
         nice: int | None = None,
         ionice: IoPriority | None = None,
+        hours: Hours | None = None,
     ) -> None:
         """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
         to start (see ``Handoff``). ``nice``, ``ionice``: the job threads', so ffmpeg's.
+        ``hours``: when a job may start (``--hours``); one running at their end finishes.
         ``identity`` (``host:pid/name``) names the worker in its heartbeat and in its
         progress notices (``userMetadata.worker``)."""
         self.backend = backend
@@ -117,6 +121,7 @@ class Worker:
         self.hooks = hooks or WorkerHooks()
         self.handoff_wait = handoff_wait
         self._polite = functools.partial(lower_priority, nice, ionice)
+        self.hours = hours
         self._leases = Leases(backend.jobs, visibility, name)
         self.identity = worker_identity(name)
         self.heartbeat = Heartbeat(backend.store, self.identity, workdir)
@@ -138,6 +143,11 @@ class Worker:
         with self._leases, self.heartbeat:
             try:
                 while not stop.is_set():
+                    if self.hours is not None and (closed := self.hours.wait(datetime.now())):
+                        if last is not None:
+                            last.go.set()  # no next ffmpeg comes before the hours
+                        stop.wait(closed)
+                        continue
                     # Just after an ffmpeg ends, only look: if no job is there, the last
                     # job's output checks need not wait for the next ffmpeg.
                     quick = last is not None and not last.go.is_set()
