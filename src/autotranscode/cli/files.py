@@ -172,6 +172,8 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
                     shown(str(out)),
                     s.backend,
                 )
+                if s.hours:
+                    log.info("transcoding starts only in the hours %s (local time)", s.hours)
                 try:
                     stopper.event.wait()
                 finally:
