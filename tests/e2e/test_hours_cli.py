@@ -57,6 +57,7 @@ def test_status_shows_a_held_file_as_queued_with_what_it_waits_for(
     hours = f"{opens:%H:%M}-{opens + timedelta(hours=1):%H:%M}"
     run = cli.start("run", "run", drop, out, "--settle", "0.2", "--hours", hours)
     run.wait_for_log("ep1.mp4: queued (waiting for")
+    assert f"transcoding starts only in the hours {hours} (local time)" in run.stderr
     report = cli.status()
     [held] = report["in_flight"]
     assert (held["stage"], held["note"]) == ("queued", f"waiting for {opens:%H:%M}")
