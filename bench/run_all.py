@@ -26,6 +26,7 @@ import detection
 import hashing
 import overhead
 import remux
+import rescan
 import s3
 import throughput
 from benchlib import Table, machine, print_tables
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     "hashing": (hashing, ["--size-mb", "256"], ["--size-mb", "1000", "--rounds", "5"]),
     "dashboard": (dashboard, ["--files", "2000"], ["--files", "10000"]),
     "remux": (remux, ["--seconds", "10"], ["--seconds", "60", "--rounds", "3"]),
+    "rescan": (rescan, ["--files", "5000"], ["--files", "20000"]),
 }
 
 

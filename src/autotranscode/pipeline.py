@@ -35,6 +35,7 @@ from .errors import (
     ObjectMissing,
     OutputError,
 )
+from .hours import Gate, Hours
 from .journal import STAGES, FileRecord, FileState, Journal
 from .listener import Listener
 from .media import presets
@@ -89,6 +90,7 @@ class Pipeline:
         self.pipeline_id = settings.name
         self.on_success = settings.on_success
         self.sidecars = settings.sidecars
+        self._gate = Gate(Hours.parse(settings.hours) if settings.hours else None)
         self.hooks = hooks or Subscriber()
         self._resume = True
         self._executor = ThreadPoolExecutor(
@@ -262,18 +264,8 @@ class Pipeline:
         return fid
 
     def skip(self, path: Path, reason: str) -> str:
-        """Record a path in DROP that is not taken (``reason``: "a FIFO", "a dangling link"…)
-        as SKIPPED, once: ``status`` shows it, and it is neither a failure nor retried."""
-        path = Path(os.path.abspath(path))
-        out_dir = self.out_dir.resolve()
-        preset_ids = tuple(p.id for p in self.presets)
-        destination = f"{out_dir}\0{','.join(preset_ids)}"
-        fid = keys.file_id(f"skipped:{path}\0{reason}", destination)
-        _, created = self.journal.record(fid, path, out_dir, preset_ids, 0, 0)
-        if created:
-            self.journal.skip(fid, f"{reason}; only regular files are taken")
-            log.warning("%s: skipped: %s; only regular files are taken", path.name, reason)
-        return fid
+        """Record a path in DROP that is not taken as SKIPPED (``sources.skip``)."""
+        return sources.skip(self.journal, self.out_dir, self._preset_ids, path, reason)
 
     def in_flight(self) -> set[str]:
         """The files this pipeline is working on (scheduled, waiting or in a step)."""
@@ -346,6 +338,10 @@ class Pipeline:
 
     def _step(self, record: FileRecord) -> None:
         state = record.state
+        if held := self._gate.hold(record.id, state):  # outside --hours: neither taken nor sent
+            if held[1]:
+                self.advance(record, state, detail=held[1], expect=state)
+            return self.schedule(record.id, held[0])
         if state in (FileState.DISCOVERED, FileState.UPLOADING):
             self._upload(record)
         elif state == FileState.UPLOADED:

@@ -15,9 +15,11 @@ import msgspec
 from msgspec import Meta, field
 
 from .errors import ConfigError
+from .hours import Hours
 from .media import presets
 from .media.probe import DEFAULT_EXTENSIONS
 from .messages import MAX_OUTPUTS, located
+from .procs import IoPriority
 from .sidecars import DEFAULT_PATTERNS as DEFAULT_SIDECARS
 from .sidecars import parse as parse_sidecars
 
@@ -34,6 +36,8 @@ DEFAULT_VISIBILITY_SECONDS = 60
 DEFAULT_MAX_ATTEMPTS = 3
 #: aws: a job with no notice this long, while the job queue is empty, is submitted again.
 DEFAULT_RESUBMIT_AFTER_SECONDS = 300
+#: run: a full rescan of DROP this often catches what file events missed (stat data only).
+DEFAULT_RESCAN_SECONDS = 30.0
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 
@@ -79,6 +83,12 @@ class Settings(msgspec.Struct, frozen=True):
     engine: Literal["workers", "mediaconvert"] = "workers"
     #: The role MediaConvert assumes; default: the one `setup --engine mediaconvert` makes.
     mediaconvert_role: str | None = None
+    #: When transcoding starts (``hours``): "01:00-07:00", local time; None: at any hour.
+    hours: str | None = None
+    #: Niceness and I/O class of the ffmpeg children (``procs.IoPriority``); None: as ours.
+    nice: Annotated[int, Meta(ge=0, le=19)] | None = None
+    ionice: str | None = None
+    rescan: Annotated[float, Meta(ge=1, le=86400)] = DEFAULT_RESCAN_SECONDS
     # aws backend
     name: str = DEFAULT_NAME
     endpoint_url: str | None = None
@@ -99,6 +109,13 @@ class Settings(msgspec.Struct, frozen=True):
             raise ValueError(f"--preset: at most {MAX_OUTPUTS} presets (outputs) per file")
         msgspec.structs.force_setattr(self, "preset", ids or (presets.DEFAULT_PRESET,))
         msgspec.structs.force_setattr(self, "sidecars", parse_sidecars(self.sidecars))
+        for option, check in (("hours", Hours.parse), ("ionice", IoPriority.parse)):
+            value = getattr(self, option)
+            try:
+                if value is not None:
+                    check(value)
+            except ValueError as exc:
+                raise ValueError(f"--{option}: {exc}") from exc
         if not _NAME.match(self.name):
             raise ValueError(
                 "--name: use 1-24 lowercase letters, digits and hyphens (it names buckets)"

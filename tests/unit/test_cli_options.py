@@ -18,7 +18,7 @@ AWS = ["--endpoint-url", "--region", "--profile", "--name", "--engine"]
 PLACES = ["--config", "--backend", "--state-dir"]
 MAKING = [
     *("--force", "--on-success", "--sidecars", "--preset", "--audio", "--pattern", "--workers"),
-    *("--ffmpeg",),
+    *("--hours", "--nice", "--ionice", "--ffmpeg"),
     *("--notify-url", "--on-done"),
 ]
 DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]
@@ -27,7 +27,8 @@ DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]
 SHOWN: dict[str, dict[str, list[str]]] = {
     "run": {
         "Options": [
-            *("--settle", "--poll", "--recursive", "--web", "--web-token", "--web-upload-limit"),
+            *("--settle", "--poll", "--recursive", "--rescan"),
+            *("--web", "--web-token", "--web-upload-limit"),
             *MAKING,
             *PLACES,
             "--help",
@@ -46,7 +47,7 @@ SHOWN: dict[str, dict[str, list[str]]] = {
         "Logging options": LOGGING,
     },
     "worker": {
-        "Options": ["--workers", "--ffmpeg", *PLACES, "--help"],
+        "Options": ["--workers", "--hours", "--nice", "--ionice", "--ffmpeg", *PLACES, "--help"],
         "AWS options": AWS[:-1],
         "Logging options": LOGGING,
     },

@@ -15,6 +15,7 @@ import pytest
 
 from autotranscode import status
 from autotranscode.journal import FileState, Journal
+from autotranscode.media.presets import Catalog
 from autotranscode.progress import JournalProgress
 from autotranscode.stages import HAPPY_PATH, OutputStatus, Stage
 from autotranscode.story import OutputRecord
@@ -272,9 +273,9 @@ def test_a_report_is_one_moment_even_while_another_process_finishes_a_file(
     other = Journal(journal.path)  # the pipeline's own connection, as in ``run --web``
     real_totals = status.totals
 
-    def finish_b_then_count(j: Journal) -> status.Totals:
+    def finish_b_then_count(j: Journal, catalog: Catalog) -> status.Totals:
         other.advance("b", FileState.CLEANED)
-        return real_totals(j)
+        return real_totals(j, catalog)
 
     monkeypatch.setattr(status, "totals", finish_b_then_count)
     try:

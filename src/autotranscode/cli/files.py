@@ -46,15 +46,18 @@ from .options import (
     existing_state_dir,
     ffmpeg_option,
     force_option,
+    hours_option,
     name_option,
     on_success_option,
     options,
     pattern_option,
     plural,
     preset_option,
+    priority_options,
     profile_option,
     region_option,
     reporter_for,
+    rescan_option,
     setting,
     settings_from,
     sidecars_option,
@@ -86,6 +89,8 @@ _transcoding_options = options(
     audio_option,
     pattern_option,
     workers_option,
+    hours_option,
+    priority_options,
     ffmpeg_option,
     notify_options,
     config_option,
@@ -117,6 +122,7 @@ _transcoding_options = options(
     is_flag=True,
     help="Also watch subfolders of DROP; each output goes to the same subfolder of OUT.",
 )
+@rescan_option
 @web_option
 @_transcoding_options
 def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **params: Any) -> None:
@@ -148,6 +154,7 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
                 functools.partial(pipe.add, force=force, under=drop if recursive else None),
                 matches=s.matches,
                 settle=s.settle,
+                rescan=s.rescan,
                 poll=s.poll,
                 recursive=recursive,
                 exclude=(out, s.state_dir, drop / DONE_FOLDER),
@@ -165,6 +172,8 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
                     shown(str(out)),
                     s.backend,
                 )
+                if s.hours:
+                    log.info("transcoding starts only in the hours %s (local time)", s.hours)
                 try:
                     stopper.event.wait()
                 finally:
@@ -303,6 +312,8 @@ def _summary(results: list[Outcome], interrupted: bool, whole: bool = False) -> 
     help="Jobs this process runs at once (one libx264 encode already keeps about two cores "
     "busy); 0, a client's setting in a shared config, counts as 1",
 )
+@hours_option
+@priority_options
 @ffmpeg_option
 @config_option
 @backend_option

@@ -253,6 +253,40 @@ on_success_option = setting(
 )
 
 
+hours_option = setting(
+    "--hours",
+    metavar="HH:MM-HH:MM,...",
+    envvar="AUTOTRANSCODE_HOURS",
+    help="Start transcoding only in these hours (local time; e.g. 01:00-07:00, or "
+    "22:00-02:00,12:00-13:00); files found outside them wait, queued. A job started "
+    "inside finishes",
+    default_text="any hour",
+)
+nice_option = setting(
+    "--nice",
+    type=int,
+    envvar="AUTOTRANSCODE_NICE",
+    help="Niceness of the ffmpeg processes (0-19; 19 the most polite)",
+    default_text="this process's",
+)
+ionice_option = setting(
+    "--ionice",
+    metavar="CLASS[:LEVEL]",
+    envvar="AUTOTRANSCODE_IONICE",
+    help="I/O class of the ffmpeg processes: idle, or best-effort:LEVEL (0-7, 7 the lowest)",
+    default_text="this process's",
+)
+#: The ffmpeg children's priorities (run, transcode, worker).
+priority_options = options(nice_option, ionice_option)
+rescan_option = setting(
+    "--rescan",
+    type=float,
+    envvar="AUTOTRANSCODE_RESCAN",
+    help="Seconds between full rescans of DROP, which catch what file events missed "
+    "(a rescan reads the folders' entries, never the files)",
+)
+
+
 def _patterns(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
     """``--sidecars '*.srt,*.nfo'`` as a list (Settings checks each; ``none``: not any)."""
     return None if value is None else value.split(",")

@@ -16,6 +16,7 @@ ERROR notification says how each output ended, as Elastic Transcoder's did.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import shutil
 import threading
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from ..backends import Backend, Received
@@ -35,6 +37,7 @@ from ..errors import (
     StorageError,
 )
 from ..filelog import JobLog
+from ..hours import Hours
 from ..media import interlace, presets, recipe, remux
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
@@ -46,6 +49,7 @@ from ..messages import (
     notification,
     parse_job,
 )
+from ..procs import IoPriority, lower_priority
 from .heartbeat import Heartbeat, worker_identity
 from .hooks import WorkerHooks
 from .leases import Leases
@@ -96,10 +100,15 @@ class Worker:
         catalog: presets.Catalog = presets.DEFAULT_CATALOG,
         hooks: WorkerHooks | None = None,
         handoff_wait: float = HANDOFF_WAIT_SECONDS,
+        nice: int | None = None,
+        ionice: IoPriority | None = None,
+        hours: Hours | None = None,
     ) -> None:
         """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
-        to start (see ``Handoff``). ``identity`` (``host:pid/name``) names the worker in
-        its heartbeat and in its progress notices (``userMetadata.worker``)."""
+        to start (see ``Handoff``). ``nice``, ``ionice``: the job threads', so ffmpeg's.
+        ``hours``: when a job may start (``--hours``); one running at their end finishes.
+        ``identity`` (``host:pid/name``) names the worker in its heartbeat and in its
+        progress notices (``userMetadata.worker``)."""
         self.backend = backend
         #: Where a job's preset ids are looked up, when the job carries no definition.
         self.catalog = catalog
@@ -110,6 +119,8 @@ class Worker:
         self.name = name
         self.hooks = hooks or WorkerHooks()
         self.handoff_wait = handoff_wait
+        self._polite = functools.partial(lower_priority, nice, ionice)
+        self.hours = hours
         self._leases = Leases(backend.jobs, visibility, name)
         self.identity = worker_identity(name)
         self.heartbeat = Heartbeat(backend.store, self.identity, workdir)
@@ -122,13 +133,20 @@ class Worker:
         # One ffmpeg at a time, but a job's output check, upload and notice overlap the
         # next job's ffmpeg instead of idling the CPU between them: two handler threads,
         # kept from job to job (a thread, and its database connections, per job costs).
-        handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
+        handlers = ThreadPoolExecutor(
+            2, thread_name_prefix=f"autotranscode-{self.name}-job", initializer=self._polite
+        )
         finishing: Future[None] | None = None
         last: Handoff | None = None  # the job whose ffmpeg ended last
         # Leases renewed and the beat kept until the last handler is done, not just the loop.
         with self._leases, self.heartbeat:
             try:
                 while not stop.is_set():
+                    if self.hours is not None and (closed := self.hours.wait(datetime.now())):
+                        if last is not None:
+                            last.go.set()  # no next ffmpeg comes before the hours
+                        stop.wait(closed)
+                        continue
                     # Just after an ffmpeg ends, only look: if no job is there, the last
                     # job's output checks need not wait for the next ffmpeg.
                     quick = last is not None and not last.go.is_set()

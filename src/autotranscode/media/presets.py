@@ -430,3 +430,19 @@ def check_extra_args(preset_id: str, extra: object) -> tuple[str, ...]:
                 f"preset {preset_id}: {option} {value} is not allowed (options allowed: {allowed})"
             )
     return tuple(extra)
+
+
+#: The codec each encoder makes, as a probe names it; others are named as they are.
+_CODEC_NAMES = {
+    "libx264": "h264",
+    "libx265": "hevc",
+    "libvpx-vp9": "vp9",
+    "libsvtav1": "av1",
+    "libopus": "opus",
+    "libmp3lame": "mp3",
+}
+
+
+def codec_name(encoder: str | None) -> str | None:
+    """The codec an encoder makes, as a probe of its output names it (libx264: h264)."""
+    return _CODEC_NAMES.get(encoder or "", encoder)

@@ -33,7 +33,7 @@ import av
 from ..errors import ConfigError, FfmpegKilled, TranscodeError
 from ..text import shown
 from . import hls, recipe, streams
-from .presets import Preset
+from .presets import Preset, codec_name
 from .probe import MediaInfo, probe
 from .stamps import Stamp, write_jpeg_comment, write_sidecar
 
@@ -506,12 +506,4 @@ def _remove(path: Path) -> None:
 
 
 def _decoder_name(encoder: str | None) -> str | None:
-    names = {
-        "libx264": "h264",
-        "libx265": "hevc",
-        "libvpx-vp9": "vp9",
-        "libsvtav1": "av1",
-        "libopus": "opus",
-        "libmp3lame": "mp3",
-    }
-    return names.get(encoder or "", encoder)
+    return codec_name(encoder)
