@@ -239,3 +239,16 @@ def _probed(path: Path) -> tuple[float | None, int | None, int | None]:
         log.debug("%s: not probed: %s", path.name, exc)
         return None, None, None
     return info.duration, info.width, info.height
+
+
+def skipped(
+    journal: Journal, path: Path, out_dir: Path, preset_ids: tuple[str, ...], reason: str
+) -> tuple[str, bool]:
+    """Record ``path`` as SKIPPED for ``reason``, once (a file looked at and not taken: a
+    FIFO, a file converted in place before): its id, and whether it is new."""
+    destination = f"{out_dir}\0{','.join(preset_ids)}"
+    fid = keys.file_id(f"skipped:{path}\0{reason}", destination)
+    _, created = journal.record(fid, path, out_dir, preset_ids, 0, 0)
+    if created:
+        journal.skip(fid, reason)
+    return fid, created

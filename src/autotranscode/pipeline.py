@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from . import delivery, filelog, identity, jobs, keys, outbox, outcomes, sources
+from . import delivery, filelog, identity, jobs, keys, library, outbox, outcomes, sources
 from .backends import Backend
 from .engines import Engine, open_engine
 from .errors import (
@@ -88,7 +88,9 @@ class Pipeline:
         self._digests = tuple(presets.digest(p) for p in self.presets)
         self.pipeline_id = settings.name
         self.on_success = settings.on_success
-        self.sidecars = settings.sidecars
+        self.sidecars = () if settings.in_place else settings.sidecars  # the stem stays
+        #: --in-place: each output replaces its source (``library``); None: outputs to OUT.
+        self.library = library.Library(journal.path.parent, settings) if settings.in_place else None
         self.hooks = hooks or Subscriber()
         self._resume = True
         self._executor = ThreadPoolExecutor(
@@ -114,6 +116,8 @@ class Pipeline:
         except OSError as exc:
             raise OutputError(f"cannot create output folder {self.out_dir}: {exc}") from exc
         self._resume = resume
+        if self.library is not None:
+            self.library.start(self.schedule, sweep_daily=resume)
         self.pick_up()
         self._listener.start(resume)
 
@@ -123,6 +127,8 @@ class Pipeline:
         self._scheduler.stop()
         self._listener.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.library is not None:
+            self.library.close()
 
     def add(
         self, path: Path, retry_failed: bool = False, force: bool = False, under: Path | None = None
@@ -140,6 +146,11 @@ class Pipeline:
         """
         path = Path(os.path.abspath(path))
         out_dir = self.out_dir.resolve() / keys.subfolder(under or path.parent, path)
+        if self.library is not None:  # in place: beside it, and never what it made itself
+            out_dir = path.parent
+            if library.converted(path, self._digests):
+                why = "converted in place before (its stamp says so)"
+                return outcomes.skipped(self.journal, path, out_dir, self._preset_ids, why)[0]
         try:
             st = path.stat()
             kind = not_regular(path)
@@ -217,7 +228,7 @@ class Pipeline:
         if outputs is None:
             return False
         try:  # delivered: the source goes where --on-success says, as after a transcode
-            self._handle_source(replace(record, outputs=outputs))
+            outputs = self._handle_source(replace(record, outputs=outputs)).outputs
         except OSError as exc:
             log.warning("%s: --on-success %s failed: %s", record.name, self.on_success, exc)
         shown = ", ".join(Path(p).name for p in outputs.values())
@@ -265,14 +276,11 @@ class Pipeline:
         """Record a path in DROP that is not taken (``reason``: "a FIFO", "a dangling link"…)
         as SKIPPED, once: ``status`` shows it, and it is neither a failure nor retried."""
         path = Path(os.path.abspath(path))
+        why = f"{reason}; only regular files are taken"
         out_dir = self.out_dir.resolve()
-        preset_ids = tuple(p.id for p in self.presets)
-        destination = f"{out_dir}\0{','.join(preset_ids)}"
-        fid = keys.file_id(f"skipped:{path}\0{reason}", destination)
-        _, created = self.journal.record(fid, path, out_dir, preset_ids, 0, 0)
-        if created:
-            self.journal.skip(fid, f"{reason}; only regular files are taken")
-            log.warning("%s: skipped: %s; only regular files are taken", path.name, reason)
+        fid, new = outcomes.skipped(self.journal, path, out_dir, self._preset_ids, why)
+        if new:
+            log.warning("%s: skipped: %s", path.name, why)
         return fid
 
     def in_flight(self) -> set[str]:
@@ -539,17 +547,25 @@ class Pipeline:
         if warning:
             self._warn(record, warning)
         if not failed:
-            self._handle_source(record)
+            record = self._handle_source(record)
         elif self.on_success != "keep":  # its source is needed to make them
             self._warn(record, f"{len(failed)} output(s) not made; the source is kept")
         outcomes.delivered(self.journal, record, outcomes.placed(self.catalog, record))
-        self.advance(record, FileState.CLEANED, detail=outcomes.done_detail(record), failed=failed)
+        detail = outcomes.done_detail(record)
+        self.advance(record, FileState.CLEANED, detail=detail, outputs=record.outputs, failed=failed)
         self._finished(record.id)
 
-    def _handle_source(self, record: FileRecord) -> None:
+    def _handle_source(self, record: FileRecord) -> FileRecord:
+        """--on-success; in place, the swap: the record as it then is (its output's path)."""
+        if self.library is not None:
+            result = self.library.replace(record)
+            if result.kept:
+                self._warn(record, f"the original was kept: {result.kept}")
+            return replace(record, outputs=dict.fromkeys(record.outputs, str(result.path)))
         warning = sources.after_delivery(record, self.on_success)
         if warning:
             self._warn(record, warning)
+        return record
 
     def _warn(self, record: FileRecord, warning: str) -> None:
         log.warning("%s: delivered, but %s", record.name, warning)
