@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import identity, keys, outbox
+from . import identity, keys, outbox, sources
 from .errors import AutotranscodeError, ConfigError
 from .journal import FileRecord, FileState, Journal
 from .media import presets
@@ -252,3 +252,18 @@ def skipped(
     if created:
         journal.skip(fid, reason)
     return fid, created
+
+
+def restart(
+    journal: Journal, catalog: presets.Catalog, record: FileRecord
+) -> tuple[FileRecord, FileState]:
+    """``retry``'s restart of a file, and the state it restarts in: a partly done one anew
+    for the outputs it lacks, a failed one (or one with no job yet) from the start, a
+    stuck one from its upload under the job id it has."""
+    if record.state == FileState.CLEANED:
+        return redo(journal, catalog, record), FileState.DISCOVERED
+    if record.state == FileState.FAILED or record.job_id is None:
+        sources.reset_failed(journal, record)
+        return record, FileState.DISCOVERED
+    journal.advance(record.id, FileState.UPLOADING, detail="retry", expect=record.state)
+    return record, FileState.UPLOADING

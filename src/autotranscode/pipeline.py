@@ -246,15 +246,7 @@ class Pipeline:
         ``run`` working on it) from its upload, under the job id it has, so a job that was
         not lost after all is only done twice, never delivered twice; a partly done one
         anew for the outputs it lacks (``outcomes.redo``). The id of the file retried."""
-        if record.state == FileState.CLEANED:
-            record = outcomes.redo(self.journal, self.catalog, record)
-            state = FileState.DISCOVERED
-        elif record.state == FileState.FAILED or record.job_id is None:
-            sources.reset_failed(self.journal, record)
-            state = FileState.DISCOVERED
-        else:
-            state = FileState.UPLOADING
-            self.journal.advance(record.id, state, detail="retry", expect=record.state)
+        record, state = outcomes.restart(self.journal, self.catalog, record)
         self.hooks.on_state(path=record.path, state=state)
         self.schedule(record.id)
         return record.id
@@ -552,7 +544,8 @@ class Pipeline:
             self._warn(record, f"{len(failed)} output(s) not made; the source is kept")
         outcomes.delivered(self.journal, record, outcomes.placed(self.catalog, record))
         detail = outcomes.done_detail(record)
-        self.advance(record, FileState.CLEANED, detail=detail, outputs=record.outputs, failed=failed)
+        outputs = record.outputs  # in place, where the swap left it
+        self.advance(record, FileState.CLEANED, detail=detail, outputs=outputs, failed=failed)
         self._finished(record.id)
 
     def _handle_source(self, record: FileRecord) -> FileRecord:

@@ -19,6 +19,7 @@ from cli_harness import Cli, open_cli
 
 from autotranscode.library import KILL_AFTER_STEP_ENV, LIBRARY_DB
 from autotranscode.media.probe import probe, read_stamp
+
 from conftest import FFMPEG, Clip, check_output
 
 #: Quick to encode; tests that need a size comparison say which way.

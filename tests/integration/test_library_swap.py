@@ -23,6 +23,7 @@ from autotranscode.media import presets
 from autotranscode.media.probe import probe
 from autotranscode.plan import estimate_size
 from autotranscode.settings import Settings
+
 from conftest import Clip
 
 STEPS = range(1, 9)
