@@ -16,8 +16,11 @@ LOGGING = ["--quiet", "--verbose", "--log-format", "--log-file"]
 AWS = ["--endpoint-url", "--region", "--profile", "--name", "--engine"]
 #: Where each command's settings live, and who transcodes.
 PLACES = ["--config", "--backend", "--state-dir"]
+#: In place (``library``, ``--in-place``): how a source is replaced.
+REPLACING = ["--replace", "--keep-originals", "--keep-days"]
 MAKING = [
-    *("--force", "--on-success", "--sidecars", "--preset", "--audio", "--pattern", "--workers"),
+    *("--force", "--on-success", "--sidecars", "--in-place", *REPLACING),
+    *("--preset", "--audio", "--pattern", "--workers"),
     *("--ffmpeg",),
     *("--notify-url", "--on-done"),
 ]
@@ -36,7 +39,15 @@ SHOWN: dict[str, dict[str, list[str]]] = {
         "Logging options": LOGGING,
     },
     "transcode": {
-        "Options": ["--out", "--recursive", *MAKING, *PLACES, "--help"],
+        "Options": ["--out", "--recursive", "--dry-run", *MAKING, *PLACES, "--help"],
+        "AWS options": AWS,
+        "Logging options": LOGGING,
+    },
+    "library": {
+        "Options": [
+            *("--dry-run", "--preset", *REPLACING, "--force", "--pattern", "--workers"),
+            *("--ffmpeg", "--notify-url", "--on-done", *PLACES, "--help"),
+        ],
         "AWS options": AWS,
         "Logging options": LOGGING,
     },
