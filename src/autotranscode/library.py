@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import stat
 import threading
 import time
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from . import files, outbox
+from . import files, outbox, sidecars
 from .db import Database
 from .errors import JournalError
 from .journal import FileRecord
@@ -127,6 +128,25 @@ def size_text(n: int) -> str:
     return f"{value:.1f} TB"  # pragma: no cover (the loop returns at GB)
 
 
+def kept_before(state_dir: Path) -> set[tuple[str, int]]:
+    """The sources a swap kept (path, size), read without writing (for ``--dry-run``):
+    nothing if the state dir has no library yet."""
+    db = state_dir / LIBRARY_DB
+    if not db.is_file():
+        return set()
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            query = "SELECT source, source_size FROM swaps WHERE step = ?"
+            rows = conn.execute(query, (Step.KEPT.value,))
+            return {(str(path), int(size)) for path, size in rows}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        log.warning("cannot read %s: %s", db, exc)
+        return set()
+
+
 def converted(path: Path, digests: tuple[str, ...]) -> bool:
     """Whether ``path`` is an output of one of these presets (its stamp says so): a file
     replaced before, by this run or another, whatever the journal knows."""
@@ -141,6 +161,7 @@ class Library:
         self.db = Database(state_dir / LIBRARY_DB, SCHEMA, JournalError)
         self.trash = Path(os.path.abspath(settings.keep_originals or state_dir / TRASH_FOLDER))
         self.mode = settings.replace
+        self.sidecars = settings.sidecars
         self.keep_days = settings.keep_days
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
@@ -266,6 +287,7 @@ class Library:
         if swap.step == Step.PLACED:
             if swap.final != swap.source and swap.trash.exists():
                 swap.source.unlink(missing_ok=True)
+                self._rename_sidecars(swap)
                 _fsync_folder(swap.source.parent)
             _hook(7)
             swap = self._record(swap, Step.DONE)
@@ -277,6 +299,16 @@ class Library:
                 shown(str(swap.trash)),
             )
         return swap.final
+
+    def _rename_sidecars(self, swap: Swap) -> None:
+        """Sidecars go by the stem: renamed only when the output's differs from the source's
+        (``ep1 (1).mp4``, as ``ep1.mp4`` was another file), and never over a file."""
+        if swap.final.stem == swap.source.stem:
+            return
+        for sidecar in sidecars.find(swap.source, self.sidecars):
+            target = swap.final.with_name(swap.final.stem + sidecar.name[len(swap.source.stem) :])
+            if not target.exists():
+                os.rename(sidecar, target)
 
     def _changed(self, swap: Swap) -> bool:
         """The original was written to after the intent: it is not what was transcoded."""

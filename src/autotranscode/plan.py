@@ -13,7 +13,8 @@ estimate: grainy film needs more, animation and screen recordings much less.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,18 +48,29 @@ class Planned:
         return self.size - self.estimate if self.action == "encode" and self.estimate else 0
 
 
-def plan(paths: Iterable[Path], preset: Preset, digest: str, replace: str) -> list[Planned]:
-    """What ``library`` with ``preset`` (its ``digest``) and ``--replace replace`` would do."""
-    return [_one(path, preset, digest, replace) for path in paths]
+def plan(
+    paths: Iterable[Path],
+    preset: Preset,
+    digest: str,
+    replace: str,
+    kept: Collection[tuple[str, int]] = (),
+) -> list[Planned]:
+    """What ``library`` with ``preset`` (its ``digest``) and ``--replace replace`` would do;
+    ``kept``: the sources (path, size) that a run before kept (``library.kept_before``)."""
+    return [_one(path, preset, digest, replace, kept) for path in paths]
 
 
-def _one(path: Path, preset: Preset, digest: str, replace: str) -> Planned:
+def _one(
+    path: Path, preset: Preset, digest: str, replace: str, kept: Collection[tuple[str, int]]
+) -> Planned:
     try:
         size = path.stat().st_size
     except OSError as exc:
         return Planned(path, "skip", f"cannot be read ({exc.strerror or exc})", 0)
     if converted(path, (digest,)):
         return Planned(path, "skip", "converted before (its stamp says so)", size)
+    if (str(Path(os.path.abspath(path))), size) in kept:
+        return Planned(path, "skip", "kept before: its output was not smaller", size)
     try:
         source = probe(path)
     except MediaError as exc:

@@ -152,6 +152,8 @@ def test_replace_smaller_keeps_a_source_whose_output_is_bigger(cli: Cli, tiny: P
     assert trashed(cli) == []
     again = cli.run("library", lib, *PRESET)
     assert "done before; skipped" in again.stderr and "transcoding" not in again.stderr
+    dry = cli.run("library", lib, *PRESET, "--dry-run")
+    assert "skip    tiny.mp4" in dry.stdout and "kept before" in dry.stdout, dry.stdout
 
 
 def test_in_place_options_refused(cli: Cli, clips: dict[str, Clip]) -> None:

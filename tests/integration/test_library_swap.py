@@ -132,6 +132,31 @@ def test_replace_keeps_mode_and_mtime_and_an_original_that_changed(
         lib.close()
 
 
+def test_sidecars_follow_only_a_changed_stem(tmp_path: Path, clips: dict[str, Clip]) -> None:
+    """ep1.mp4 was another file already: the output is ep1 (1).mp4, and ep1's sidecars
+    take its stem; ep2 -> ep2.mp4 keeps its stem, and its sidecar stays as it is."""
+    for name in ("ep1.avi", "ep2.avi"):
+        shutil.copyfile(clips["mjpeg.avi"].path, tmp_path / name)
+    for name in ("ep1.mp4", "ep1 (1).mp4", "ep2.mp4"):
+        shutil.copyfile(clips["h264.mp4"].path, tmp_path / name)
+    for name in ("ep1.en.srt", "ep1.nfo", "ep2.srt"):
+        (tmp_path / name).write_text(name)
+    lib = Library(tmp_path / "state", Settings(in_place=True, replace="always"))
+    try:
+        lib.replace(record_for(tmp_path / "ep1.avi", tmp_path / "ep1 (1).mp4"))
+        lib.replace(record_for(tmp_path / "ep2.avi", tmp_path / "ep2.mp4"))
+    finally:
+        lib.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "ep1 (1).en.srt",
+        "ep1 (1).mp4",
+        "ep1 (1).nfo",
+        "ep1.mp4",
+        "ep2.mp4",
+        "ep2.srt",
+    ]
+
+
 def test_the_trash_is_swept_after_keep_days(tmp_path: Path) -> None:
     trash = tmp_path / "originals"
     today = datetime.date.today()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..library import size_text
+from ..library import kept_before, size_text
 from ..media import presets
 from ..plan import Planned, plan
 from ..settings import Settings
@@ -18,7 +18,8 @@ def show_plan(found: list[tuple[Path, Path]], s: Settings) -> list[Planned]:
     """Print what would be done to each file (by its path under the folder given) and the
     space it would save; nothing is written."""
     preset = s.catalog.get(s.preset[0])
-    planned = plan([p for p, _ in found], preset, presets.digest(preset), s.replace)
+    kept = kept_before(s.state_dir)
+    planned = plan([p for p, _ in found], preset, presets.digest(preset), s.replace, kept)
     for item, (path, under) in zip(planned, found, strict=True):
         name = shown(str(path.relative_to(under)) if path.is_relative_to(under) else str(path))
         sizes = size_text(item.size)
