@@ -47,10 +47,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from . import files, outbox, sidecars
+from . import files, outbox, outcomes, sidecars
 from .db import Database
 from .errors import JournalError
-from .journal import FileRecord
+from .journal import FileRecord, Journal
 from .media.probe import probe, read_stamp
 from .settings import Settings
 from .text import shown
@@ -196,6 +196,30 @@ class Library:
             self._roll_forward(swap)
             done.append(swap.file_id)
         return done
+
+    # -- the pipeline's questions ------------------------------------------------------------
+
+    def done(
+        self, journal: Journal, path: Path, digests: tuple[str, ...], preset_ids: tuple[str, ...]
+    ) -> str | None:
+        """The id of ``path``'s record as SKIPPED if it is a replaced file (its stamp says
+        so): never transcoded again, whatever the journal knows; None: take it."""
+        if not converted(path, digests):
+            return None
+        why = "converted in place before (its stamp says so)"
+        return outcomes.skipped(journal, path, path.parent, preset_ids, why)[0]
+
+    def in_place(self, record: FileRecord, journal: Journal) -> FileRecord:
+        """The swap for a delivered file, recorded: the record with its output where the
+        swap left it (or at the kept original, with a warning on the file saying why)."""
+        result = self.replace(record)
+        if result.kept:
+            warning = f"the original was kept: {result.kept}"
+            log.warning("%s: delivered, but %s", shown(record.name), warning)
+            journal.warn(record.id, warning)
+        outputs = dict.fromkeys(record.outputs, str(result.path))
+        journal.advance(record.id, record.state, outputs=outputs, durable=True)
+        return dataclasses.replace(record, outputs=outputs)
 
     # -- the swap ----------------------------------------------------------------------------
 

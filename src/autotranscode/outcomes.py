@@ -22,7 +22,7 @@ from . import identity, keys, outbox, sources
 from .errors import AutotranscodeError, ConfigError
 from .journal import FileRecord, FileState, Journal
 from .media import presets
-from .media.probe import MediaInfo, probe
+from .media.probe import MediaInfo, NotRegularFile, probe
 from .messages import Notification
 from .stages import STAGES, OutputStatus, Stage
 from .story import OutputRecord
@@ -267,3 +267,24 @@ def restart(
         return record, FileState.DISCOVERED
     journal.advance(record.id, FileState.UPLOADING, detail="retry", expect=record.state)
     return record, FileState.UPLOADING
+
+
+def unreadable(
+    journal: Journal,
+    path: Path,
+    out_dir: Path,
+    dest: tuple[str, tuple[str, ...], tuple[str, ...]],
+    exc: OSError,
+    retry_failed: bool,
+) -> tuple[FileRecord, str | None]:
+    """The record of a file we cannot read (``dest``: its destination, preset ids and
+    digests), and the reason to fail it with: None when it failed so before (unless
+    ``retry_failed``), so ``status`` and ``retry`` know of it once."""
+    destination, preset_ids, digests = dest
+    fid = keys.file_id(f"unreadable:{path}", destination)
+    record, created = journal.record(fid, path, out_dir, preset_ids, 0, 0, digests=digests)
+    if not (created or record.state != FileState.FAILED or retry_failed):
+        return record, None
+    if isinstance(exc, NotRegularFile):
+        return record, f"{exc.strerror}; only regular files are transcoded"
+    return record, f"cannot read the file: {exc.strerror or exc}"

@@ -88,8 +88,7 @@ class Pipeline:
         self._digests = tuple(presets.digest(p) for p in self.presets)
         self.pipeline_id = settings.name
         self.on_success = settings.on_success
-        self.sidecars = () if settings.in_place else settings.sidecars  # the stem stays
-        #: --in-place: each output replaces its source (``library``); None: outputs to OUT.
+        self.sidecars = () if settings.in_place else settings.sidecars  # in place: the stem stays
         self.library = library.Library(journal.path.parent, settings) if settings.in_place else None
         self.hooks = hooks or Subscriber()
         self._resume = True
@@ -148,9 +147,8 @@ class Pipeline:
         out_dir = self.out_dir.resolve() / keys.subfolder(under or path.parent, path)
         if self.library is not None:  # in place: beside it, and never what it made itself
             out_dir = path.parent
-            if library.converted(path, self._digests):
-                why = "converted in place before (its stamp says so)"
-                return outcomes.skipped(self.journal, path, out_dir, self._preset_ids, why)[0]
+            if done := self.library.done(self.journal, path, self._digests, self._preset_ids):
+                return done
         try:
             st = path.stat()
             kind = not_regular(path)
@@ -253,16 +251,11 @@ class Pipeline:
 
     def _unreadable(self, path: Path, out_dir: Path, exc: OSError, retry_failed: bool) -> str:
         """Record a file we cannot read as FAILED, so ``status`` and ``retry`` know of it."""
-        fid = keys.file_id(f"unreadable:{path}", self._destination(out_dir))
-        record, created = self.journal.record(
-            fid, path, out_dir, self._preset_ids, 0, 0, digests=self._digests
-        )
-        if created or record.state != FileState.FAILED or retry_failed:
-            if isinstance(exc, NotRegularFile):
-                self.fail(record, f"{exc.strerror}; only regular files are transcoded")
-            else:
-                self.fail(record, f"cannot read the file: {exc.strerror or exc}")
-        return fid
+        dest = (self._destination(out_dir), self._preset_ids, self._digests)
+        record, reason = outcomes.unreadable(self.journal, path, out_dir, dest, exc, retry_failed)
+        if reason:
+            self.fail(record, reason)
+        return record.id
 
     def skip(self, path: Path, reason: str) -> str:
         """Record a path in DROP that is not taken (``reason``: "a FIFO", "a dangling link"…)
@@ -543,18 +536,12 @@ class Pipeline:
         elif self.on_success != "keep":  # its source is needed to make them
             self._warn(record, f"{len(failed)} output(s) not made; the source is kept")
         outcomes.delivered(self.journal, record, outcomes.placed(self.catalog, record))
-        detail = outcomes.done_detail(record)
-        outputs = record.outputs  # in place, where the swap left it
-        self.advance(record, FileState.CLEANED, detail=detail, outputs=outputs, failed=failed)
+        self.advance(record, FileState.CLEANED, detail=outcomes.done_detail(record), failed=failed)
         self._finished(record.id)
 
     def _handle_source(self, record: FileRecord) -> FileRecord:
-        """--on-success; in place, the swap: the record as it then is (its output's path)."""
         if self.library is not None:
-            result = self.library.replace(record)
-            if result.kept:
-                self._warn(record, f"the original was kept: {result.kept}")
-            return replace(record, outputs=dict.fromkeys(record.outputs, str(result.path)))
+            return self.library.in_place(record, self.journal)
         warning = sources.after_delivery(record, self.on_success)
         if warning:
             self._warn(record, warning)
