@@ -49,7 +49,7 @@ from pathlib import Path
 
 from . import files, outbox, outcomes, sidecars
 from .db import Database
-from .errors import JournalError
+from .errors import JournalError, OutputError
 from .journal import FileRecord, Journal
 from .media.probe import probe, read_stamp
 from .settings import Settings
@@ -210,22 +210,31 @@ class Library:
         return outcomes.skipped(journal, path, path.parent, preset_ids, why)[0]
 
     def in_place(self, record: FileRecord, journal: Journal) -> FileRecord:
-        """The swap for a delivered file, recorded: the record with its output where the
-        swap left it (or at the kept original, with a warning on the file saying why)."""
+        """The swap for a delivered file: the record with its output where the swap left it
+        (or at the kept original, with a warning on the file saying why), for the pipeline
+        to record as it finishes the file."""
         result = self.replace(record)
         if result.kept:
             warning = f"the original was kept: {result.kept}"
             log.warning("%s: delivered, but %s", shown(record.name), warning)
             journal.warn(record.id, warning)
-        outputs = dict.fromkeys(record.outputs, str(result.path))
-        journal.advance(record.id, record.state, outputs=outputs, durable=True)
-        return dataclasses.replace(record, outputs=outputs)
+        return dataclasses.replace(record, outputs=dict.fromkeys(record.outputs, str(result.path)))
 
     # -- the swap ----------------------------------------------------------------------------
 
     def replace(self, record: FileRecord) -> Result:
         """Put ``record``'s one output in its source's place (or keep the original, and say
-        why); whatever step an earlier attempt reached, from there."""
+        why); whatever step an earlier attempt reached, from there. OutputError (retried:
+        the swap resumes where it stopped) if the folder or the trash refuses a step."""
+        try:
+            return self._replace(record)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot swap {shown(record.name)} for its output: {exc.strerror or exc}; "
+                "the original stays until the next try"
+            ) from exc
+
+    def _replace(self, record: FileRecord) -> Result:
         row = self.db.query("SELECT * FROM swaps WHERE file_id = ?", (record.id,))
         if row:
             swap = _swap(row[0])
@@ -456,10 +465,13 @@ def _duration_mismatch(source: Path, output: Path) -> str | None:
 def _give_attributes(output: Path, st: os.stat_result) -> None:
     """The original's owner (when we may set it: as root), mode and times, so the media
     server, and whoever shares the library, see the file as they saw the original."""
-    if os.geteuid() == 0:
-        os.chown(output, st.st_uid, st.st_gid)
-    os.chmod(output, stat.S_IMODE(st.st_mode))
-    os.utime(output, ns=(st.st_atime_ns, st.st_mtime_ns))
+    try:
+        if os.geteuid() == 0:
+            os.chown(output, st.st_uid, st.st_gid)
+        os.chmod(output, stat.S_IMODE(st.st_mode))
+        os.utime(output, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError as exc:  # a share that keeps its own owners and modes: not worth a failure
+        log.warning("%s: owner, mode or mtime not kept: %s", shown(output.name), exc)
 
 
 def _fsync_folder(folder: Path) -> None:

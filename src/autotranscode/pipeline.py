@@ -536,7 +536,8 @@ class Pipeline:
         elif self.on_success != "keep":  # its source is needed to make them
             self._warn(record, f"{len(failed)} output(s) not made; the source is kept")
         outcomes.delivered(self.journal, record, outcomes.placed(self.catalog, record))
-        self.advance(record, FileState.CLEANED, detail=outcomes.done_detail(record), failed=failed)
+        detail, outputs = outcomes.done_detail(record), record.outputs  # in place: swapped
+        self.advance(record, FileState.CLEANED, detail=detail, outputs=outputs, failed=failed)
         self._finished(record.id)
 
     def _handle_source(self, record: FileRecord) -> FileRecord:
