@@ -207,7 +207,10 @@ class Library:
         if not converted(path, digests):
             return None
         why = "converted in place before (its stamp says so)"
-        return outcomes.skipped(journal, path, path.parent, preset_ids, why)[0]
+        fid, new = outcomes.skipped(journal, path, path.parent, preset_ids, why)
+        if new:
+            log.info("%s: %s; not taken", shown(path.name), why)
+        return fid
 
     def in_place(self, record: FileRecord, journal: Journal) -> FileRecord:
         """The swap for a delivered file: the record with its output where the swap left it

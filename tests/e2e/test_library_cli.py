@@ -162,3 +162,21 @@ def test_in_place_options_refused(cli: Cli, clips: dict[str, Clip]) -> None:
     assert with_out.returncode == 2 and "--out: not with --in-place" in with_out.stderr
     dry = cli.run("transcode", src, "--dry-run")
     assert dry.returncode == 2 and "--dry-run: only in place" in dry.stderr
+
+
+def test_run_in_place_replaces_a_dropped_file_and_leaves_its_output_alone(
+    cli: Cli, clips: dict[str, Clip]
+) -> None:
+    """The watcher sees the output appear beside the source: known by its stamp, never
+    taken (no loop)."""
+    lib = cli.tmp / "lib"
+    (lib / "Show").mkdir(parents=True)
+    proc = cli.start("run", "run", lib, "--in-place", "--recursive", *PRESET, "--settle", "0.3")
+    proc.wait_for_log("watching")
+    shutil.copyfile(clips["mjpeg.avi"].path, lib / "Show" / ".ep1.avi.tmp")
+    os.rename(lib / "Show" / ".ep1.avi.tmp", lib / "Show" / "ep1.avi")
+    proc.wait_for_log("ep1.mp4: converted in place before (its stamp says so); not taken")
+    assert proc.stop() == 130, proc
+    assert visible(lib / "Show") == ["ep1.mp4"]
+    assert proc.stderr.count("transcoding") == 1
+    assert len(trashed(cli)) == 1

@@ -265,6 +265,8 @@ def transcode_files(
 
             show_plan(_expand(files, s, recursive), s)
             sys.exit(EXIT_OK)
+        # In place, the files are listed once the swaps a crash left are finished.
+        found = [] if s.in_place else _expand(files, s, recursive)
         out = _library_root(files) if s.in_place else out or Path(".")
         reporter = reporter_for(console)
         with Service(s, out, reporter, notify_config(params)) as service:
@@ -272,7 +274,8 @@ def transcode_files(
             stopper.install()
             with reporter:
                 pipe.start(resume=False)
-                found = _expand(files, s, recursive)  # after swaps a crash left are finished
+                if s.in_place:
+                    found = _expand(files, s, recursive)
                 fids = [
                     pipe.add(path, retry_failed=True, force=force, under=under)
                     for path, under in found
