@@ -41,6 +41,7 @@ LIBRARY_PRESET = "hevc-1080p"
 @dry_run_option
 @setting(
     "--preset",
+    multiple=True,
     envvar="AUTOTRANSCODE_PRESET",
     help="The one video preset each file is converted with",
     default_text=LIBRARY_PRESET,
@@ -67,8 +68,5 @@ def library(paths: tuple[Path, ...], dry_run: bool, force: bool, logs: Logs, **p
     save, and writes nothing. A file converted before is known by its stamp and never
     converted again. Exit status as for `transcode`.
     """
-    ctx = click.get_current_context()
-    from_file = (ctx.default_map or {}).get("preset")
-    preset = params.pop("preset") or from_file or LIBRARY_PRESET
-    params.update(in_place=True, preset=[preset] if isinstance(preset, str) else preset)
+    params.update(in_place=True, preset=params.get("preset") or (LIBRARY_PRESET,))
     transcode_files(paths, None, True, force, dry_run, logs, params)
