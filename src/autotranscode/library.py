@@ -295,8 +295,12 @@ class Library:
 
     def _keep(self, record: FileRecord, source: Path, output: Path, why: str) -> None:
         """The original stays as it is; the output made for it goes (it is ours, and
-        placed only to be swapped in)."""
-        if output != source:
+        placed only to be swapped in; not one that an earlier swap put in place, which a file
+        done before by the same content, a restored original, gets as its output)."""
+        replaced = self.db.query(
+            "SELECT 1 FROM swaps WHERE final = ? AND step = ?", (str(output), Step.DONE.value)
+        )
+        if output != source and not replaced:
             outbox.remove(output)
         self._record(
             Swap(record.id, source, output, source, source, Step.KEPT, record.size, 0, 0),

@@ -130,6 +130,15 @@ def test_replace_keeps_mode_and_mtime_and_an_original_that_changed(
         assert source.exists() and not (tmp_path / "b.mp4").exists()
     finally:
         lib.close()
+    # The original put back, and done "as before" (same content): its output is the one
+    # swapped in then, which a swap that keeps the original never removes.
+    again = dataclasses.replace(record_for(source, output), id="id-3")
+    never = Library(tmp_path / "state", Settings(in_place=True, replace="never"))
+    try:
+        assert never.replace(again).kept is not None
+    finally:
+        never.close()
+    assert output.exists() and source.exists()
 
 
 def test_sidecars_follow_only_a_changed_stem(tmp_path: Path, clips: dict[str, Clip]) -> None:
