@@ -36,6 +36,10 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_RESUBMIT_AFTER_SECONDS = 300
 #: In place: originals replaced are kept this many full days in the trash, then deleted.
 DEFAULT_KEEP_DAYS = 7
+#: In place, without --pattern: the video files (its one preset is a video preset, which
+#: an audio file would only fail).
+_AUDIO_EXTENSIONS = (".m4a", ".mp3", ".wav", ".flac", ".aac", ".ogg", ".opus", ".aif", ".aiff")
+IN_PLACE_EXTENSIONS = tuple(e for e in DEFAULT_EXTENSIONS if e not in (*_AUDIO_EXTENSIONS, ".wma"))
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 
@@ -136,7 +140,7 @@ class Settings(msgspec.Struct, frozen=True):
         lower = filename.lower()
         if self.pattern:
             return any(fnmatch.fnmatch(lower, p.lower()) for p in self.pattern)
-        return lower.endswith(DEFAULT_EXTENSIONS)
+        return lower.endswith(IN_PLACE_EXTENSIONS if self.in_place else DEFAULT_EXTENSIONS)
 
 
 def build(values: dict[str, Any]) -> Settings:

@@ -311,3 +311,11 @@ def test_in_place_takes_one_video_preset(values: dict[str, Any], problem: str) -
 def test_in_place_defaults() -> None:
     s = settings.build({"in_place": True, "preset": ["hevc-1080p"]})
     assert (s.replace, s.keep_days, s.keep_originals) == ("smaller", 7, None)
+
+
+def test_in_place_takes_video_files_only_unless_a_pattern_says() -> None:
+    """Its one preset is a video preset: a library's music would only fail."""
+    s = settings.build({"in_place": True})
+    assert s.matches("ep1.MKV") and s.matches("ep1.avi")
+    assert not s.matches("song.mp3") and not s.matches("song.flac")
+    assert settings.build({"in_place": True, "pattern": ["*.mp3"]}).matches("song.mp3")
