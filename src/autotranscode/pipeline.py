@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from . import delivery, filelog, identity, jobs, keys, outbox, outcomes, sources
+from . import delivery, filelog, identity, jobs, keys, library, outbox, outcomes, sources
 from .backends import Backend
 from .engines import Engine, open_engine
 from .errors import (
@@ -89,8 +89,9 @@ class Pipeline:
         self._digests = tuple(presets.digest(p) for p in self.presets)
         self.pipeline_id = settings.name
         self.on_success = settings.on_success
-        self.sidecars = settings.sidecars
+        self.sidecars = () if settings.in_place else settings.sidecars  # in place: the stem stays
         self._gate = Gate(Hours.parse(settings.hours) if settings.hours else None)
+        self.library = library.Library(journal.path.parent, settings) if settings.in_place else None
         self.hooks = hooks or Subscriber()
         self._resume = True
         self._executor = ThreadPoolExecutor(
@@ -116,6 +117,8 @@ class Pipeline:
         except OSError as exc:
             raise OutputError(f"cannot create output folder {self.out_dir}: {exc}") from exc
         self._resume = resume
+        if self.library is not None:
+            self.library.start(self.schedule, sweep_daily=resume)
         self.pick_up()
         self._listener.start(resume)
 
@@ -125,6 +128,8 @@ class Pipeline:
         self._scheduler.stop()
         self._listener.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.library is not None:
+            self.library.close()
 
     def add(
         self, path: Path, retry_failed: bool = False, force: bool = False, under: Path | None = None
@@ -142,6 +147,10 @@ class Pipeline:
         """
         path = Path(os.path.abspath(path))
         out_dir = self.out_dir.resolve() / keys.subfolder(under or path.parent, path)
+        if self.library is not None:  # in place: beside it, and never what it made itself
+            out_dir = path.parent
+            if done := self.library.done(self.journal, path, self._digests, self._preset_ids):
+                return done
         try:
             st = path.stat()
             kind = not_regular(path)
@@ -219,7 +228,7 @@ class Pipeline:
         if outputs is None:
             return False
         try:  # delivered: the source goes where --on-success says, as after a transcode
-            self._handle_source(replace(record, outputs=outputs))
+            outputs = self._handle_source(replace(record, outputs=outputs)).outputs
         except OSError as exc:
             log.warning("%s: --on-success %s failed: %s", record.name, self.on_success, exc)
         shown = ", ".join(Path(p).name for p in outputs.values())
@@ -237,31 +246,18 @@ class Pipeline:
         ``run`` working on it) from its upload, under the job id it has, so a job that was
         not lost after all is only done twice, never delivered twice; a partly done one
         anew for the outputs it lacks (``outcomes.redo``). The id of the file retried."""
-        if record.state == FileState.CLEANED:
-            record = outcomes.redo(self.journal, self.catalog, record)
-            state = FileState.DISCOVERED
-        elif record.state == FileState.FAILED or record.job_id is None:
-            sources.reset_failed(self.journal, record)
-            state = FileState.DISCOVERED
-        else:
-            state = FileState.UPLOADING
-            self.journal.advance(record.id, state, detail="retry", expect=record.state)
+        record, state = outcomes.restart(self.journal, self.catalog, record)
         self.hooks.on_state(path=record.path, state=state)
         self.schedule(record.id)
         return record.id
 
     def _unreadable(self, path: Path, out_dir: Path, exc: OSError, retry_failed: bool) -> str:
         """Record a file we cannot read as FAILED, so ``status`` and ``retry`` know of it."""
-        fid = keys.file_id(f"unreadable:{path}", self._destination(out_dir))
-        record, created = self.journal.record(
-            fid, path, out_dir, self._preset_ids, 0, 0, digests=self._digests
-        )
-        if created or record.state != FileState.FAILED or retry_failed:
-            if isinstance(exc, NotRegularFile):
-                self.fail(record, f"{exc.strerror}; only regular files are transcoded")
-            else:
-                self.fail(record, f"cannot read the file: {exc.strerror or exc}")
-        return fid
+        dest = (self._destination(out_dir), self._preset_ids, self._digests)
+        record, reason = outcomes.unreadable(self.journal, path, out_dir, dest, exc, retry_failed)
+        if reason:
+            self.fail(record, reason)
+        return record.id
 
     def skip(self, path: Path, reason: str) -> str:
         """Record a path in DROP that is not taken as SKIPPED (``sources.skip``)."""
@@ -535,17 +531,21 @@ class Pipeline:
         if warning:
             self._warn(record, warning)
         if not failed:
-            self._handle_source(record)
+            record = self._handle_source(record)
         elif self.on_success != "keep":  # its source is needed to make them
             self._warn(record, f"{len(failed)} output(s) not made; the source is kept")
         outcomes.delivered(self.journal, record, outcomes.placed(self.catalog, record))
-        self.advance(record, FileState.CLEANED, detail=outcomes.done_detail(record), failed=failed)
+        detail, outputs = outcomes.done_detail(record), record.outputs  # in place: swapped
+        self.advance(record, FileState.CLEANED, detail=detail, outputs=outputs, failed=failed)
         self._finished(record.id)
 
-    def _handle_source(self, record: FileRecord) -> None:
+    def _handle_source(self, record: FileRecord) -> FileRecord:
+        if self.library is not None:
+            return self.library.in_place(record, self.journal)
         warning = sources.after_delivery(record, self.on_success)
         if warning:
             self._warn(record, warning)
+        return record
 
     def _warn(self, record: FileRecord, warning: str) -> None:
         log.warning("%s: delivered, but %s", record.name, warning)

@@ -38,6 +38,12 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_RESUBMIT_AFTER_SECONDS = 300
 #: run: a full rescan of DROP this often catches what file events missed (stat data only).
 DEFAULT_RESCAN_SECONDS = 30.0
+#: In place: originals replaced are kept this many full days in the trash, then deleted.
+DEFAULT_KEEP_DAYS = 7
+#: In place, without --pattern: the video files (its one preset is a video preset, which
+#: an audio file would only fail).
+_AUDIO_EXTENSIONS = (".m4a", ".mp3", ".wav", ".flac", ".aac", ".ogg", ".opus", ".aif", ".aiff")
+IN_PLACE_EXTENSIONS = tuple(e for e in DEFAULT_EXTENSIONS if e not in (*_AUDIO_EXTENSIONS, ".wma"))
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 
@@ -79,6 +85,13 @@ class Settings(msgspec.Struct, frozen=True):
     on_success: Literal["keep", "move", "delete"] = "keep"
     #: Files beside a source copied with its outputs (``sidecars``); ``none``: not any.
     sidecars: tuple[str, ...] = DEFAULT_SIDECARS
+    #: Each output replaces its source in the source's folder (``library``).
+    in_place: bool = False
+    #: In place: replace "always", only when the output is "smaller", or "never" (report).
+    replace: Literal["always", "smaller", "never"] = "smaller"
+    #: In place: where replaced originals go; None: the trash folder in the state dir.
+    keep_originals: Path | None = None
+    keep_days: Annotated[int, Meta(ge=0, le=3650)] = DEFAULT_KEEP_DAYS
     #: Who transcodes: our workers (via the job queue) or AWS Elemental MediaConvert.
     engine: Literal["workers", "mediaconvert"] = "workers"
     #: The role MediaConvert assumes; default: the one `setup --engine mediaconvert` makes.
@@ -116,9 +129,25 @@ class Settings(msgspec.Struct, frozen=True):
                     check(value)
             except ValueError as exc:
                 raise ValueError(f"--{option}: {exc}") from exc
+        if self.in_place:
+            self._check_in_place()
         if not _NAME.match(self.name):
             raise ValueError(
                 "--name: use 1-24 lowercase letters, digits and hyphens (it names buckets)"
+            )
+
+    def _check_in_place(self) -> None:
+        """One file becomes one file: a single video preset, and no --on-success (the
+        source is replaced, its original kept in the trash)."""
+        if len(self.preset) != 1 or self.catalog.get(self.preset[0]).kind != "video":
+            raise ValueError(
+                "--in-place: give exactly one video preset (each file is replaced by one "
+                f"output), not {', '.join(self.preset)}"
+            )
+        if self.on_success != "keep":
+            raise ValueError(
+                "--on-success: not with --in-place (the source is replaced and its original "
+                "kept in the trash for --keep-days)"
             )
 
     def matches(self, filename: str) -> bool:
@@ -128,7 +157,7 @@ class Settings(msgspec.Struct, frozen=True):
         lower = filename.lower()
         if self.pattern:
             return any(fnmatch.fnmatch(lower, p.lower()) for p in self.pattern)
-        return lower.endswith(DEFAULT_EXTENSIONS)
+        return lower.endswith(IN_PLACE_EXTENSIONS if self.in_place else DEFAULT_EXTENSIONS)
 
 
 def build(values: dict[str, Any]) -> Settings:

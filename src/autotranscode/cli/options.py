@@ -252,6 +252,43 @@ on_success_option = setting(
     "a 'done' folder beside it, or delete it",
 )
 
+in_place_option = setting(
+    "--in-place",
+    is_flag=True,
+    default=None,
+    envvar="AUTOTRANSCODE_IN_PLACE",
+    help="Replace each source with its output, in its own folder (one video preset); the "
+    "original goes to the trash for --keep-days (see `autotranscode library`)",
+)
+replace_option = setting(
+    "--replace",
+    type=click.Choice(["always", "smaller", "never"]),
+    envvar="AUTOTRANSCODE_REPLACE",
+    help="In place: replace a source always, only when its output is smaller, or never "
+    "(then only say what it would save)",
+)
+keep_originals_option = setting(
+    "--keep-originals",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="AUTOTRANSCODE_KEEP_ORIGINALS",
+    help="In place: folder the replaced originals go to, under their full path",
+    default_text="trash/ in the state dir",
+)
+keep_days_option = setting(
+    "--keep-days",
+    type=int,
+    envvar="AUTOTRANSCODE_KEEP_DAYS",
+    help="In place: full days a replaced original is kept before it is deleted",
+)
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only say what would be done to each file, and the space it would save (in place); "
+    "nothing is written.",
+)
+#: How a source is replaced in place (``library``, ``--in-place``).
+replacing_options = options(replace_option, keep_originals_option, keep_days_option)
+
 
 hours_option = setting(
     "--hours",
