@@ -379,16 +379,12 @@ class Pipeline:
         job_id = record.job_id or uuid.uuid4().hex
         # The output names are known now: recorded with the key, before anything is stored.
         names = outbox.output_names(self.catalog, job_id, path, record.presets)
-        if not self.advance(
-            record,
-            FileState.UPLOADING,
-            input_key=key,
-            job_id=job_id,
-            outputs=names,
-            expect=record.state,
-            durable=True,
-        ):
-            return None  # cancelled meanwhile
+        taking = {"input_key": key, "job_id": job_id, "outputs": names, "durable": True}
+        if not self.advance(record, FileState.UPLOADING, expect=record.state, **taking):  # type: ignore[arg-type]
+            current = self.journal.get(record.id)
+            if current is None or current.state.finished:
+                return None  # cancelled meanwhile
+            self.advance(record, FileState.UPLOADING, **taking)  # type: ignore[arg-type]
         store = self.backend.store
         for attempt in range(1, TAKE_ATTEMPTS + 1):
             before = identity.source_stat(path)
