@@ -48,6 +48,7 @@ SHOWN: dict[str, dict[str, list[str]]] = {
     "library": {
         "Options": [
             *("--dry-run", "--preset", *REPLACING, "--force", "--pattern", "--workers"),
+            *("--hours", "--nice", "--ionice"),
             *("--ffmpeg", "--notify-url", "--on-done", *PLACES, "--help"),
         ],
         "AWS options": AWS,
