@@ -28,6 +28,8 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import av
+
 from .presets import Preset
 from .probe import MediaInfo
 
@@ -51,6 +53,11 @@ MIN_INTERLACED_FRAMES = 5
 INTERLACED_HEIGHTS = frozenset({480, 486, 576, 1080, 1088})
 _MAX_INTERLACED_RATE = 30.5
 _PROGRESSIVE_CODECS = frozenset({"hevc", "vp8", "vp9", "av1", "gif", "png", "apng", "webp"})
+#: Mastering codecs whose every frame header says how the picture was coded, as fields or
+#: as a whole frame; the container's flag may be missing (no ``fiel`` atom), theirs never
+#: is. A first frame coded whole is taken at its word, without a sample (about 1 s of
+#: decoding at 1080p ProRes, 6 % of a minute's encode).
+_SCAN_IN_FRAME_HEADER = frozenset({"prores", "dnxhd"})
 #: A sample should take a second or two; a stuck ffmpeg is given up on after this long.
 IDET_TIMEOUT_S = 120.0
 #: Telecined film repeats a field in two frames of five (40 %); video never does (about
@@ -167,6 +174,17 @@ def telecine_rate(source: MediaInfo) -> bool:
     return rate is not None and any(abs(rate - r) < 0.05 for r in _TELECINE_RATES)
 
 
+def _coded_whole(src: Path | str) -> bool:
+    """Whether the first frame was coded as one progressive picture (False if unreadable)."""
+    try:
+        with av.open(str(src)) as container:
+            for frame in container.decode(video=0):
+                return not frame.interlaced_frame
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        log.debug("reading the first frame of %s: %s", src, exc)
+    return False
+
+
 def idet_args(source: MediaInfo, src: Path | str) -> list[str]:
     """ffmpeg's arguments for a sample decoded through ``idet`` to nowhere."""
     start = min((source.duration or 0) * SAMPLE_START_FRACTION, SAMPLE_START_MAX_S)
@@ -183,6 +201,8 @@ def detect(ffmpeg: str, src: Path | str, source: MediaInfo) -> tuple[MediaInfo, 
     A sample that cannot be read leaves the source as the stream says it is."""
     if not needs_idet(source):
         return source, None
+    if source.video_codec in _SCAN_IN_FRAME_HEADER and _coded_whole(src):
+        return source, f"progressive: the {source.video_codec} frame headers say so"
     try:
         run = subprocess.run(
             [ffmpeg, *idet_args(source, src)],
