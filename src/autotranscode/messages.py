@@ -170,6 +170,10 @@ class OutputStatus(_Message, frozen=True, kw_only=True):
     height: int | None = None
     size: int | None = field(default=None, name="fileSize")
     percent: float | None = field(default=None, name="percentComplete")
+    #: The output's VMAF, measured on samples (``--quality``, ``--measure-quality``).
+    vmaf: Annotated[float, Meta(ge=0, le=100)] | None = None
+    #: The CRF a quality target chose for this file.
+    crf: Annotated[float, Meta(ge=0, le=63)] | None = None
 
     def __post_init__(self) -> None:
         keys.check_key(self.key, keys.OUTPUT_PREFIX)

@@ -58,6 +58,8 @@ def reported(journal: Journal, record: FileRecord, note: Notification) -> None:
                 duration=out.duration,
                 width=out.width,
                 height=out.height,
+                vmaf=out.vmaf,
+                crf=out.crf,
             )
         else:
             told = OutputRecord(
@@ -99,6 +101,8 @@ def delivered(journal: Journal, record: FileRecord, placed: Iterable[tuple[str, 
                 duration=duration,
                 width=width,
                 height=height,
+                vmaf=before.vmaf if before is not None else None,
+                crf=before.crf if before is not None else None,
             ),
         )
 

@@ -73,6 +73,10 @@ class Output(msgspec.Struct, frozen=True):
     duration: float | None = None
     width: int | None = None
     height: int | None = None
+    #: VMAF measured on samples of the output (``--quality``, ``--measure-quality``).
+    vmaf: float | None = None
+    #: The CRF a quality target chose for this file.
+    crf: float | None = None
 
 
 class Version(msgspec.Struct, frozen=True):
@@ -321,6 +325,8 @@ class _Current:
                         duration=o.duration,
                         width=o.width,
                         height=o.height,
+                        vmaf=o.vmaf,
+                        crf=o.crf,
                     )
                 )
                 continue

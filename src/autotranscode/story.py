@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS progress (
     at REAL NOT NULL
 );
 """
+#: ``outputs`` columns added since the first release: a journal made by an older version
+#: gets them when opened (``Database.add_columns``), its history kept.
+ADDED_OUTPUT_COLUMNS: dict[str, str] = {"vmaf": "REAL", "crf": "REAL"}
+_OUTPUT_COLUMNS = "preset, status, path, reason, size, duration, width, height, vmaf, crf"
 
 
 #: A record that counts now: any but one that a later version of its path made history
@@ -78,12 +82,17 @@ class OutputRecord:
     duration: float | None = None
     width: int | None = None
     height: int | None = None
+    #: Sampled VMAF against the source (``--quality``, ``--measure-quality``).
+    vmaf: float | None = None
+    #: The CRF a quality target chose.
+    crf: float | None = None
 
 
 class Story:
     def __init__(self, db: Database) -> None:
         """``db``: the journal's, made with ``SCHEMA`` among its own tables."""
         self.db = db
+        db.add_columns("outputs", ADDED_OUTPUT_COLUMNS)
 
     @staticmethod
     def forget(conn: sqlite3.Connection, fid: str) -> None:
@@ -100,8 +109,8 @@ class Story:
     def record_output(self, fid: str, output: OutputRecord) -> None:
         """How one output of the file ended (again: the newest word counts)."""
         self.db.execute(
-            "INSERT OR REPLACE INTO outputs (file_id, preset, status, path, reason, size,"
-            " duration, width, height, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO outputs (file_id, {_OUTPUT_COLUMNS}, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 fid,
                 output.preset,
@@ -112,6 +121,8 @@ class Story:
                 output.duration,
                 output.width,
                 output.height,
+                output.vmaf,
+                output.crf,
                 time.time(),
             ),
         )
@@ -119,8 +130,7 @@ class Story:
     def outputs_of(self, fid: str) -> list[OutputRecord]:
         """The outputs recorded for a file, in the order they were recorded."""
         rows = self.db.query(
-            "SELECT preset, status, path, reason, size, duration, width, height FROM outputs"
-            " WHERE file_id = ? ORDER BY rowid",
+            f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE file_id = ? ORDER BY rowid",
             (fid,),
         )
         return [_output(r) for r in rows]
@@ -128,8 +138,7 @@ class Story:
     def outputs_by_file(self) -> dict[str, list[OutputRecord]]:
         """Every recorded output, by file id: one query for a whole report."""
         rows = self.db.query(
-            "SELECT file_id, preset, status, path, reason, size, duration, width, height"
-            " FROM outputs ORDER BY rowid"
+            f"SELECT file_id, {_OUTPUT_COLUMNS} FROM outputs ORDER BY rowid"
         )
         found: dict[str, list[OutputRecord]] = {}
         for r in rows:
@@ -194,7 +203,7 @@ class Story:
 
 def _output(r: tuple[object, ...]) -> OutputRecord:
     """An ``outputs`` row from its preset column on."""
-    preset, status, path, reason, size, duration, width, height = r
+    preset, status, path, reason, size, duration, width, height, vmaf, crf = r
     return OutputRecord(
         preset=str(preset),
         status=OutputStatus(str(status)),
@@ -204,4 +213,6 @@ def _output(r: tuple[object, ...]) -> OutputRecord:
         duration=float(duration) if isinstance(duration, int | float) else None,
         width=width if isinstance(width, int) else None,
         height=height if isinstance(height, int) else None,
+        vmaf=float(vmaf) if isinstance(vmaf, int | float) else None,
+        crf=float(crf) if isinstance(crf, int | float) else None,
     )

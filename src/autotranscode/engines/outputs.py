@@ -99,7 +99,14 @@ def content_hash(job: Job) -> str | None:
     return value if value and HEX_DIGEST.fullmatch(value) else None
 
 
-def complete_status(key: str, preset_id: str, info: MediaInfo, size: int) -> OutputStatus:
+def complete_status(
+    key: str,
+    preset_id: str,
+    info: MediaInfo,
+    size: int,
+    vmaf: float | None = None,
+    crf: float | None = None,
+) -> OutputStatus:
     return OutputStatus(
         key=key,
         preset_id=preset_id,
@@ -108,6 +115,8 @@ def complete_status(key: str, preset_id: str, info: MediaInfo, size: int) -> Out
         width=info.width,
         height=info.height,
         size=size,
+        vmaf=vmaf,
+        crf=crf,
     )
 
 

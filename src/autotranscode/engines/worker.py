@@ -16,6 +16,7 @@ ERROR notification says how each output ended, as Elastic Transcoder's did.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import shutil
 import threading
@@ -59,6 +60,7 @@ from .outputs import (
     failures,
     one_line,
 )
+from .tuning import Tuning
 from .workdirs import clean_stale_workdirs
 
 log = logging.getLogger(__name__)
@@ -363,6 +365,8 @@ class Worker:
         report = ThrottledProgress(self._progress, job, index, source.duration)
         last = index == len(job.outputs) - 1
         stamp = Stamp(content_hash(job), presets.digest(preset))
+        say = functools.partial(_say, joblog, output.key)
+        tuning = Tuning(self.ffmpeg, preset, source, src, self.workdir, report, say, cancel)
         ffmpeg = FfmpegEvents(
             self.hooks,
             job,
@@ -372,11 +376,11 @@ class Worker:
         )
         info = transcode(
             self.ffmpeg,
-            preset,
+            tuning.search(),
             source,
             src,
             tmp,
-            report,
+            tuning.progress,
             cancel,
             started=ffmpeg.started,
             ended=ffmpeg.ended,
@@ -385,9 +389,10 @@ class Worker:
         )
         joblog.checked(output.key, info)
         self.hooks.on_output_checked(job=job, output=tmp, info=info)
+        scores = tuning.scores(tmp)
         size = self._store_output(tmp, job.output_bucket, output.key)
         joblog.say(f"{output.key}: stored ({size} bytes)")
-        return complete_status(output.key, preset.id, info, size)
+        return complete_status(output.key, preset.id, info, size, **scores)
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
         """Our own probe, for the facts the recipe needs beyond the client's (every stream,
@@ -524,3 +529,7 @@ class WorkerPool:
         for t in self._threads:
             t.join()
         self._threads.clear()
+
+
+def _say(joblog: JobLog, key: str, text: str) -> None:
+    joblog.say(f"{key}: {text}")

@@ -1,0 +1,90 @@
+"""``--quality vmaf:N`` through the whole flow (local backend, real ffmpeg and libvmaf): a
+CRF searched per file, the output's VMAF recorded, and checked here by a libvmaf run of
+our own over every frame, not by the search's word."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from autotranscode.journal import FileState
+from autotranscode.service import Service
+from autotranscode.settings import Settings
+
+from conftest import FFMPEG, backend_settings
+
+TARGET = 93.0
+WAIT = 120
+#: Two pictures that need different bit budgets for the same VMAF: a clean synthetic one,
+#: and the same under heavy moving grain.
+_SOURCES = {
+    "clean.mkv": "testsrc2=size=320x240:rate=25:duration=2",
+    "grain.mkv": "testsrc2=size=320x240:rate=25:duration=2,noise=alls=24:allf=t",
+}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("quality")
+    for name, graph in _SOURCES.items():
+        subprocess.run(
+            [FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", graph]
+            + ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(root / name)],
+            check=True,
+        )
+    return root_files(root)
+
+
+def root_files(root: Path) -> dict[str, Path]:
+    return {name: root / name for name in _SOURCES}
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    s = backend_settings(request, tmp_path, "local")
+    yield msgspec.structs.replace(s, preset=("web-720p",), quality=f"vmaf:{TARGET:g}")
+
+
+def full_vmaf(output: Path, source: Path) -> float:
+    """libvmaf over every frame of ``output`` against ``source`` (same size here)."""
+    graph = (
+        "[0:v]format=yuv420p,settb=1/1000,setpts=N[d];[1:v]format=yuv420p,settb=1/1000,"
+        "setpts=N[r];[d][r]libvmaf"
+    )
+    run = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(output), "-i", str(source)]
+        + ["-lavfi", graph, "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(re.findall(r"VMAF score: ([0-9.]+)", run.stderr)[-1])
+
+
+def test_a_vmaf_target_finds_a_crf_per_file_and_reaches_the_target(
+    settings: Settings, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with Service(settings, out) as service:
+        service.pipeline.start()
+        fids = {name: service.pipeline.add(path) for name, path in sources.items()}
+        assert service.pipeline.wait(list(fids.values()), timeout=WAIT)  # type: ignore[arg-type]
+        recorded = {}
+        for name, fid in fids.items():
+            assert fid and service.pipeline.outcome(fid).state == FileState.CLEANED
+            [record] = service.journal.story.outputs_of(fid)
+            recorded[name] = record
+    crfs = {name: r.crf for name, r in recorded.items()}
+    assert None not in crfs.values()
+    # Grain costs bits: the same VMAF needs a lower CRF than the clean picture.
+    assert crfs["grain.mkv"] < crfs["clean.mkv"], crfs  # type: ignore[operator]
+    for name, record in recorded.items():
+        assert record.path is not None and record.vmaf is not None
+        measured = full_vmaf(Path(record.path), sources[name])
+        assert measured >= TARGET - 1, (name, record, measured)
+        assert abs(measured - record.vmaf) <= 1, (name, record, measured)
