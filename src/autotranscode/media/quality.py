@@ -13,9 +13,10 @@ The search must cost a small part of the encode it tunes (``bench/quality.py``):
   joined by ``concat`` in one encode; the score reads the same windows of the source
   again, through the same filters as the encode (so the reference is the picture the
   encoder was given, at the output's size) and scores every ``SUBSAMPLE``-th frame;
-- the first guess is the preset's own CRF, the second assumes ``VMAF_PER_CRF``, the
-  third interpolates between the two nearest scores: at most ``MAX_ROUNDS`` rounds,
-  fewer when a score lands within ``CLOSE_ENOUGH`` above the target;
+- the first guess is the preset's own CRF, the second assumes ``VMAF_PER_CRF``; once
+  two scores lie on either side of the target, the CRF is interpolated between them and
+  no more samples are encoded; else a third guess extrapolates from the two: at most
+  ``MAX_ROUNDS`` rounds, one when a score lands within ``CLOSE_ENOUGH`` above the target;
 - under a rate cap (``max_bitrate_k``) a lower CRF stops making a larger sample once the
   cap binds: the search stops there, as lower would only cost time.
 
@@ -47,16 +48,18 @@ UHD_LINES = 2160
 #: Samples: at most this many, this long each, one per ``SECONDS_PER_SAMPLE`` of the file.
 MAX_SAMPLES = 3
 SAMPLE_SECONDS = 2.0
-SECONDS_PER_SAMPLE = 20.0
+SECONDS_PER_SAMPLE = 30.0
 #: A file this short is sampled whole: windows would cover most of it anyway.
 WHOLE_BELOW_SECONDS = 8.0
 #: libvmaf scores one frame in this many (``n_subsample``).
 SUBSAMPLE = 3
 MAX_ROUNDS = 3
 #: A score this close above the target ends the search.
-CLOSE_ENOUGH = 0.75
-#: The second guess's assumption: VMAF points lost per CRF step (x264/x265 near 90-95).
-VMAF_PER_CRF = 1.5
+CLOSE_ENOUGH = 1.0
+#: Interpolated between two trials, the CRF is chosen for this much above the target.
+MARGIN = 0.25
+#: The second guess's assumption: VMAF points lost per CRF step (x264 near 90-95: ~0.8-1.2).
+VMAF_PER_CRF = 1.0
 #: The furthest one guess moves from the last.
 MAX_STEP = 8.0
 #: Samples this close in size are the rate cap's doing, not the CRF's.
@@ -160,6 +163,8 @@ def search(
             trials.append(trial)
             if target <= trial.vmaf <= target + CLOSE_ENOUGH or _capped(trials, target):
                 break
+            if _bracket(trials, target) is not None:
+                break  # interpolated between the two (``_pick``): no round more needed
             following = _next(trials, target, low, high, preset)
             if following is None or any(t.crf == following for t in trials):
                 break
@@ -290,7 +295,7 @@ def _next(
         if a.crf != b.crf and (a.vmaf - b.vmaf) / (b.crf - a.crf) > 0.1:
             slope = (a.vmaf - b.vmaf) / (b.crf - a.crf)
             last = a
-    step = max(-MAX_STEP, min(MAX_STEP, (last.vmaf - target - CLOSE_ENOUGH / 2) / slope))
+    step = max(-MAX_STEP, min(MAX_STEP, (last.vmaf - target - MARGIN) / slope))
     crf = max(low, min(high, last.crf + step))
     value = float(_crf_text(preset, crf))
     return None if value == last.crf else value
@@ -305,9 +310,32 @@ def _capped(trials: Sequence[Trial], target: float) -> bool:
     return same and a.vmaf < target and b.vmaf < target
 
 
+def _bracket(trials: Sequence[Trial], target: float) -> tuple[Trial, Trial] | None:
+    """The tightest pair of trials around the target: one reaching it, one a larger CRF not."""
+    good = [t for t in trials if t.vmaf >= target]
+    bad = [t for t in trials if t.vmaf < target]
+    if not good or not bad:
+        return None
+    above = max(good, key=lambda t: t.crf)
+    below = [t for t in bad if t.crf > above.crf]
+    return (above, min(below, key=lambda t: t.crf)) if below else None
+
+
 def _pick(trials: Sequence[Trial], target: float, preset: Preset) -> Choice:
-    """The largest CRF that reached the target; none did: the best tried, or under a rate
-    cap the largest CRF of the smallest sizes (lower CRFs make the same output)."""
+    """Between trials around the target, the CRF interpolated for a little above it
+    (``MARGIN``); else the largest CRF that reached the target; none did: the best tried,
+    or under a rate cap the largest CRF of the smallest sizes (lower CRFs make the same
+    output)."""
+    pair = _bracket(trials, target)
+    if pair is not None:
+        a, b = pair
+        wanted = min(target + MARGIN, a.vmaf)
+        crf = a.crf + (a.vmaf - wanted) / (a.vmaf - b.vmaf) * (b.crf - a.crf)
+        crf = float(_crf_text(preset, max(a.crf, min(b.crf, crf))))
+        if crf >= b.crf:  # rounded onto the trial that missed
+            crf = a.crf
+        vmaf = a.vmaf + (crf - a.crf) / (b.crf - a.crf) * (b.vmaf - a.vmaf)
+        return Choice(crf, round(vmaf, 2), tuple(trials))
     good = [t for t in trials if t.vmaf >= target]
     if good:
         best = max(good, key=lambda t: t.crf)
