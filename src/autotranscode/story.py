@@ -137,9 +137,7 @@ class Story:
 
     def outputs_by_file(self) -> dict[str, list[OutputRecord]]:
         """Every recorded output, by file id: one query for a whole report."""
-        rows = self.db.query(
-            f"SELECT file_id, {_OUTPUT_COLUMNS} FROM outputs ORDER BY rowid"
-        )
+        rows = self.db.query(f"SELECT file_id, {_OUTPUT_COLUMNS} FROM outputs ORDER BY rowid")
         found: dict[str, list[OutputRecord]] = {}
         for r in rows:
             found.setdefault(r[0], []).append(_output(r[1:]))

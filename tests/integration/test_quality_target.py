@@ -28,19 +28,18 @@ _SOURCES = {
 }
 
 
+_GENERATE = (FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i")
+_LOSSLESS = ("-c:v", "libx264", "-preset", "ultrafast", "-qp", "0")
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("quality")
     for name, graph in _SOURCES.items():
         subprocess.run(
-            [FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", graph]
-            + ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(root / name)],
+            [*_GENERATE, graph, *_LOSSLESS, str(root / name)],
             check=True,
         )
-    return root_files(root)
-
-
-def root_files(root: Path) -> dict[str, Path]:
     return {name: root / name for name in _SOURCES}
 
 
@@ -57,8 +56,18 @@ def full_vmaf(output: Path, source: Path) -> float:
         "setpts=N[r];[d][r]libvmaf"
     )
     run = subprocess.run(
-        [FFMPEG, "-hide_banner", "-i", str(output), "-i", str(source)]
-        + ["-lavfi", graph, "-f", "null", "-"],
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-i",
+            str(output),
+            "-i",
+            str(source),
+            *("-lavfi", graph),
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
         check=True,

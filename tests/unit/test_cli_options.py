@@ -17,7 +17,8 @@ AWS = ["--endpoint-url", "--region", "--profile", "--name", "--engine"]
 #: Where each command's settings live, and who transcodes.
 PLACES = ["--config", "--backend", "--state-dir"]
 MAKING = [
-    *("--force", "--on-success", "--sidecars", "--preset", "--audio", "--pattern", "--workers"),
+    *("--force", "--on-success", "--sidecars", "--preset", "--audio", "--quality"),
+    *("--measure-quality", "--pattern", "--workers"),
     *("--ffmpeg",),
     *("--notify-url", "--on-done"),
 ]
