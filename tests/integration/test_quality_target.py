@@ -12,7 +12,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from autotranscode.engines.tuning import SEARCH_SHARE, Tuning
 from autotranscode.journal import FileState
+from autotranscode.media import presets
+from autotranscode.media.probe import probe
+from autotranscode.media.transcoder import find_ffmpeg, transcode
 from autotranscode.service import Service
 from autotranscode.settings import Settings
 
@@ -97,3 +101,35 @@ def test_a_vmaf_target_finds_a_crf_per_file_and_reaches_the_target(
         measured = full_vmaf(Path(record.path), sources[name])
         assert measured >= TARGET - 1, (name, record, measured)
         assert abs(measured - record.vmaf) <= 1, (name, record, measured)
+
+
+def test_the_search_reports_progress_and_measure_quality_scores_without_searching(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    """While the search runs the output's progress moves and its log says the round; an
+    output of a preset that only measures gets a VMAF and no CRF."""
+    src = sources["grain.mkv"]
+    info = probe(src, detail=True)
+    reports: list[float] = []
+    said: list[str] = []
+    targeted = presets.build("web-720p", {"extends": "web-720p", "quality": "vmaf:93"})
+
+    def report(fraction: float, _speed: float | None) -> None:
+        reports.append(fraction)
+
+    tuning = Tuning(find_ffmpeg(), targeted, info, src, tmp_path, report, said.append)
+    chosen = tuning.search()
+    assert chosen.video_args != targeted.video_args  # the CRF searched for, not the preset's
+    searching = list(reports)
+    assert searching == sorted(searching) and 0 < searching[-1] <= SEARCH_SHARE
+    assert any("round 1 of" in line for line in said), said
+    tuning.progress(0.5, 1.0)
+    assert reports[-1] == pytest.approx(SEARCH_SHARE + (1 - SEARCH_SHARE) * 0.5)
+
+    measured = presets.build("web-720p", {"extends": "web-720p", "measure_quality": True})
+    out = tmp_path / "out.mp4"
+    transcode(find_ffmpeg(), measured, info, src, out)
+    scores = Tuning(find_ffmpeg(), measured, info, src, tmp_path, report, said.append).scores(out)
+    assert set(scores) == {"vmaf"} and 0 < scores["vmaf"] <= 100
+    assert abs(scores["vmaf"] - full_vmaf(out, src)) <= 1
+    assert not list(tmp_path.glob("quality-*"))  # the samples are gone
