@@ -67,7 +67,10 @@ def test_done_partly_done_and_failed_files_in_one_vocabulary(
     add(journal, "a", "a.mov", size=1000)
     walk(journal, "a", FileState.CLEANED)
     journal.story.record_output(
-        "a", OutputRecord("web-720p", OutputStatus.DONE, "/out/a.mp4", size=400, duration=2.0)
+        "a",
+        OutputRecord(
+            "web-720p", OutputStatus.DONE, "/out/a.mp4", size=400, duration=2.0, vmaf=93.4, crf=25.5
+        ),
     )
     add(journal, "b", "b.mov", size=3000, presets=("audio-aac", "web-720p"))
     walk(journal, "b", FileState.CLEANED)
@@ -104,6 +107,8 @@ def test_done_partly_done_and_failed_files_in_one_vocabulary(
         ("audio-aac", "failed", "the file has no audio"),
         ("web-720p", "done", None),
     ]
+    assert (by_name["a.mov"].outputs[0].vmaf, by_name["a.mov"].outputs[0].crf) == (93.4, 25.5)
+    assert partly.outputs[1].vmaf is None and partly.outputs[1].crf is None
     assert by_name["c.mov"].reason == "not a readable media file"
     assert by_name["c.mov"].outputs[0].status == "failed"
     [waiting] = report.in_flight
