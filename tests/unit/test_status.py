@@ -293,3 +293,12 @@ def test_a_report_is_one_moment_even_while_another_process_finishes_a_file(
     monkeypatch.setattr(status, "totals", real_totals)
     after = status.report(journal, tmp_path)
     assert after.totals.by_stage.get("done") == 2 and len(after.recent) == 2
+
+
+def test_status_file_shows_an_output_s_vmaf_and_the_crf_chosen() -> None:
+    from autotranscode.cli.status import _output_text
+
+    made = status.Output("web-720p", "done", "/out/a.mp4", size=400, vmaf=93.4, crf=24.5)
+    assert _output_text(made).endswith("VMAF 93.4 at crf 24.5")
+    measured = status.Output("web-720p", "done", "/out/a.mp4", vmaf=96.0)
+    assert _output_text(measured).endswith("VMAF 96")
