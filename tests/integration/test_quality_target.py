@@ -14,7 +14,7 @@ import pytest
 
 from autotranscode.engines.tuning import SEARCH_SHARE, Tuning
 from autotranscode.journal import FileState
-from autotranscode.media import presets
+from autotranscode.media import presets, quality
 from autotranscode.media.probe import probe
 from autotranscode.media.transcoder import find_ffmpeg, transcode
 from autotranscode.service import Service
@@ -133,3 +133,15 @@ def test_the_search_reports_progress_and_measure_quality_scores_without_searchin
     assert set(scores) == {"vmaf"} and 0 < scores["vmaf"] <= 100
     assert abs(scores["vmaf"] - full_vmaf(out, src)) <= 1
     assert not list(tmp_path.glob("quality-*"))  # the samples are gone
+
+
+def test_samples_too_big_to_keep_raw_are_packed_losslessly_with_the_same_result(
+    sources: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = sources["clean.mkv"]
+    info = probe(src, detail=True)
+    web = presets.CATALOG["web-720p"]
+    raw = quality.search(find_ffmpeg(), web, info, src, tmp_path, TARGET)
+    monkeypatch.setattr(quality, "MAX_RAW_BYTES", 0)  # as a 4K source's would be
+    packed = quality.search(find_ffmpeg(), web, info, src, tmp_path, TARGET)
+    assert packed == raw

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError, TranscodeError
-from . import colour, video
+from . import colour, interlace, video
 from .presets import Preset
 from .probe import MediaInfo
 
@@ -69,6 +69,9 @@ CRF_RANGE = {"libx264": (0.0, 51.0), "libx265": (0.0, 51.0)}
 DEFAULT_CRF_RANGE = (0.0, 63.0)
 #: Encoders that take a fractional CRF; others get whole numbers.
 FRACTIONAL_CRF = frozenset({"libx264", "libx265"})
+#: The samples are kept raw up to this size (fastest to read again), else losslessly packed
+#: (FFV1: 4K at 60 frames a second would be gigabytes raw).
+MAX_RAW_BYTES = 1 << 30
 #: A sample's encode or score that takes longer has stuck.
 RUN_TIMEOUT_S = 600.0
 
@@ -215,6 +218,10 @@ def _reference(
     output's size), decoded once, kept raw: each round encodes and scores from it."""
     spots = windows(source.duration)
     chain = ",".join(video.filter_chain(preset, source, size))
+    fields = interlace.interlaced(source) and preset.deinterlace == "double-rate"
+    frames = sum(w.length for w in spots) * (source.frame_rate or 60) * (2 if fields else 1)
+    raw = frames * size[0] * size[1] * (3 if colour.keeps_hdr(preset, source) else 1.5)
+    codec = ["rawvideo"] if raw <= MAX_RAW_BYTES else ["ffv1", "-level", "3", "-slices", "4"]
     graph = ";".join(
         [
             *(f"[{i}:v]{chain},setpts=PTS-STARTPTS[v{i}]" for i in range(len(spots))),
@@ -226,7 +233,7 @@ def _reference(
             ffmpeg,
             *("-hide_banner", "-nostdin", "-y", "-loglevel", "error"),
             *[arg for w in spots for arg in _seek(w, src)],
-            *("-filter_complex", graph, "-map", "[out]", "-c:v", "rawvideo"),
+            *("-filter_complex", graph, "-map", "[out]", "-c:v", *codec),
             *("-fps_mode", "passthrough", "-f", "nut", str(dst)),
         ]
     )
