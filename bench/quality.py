@@ -36,8 +36,7 @@ TARGET_COST = 0.25
 #: name -> lavfi graph (size and duration filled in).
 SOURCES = {
     "grain over moving bars": "testsrc2=size={size}:rate=25:duration={d},noise=alls=14:allf=t",
-    "counter, patterned noise": "testsrc=size={size}:rate=25:duration={d},"
-    "noise=alls=20:allf=p",
+    "counter, patterned noise": "testsrc=size={size}:rate=25:duration={d},noise=alls=20:allf=p",
     "gradients, fine grain": "gradients=size={size}:rate=25:duration={d}:speed=0.02,"
     "noise=alls=8:allf=t+u",
     "still chart, faint noise": "smptehdbars=size={size}:rate=25:duration={d},noise=alls=3:allf=t",
