@@ -26,6 +26,8 @@ import detection
 import hashing
 import overhead
 import quality
+import remux
+import rescan
 import s3
 import throughput
 from benchlib import Table, machine, print_tables
@@ -42,6 +44,8 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     "hashing": (hashing, ["--size-mb", "256"], ["--size-mb", "1000", "--rounds", "5"]),
     "dashboard": (dashboard, ["--files", "2000"], ["--files", "10000"]),
     "quality": (quality, ["--seconds", "4", "--size", "640x360", "--long-seconds", "20"], []),
+    "remux": (remux, ["--seconds", "10"], ["--seconds", "60", "--rounds", "3"]),
+    "rescan": (rescan, ["--files", "5000"], ["--files", "20000"]),
 }
 
 

@@ -38,9 +38,10 @@ class Clip:
 
 _CLIPS: dict[str, tuple[str, str, float, bool, bool]] = {
     # name: (size, codec args, duration, audio, video)
+    # prores_aw, not prores_ks: the same ProRes LT, made in a fifth of the time.
     "prores 10bit.mov": (
         "1920x1080",
-        "-c:v prores_ks -profile:v 1 -pix_fmt yuv422p10le -c:a pcm_s16le",
+        "-c:v prores_aw -profile:v 1 -pix_fmt yuv422p10le -c:a pcm_s16le",
         1.0,
         True,
         True,
@@ -166,12 +167,24 @@ _COLOUR_CLIPS: dict[str, tuple[str, str]] = {
         f"-vf tinterlace=mode=interleave_top,setfield=prog {_MPEG2}",
     ),
     "progressive 576.ts": (_SOFT.format(size="720x576", rate=25), _MPEG2),
+    # Film (23.976 frames a second) telecined by 3:2 pulldown to 29.97 interlaced frames,
+    # flagged top field first, as an NTSC DVD of a film holds it. Blurred more: a frame
+    # made again from its fields must look progressive to idet.
+    "telecined 480i.ts": (
+        _SOFT.format(size="720x480", rate="24000/1001").replace("sigma=1", "sigma=2"),
+        f"-vf telecine=pattern=23,setfield=tff -flags +ilme+ildct {_MPEG2}",
+    ),
+    # Video shot interlaced at 59.94 fields a second: the same frame rate, no pulldown.
+    "interlaced 480i.ts": (
+        _SOFT.format(size="720x480", rate="60000/1001").replace("sigma=1", "sigma=2"),
+        f"-vf tinterlace=mode=interleave_top,setfield=tff -flags +ilme+ildct {_MPEG2}",
+    ),
 }
 
 
 @pytest.fixture(scope="session")
 def colour_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """HDR10, HLG, untagged and interlaced clips (2 s or less, under 1 MB each)."""
+    """HDR10, HLG, untagged, interlaced and telecined clips (2 s or less, under 1 MB each)."""
     root = tmp_path_factory.mktemp("colour")
     for name, (lavfi, args) in _COLOUR_CLIPS.items():
         cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", lavfi]
@@ -314,6 +327,14 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 # --- several streams: audio tracks, subtitles, chapters, scene cuts -------------------------------
 
 _SRT = "1\n00:00:00,500 --> 00:00:01,500\nHello\n\n2\n00:00:02,000 --> 00:00:02,800\nWorld\n"
+#: The scene-cut clip's subtitles, English and French: a cue in each of its three segments.
+_SCENE_SRT = {
+    lang: "".join(
+        f"{n + 1}\n00:00:{start:02d},500 --> 00:00:{start + 1:02d},500\n{word} {n + 1}\n\n"
+        for n, start in enumerate((0, 7, 12))
+    )
+    for lang, word in (("eng", "Line"), ("fre", "Ligne"))
+}
 _CHAPTERS = (
     ";FFMETADATA1\ntitle=A film\n"
     "[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1500\ntitle=One\n"
@@ -398,7 +419,8 @@ def _pgs(width: int, height: int) -> bytes:
 def stream_clips(media_dir: Path) -> dict[str, Path]:
     """``languages.mkv``: two audio tracks, an SRT subtitle, chapters, creation time and
     title; ``pictures.mkv``: the same but its subtitle is a PGS picture one;
-    ``scenes.mkv``: 13.8 s of scene cuts every SCENE_SECONDS, two audio tracks."""
+    ``scenes.mkv``: 13.8 s of scene cuts every SCENE_SECONDS, two audio tracks and two
+    SRT subtitles (``_SCENE_SRT``: eng, then fre with the title "Sous-titres")."""
     (media_dir / "s.srt").write_text(_SRT)
     (media_dir / "s.sup").write_bytes(_pgs(320, 240))
     (media_dir / "meta.txt").write_text(_CHAPTERS)
@@ -410,6 +432,22 @@ def stream_clips(media_dir: Path) -> dict[str, Path]:
         inputs = ["-i", str(media_dir / sub), "-i", str(media_dir / "meta.txt")]
         _two_languages(media_dir / name, inputs, codec, scenes=False)
         made[name] = media_dir / name
-    _two_languages(media_dir / "scenes.mkv", [], "", scenes=True)
+    _two_languages(media_dir / "scenes-bare.mkv", [], "", scenes=True)
+    cmd = [
+        FFMPEG,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(media_dir / "scenes-bare.mkv"),
+    ]
+    for lang, text in _SCENE_SRT.items():
+        (media_dir / f"scenes.{lang}.srt").write_text(text)
+        cmd += ["-i", str(media_dir / f"scenes.{lang}.srt")]
+    cmd += ["-map", "0", "-map", "1", "-map", "2", "-c", "copy", "-c:s", "srt"]
+    cmd += ["-metadata:s:s:0", "language=eng", "-metadata:s:s:1", "language=fre"]
+    cmd += ["-metadata:s:s:1", "title=Sous-titres", str(media_dir / "scenes.mkv")]
+    subprocess.run(cmd, check=True, capture_output=True)
     made["scenes.mkv"] = media_dir / "scenes.mkv"
     return made

@@ -295,12 +295,12 @@ class Journal:
             )
         return True
 
-    def fail(self, fid: str, reason: str) -> FileState:
+    def fail(self, fid: str, reason: str, expect: FileState | None = None) -> FileState | None:
         """FAILED with ``reason``; or SKIPPED, when a later version of its path is recorded
         already (a partial version of a file still being written): that one counts, and
         retrying this one would only transcode the path's current content a second time.
-        Returns the state it ended in; a file CLEANED or SKIPPED already raises
-        ``TransitionError``."""
+        Returns the state it ended in, None if it left ``expect`` meanwhile (cancelled); a
+        file CLEANED or SKIPPED already raises ``TransitionError``."""
         now = time.time()
         with self.db.transaction() as conn:
             newer = conn.execute(
@@ -310,7 +310,8 @@ class Journal:
                 (fid,),
             ).fetchone()
             state = FileState.SKIPPED if newer else FileState.FAILED
-            _allowed(conn, fid, state)
+            if not _allowed(conn, fid, state, expect):
+                return None
             if newer:
                 reason = f"{SUPERSEDED} (this version: {reason})"
             conn.execute(
@@ -412,19 +413,11 @@ class Journal:
     def taken(self, fid: str, st: os.stat_result, content_hash: str) -> None:
         """The snapshot is stored: the version of the file it is of, and its content hash."""
         with self.db.transaction(durable=True) as conn:
+            facts = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
             conn.execute(
                 "UPDATE files SET size = ?, mtime_ns = ?, ctime_ns = ?, dev = ?, ino = ?,"
                 " content_hash = ?, updated_at = ? WHERE id = ?",
-                (
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_dev,
-                    st.st_ino,
-                    content_hash,
-                    time.time(),
-                    fid,
-                ),
+                (*facts, content_hash, time.time(), fid),
             )
 
     def latest(

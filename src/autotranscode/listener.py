@@ -41,10 +41,15 @@ class Flow(Protocol):
     the pipeline's, with its hooks and its bookkeeping of files in flight."""
 
     def advance(
-        self, record: FileRecord, state: FileState, *, outputs: dict[str, str] | None = None
-    ) -> None: ...
+        self,
+        record: FileRecord,
+        state: FileState,
+        *,
+        outputs: dict[str, str] | None = None,
+        expect: FileState | None = None,
+    ) -> bool: ...
 
-    def fail(self, record: FileRecord, reason: str) -> None: ...
+    def fail(self, record: FileRecord, reason: str, expect: FileState | None = None) -> bool: ...
 
     def schedule(self, fid: str) -> None: ...
 
@@ -233,8 +238,9 @@ class Listener:
             log.warning("%s: worker warning: %s", record.name, note.reason)
 
     def _on_progress(self, record: FileRecord, note: Notification) -> None:
-        if record.state != FileState.TRANSCODING:
-            self.flow.advance(record, FileState.TRANSCODING)
+        moving = record.state != FileState.TRANSCODING
+        if moving and not self.flow.advance(record, FileState.TRANSCODING, expect=record.state):
+            return  # cancelled meanwhile
         if note.outputs:
             fraction = min((o.percent or 0.0) for o in note.outputs) / 100
         else:  # engines that report one figure for the whole job
@@ -257,13 +263,25 @@ class Listener:
             raise MessageError(f"job {note.job_id} ended with outputs we did not ask for")
         outcomes.reported(self.journal, record, note)
         made = {o.key for o in note.made}
-        if made == got:
-            self.flow.advance(record, FileState.COMPLETED)
-        else:
+        outputs = None
+        if made != got:
             log.warning("%s: %s", record.name, note.message_details or note.reason)
             outputs = {k: v for k, v in record.outputs.items() if k in made}
-            self.flow.advance(record, FileState.COMPLETED, outputs=outputs)
-        self.flow.schedule(record.id)
+        if self.flow.advance(record, FileState.COMPLETED, outputs=outputs, expect=record.state):
+            self.flow.schedule(record.id)
+        else:
+            self._overtaken(record, note)
+
+    def _overtaken(self, record: FileRecord, note: Notification) -> None:
+        """The file's answer came as a user cancelled it: it stays cancelled (its outputs as
+        the cancel recorded them), and what the worker stored goes."""
+        current = self.journal.get(record.id)
+        if current is not None and current.state.finished:
+            if current.state is FileState.FAILED:
+                outcomes.failed_all(self.journal, current, current.reason or "", overrule=True)
+            self.backend.store.delete_prefix(
+                self.backend.store.output_bucket, f"{keys.OUTPUT_PREFIX}{note.job_id}/"
+            )
 
     def _on_error(self, record: FileRecord, note: Notification) -> None:
         """Some outputs made: delivered as a completed job's are. None: the file failed, each
@@ -273,4 +291,5 @@ class Listener:
             return
         if {o.key for o in note.outputs} <= set(record.outputs):
             outcomes.reported(self.journal, record, note)
-        self.flow.fail(record, note.reason)
+        if not self.flow.fail(record, note.reason, expect=record.state):
+            self._overtaken(record, note)

@@ -20,6 +20,7 @@ from msgspec import Meta, field
 from . import keys
 from .errors import MessageError
 from .media.probe import MediaInfo
+from .stages import OutputAction
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -174,6 +175,10 @@ class OutputStatus(_Message, frozen=True, kw_only=True):
     vmaf: Annotated[float, Meta(ge=0, le=100)] | None = None
     #: The CRF a quality target chose for this file.
     crf: Annotated[float, Meta(ge=0, le=63)] | None = None
+    #: Our own, on a made output: encoded, or remuxed (its source's streams copied).
+    action: OutputAction | None = None
+    #: Our own: why it was remuxed, in a few words.
+    note: _Detail | None = None
 
     def __post_init__(self) -> None:
         keys.check_key(self.key, keys.OUTPUT_PREFIX)

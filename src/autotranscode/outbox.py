@@ -70,18 +70,26 @@ def _find(out_dir: Path, present: list[str], name: str, stamp: Stamp) -> Path | 
 
 
 def stamped(out_dir: Path) -> Iterator[tuple[Path, Stamp]]:
-    """Every output of ours in ``out_dir`` (not its subfolders' files), with its stamp."""
-    try:
-        entries = sorted(os.scandir(out_dir), key=lambda e: e.name)
-    except OSError as exc:
-        log.warning("cannot list %s: %s", out_dir, exc)
-        return
-    for entry in entries:
-        if entry.name.startswith(".") or entry.name.endswith(PART_SUFFIX):
+    """Every output of ours in ``out_dir`` and, as ``--recursive`` keeps trees there, in its
+    subfolders, with its stamp. A stamped folder is one output (HLS, thumbnails), not
+    searched further; hidden entries, temp files and symlinks are passed over."""
+    folders = [out_dir]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            log.warning("cannot list %s: %s", folder, exc)
             continue
-        stamp = read_stamp(Path(entry.path))
-        if stamp is not None:
-            yield Path(entry.path), stamp
+        for entry in entries:
+            hidden = entry.name.startswith(".") or entry.name.endswith(PART_SUFFIX)
+            if hidden or entry.is_symlink():
+                continue
+            stamp = read_stamp(Path(entry.path))
+            if stamp is not None:
+                yield Path(entry.path), stamp
+            elif entry.is_dir(follow_symlinks=False):
+                folders.append(Path(entry.path))
 
 
 def output_names(

@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import identity, keys, outbox
+from . import identity, keys, outbox, sources
 from .errors import AutotranscodeError, ConfigError
 from .journal import FileRecord, FileState, Journal
 from .media import presets
-from .media.probe import MediaInfo, probe
+from .media.probe import MediaInfo, NotRegularFile, probe
 from .messages import Notification
 from .stages import STAGES, OutputStatus, Stage
 from .story import OutputRecord
@@ -60,6 +60,8 @@ def reported(journal: Journal, record: FileRecord, note: Notification) -> None:
                 height=out.height,
                 vmaf=out.vmaf,
                 crf=out.crf,
+                action=out.action,
+                note=out.note,
             )
         else:
             told = OutputRecord(
@@ -68,13 +70,16 @@ def reported(journal: Journal, record: FileRecord, note: Notification) -> None:
         journal.story.record_output(record.id, told)
 
 
-def failed_all(journal: Journal, record: FileRecord, reason: str) -> None:
-    """The file failed: each output not failed already for a reason of its own, for this."""
+def failed_all(journal: Journal, record: FileRecord, reason: str, overrule: bool = False) -> None:
+    """The file failed: each output not failed already for a reason of its own, for this.
+    ``overrule``: every output for this (a cancel that a worker's late answer came after)."""
     own = {o.preset for o in journal.story.outputs_of(record.id) if o.status is OutputStatus.FAILED}
+    if overrule:
+        own = set()
     for preset in record.presets:
         if preset not in own:
             journal.story.record_output(
-                record.id, OutputRecord(preset, OutputStatus.FAILED, reason)
+                record.id, OutputRecord(preset, OutputStatus.FAILED, reason=reason)
             )
 
 
@@ -103,6 +108,8 @@ def delivered(journal: Journal, record: FileRecord, placed: Iterable[tuple[str, 
                 height=height,
                 vmaf=before.vmaf if before is not None else None,
                 crf=before.crf if before is not None else None,
+                action=before.action if before is not None else None,
+                note=before.note if before is not None else None,
             ),
         )
 
@@ -240,3 +247,52 @@ def _probed(path: Path) -> tuple[float | None, int | None, int | None]:
         log.debug("%s: not probed: %s", path.name, exc)
         return None, None, None
     return info.duration, info.width, info.height
+
+
+def skipped(
+    journal: Journal, path: Path, out_dir: Path, preset_ids: tuple[str, ...], reason: str
+) -> tuple[str, bool]:
+    """Record ``path`` as SKIPPED for ``reason``, once (a file looked at and not taken: a
+    FIFO, a file converted in place before): its id, and whether it is new."""
+    destination = f"{out_dir}\0{','.join(preset_ids)}"
+    fid = keys.file_id(f"skipped:{path}\0{reason}", destination)
+    _, created = journal.record(fid, path, out_dir, preset_ids, 0, 0)
+    if created:
+        journal.skip(fid, reason)
+    return fid, created
+
+
+def restart(
+    journal: Journal, catalog: presets.Catalog, record: FileRecord
+) -> tuple[FileRecord, FileState]:
+    """``retry``'s restart of a file, and the state it restarts in: a partly done one anew
+    for the outputs it lacks, a failed one (or one with no job yet) from the start, a
+    stuck one from its upload under the job id it has."""
+    if record.state == FileState.CLEANED:
+        return redo(journal, catalog, record), FileState.DISCOVERED
+    if record.state == FileState.FAILED or record.job_id is None:
+        sources.reset_failed(journal, record)
+        return record, FileState.DISCOVERED
+    journal.advance(record.id, FileState.UPLOADING, detail="retry", expect=record.state)
+    return record, FileState.UPLOADING
+
+
+def unreadable(
+    journal: Journal,
+    path: Path,
+    out_dir: Path,
+    dest: tuple[str, tuple[str, ...], tuple[str, ...]],
+    exc: OSError,
+    retry_failed: bool,
+) -> tuple[FileRecord, str | None]:
+    """The record of a file we cannot read (``dest``: its destination, preset ids and
+    digests), and the reason to fail it with: None when it failed so before (unless
+    ``retry_failed``), so ``status`` and ``retry`` know of it once."""
+    destination, preset_ids, digests = dest
+    fid = keys.file_id(f"unreadable:{path}", destination)
+    record, created = journal.record(fid, path, out_dir, preset_ids, 0, 0, digests=digests)
+    if not (created or record.state != FileState.FAILED or retry_failed):
+        return record, None
+    if isinstance(exc, NotRegularFile):
+        return record, f"{exc.strerror}; only regular files are transcoded"
+    return record, f"cannot read the file: {exc.strerror or exc}"

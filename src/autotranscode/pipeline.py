@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from . import delivery, filelog, identity, jobs, keys, outbox, outcomes, sources
+from . import delivery, filelog, identity, jobs, keys, library, outbox, outcomes, sources
 from .backends import Backend
 from .engines import Engine, open_engine
 from .errors import (
@@ -35,6 +35,7 @@ from .errors import (
     ObjectMissing,
     OutputError,
 )
+from .hours import Gate, Hours
 from .journal import STAGES, FileRecord, FileState, Journal
 from .listener import Listener
 from .media import presets
@@ -88,7 +89,9 @@ class Pipeline:
         self._digests = tuple(presets.digest(p) for p in self.presets)
         self.pipeline_id = settings.name
         self.on_success = settings.on_success
-        self.sidecars = settings.sidecars
+        self.sidecars = () if settings.in_place else settings.sidecars  # in place: the stem stays
+        self._gate = Gate(Hours.parse(settings.hours) if settings.hours else None)
+        self.library = library.Library(journal.path.parent, settings) if settings.in_place else None
         self.hooks = hooks or Subscriber()
         self._resume = True
         self._executor = ThreadPoolExecutor(
@@ -114,6 +117,8 @@ class Pipeline:
         except OSError as exc:
             raise OutputError(f"cannot create output folder {self.out_dir}: {exc}") from exc
         self._resume = resume
+        if self.library is not None:
+            self.library.start(self.schedule, sweep_daily=resume)
         self.pick_up()
         self._listener.start(resume)
 
@@ -123,6 +128,8 @@ class Pipeline:
         self._scheduler.stop()
         self._listener.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.library is not None:
+            self.library.close()
 
     def add(
         self, path: Path, retry_failed: bool = False, force: bool = False, under: Path | None = None
@@ -140,6 +147,10 @@ class Pipeline:
         """
         path = Path(os.path.abspath(path))
         out_dir = self.out_dir.resolve() / keys.subfolder(under or path.parent, path)
+        if self.library is not None:  # in place: beside it, and never what it made itself
+            out_dir = path.parent
+            if done := self.library.done(self.journal, path, self._digests, self._preset_ids):
+                return done
         try:
             st = path.stat()
             kind = not_regular(path)
@@ -217,7 +228,7 @@ class Pipeline:
         if outputs is None:
             return False
         try:  # delivered: the source goes where --on-success says, as after a transcode
-            self._handle_source(replace(record, outputs=outputs))
+            outputs = self._handle_source(replace(record, outputs=outputs)).outputs
         except OSError as exc:
             log.warning("%s: --on-success %s failed: %s", record.name, self.on_success, exc)
         shown = ", ".join(Path(p).name for p in outputs.values())
@@ -235,45 +246,22 @@ class Pipeline:
         ``run`` working on it) from its upload, under the job id it has, so a job that was
         not lost after all is only done twice, never delivered twice; a partly done one
         anew for the outputs it lacks (``outcomes.redo``). The id of the file retried."""
-        if record.state == FileState.CLEANED:
-            record = outcomes.redo(self.journal, self.catalog, record)
-            state = FileState.DISCOVERED
-        elif record.state == FileState.FAILED or record.job_id is None:
-            sources.reset_failed(self.journal, record)
-            state = FileState.DISCOVERED
-        else:
-            state = FileState.UPLOADING
-            self.journal.advance(record.id, state, detail="retry", expect=record.state)
+        record, state = outcomes.restart(self.journal, self.catalog, record)
         self.hooks.on_state(path=record.path, state=state)
         self.schedule(record.id)
         return record.id
 
     def _unreadable(self, path: Path, out_dir: Path, exc: OSError, retry_failed: bool) -> str:
         """Record a file we cannot read as FAILED, so ``status`` and ``retry`` know of it."""
-        fid = keys.file_id(f"unreadable:{path}", self._destination(out_dir))
-        record, created = self.journal.record(
-            fid, path, out_dir, self._preset_ids, 0, 0, digests=self._digests
-        )
-        if created or record.state != FileState.FAILED or retry_failed:
-            if isinstance(exc, NotRegularFile):
-                self.fail(record, f"{exc.strerror}; only regular files are transcoded")
-            else:
-                self.fail(record, f"cannot read the file: {exc.strerror or exc}")
-        return fid
+        dest = (self._destination(out_dir), self._preset_ids, self._digests)
+        record, reason = outcomes.unreadable(self.journal, path, out_dir, dest, exc, retry_failed)
+        if reason:
+            self.fail(record, reason)
+        return record.id
 
     def skip(self, path: Path, reason: str) -> str:
-        """Record a path in DROP that is not taken (``reason``: "a FIFO", "a dangling link"…)
-        as SKIPPED, once: ``status`` shows it, and it is neither a failure nor retried."""
-        path = Path(os.path.abspath(path))
-        out_dir = self.out_dir.resolve()
-        preset_ids = tuple(p.id for p in self.presets)
-        destination = f"{out_dir}\0{','.join(preset_ids)}"
-        fid = keys.file_id(f"skipped:{path}\0{reason}", destination)
-        _, created = self.journal.record(fid, path, out_dir, preset_ids, 0, 0)
-        if created:
-            self.journal.skip(fid, f"{reason}; only regular files are taken")
-            log.warning("%s: skipped: %s; only regular files are taken", path.name, reason)
-        return fid
+        """Record a path in DROP that is not taken as SKIPPED (``sources.skip``)."""
+        return sources.skip(self.journal, self.out_dir, self._preset_ids, path, reason)
 
     def in_flight(self) -> set[str]:
         """The files this pipeline is working on (scheduled, waiting or in a step)."""
@@ -346,6 +334,10 @@ class Pipeline:
 
     def _step(self, record: FileRecord) -> None:
         state = record.state
+        if held := self._gate.hold(record.id, state):  # outside --hours: neither taken nor sent
+            if held[1]:
+                self.advance(record, state, detail=held[1], expect=state)
+            return self.schedule(record.id, held[0])
         if state in (FileState.DISCOVERED, FileState.UPLOADING):
             self._upload(record)
         elif state == FileState.UPLOADED:
@@ -364,7 +356,7 @@ class Pipeline:
         if record.content_hash is None:
             taken = self._take(record)
             if taken is None:
-                return  # stopping: the take starts over at the next start
+                return  # stopping (the take starts over at the next start), or cancelled
             record, source = taken
         if not record.forced and (
             self._reuse(record)
@@ -387,9 +379,12 @@ class Pipeline:
         job_id = record.job_id or uuid.uuid4().hex
         # The output names are known now: recorded with the key, before anything is stored.
         names = outbox.output_names(self.catalog, job_id, path, record.presets)
-        self.advance(
-            record, FileState.UPLOADING, input_key=key, job_id=job_id, outputs=names, durable=True
-        )
+        taking = {"input_key": key, "job_id": job_id, "outputs": names, "durable": True}
+        if not self.advance(record, FileState.UPLOADING, expect=record.state, **taking):  # type: ignore[arg-type]
+            current = self.journal.get(record.id)
+            if current is None or current.state.finished:
+                return None  # cancelled meanwhile
+            self.advance(record, FileState.UPLOADING, **taking)  # type: ignore[arg-type]
         store = self.backend.store
         for attempt in range(1, TAKE_ATTEMPTS + 1):
             before = identity.source_stat(path)
@@ -532,17 +527,21 @@ class Pipeline:
         if warning:
             self._warn(record, warning)
         if not failed:
-            self._handle_source(record)
+            record = self._handle_source(record)
         elif self.on_success != "keep":  # its source is needed to make them
             self._warn(record, f"{len(failed)} output(s) not made; the source is kept")
         outcomes.delivered(self.journal, record, outcomes.placed(self.catalog, record))
-        self.advance(record, FileState.CLEANED, detail=outcomes.done_detail(record), failed=failed)
+        detail, outputs = outcomes.done_detail(record), record.outputs  # in place: swapped
+        self.advance(record, FileState.CLEANED, detail=detail, outputs=outputs, failed=failed)
         self._finished(record.id)
 
-    def _handle_source(self, record: FileRecord) -> None:
+    def _handle_source(self, record: FileRecord) -> FileRecord:
+        if self.library is not None:
+            return self.library.in_place(record, self.journal)
         warning = sources.after_delivery(record, self.on_success)
         if warning:
             self._warn(record, warning)
+        return record
 
     def _warn(self, record: FileRecord, warning: str) -> None:
         log.warning("%s: delivered, but %s", record.name, warning)
@@ -555,16 +554,21 @@ class Pipeline:
         if record.job_id:
             store.delete_prefix(store.output_bucket, f"{keys.OUTPUT_PREFIX}{record.job_id}/")
 
-    def fail(self, record: FileRecord, reason: str) -> None:
-        """FAILED (or SKIPPED, superseded) with ``reason``; its objects in the store go."""
+    def fail(self, record: FileRecord, reason: str, expect: FileState | None = None) -> bool:
+        """FAILED (or SKIPPED, superseded) with ``reason``; its objects in the store go.
+        ``expect``: unless it left that state meanwhile (a user cancelled it first); whether
+        this failed it."""
         try:
             self._delete_objects(record)
         except Exception as exc:  # failing must not fail: the file would never finish
             log.warning("%s: objects left behind: %s", record.name, exc)
-        if self.journal.fail(record.id, reason) == FileState.FAILED:
+        ended = self.journal.fail(record.id, reason, expect)
+        if ended == FileState.FAILED:
             outcomes.failed_all(self.journal, record, reason)
-        self.hooks.on_state(path=record.path, state=FileState.FAILED, detail=reason)
+        if ended is not None:
+            self.hooks.on_state(path=record.path, state=FileState.FAILED, detail=reason)
         self._finished(record.id)
+        return ended is not None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -581,11 +585,11 @@ class Pipeline:
         durable: bool = False,
         same_as: str | None = None,
         failed: list[OutputRecord] | None = None,
-    ) -> None:
+    ) -> bool:
         """Record the move in the journal and tell the hooks, unless ``expect`` says another
-        thread moved the file on meanwhile. ``failed``: outputs of a delivered file that
-        could not be made (it is partly done)."""
-        if self.journal.advance(
+        thread (or a user's cancel) moved the file on meanwhile; whether it moved.
+        ``failed``: outputs of a delivered file that could not be made (it is partly done)."""
+        if not self.journal.advance(
             record.id,
             state,
             job_id=job_id,
@@ -596,16 +600,18 @@ class Pipeline:
             durable=durable,
             same_as=same_as,
         ):
-            self.hooks.on_state(
-                path=record.path,
-                state=state,
-                detail=detail,
-                size=record.size,
-                outputs=tuple((outputs or record.outputs).values()),
-                stage=Stage.PARTLY_DONE if failed else STAGES[state],
-                failed_outputs=tuple((o.preset, o.reason or "failed") for o in failed or ()),
-                job_id=job_id or record.job_id,
-            )
+            return False
+        self.hooks.on_state(
+            path=record.path,
+            state=state,
+            detail=detail,
+            size=record.size,
+            outputs=tuple((outputs or record.outputs).values()),
+            stage=Stage.PARTLY_DONE if failed else STAGES[state],
+            failed_outputs=tuple((o.preset, o.reason or "failed") for o in failed or ()),
+            job_id=job_id or record.job_id,
+        )
+        return True
 
     def _finished(self, fid: str) -> None:
         self._logs.write(fid)

@@ -158,6 +158,8 @@ class _File:
     failed_outputs: tuple[tuple[str, str], ...] = ()
     #: The job it is (or was last) transcoded by, for log lines.
     job_id: str | None = None
+    #: Why a file waits, when it is told ("waiting for 01:00": outside ``--hours``).
+    note: str = ""
 
     def fields(self) -> dict[str, str]:
         """What its log lines carry as fields of their own (``--log-format json``)."""
@@ -249,8 +251,9 @@ class Reporter(Subscriber):
             job_id = kwargs.get("job_id")
             if isinstance(job_id, str):
                 f.job_id = shown(job_id)
-            moved = f.stage is not stage
-            f.stage = stage
+            note = shown(detail) if detail and stage is Stage.QUEUED else ""
+            moved = f.stage is not stage or f.note != note
+            f.stage, f.note = stage, note
             if moved:
                 f.fraction = 0.0 if stage.measured else None
                 f.speed = f.eta = None
@@ -341,7 +344,8 @@ class LogReporter(Reporter):
                 extra=extra,
             )
         else:
-            log.info("%s: %s", f.name, f.stage, extra=extra)
+            told = f"{f.stage} ({f.note})" if f.note else f.stage
+            log.info("%s: %s", f.name, told, extra=extra)
 
     def _interrupted(self, files: list[_File]) -> None:
         for f in files:
@@ -441,7 +445,7 @@ class RichReporter(Reporter):
 
 def _stage_text(f: _File) -> str:
     """The stage as a person reads it: with its percent, and speed and ETA when transcoding."""
-    text = str(f.stage)
+    text = f"{f.stage} ({f.note})" if f.note else str(f.stage)
     if f.stage.measured and f.fraction is not None:
         text += f" {f.fraction * 100:.0f} %"
     if f.stage is Stage.TRANSCODING:

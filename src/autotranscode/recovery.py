@@ -103,7 +103,7 @@ def rebuild(
 def _record(journal: Journal, out_dir: Path, output: Path, preset_id: str) -> None:
     """An output as a finished file: ``status`` counts it, the pipeline finds its stamp."""
     st = output.stat()
-    fid = keys.file_id(f"rebuilt\0{output.name}", str(out_dir))
+    fid = keys.file_id(f"rebuilt\0{output.relative_to(out_dir)}", str(out_dir))
     _, created = journal.record(fid, output, out_dir, (preset_id,), st.st_size, st.st_mtime_ns)
     if created:
         journal.advance(

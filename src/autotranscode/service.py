@@ -30,11 +30,12 @@ from .engines import open_engine
 from .engines.workdirs import workdir_for
 from .engines.worker import Worker, WorkerPool
 from .errors import ConfigError
+from .hours import Hours
 from .journal import Journal
 from .media.transcoder import find_ffmpeg
 from .notify import Notifier, NotifyConfig
 from .pipeline import Pipeline
-from .procs import crash_record, yield_cpu_to_ffmpeg
+from .procs import IoPriority, crash_record, yield_cpu_to_ffmpeg
 from .progress import JournalProgress, Subscriber, Subscribers
 from .settings import Settings
 
@@ -103,6 +104,9 @@ def transcode_workers(s: Settings, backend: Backend, count: int) -> list[Worker]
             max_attempts=s.max_attempts,
             name=f"worker-{i + 1}",
             catalog=s.catalog,
+            nice=s.nice,
+            ionice=IoPriority.parse(s.ionice) if s.ionice else None,
+            hours=Hours.parse(s.hours) if s.hours else None,
         )
         for i in range(count)
     ]

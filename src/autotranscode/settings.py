@@ -15,9 +15,11 @@ import msgspec
 from msgspec import Meta, field
 
 from .errors import ConfigError
+from .hours import Hours
 from .media import presets
 from .media.probe import DEFAULT_EXTENSIONS
 from .messages import MAX_OUTPUTS, located
+from .procs import IoPriority
 from .sidecars import DEFAULT_PATTERNS as DEFAULT_SIDECARS
 from .sidecars import parse as parse_sidecars
 
@@ -34,6 +36,14 @@ DEFAULT_VISIBILITY_SECONDS = 60
 DEFAULT_MAX_ATTEMPTS = 3
 #: aws: a job with no notice this long, while the job queue is empty, is submitted again.
 DEFAULT_RESUBMIT_AFTER_SECONDS = 300
+#: run: a full rescan of DROP this often catches what file events missed (stat data only).
+DEFAULT_RESCAN_SECONDS = 30.0
+#: In place: originals replaced are kept this many full days in the trash, then deleted.
+DEFAULT_KEEP_DAYS = 7
+#: In place, without --pattern: the video files (its one preset is a video preset, which
+#: an audio file would only fail).
+_AUDIO_EXTENSIONS = (".m4a", ".mp3", ".wav", ".flac", ".aac", ".ogg", ".opus", ".aif", ".aiff")
+IN_PLACE_EXTENSIONS = tuple(e for e in DEFAULT_EXTENSIONS if e not in (*_AUDIO_EXTENSIONS, ".wma"))
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 
@@ -79,10 +89,23 @@ class Settings(msgspec.Struct, frozen=True):
     on_success: Literal["keep", "move", "delete"] = "keep"
     #: Files beside a source copied with its outputs (``sidecars``); ``none``: not any.
     sidecars: tuple[str, ...] = DEFAULT_SIDECARS
+    #: Each output replaces its source in the source's folder (``library``).
+    in_place: bool = False
+    #: In place: replace "always", only when the output is "smaller", or "never" (report).
+    replace: Literal["always", "smaller", "never"] = "smaller"
+    #: In place: where replaced originals go; None: the trash folder in the state dir.
+    keep_originals: Path | None = None
+    keep_days: Annotated[int, Meta(ge=0, le=3650)] = DEFAULT_KEEP_DAYS
     #: Who transcodes: our workers (via the job queue) or AWS Elemental MediaConvert.
     engine: Literal["workers", "mediaconvert"] = "workers"
     #: The role MediaConvert assumes; default: the one `setup --engine mediaconvert` makes.
     mediaconvert_role: str | None = None
+    #: When transcoding starts (``hours``): "01:00-07:00", local time; None: at any hour.
+    hours: str | None = None
+    #: Niceness and I/O class of the ffmpeg children (``procs.IoPriority``); None: as ours.
+    nice: Annotated[int, Meta(ge=0, le=19)] | None = None
+    ionice: str | None = None
+    rescan: Annotated[float, Meta(ge=1, le=86400)] = DEFAULT_RESCAN_SECONDS
     # aws backend
     name: str = DEFAULT_NAME
     endpoint_url: str | None = None
@@ -110,9 +133,32 @@ class Settings(msgspec.Struct, frozen=True):
             raise ValueError(f"--preset: at most {MAX_OUTPUTS} presets (outputs) per file")
         msgspec.structs.force_setattr(self, "preset", ids or (presets.DEFAULT_PRESET,))
         msgspec.structs.force_setattr(self, "sidecars", parse_sidecars(self.sidecars))
+        for option, check in (("hours", Hours.parse), ("ionice", IoPriority.parse)):
+            value = getattr(self, option)
+            try:
+                if value is not None:
+                    check(value)
+            except ValueError as exc:
+                raise ValueError(f"--{option}: {exc}") from exc
+        if self.in_place:
+            self._check_in_place()
         if not _NAME.match(self.name):
             raise ValueError(
                 "--name: use 1-24 lowercase letters, digits and hyphens (it names buckets)"
+            )
+
+    def _check_in_place(self) -> None:
+        """One file becomes one file: a single video preset, and no --on-success (the
+        source is replaced, its original kept in the trash)."""
+        if len(self.preset) != 1 or self.catalog.get(self.preset[0]).kind != "video":
+            raise ValueError(
+                "--in-place: give exactly one video preset (each file is replaced by one "
+                f"output), not {', '.join(self.preset)}"
+            )
+        if self.on_success != "keep":
+            raise ValueError(
+                "--on-success: not with --in-place (the source is replaced and its original "
+                "kept in the trash for --keep-days)"
             )
 
     def matches(self, filename: str) -> bool:
@@ -122,7 +168,7 @@ class Settings(msgspec.Struct, frozen=True):
         lower = filename.lower()
         if self.pattern:
             return any(fnmatch.fnmatch(lower, p.lower()) for p in self.pattern)
-        return lower.endswith(DEFAULT_EXTENSIONS)
+        return lower.endswith(IN_PLACE_EXTENSIONS if self.in_place else DEFAULT_EXTENSIONS)
 
 
 def build(values: dict[str, Any]) -> Settings:

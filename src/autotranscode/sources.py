@@ -4,9 +4,10 @@ failed one put back at the start: the only code that moves or deletes a user's s
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
-from . import outbox
+from . import keys, outbox
 from .journal import FileRecord, Journal
 
 log = logging.getLogger(__name__)
@@ -55,3 +56,16 @@ def reset_failed(journal: Journal, record: FileRecord) -> None:
     except OSError:
         size, mtime_ns = 0, 0  # the upload step reports what is wrong with it
     journal.reset(record.id, record.path, size, mtime_ns)
+
+
+def skip(journal: Journal, out: Path, preset_ids: tuple[str, ...], path: Path, reason: str) -> str:
+    """Record a path in DROP that is not taken (``reason``: "a FIFO", "a dangling link"…)
+    as SKIPPED, once: ``status`` shows it, and it is neither a failure nor retried."""
+    path = Path(os.path.abspath(path))
+    out_dir = out.resolve()
+    fid = keys.file_id(f"skipped:{path}\0{reason}", f"{out_dir}\0{','.join(preset_ids)}")
+    _, created = journal.record(fid, path, out_dir, preset_ids, 0, 0)
+    if created:
+        journal.skip(fid, f"{reason}; only regular files are taken")
+        log.warning("%s: skipped: %s; only regular files are taken", path.name, reason)
+    return fid

@@ -9,6 +9,7 @@ map onto them (``journal.STAGES``).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class FileState(StrEnum):
@@ -84,6 +85,11 @@ class OutputStatus(StrEnum):
 
     DONE = "done"
     FAILED = "failed"
+
+
+#: How a made output was made: encoded, or its source's streams copied (``media.remux``).
+OutputAction = Literal["encoded", "remuxed"]
+OUTPUT_ACTIONS: tuple[OutputAction, ...] = ("encoded", "remuxed")
 
 
 #: Each journal state's stage. DONE (outputs placed, the source not yet handled) is the

@@ -18,14 +18,19 @@ from typing import Literal
 
 import msgspec
 
-from . import filelog
+from . import filelog, inventory
+from .hours import NOTE
+from .inventory import Library
 from .journal import STAGES, FileRecord, FileState, Journal
-from .stages import OutputStatus, Stage
+from .media.presets import DEFAULT_CATALOG, Catalog
+from .stages import OutputAction, OutputStatus, Stage
 from .story import OutputRecord
 from .text import shown
 
 #: Bumped when a field changes meaning or goes away; new fields may come without a bump.
 SCHEMA_VERSION = 1
+#: How a file held outside ``--hours`` is told (its last event's detail).
+HELD_PREFIX = NOTE.format("")
 #: A progress snapshot older than this is not shown (the process that wrote it is gone).
 PROGRESS_FRESH_SECONDS = 30.0
 
@@ -77,6 +82,10 @@ class Output(msgspec.Struct, frozen=True):
     vmaf: float | None = None
     #: The CRF a quality target chose for this file.
     crf: float | None = None
+    #: How it was made: "encoded", or "remuxed" (the source's streams copied, ``note`` says
+    #: why); None when not known.
+    action: OutputAction | None = None
+    note: str | None = None
 
 
 class Version(msgspec.Struct, frozen=True):
@@ -108,6 +117,8 @@ class FileStatus(msgspec.Struct, frozen=True):
     transitions: list[Transition] = []
     earlier_versions: list[Version] = []
     log: str | None = None
+    #: Why an unfinished file waits, when it is told: "waiting for 01:00" (``--hours``).
+    note: str | None = None
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -122,6 +133,8 @@ class Totals(msgspec.Struct, frozen=True):
     bytes_in: int
     bytes_out: int
     bytes_saved: int
+    #: The done files by codec and resolution, before and after (``inventory``).
+    library: Library | None = None
 
 
 class Report(msgspec.Struct, frozen=True):
@@ -143,14 +156,22 @@ class FileReport(msgspec.Struct, frozen=True):
 
 
 def report(
-    journal: Journal, state_dir: Path, limit: int = 10, *, stages: Iterable[Stage] = ()
+    journal: Journal,
+    state_dir: Path,
+    limit: int = 10,
+    *,
+    stages: Iterable[Stage] = (),
+    catalog: Catalog = DEFAULT_CATALOG,
 ) -> Report:
-    """Everything ``status`` shows. ``stages``: only finished files in these stages."""
+    """Everything ``status`` shows. ``stages``: only finished files in these stages;
+    ``catalog``: the presets the outputs were made by (for the library's codecs)."""
     with journal.db.snapshot():
-        return _report(journal, state_dir, limit, stages)
+        return _report(journal, state_dir, limit, stages, catalog)
 
 
-def _report(journal: Journal, state_dir: Path, limit: int, stages: Iterable[Stage]) -> Report:
+def _report(
+    journal: Journal, state_dir: Path, limit: int, stages: Iterable[Stage], catalog: Catalog
+) -> Report:
     current = _Current(journal, state_dir)
     wanted = set(stages)
     finished_states = (FileState.CLEANED, FileState.FAILED, FileState.SKIPPED)
@@ -169,7 +190,7 @@ def _report(journal: Journal, state_dir: Path, limit: int, stages: Iterable[Stag
         schema_version=SCHEMA_VERSION,
         generated_at=_iso(time.time()),
         state_dir=_text(str(state_dir.absolute())),
-        totals=totals(journal),
+        totals=totals(journal, catalog),
         in_flight=[current.status(r, history=False) for r in unfinished],
         recent=recent,
     )
@@ -181,7 +202,7 @@ def _could_be(state: FileState, wanted: set[Stage]) -> bool:
     return STAGES[state] in wanted
 
 
-def totals(journal: Journal) -> Totals:
+def totals(journal: Journal, catalog: Catalog = DEFAULT_CATALOG) -> Totals:
     counts = journal.counts()
     by_stage: dict[str, int] = {}
     in_flight = queued = 0
@@ -218,6 +239,7 @@ def totals(journal: Journal) -> Totals:
         bytes_in=bytes_in,
         bytes_out=bytes_out,
         bytes_saved=bytes_in - bytes_out,
+        library=inventory.library(journal.db, catalog),
     )
 
 
@@ -304,6 +326,7 @@ class _Current:
             ],
             earlier_versions=self._earlier(r) if history else [],
             log=_text(str(log)) if log.is_file() else None,
+            note=_note(events) if not stage.finished else None,
         )
 
     def _outputs(self, r: FileRecord, recorded: list[OutputRecord]) -> list[Output]:
@@ -327,6 +350,8 @@ class _Current:
                         height=o.height,
                         vmaf=o.vmaf,
                         crf=o.crf,
+                        action=o.action,
+                        note=o.note,
                     )
                 )
                 continue
@@ -375,6 +400,12 @@ class _Current:
             for v in self.journal.versions_of(r.path)
             if v.id != r.id
         ]
+
+
+def _note(events: list[tuple[float, FileState, str | None]]) -> str | None:
+    """The hold a file is in, if its last step is one (``hours.Gate``)."""
+    detail = events[-1][2] if events else None
+    return detail if detail and detail.startswith(HELD_PREFIX) else None
 
 
 def _stage(r: FileRecord, outputs: list[Output]) -> Stage:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from .db import Database
-from .stages import OutputStatus, Stage
+from .stages import OUTPUT_ACTIONS, OutputAction, OutputStatus, Stage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS outputs (
     width INTEGER,
     height INTEGER,
     at REAL NOT NULL,
+    action TEXT,
+    note TEXT,
     PRIMARY KEY (file_id, preset)
 );
 CREATE TABLE IF NOT EXISTS progress (
@@ -40,10 +42,17 @@ CREATE TABLE IF NOT EXISTS progress (
     at REAL NOT NULL
 );
 """
-#: ``outputs`` columns added since the first release: a journal made by an older version
-#: gets them when opened (``Database.add_columns``), its history kept.
-ADDED_OUTPUT_COLUMNS: dict[str, str] = {"vmaf": "REAL", "crf": "REAL"}
-_OUTPUT_COLUMNS = "preset, status, path, reason, size, duration, width, height, vmaf, crf"
+#: Columns of ``outputs`` added since it was made: name -> type. An older journal gets them
+#: when it is opened (``Database.add_columns``), so upgrading keeps what it recorded.
+ADDED_OUTPUT_COLUMNS: dict[str, str] = {
+    "vmaf": "REAL",
+    "crf": "REAL",
+    "action": "TEXT",
+    "note": "TEXT",
+}
+_OUTPUT_COLUMNS = (
+    "preset, status, path, reason, size, duration, width, height, vmaf, crf, action, note"
+)
 
 
 #: A record that counts now: any but one that a later version of its path made history
@@ -86,6 +95,11 @@ class OutputRecord:
     vmaf: float | None = None
     #: The CRF a quality target chose.
     crf: float | None = None
+    #: How a made output was made ("encoded", "remuxed"); None when not said (an older
+    #: worker, a file placed by ``journal rebuild``).
+    action: OutputAction | None = None
+    #: Why it was remuxed.
+    note: str | None = None
 
 
 class Story:
@@ -123,6 +137,8 @@ class Story:
                 output.height,
                 output.vmaf,
                 output.crf,
+                output.action,
+                output.note,
                 time.time(),
             ),
         )
@@ -201,7 +217,7 @@ class Story:
 
 def _output(r: tuple[object, ...]) -> OutputRecord:
     """An ``outputs`` row from its preset column on."""
-    preset, status, path, reason, size, duration, width, height, vmaf, crf = r
+    preset, status, path, reason, size, duration, width, height, vmaf, crf, action, note = r
     return OutputRecord(
         preset=str(preset),
         status=OutputStatus(str(status)),
@@ -213,4 +229,6 @@ def _output(r: tuple[object, ...]) -> OutputRecord:
         height=height if isinstance(height, int) else None,
         vmaf=float(vmaf) if isinstance(vmaf, int | float) else None,
         crf=float(crf) if isinstance(crf, int | float) else None,
+        action=next((a for a in OUTPUT_ACTIONS if a == action), None),
+        note=note if isinstance(note, str) else None,
     )

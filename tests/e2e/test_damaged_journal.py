@@ -4,6 +4,10 @@ A journal truncated to nothing is a new journal, and the outputs' stamps keep wh
 holds from being made again under ``name (1).mp4``; a damaged one stops every command at
 once with one line naming the file and ``autotranscode journal rebuild``; ``journal check``
 and ``journal rebuild`` tell and mend.
+
+``journal rebuild`` reads OUT's stamps and writes the journal, both on this machine: it runs
+on the local backend only, for time; a lost journal meets the endpoint in
+test_a_journal_truncated_to_nothing_does_not_redo_what_out_holds[aws].
 """
 
 from __future__ import annotations
@@ -166,12 +170,12 @@ def test_journal_check_says_ok_or_what_is_wrong(
 
 @pytest.mark.parametrize("damage", [random_page, garbage_header], ids=["random-page", "header"])
 def test_journal_rebuild_sets_the_damaged_one_aside_and_out_is_not_redone(
-    cli: Cli, tmp_path: Path, clips: dict[str, Clip], damage: object
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip], damage: object
 ) -> None:
     clip = clips["h264.mp4"]
     out = tmp_path / "out"
     assert (
-        cli.run(
+        local_cli.run(
             "transcode", clip.path, "--preset", "web-720p", "--preset", "poster", "--out", out
         ).returncode
         == 0
@@ -179,24 +183,24 @@ def test_journal_rebuild_sets_the_damaged_one_aside_and_out_is_not_redone(
     made = names(out)
     assert made == ["h264.poster.jpg", "h264.web-720p.mp4"]
     assert callable(damage)
-    damage(cli.state_dir)
+    damage(local_cli.state_dir)
 
-    rebuilt = cli.run("journal", "rebuild", "--out", out)
+    rebuilt = local_cli.run("journal", "rebuild", "--out", out)
 
     assert rebuilt.returncode == 0, rebuilt
     assert "Traceback" not in rebuilt.stderr, rebuilt.stderr
     assert "2 outputs recorded as done" in rebuilt.stdout, rebuilt.stdout
-    aside = [p.name for p in cli.state_dir.glob("journal.db.damaged-*")]
+    aside = [p.name for p in local_cli.state_dir.glob("journal.db.damaged-*")]
     assert any(re.fullmatch(r"journal\.db\.damaged-\d{8}T\d{6}Z", n) for n in aside), aside
-    assert cli.run("journal", "check").returncode == 0
-    assert by_stage(cli.status()) == {"done": 2}
+    assert local_cli.run("journal", "check").returncode == 0
+    assert by_stage(local_cli.status()) == {"done": 2}
 
-    again = cli.run(
+    again = local_cli.run(
         "transcode", clip.path, "--preset", "web-720p", "--preset", "poster", "--out", out
     )
     assert again.returncode == 0, again
     assert names(out) == made  # nothing made again under "(1)" names
-    cli.assert_no_leftovers()
+    local_cli.assert_no_leftovers()
 
 
 def test_journal_rebuild_refuses_a_sound_journal_without_force(

@@ -3,6 +3,10 @@
 A job transcodes a snapshot of the file taken when it was queued, not a link to a file
 that can still change; a file is known by its whole content (BLAKE3), its name, and
 what each preset makes (its digest). Every test here failed on b4b9859.
+
+Content is told apart by the client, before anything is uploaded: the copies and the rename
+run on the local backend only, for time. The snapshot (case 1) runs on both, as each
+backend's store takes it its own way.
 """
 
 from __future__ import annotations
@@ -203,13 +207,13 @@ def test_a_same_size_edit_between_the_old_samples_is_a_new_version(
 
 
 def test_a_copy_dropped_with_its_original_gets_a_copy_of_the_output(
-    cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     """Two byte-identical files dropped together while ``run`` runs: both get an output,
     one transcode. On b4b9859 the second vanished (in neither the log nor ``status``)."""
     drop, out = tmp_path / "drop", tmp_path / "out"
     drop.mkdir()
-    run = start_run(cli, drop, out)
+    run = start_run(local_cli, drop, out)
     shutil.copyfile(clips["mjpeg.avi"].path, drop / "one.avi")
     shutil.copyfile(clips["mjpeg.avi"].path, drop / "two.avi")
 
@@ -228,30 +232,30 @@ def test_a_copy_dropped_with_its_original_gets_a_copy_of_the_output(
     assert completed_jobs(run) == 1, run
     warned = [ln for ln in run.stderr.splitlines() if "WARNING" in ln and "same content" in ln]
     assert len(warned) == 1 and "not transcoded again" in warned[0], run
-    status = cli.status()
+    status = local_cli.status()
     assert by_stage(status) == {"done": 2}, status
     details = {name: r.get("same_as") for name, r in by_name(status).items()}
     copy = "two.avi" if details["two.avi"] else "one.avi"
     original = "one.avi" if copy == "two.avi" else "two.avi"
     assert details == {copy: original, original: None}, details
-    cli.assert_no_leftovers()
+    local_cli.assert_no_leftovers()
 
 
 def test_at_start_up_a_copy_of_a_done_file_is_copied_and_a_renamed_one_is_not_redone(
-    cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     """A copy found at start-up gets its output, said at the default log level (on
     b4b9859: skipped, said only at INFO); a rename of a done file is not done again."""
     drop, out = tmp_path / "drop", tmp_path / "out"
     drop.mkdir()
     shutil.copyfile(clips["mjpeg.avi"].path, drop / "a1.avi")
-    first = start_run(cli, drop, out)
+    first = start_run(local_cli, drop, out)
     wait_until(lambda: "a1.mp4" in names(out), "a1.mp4", procs=(first,), interval=0.2)
     stop(first)
 
     shutil.copyfile(drop / "a1.avi", drop / "a2.avi")
     os.rename(drop / "a1.avi", drop / "b1.avi")
-    again = start_run(cli, drop, out, name="again")
+    again = start_run(local_cli, drop, out, name="again")
     wait_until(lambda: "a2.mp4" in names(out), "a2.mp4, a copy", procs=(again,), interval=0.2)
     wait_until(
         lambda: "b1.avi" in again.stderr, "the rename to be logged", procs=(again,), timeout=15
@@ -266,15 +270,15 @@ def test_at_start_up_a_copy_of_a_done_file_is_copied_and_a_renamed_one_is_not_re
     [renamed] = [ln for ln in again.stderr.splitlines() if "WARNING" in ln and "b1.avi" in ln]
     assert "a1.avi" in renamed and "not transcoded again" in renamed, renamed
 
-    status = cli.status()
+    status = local_cli.status()
     assert by_stage(status) == {"done": 3}, status
     records = by_name(status)
     assert records["a2.avi"]["same_as"] == "a1.avi"
     assert records["b1.avi"]["same_as"] == "a1.avi"
     assert [o["path"] for o in records["b1.avi"]["outputs"]] == [str(out.resolve() / "a1.mp4")]
-    text = cli.run("status", env={"COLUMNS": "500"})
+    text = local_cli.run("status", env={"COLUMNS": "500"})
     assert re.search(r"a2\.avi → a2\.mp4 .*· same content as a1\.avi", text.stdout), text.stdout
-    cli.assert_no_leftovers()
+    local_cli.assert_no_leftovers()
 
 
 def test_transcode_of_a_copy_says_where_its_output_came_from(

@@ -41,15 +41,16 @@ def _ffmpeg(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def slow_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
-    """8 s of 640x360: its webm-vp9 transcode takes several seconds here, time to stop it."""
+    """4 s of 640x360: its webm-vp9 transcode takes seconds here, time to stop it (the test
+    polls for its ffmpeg every 50 ms)."""
     path = tmp_path_factory.mktemp("interrupt-media") / "take.mp4"
     _ffmpeg(
-        *("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=8"),
-        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=8"),
+        *("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=4"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4"),
         *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"),
         *("-shortest", str(path)),
     )
-    return Clip(path, 8.0, 360, True)
+    return Clip(path, 4.0, 360, True)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ FINISH_DEADLINE = 180.0
 _SOURCES = {
     "a testsrc2.mov": "testsrc2=size=1280x720:rate=25:duration={d}",
     "b smpte.mp4": "smptebars=size=1280x720:rate=25:duration={d}",
-    "c mandel.mkv": "mandelbrot=size=1280x720:rate=25,trim=duration={d}",
+    "c cellauto.mkv": "cellauto=size=1280x720:rate=25:rule=110:seed=1,trim=duration={d}",
     "d rgb.avi": "rgbtestsrc=size=1280x720:rate=25:duration={d}",
     "e testsrc.mov": "testsrc=size=1280x720:rate=25:duration={d}",
     "f hd bars.mp4": "smptehdbars=size=1280x720:rate=25:duration={d}",

@@ -3,6 +3,10 @@
 Files are dropped the ways real programs drop them (a copy written in place, a rename
 from elsewhere, a slow writer), the process is stopped with SIGINT and started again,
 and the output folder, the journal (``status --json``) and the cloud side are checked.
+
+What the watcher decides (when a file is whole, a missing DROP) does not depend on the
+backend: those tests run on the local one only, for time; the batch across restarts runs on
+both.
 """
 
 from __future__ import annotations
@@ -154,7 +158,7 @@ def test_a_file_moved_or_linked_into_drop_is_taken_once_settled(
 
 
 def test_a_file_still_being_written_is_not_taken_early(
-    cli: Cli, folders: tuple[Path, Path], clips: dict[str, Clip]
+    local_cli: Cli, folders: tuple[Path, Path], clips: dict[str, Clip]
 ) -> None:
     """Written in five parts with pauses longer than the settle time: taken only once complete."""
     drop, out = folders
@@ -162,7 +166,7 @@ def test_a_file_still_being_written_is_not_taken_early(
     data = clip.path.read_bytes()
     step = -(-len(data) // 5)
 
-    run = start_run(cli, drop, out)
+    run = start_run(local_cli, drop, out)
     with (drop / "slow.mp4").open("wb") as fh:
         for i in range(0, len(data), step):
             fh.write(data[i : i + step])
@@ -170,7 +174,7 @@ def test_a_file_still_being_written_is_not_taken_early(
             time.sleep(0.5)
 
     wait_until(
-        lambda: "slow.mp4" in names(out) or fail_fast_on_failures(cli),
+        lambda: "slow.mp4" in names(out) or fail_fast_on_failures(local_cli),
         "the output of the slowly written file",
         procs=(run,),
         interval=0.2,
@@ -179,15 +183,15 @@ def test_a_file_still_being_written_is_not_taken_early(
     stop(run)
 
     assert names(out) == ["slow.mp4"]
-    status = cli.status()
+    status = local_cli.status()
     assert by_stage(status) == {"done": 1}, status
-    cli.assert_no_leftovers()
+    local_cli.assert_no_leftovers()
 
 
-def test_a_missing_drop_folder_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+def test_a_missing_drop_folder_is_a_clear_error(local_cli: Cli, tmp_path: Path) -> None:
     drop = tmp_path / "no such folder"
 
-    result = cli.run("run", drop, tmp_path / "out", "--settle", SETTLE)
+    result = local_cli.run("run", drop, tmp_path / "out", "--settle", SETTLE)
 
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr

@@ -2,6 +2,13 @@
 
 Real ffmpeg on the generated clips, on both backends (aws: moto's server over HTTP);
 outputs are checked by probing them, and the cloud side must be empty afterwards.
+
+Some tests run on the local backend only, for time, where the backend does not change what
+they test: which files a folder argument takes (the client expands it before any upload),
+a second ``transcode`` of a done file (the journal answers before anything is sent;
+test_run_cli's restart and test_damaged_journal's lost journal do it on aws too), and
+``status`` (it takes no ``--backend``). A whole batch, a partly done file, a failure's log
+and separate workers run on aws too.
 """
 
 from __future__ import annotations
@@ -162,7 +169,7 @@ def test_retry_of_a_partly_done_file_makes_only_the_outputs_it_lacks(
 
 
 def test_a_folder_of_good_clips_exits_0(
-    cli: Cli, tmp_path: Path, clips: dict[str, Clip], videos: dict[str, Clip]
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip], videos: dict[str, Clip]
 ) -> None:
     """A folder argument: its media files are taken; hidden and non-media files are not."""
     folder = tmp_path / "in"
@@ -174,7 +181,7 @@ def test_a_folder_of_good_clips_exits_0(
     shutil.copyfile(clips["tone.m4a"].path, folder / ".hidden.mp4")
     out = tmp_path / "out"
 
-    result = cli.run("transcode", folder, "-o", out)
+    result = local_cli.run("transcode", folder, "-o", out)
 
     assert result.returncode == 0, result
     assert_no_traceback(result.stderr)
@@ -183,21 +190,21 @@ def test_a_folder_of_good_clips_exits_0(
     assert names(out) == sorted(output_name(n) for n in videos)
     for name, clip in videos.items():
         check_output(out / output_name(name), clip)
-    cli.assert_no_leftovers()
+    local_cli.assert_no_leftovers()
 
 
 def test_transcoding_the_same_file_again_does_not_make_a_second_output(
-    cli: Cli, tmp_path: Path, clips: dict[str, Clip]
+    local_cli: Cli, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     clip = clips["vp9.mkv"]
     out = tmp_path / "out"
 
-    first = cli.run("transcode", clip.path, "--out", out)
+    first = local_cli.run("transcode", clip.path, "--out", out)
     assert first.returncode == 0, first
     assert names(out) == ["vp9.mp4"]
     before = (out / "vp9.mp4").stat()
 
-    second = cli.run("transcode", clip.path, "--out", out)
+    second = local_cli.run("transcode", clip.path, "--out", out)
     assert second.returncode == 0, second
     assert_no_traceback(second.stderr)
     assert re.search(r"^1 done, 0 failed$", second.stdout, re.M), second.stdout
@@ -205,8 +212,8 @@ def test_transcoding_the_same_file_again_does_not_make_a_second_output(
     after = (out / "vp9.mp4").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     check_output(out / "vp9.mp4", clip)
-    assert by_stage(cli.status()) == {"done": 1}
-    cli.assert_no_leftovers()
+    assert by_stage(local_cli.status()) == {"done": 1}
+    local_cli.assert_no_leftovers()
 
 
 # --- separate worker processes --------------------------------------------------------------------
@@ -413,16 +420,16 @@ def test_an_unknown_preset_is_a_usage_error_listing_the_known_ones(
 # --- status ---------------------------------------------------------------------------------------
 
 
-def test_status_on_an_empty_state_dir(cli: Cli, tmp_path: Path) -> None:
+def test_status_on_an_empty_state_dir(local_cli: Cli, tmp_path: Path) -> None:
     state = tmp_path / "fresh"
     state.mkdir()
 
-    text = cli.run("status", state_dir=state)
+    text = local_cli.run("status", state_dir=state)
     assert text.returncode == 0, text
     assert "no files yet" in text.stdout
     assert_no_traceback(text.stderr)
 
-    status = cli.status(state_dir=state)
+    status = local_cli.status(state_dir=state)
     assert status["schema_version"] == 1, status
     assert status["totals"]["files"] == 0 and by_stage(status) == {}, status
     assert status["in_flight"] == [] and status["recent"] == [], status

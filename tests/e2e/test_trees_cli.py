@@ -89,6 +89,11 @@ def test_transcode_recursive_keeps_the_tree(
     assert again.returncode == 0, again.stderr
     check_tree(out, outputs(layout))  # done before: nothing made twice
     cli.assert_no_leftovers()
+    if cli.backend == "local":  # the journal lost: rebuilt from the whole tree in OUT
+        (cli.state_dir / "journal.db").write_bytes(b"")
+        rebuilt = cli.run("journal", "rebuild", "--out", out)
+        assert "3 outputs recorded as done" in rebuilt.stdout, rebuilt
+        assert cli.status()["totals"]["by_stage"] == {"done": 3}
 
 
 def test_transcode_without_recursive_names_the_subfolders_it_skips(

@@ -121,6 +121,25 @@ def test_the_file_page_tells_the_whole_story_and_its_log(
     assert "93.4 (crf 24.5)" in page  # its sampled VMAF and the CRF a target chose
 
 
+def test_the_file_page_says_an_output_was_remuxed_and_why(
+    client: TestClient, state: tuple[Path, Journal]
+) -> None:
+    journal, out = state[1], state[0].parent / "out"
+    add(journal, "copy1", "ours.mp4", out)
+    finish(journal, "copy1", out)
+    note = "already h264 high, 320x240, yuv420p, 0.25 Mbit/s, aac: <what> web-720p makes"
+    journal.story.record_output(
+        "copy1",
+        OutputRecord(
+            "web-720p", OutputStatus.DONE, str(out / "ours.mp4"), action="remuxed", note=note
+        ),
+    )
+    page = client.get("/files/copy1").text
+    assert "<th>made</th>" in page
+    assert "remuxed: <span" in page and "&lt;what&gt; web-720p makes" in page
+    assert '<td class="action"></td>' in client.get("/files/done1").text  # not said: blank
+
+
 def test_unknown_file_is_404_on_page_and_api(client: TestClient) -> None:
     assert client.get("/files/nope").status_code == 404
     missing = client.get("/api/files/nope")

@@ -266,6 +266,7 @@ def test_cancel_ends_a_waiting_file_cancelled_and_cleans_up_its_objects_and_mess
             f = c.get(f"/api/files/{drop}").json()
             assert f["stage"] == "failed" and f["reason"] == CANCELLED
             assert [o["status"] for o in f["outputs"]] == ["failed"]
+            assert [(o["reason"], o["path"]) for o in f["outputs"]] == [(CANCELLED, None)]
             assert [w["file"]["id"] for w in c.get("/api/queue").json()["files"]] == [keep]
             again = c.post(f"/api/queue/{drop}/cancel", headers=csrf)
             assert again.status_code == 409 and "finished" in again.json()["error"]

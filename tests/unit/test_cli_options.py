@@ -4,6 +4,7 @@ each setting's default as Settings has it, read when help is asked for."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,10 +17,12 @@ LOGGING = ["--quiet", "--verbose", "--log-format", "--log-file"]
 AWS = ["--endpoint-url", "--region", "--profile", "--name", "--engine"]
 #: Where each command's settings live, and who transcodes.
 PLACES = ["--config", "--backend", "--state-dir"]
+#: In place (``library``, ``--in-place``): how a source is replaced.
+REPLACING = ["--replace", "--keep-originals", "--keep-days"]
 MAKING = [
-    *("--force", "--on-success", "--sidecars", "--preset", "--audio", "--quality"),
-    *("--measure-quality", "--pattern", "--workers"),
-    *("--ffmpeg",),
+    *("--force", "--on-success", "--sidecars", "--in-place", *REPLACING),
+    *("--preset", "--audio", "--quality", "--measure-quality", "--pattern", "--workers"),
+    *("--hours", "--nice", "--ionice", "--ffmpeg"),
     *("--notify-url", "--on-done"),
 ]
 DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]
@@ -28,7 +31,8 @@ DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]
 SHOWN: dict[str, dict[str, list[str]]] = {
     "run": {
         "Options": [
-            *("--settle", "--poll", "--recursive", "--web", "--web-token", "--web-upload-limit"),
+            *("--settle", "--poll", "--recursive", "--rescan"),
+            *("--web", "--web-token", "--web-upload-limit"),
             *MAKING,
             *PLACES,
             "--help",
@@ -37,7 +41,16 @@ SHOWN: dict[str, dict[str, list[str]]] = {
         "Logging options": LOGGING,
     },
     "transcode": {
-        "Options": ["--out", "--recursive", *MAKING, *PLACES, "--help"],
+        "Options": ["--out", "--recursive", "--dry-run", *MAKING, *PLACES, "--help"],
+        "AWS options": AWS,
+        "Logging options": LOGGING,
+    },
+    "library": {
+        "Options": [
+            *("--dry-run", "--preset", *REPLACING, "--force", "--pattern", "--workers"),
+            *("--hours", "--nice", "--ionice"),
+            *("--ffmpeg", "--notify-url", "--on-done", *PLACES, "--help"),
+        ],
         "AWS options": AWS,
         "Logging options": LOGGING,
     },
@@ -47,7 +60,7 @@ SHOWN: dict[str, dict[str, list[str]]] = {
         "Logging options": LOGGING,
     },
     "worker": {
-        "Options": ["--workers", "--ffmpeg", *PLACES, "--help"],
+        "Options": ["--workers", "--hours", "--nice", "--ionice", "--ffmpeg", *PLACES, "--help"],
         "AWS options": AWS[:-1],
         "Logging options": LOGGING,
     },
@@ -172,3 +185,20 @@ def test_the_folders_shown_are_those_of_this_environment() -> None:
 
 def test_presets_takes_the_same_config_option() -> None:
     assert "TOML config file [default:" in help_text("presets")
+
+
+def test_library_takes_one_preset_from_flag_config_or_its_own_default(tmp_path: Path) -> None:
+    """``library`` converts with hevc-1080p unless --preset or the config file names one;
+    a config file's list of several is refused in one line (in place: one video preset)."""
+    one, two = tmp_path / "one.toml", tmp_path / "two.toml"
+    one.write_text('preset = "web-1080p"\n')
+    two.write_text('preset = ["web-1080p", "poster"]\n')
+    base = ["library", str(tmp_path), "--dry-run", "--state-dir", str(tmp_path / "state")]
+    for extra, used in (([], "hevc-1080p"), (["--config", str(one)], "web-1080p")):
+        result = CliRunner().invoke(main, [*base, *extra])
+        assert result.exit_code == 0, result.output
+        assert f"with {used} (an estimate" in result.output
+    result = CliRunner().invoke(main, [*base, "--config", str(two)])
+    assert result.exit_code == 2
+    assert "--in-place: give exactly one video preset" in result.output
+    assert not (tmp_path / "state").exists()

@@ -19,7 +19,7 @@ PACKAGE = Path(autotranscode.__file__).parent
 
 #: Lowest first. A module name matches the longest entry that is it or its package.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "text", "procs", "files", "db", "keys", "stages"),
+    ("errors", "text", "procs", "files", "db", "keys", "stages", "hours"),
     ("media", "story", "journal", "filelog"),
     ("messages", "settings", "outbox", "sidecars"),
     ("backends",),
@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         *("pipeline", "listener", "scheduler", "identity", "jobs", "sources", "outcomes"),
         *("recovery", "watcher", "progress", "deploy", "status", "notify", "waiting"),
-        *("delivery",),
+        *("delivery", "inventory", "library", "plan"),
     ),
     ("service",),
     ("cli", "web", "__main__"),

@@ -499,3 +499,20 @@ def test_parse_on_arbitrary_json_raises_only_message_error(value: Any) -> None:
 def test_unwrap_sns_on_arbitrary_json_raises_only_message_error(value: Any, topic: str) -> None:
     with contextlib.suppress(MessageError):
         messages.unwrap_sns(json.dumps(value), topic)
+
+
+def test_how_an_output_was_made_travels_in_camel_case_and_is_optional() -> None:
+    made = OutputStatus(
+        key="outputs/job-0001/clip.web-720p.mp4",
+        preset_id="web-720p",
+        size=10,
+        action="remuxed",
+        note="already h264 high: what web-720p makes",
+    )
+    body = json.loads(made.to_json())
+    assert (body["action"], body["note"]) == ("remuxed", "already h264 high: what web-720p makes")
+    assert msgspec.json.decode(made.to_json(), type=OutputStatus) == made
+    older = json.loads(_notification().to_json())["outputs"][0]
+    assert "action" not in older and "note" not in older
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(json.dumps({**body, "action": "burnt"}), type=OutputStatus)

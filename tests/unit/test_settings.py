@@ -291,3 +291,31 @@ def test_every_default_extension_matches() -> None:
     for ext in DEFAULT_EXTENSIONS:
         assert s.matches(f"x{ext}")
         assert s.matches(f"X{ext.upper()}")
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"preset": ["web-720p", "poster"]}, "--in-place: give exactly one video preset"),
+        ({"preset": ["audio-aac"]}, "--in-place: give exactly one video preset"),
+        ({"on_success": "delete"}, "--on-success: not with --in-place"),
+        ({"replace": "sometimes"}, "--replace: one of always, never, smaller"),
+        ({"keep_days": -1}, "--keep-days: a whole number from 0 to 3650"),
+    ],
+)
+def test_in_place_takes_one_video_preset(values: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        settings.build({"in_place": True, **values})
+
+
+def test_in_place_defaults() -> None:
+    s = settings.build({"in_place": True, "preset": ["hevc-1080p"]})
+    assert (s.replace, s.keep_days, s.keep_originals) == ("smaller", 7, None)
+
+
+def test_in_place_takes_video_files_only_unless_a_pattern_says() -> None:
+    """Its one preset is a video preset: a library's music would only fail."""
+    s = settings.build({"in_place": True})
+    assert s.matches("ep1.MKV") and s.matches("ep1.avi")
+    assert not s.matches("song.mp3") and not s.matches("song.flac")
+    assert settings.build({"in_place": True, "pattern": ["*.mp3"]}).matches("song.mp3")

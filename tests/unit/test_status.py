@@ -15,6 +15,7 @@ import pytest
 
 from autotranscode import status
 from autotranscode.journal import FileState, Journal
+from autotranscode.media.presets import Catalog
 from autotranscode.progress import JournalProgress
 from autotranscode.stages import HAPPY_PATH, OutputStatus, Stage
 from autotranscode.story import OutputRecord
@@ -277,9 +278,9 @@ def test_a_report_is_one_moment_even_while_another_process_finishes_a_file(
     other = Journal(journal.path)  # the pipeline's own connection, as in ``run --web``
     real_totals = status.totals
 
-    def finish_b_then_count(j: Journal) -> status.Totals:
+    def finish_b_then_count(j: Journal, catalog: Catalog) -> status.Totals:
         other.advance("b", FileState.CLEANED)
-        return real_totals(j)
+        return real_totals(j, catalog)
 
     monkeypatch.setattr(status, "totals", finish_b_then_count)
     try:
@@ -302,3 +303,59 @@ def test_status_file_shows_an_output_s_vmaf_and_the_crf_chosen() -> None:
     assert _output_text(made).endswith("VMAF 93.4 at crf 24.5")
     measured = status.Output("web-720p", "done", "/out/a.mp4", vmaf=96.0)
     assert _output_text(measured).endswith("VMAF 96")
+def test_a_remuxed_output_says_so_in_the_report_its_json_and_status_file(
+    journal: Journal, tmp_path: Path
+) -> None:
+    from autotranscode.cli.status import _output_text
+
+    add(journal, "r", "ours.mp4", size=5_090_000)
+    walk(journal, "r", FileState.CLEANED)
+    note = "already h264 high, 1280x720, yuv420p, 2.50 Mbit/s, aac: what web-720p makes"
+    journal.story.record_output(
+        "r",
+        OutputRecord(
+            "web-720p",
+            OutputStatus.DONE,
+            "/out/ours.mp4",
+            size=5_090_400,
+            action="remuxed",
+            note=note,
+        ),
+    )
+    report = decoded(status.report(journal, tmp_path))
+    [f] = report.recent
+    [o] = f.outputs
+    assert (o.action, o.note) == ("remuxed", note)
+    # A copy is the source's size plus its stamp: nothing saved (a little more out than in).
+    assert (report.totals.bytes_in, report.totals.bytes_out) == (5_090_000, 5_090_400)
+    assert report.totals.bytes_saved == -400
+    assert _output_text(o).endswith(f"remuxed: {note}")
+    raw = msgspec.json.decode(status.to_json(report))
+    assert raw["recent"][0]["outputs"][0]["action"] == "remuxed"
+
+
+def test_an_older_journal_s_outputs_get_the_action_and_note_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "journal.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE outputs (file_id TEXT NOT NULL, preset TEXT NOT NULL, status TEXT NOT"
+            " NULL, path TEXT, reason TEXT, size INTEGER, duration REAL, width INTEGER, height"
+            " INTEGER, at REAL NOT NULL, PRIMARY KEY (file_id, preset))"
+        )
+        conn.execute(
+            "INSERT INTO outputs VALUES ('old', 'web-720p', 'done', '/o', NULL, 9, 1.0, 2, 2, 1.0)"
+        )
+    conn.close()
+    for _ in range(2):  # a second open finds them there
+        j = Journal(db)
+        try:
+            [old] = j.story.outputs_of("old")
+            assert old.size == 9 and old.action is None and old.note is None
+            j.story.record_output(
+                "new", OutputRecord("web-720p", OutputStatus.DONE, action="encoded")
+            )
+            assert j.story.outputs_of("new")[0].action == "encoded"
+        finally:
+            j.close()

@@ -6,6 +6,7 @@ hands them to the parts that do the work (the service, the aws deployment, recov
   an exit code), Ctrl+C.
 - ``logs``: -q/-v, --log-format text|json, --log-file: the log lines' handlers.
 - ``files``: the commands that transcode: run, transcode, retry, worker; presets.
+- ``library``: library, in place with a library owner's defaults; ``plan``: its --dry-run.
 - ``status``: status (human, --json, --watch); journal check and rebuild.
 - ``aws``: the aws deployment: setup, cleanup, teardown, iam-policy.
 - ``web``: the web dashboard (``web``, and ``run --web``).
@@ -24,6 +25,7 @@ import click
 
 from .aws import cleanup_cmd, iam_policy_cmd, setup_cmd, teardown_cmd
 from .files import presets_cmd, retry, run, transcode, worker
+from .library import library
 from .options import EXIT_INTERRUPTED, EXIT_OK, Command, CommandGroup
 from .status import journal_cmd, status
 from .web import web
@@ -72,7 +74,8 @@ def completion(shell: str) -> None:
     click.echo(complete(main, {}, PROG_NAME, var).source())
 
 
-for _command in (run, transcode, worker, presets_cmd, retry, status, journal_cmd, web, completion):
+_commands = (run, transcode, library, worker, presets_cmd, retry, status, journal_cmd, web)
+for _command in (*_commands, completion):
     main.add_command(_command)
 for _name, _command in (
     ("setup", setup_cmd),

@@ -41,22 +41,28 @@ from .options import (
     aws_options,
     backend_option,
     config_option,
+    dry_run_option,
     endpoint_option,
     errors,
     existing_state_dir,
     ffmpeg_option,
     force_option,
     measure_quality_option,
+    hours_option,
+    in_place_option,
     name_option,
     on_success_option,
     options,
     pattern_option,
     plural,
     preset_option,
+    priority_options,
     profile_option,
     quality_option,
     region_option,
+    replacing_options,
     reporter_for,
+    rescan_option,
     setting,
     settings_from,
     sidecars_option,
@@ -84,12 +90,16 @@ _transcoding_options = options(
     force_option,
     on_success_option,
     sidecars_option,
+    in_place_option,
+    replacing_options,
     preset_option,
     audio_option,
     quality_option,
     measure_quality_option,
     pattern_option,
     workers_option,
+    hours_option,
+    priority_options,
     ffmpeg_option,
     notify_options,
     config_option,
@@ -102,7 +112,7 @@ _transcoding_options = options(
 
 @click.command(cls=Command)
 @click.argument("drop", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", required=False, type=click.Path(file_okay=False, path_type=Path))
 @setting(
     "--settle",
     type=float,
@@ -121,10 +131,14 @@ _transcoding_options = options(
     is_flag=True,
     help="Also watch subfolders of DROP; each output goes to the same subfolder of OUT.",
 )
+@rescan_option
 @web_option
 @_transcoding_options
-def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **params: Any) -> None:
-    """Watch DROP; transcode each new media file into OUT until Ctrl+C.
+def run(
+    drop: Path, out: Path | None, recursive: bool, force: bool, logs: Logs, **params: Any
+) -> None:
+    """Watch DROP; transcode each new media file into OUT until Ctrl+C (--in-place: no OUT,
+    each file is replaced in DROP).
 
     Files already in DROP are taken at start-up unless they were done before; work
     a previous run left unfinished is resumed. Exit status 130 after Ctrl+C, 0 after
@@ -137,7 +151,14 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
         s = settings_from(params)
         if not drop.is_dir():
             raise ConfigError(f"drop folder {drop} does not exist")
-        _check_folders(drop, out)
+        if (out is None) != s.in_place:
+            raise click.UsageError(
+                "give OUT, or --in-place (then no OUT: each file is replaced where it is)"
+            )
+        if out is None:
+            out = drop
+        else:
+            _check_folders(drop, out)
         reporter = reporter_for(console)
         from ..watcher import Watcher  # watchdog: for run only, not every start
 
@@ -152,9 +173,10 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
                 functools.partial(pipe.add, force=force, under=drop if recursive else None),
                 matches=s.matches,
                 settle=s.settle,
+                rescan=s.rescan,
                 poll=s.poll,
                 recursive=recursive,
-                exclude=(out, s.state_dir, drop / DONE_FOLDER),
+                exclude=_excluded(s, out, drop),
                 skip_folders=(DONE_FOLDER,),
                 on_skipped=pipe.skip,
                 hooks=reporter,
@@ -169,11 +191,20 @@ def run(drop: Path, out: Path, recursive: bool, force: bool, logs: Logs, **param
                     shown(str(out)),
                     s.backend,
                 )
+                if s.hours:
+                    log.info("transcoding starts only in the hours %s (local time)", s.hours)
                 try:
                     stopper.event.wait()
                 finally:
                     watcher.stop()
     sys.exit(EXIT_INTERRUPTED if stopper.signum == signal.SIGINT else EXIT_OK)
+
+
+def _excluded(s: Settings, out: Path, drop: Path) -> tuple[Path, ...]:
+    """Folders whose files are never taken: OUT (not in place: it is DROP then), the state
+    dir, the done folder, and where replaced originals go."""
+    folders = [s.state_dir, drop / DONE_FOLDER] + ([] if s.in_place else [out])
+    return tuple(folders + ([s.keep_originals] if s.keep_originals else []))
 
 
 def _check_folders(drop: Path, out: Path) -> None:
@@ -195,9 +226,7 @@ def _check_folders(drop: Path, out: Path) -> None:
     "-o",
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder for the outputs.",
+    help="Folder for the outputs [default: the current folder; none with --in-place].",
 )
 @click.option(
     "--recursive",
@@ -205,9 +234,16 @@ def _check_folders(drop: Path, out: Path) -> None:
     help="Also take the files in a folder's subfolders; each output goes to the same "
     "subfolder of --out.",
 )
+@dry_run_option
 @_transcoding_options
 def transcode(
-    files: tuple[Path, ...], out: Path, recursive: bool, force: bool, logs: Logs, **params: Any
+    files: tuple[Path, ...],
+    out: Path | None,
+    recursive: bool,
+    force: bool,
+    dry_run: bool,
+    logs: Logs,
+    **params: Any,
 ) -> None:
     """Transcode FILES (or the media files in a folder, --recursive: in its tree) into --out,
     then exit.
@@ -215,18 +251,44 @@ def transcode(
     Exit status 0 when every file succeeded, 1 when some failed or were partly done (an
     output could not be made; see the summary), 130 after Ctrl+C.
     """
+    transcode_files(files, out, recursive, force, dry_run, logs, params)
+
+
+def transcode_files(
+    files: tuple[Path, ...],
+    out: Path | None,
+    recursive: bool,
+    force: bool,
+    dry_run: bool,
+    logs: Logs,
+    params: dict[str, Any],
+) -> None:
+    """``transcode``, and ``library`` (in place, its own defaults): then exit."""
     console = terminal()
     stopper = Stopper()
     with errors():
         start_logging(logs, console, progress=True)
         s = settings_from(params)
-        found = _expand(files, s, recursive)
+        if s.in_place and out is not None:
+            raise click.UsageError("--out: not with --in-place (each file is replaced where it is)")
+        if dry_run and not s.in_place:
+            raise click.UsageError("--dry-run: only in place (--in-place, or `library`)")
+        if dry_run:
+            from .plan import show_plan
+
+            show_plan(_expand(files, s, recursive), s)
+            sys.exit(EXIT_OK)
+        # In place, the files are listed once the swaps a crash left are finished.
+        found = [] if s.in_place else _expand(files, s, recursive)
+        out = _library_root(files) if s.in_place else out or Path(".")
         reporter = reporter_for(console)
         with Service(s, out, reporter, notify_config(params)) as service:
             pipe = service.pipeline
             stopper.install()
             with reporter:
                 pipe.start(resume=False)
+                if s.in_place:
+                    found = _expand(files, s, recursive)
                 fids = [
                     pipe.add(path, retry_failed=True, force=force, under=under)
                     for path, under in found
@@ -239,6 +301,12 @@ def transcode(
     interrupted = stopper.event.is_set()
     failed = _summary(results, interrupted, whole=recursive)
     sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK)
+
+
+def _library_root(files: tuple[Path, ...]) -> Path:
+    """In place, OUT is only where the pipeline starts from: the first folder given."""
+    first = files[0]
+    return Path(os.path.abspath(first if first.is_dir() else first.parent))
 
 
 def _expand(files: tuple[Path, ...], s: Settings, recursive: bool) -> list[tuple[Path, Path]]:
@@ -255,7 +323,13 @@ def _expand(files: tuple[Path, ...], s: Settings, recursive: bool) -> list[tuple
             continue
         skipped: list[str] = []
         for root, dirs, names in os.walk(f):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != DONE_FOLDER)
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if not d.startswith(".")
+                and d != DONE_FOLDER
+                and (s.keep_originals is None or Path(root, d) != s.keep_originals)
+            )
             if not recursive:
                 skipped += dirs
                 dirs.clear()
@@ -307,6 +381,8 @@ def _summary(results: list[Outcome], interrupted: bool, whole: bool = False) -> 
     help="Jobs this process runs at once (one libx264 encode already keeps about two cores "
     "busy); 0, a client's setting in a shared config, counts as 1",
 )
+@hours_option
+@priority_options
 @ffmpeg_option
 @config_option
 @backend_option

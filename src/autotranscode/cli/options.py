@@ -269,6 +269,77 @@ on_success_option = setting(
     "a 'done' folder beside it, or delete it",
 )
 
+in_place_option = setting(
+    "--in-place",
+    is_flag=True,
+    default=None,
+    envvar="AUTOTRANSCODE_IN_PLACE",
+    help="Replace each source with its output, in its own folder (one video preset); the "
+    "original goes to the trash for --keep-days (see `autotranscode library`)",
+)
+replace_option = setting(
+    "--replace",
+    type=click.Choice(["always", "smaller", "never"]),
+    envvar="AUTOTRANSCODE_REPLACE",
+    help="In place: replace a source always, only when its output is smaller, or never "
+    "(then only say what it would save)",
+)
+keep_originals_option = setting(
+    "--keep-originals",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="AUTOTRANSCODE_KEEP_ORIGINALS",
+    help="In place: folder the replaced originals go to, under their full path",
+    default_text="trash/ in the state dir",
+)
+keep_days_option = setting(
+    "--keep-days",
+    type=int,
+    envvar="AUTOTRANSCODE_KEEP_DAYS",
+    help="In place: full days a replaced original is kept before it is deleted",
+)
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only say what would be done to each file, and the space it would save (in place); "
+    "nothing is written.",
+)
+#: How a source is replaced in place (``library``, ``--in-place``).
+replacing_options = options(replace_option, keep_originals_option, keep_days_option)
+
+
+hours_option = setting(
+    "--hours",
+    metavar="HH:MM-HH:MM,...",
+    envvar="AUTOTRANSCODE_HOURS",
+    help="Start transcoding only in these hours (local time; e.g. 01:00-07:00, or "
+    "22:00-02:00,12:00-13:00); files found outside them wait, queued. A job started "
+    "inside finishes",
+    default_text="any hour",
+)
+nice_option = setting(
+    "--nice",
+    type=int,
+    envvar="AUTOTRANSCODE_NICE",
+    help="Niceness of the ffmpeg processes (0-19; 19 the most polite)",
+    default_text="this process's",
+)
+ionice_option = setting(
+    "--ionice",
+    metavar="CLASS[:LEVEL]",
+    envvar="AUTOTRANSCODE_IONICE",
+    help="I/O class of the ffmpeg processes: idle, or best-effort:LEVEL (0-7, 7 the lowest)",
+    default_text="this process's",
+)
+#: The ffmpeg children's priorities (run, transcode, worker).
+priority_options = options(nice_option, ionice_option)
+rescan_option = setting(
+    "--rescan",
+    type=float,
+    envvar="AUTOTRANSCODE_RESCAN",
+    help="Seconds between full rescans of DROP, which catch what file events missed "
+    "(a rescan reads the folders' entries, never the files)",
+)
+
 
 def _patterns(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
     """``--sidecars '*.srt,*.nfo'`` as a list (Settings checks each; ``none``: not any)."""

@@ -78,10 +78,11 @@ def status(
             wanted = [Stage(x) for x in stages]
 
             def view() -> Group:
-                return _status_view(model.report(journal, s.state_dir, limit, stages=wanted))
+                report = model.report(journal, s.state_dir, limit, stages=wanted, catalog=s.catalog)
+                return _status_view(report)
 
             if as_json:
-                report = model.report(journal, s.state_dir, limit, stages=wanted)
+                report = model.report(journal, s.state_dir, limit, stages=wanted, catalog=s.catalog)
                 click.echo(model.to_json(report).decode())
             elif watch:
                 _watch(view)
@@ -162,6 +163,15 @@ def _status_view(report: model.Report) -> Group:
     if not t.files:
         return Group(Text("no files yet"))
     parts: list[Any] = [_markup(f"[bold]{_safe(_totals_line(t))}[/]")]
+    if t.library is not None and t.library.before:
+        shelves = Table.grid(*(Column(no_wrap=True) for _ in range(3)), padding=(0, 2))
+        shelves.add_column(no_wrap=True, justify="right")
+        shelves.add_column(no_wrap=True, justify="right")
+        for side, found in (("before", t.library.before), ("after", t.library.after)):
+            for i, s in enumerate(found):
+                cells = (side if i == 0 else "", shown(s.codec), s.resolution)
+                shelves.add_row(*cells, _plural_n(s.files, "file"), size_text(s.bytes))
+        parts += ["", Text("library (done files)", style="bold"), shelves]
     if report.in_flight:
         flight = Table.grid(
             Column(no_wrap=True, overflow="ellipsis", max_width=NAME_WIDTH),
@@ -191,6 +201,10 @@ def _totals_line(t: model.Totals) -> str:
     return line
 
 
+def _plural_n(n: int, word: str) -> str:
+    return f"{n} {_plural(n, word)}"
+
+
 def _plural(n: int, word: str) -> str:
     return word if n == 1 else f"{word}s"
 
@@ -198,7 +212,7 @@ def _plural(n: int, word: str) -> str:
 def _doing(f: model.FileStatus) -> str:
     """An unfinished file's stage as a person reads it, with what its progress says."""
     p = f.progress
-    text = str(f.stage)
+    text = f"{f.stage} ({shown(f.note)})" if f.note else str(f.stage)
     if p is None:
         return text
     if p.percent is not None:
@@ -322,6 +336,8 @@ def _output_text(o: model.Output) -> str:
         bits.append(f"{o.width}x{o.height}")
     if o.vmaf is not None:
         bits.append(f"VMAF {o.vmaf:g}" + (f" at crf {o.crf:g}" if o.crf is not None else ""))
+    if o.action == "remuxed":
+        bits.append(f"remuxed: {shown(o.note or 'streams copied')}")
     return " · ".join(bits)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..media.probe import MediaInfo
 from ..messages import MAX_DETAIL, Job, OutputStatus
+from ..stages import OutputAction
 from .hooks import WorkerHooks
 
 #: How often a job's PROGRESSING notifications go out, at most.
@@ -106,6 +107,8 @@ def complete_status(
     size: int,
     vmaf: float | None = None,
     crf: float | None = None,
+    action: OutputAction | None = None,
+    note: str | None = None,
 ) -> OutputStatus:
     return OutputStatus(
         key=key,
@@ -117,6 +120,8 @@ def complete_status(
         size=size,
         vmaf=vmaf,
         crf=crf,
+        action=action,
+        note=note[:MAX_DETAIL] if note else None,
     )
 
 

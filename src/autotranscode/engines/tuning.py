@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import TranscodeError
-from ..media import quality
+from ..media import conform, quality
 from ..media.presets import Preset
 from ..media.probe import MediaInfo
 
@@ -48,7 +48,12 @@ class Tuning:
 
     @property
     def searches(self) -> bool:
-        return self.preset.quality is not None and self.source.has_video
+        """A target, and video to encode: a source the preset would remux is not searched
+        (a copy has no CRF, and re-encoding it to reach the target adds a generation's
+        loss; ``remux = false`` asks for the search and the encode)."""
+        if self.preset.quality is None or not self.source.has_video:
+            return False
+        return not (self.preset.remux and conform.judge(self.preset, self.source).conforms)
 
     def search(self) -> Preset:
         """The preset to encode with: its own, or at the CRF found for its VMAF target."""

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from ..backends import Backend, Received
@@ -36,10 +37,10 @@ from ..errors import (
     StorageError,
 )
 from ..filelog import JobLog
-from ..media import interlace, presets, recipe
+from ..hours import Hours
+from ..media import interlace, presets, recipe, remux
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
-from ..media.transcoder import transcode
 from ..messages import (
     MAX_DETAIL,
     Job,
@@ -48,6 +49,7 @@ from ..messages import (
     notification,
     parse_job,
 )
+from ..procs import IoPriority, lower_priority
 from .heartbeat import Heartbeat, worker_identity
 from .hooks import WorkerHooks
 from .leases import Leases
@@ -99,10 +101,15 @@ class Worker:
         catalog: presets.Catalog = presets.DEFAULT_CATALOG,
         hooks: WorkerHooks | None = None,
         handoff_wait: float = HANDOFF_WAIT_SECONDS,
+        nice: int | None = None,
+        ionice: IoPriority | None = None,
+        hours: Hours | None = None,
     ) -> None:
         """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
-        to start (see ``Handoff``). ``identity`` (``host:pid/name``) names the worker in
-        its heartbeat and in its progress notices (``userMetadata.worker``)."""
+        to start (see ``Handoff``). ``nice``, ``ionice``: the job threads', so ffmpeg's.
+        ``hours``: when a job may start (``--hours``); one running at their end finishes.
+        ``identity`` (``host:pid/name``) names the worker in its heartbeat and in its
+        progress notices (``userMetadata.worker``)."""
         self.backend = backend
         #: Where a job's preset ids are looked up, when the job carries no definition.
         self.catalog = catalog
@@ -113,6 +120,8 @@ class Worker:
         self.name = name
         self.hooks = hooks or WorkerHooks()
         self.handoff_wait = handoff_wait
+        self._polite = functools.partial(lower_priority, nice, ionice)
+        self.hours = hours
         self._leases = Leases(backend.jobs, visibility, name)
         self.identity = worker_identity(name)
         self.heartbeat = Heartbeat(backend.store, self.identity, workdir)
@@ -125,13 +134,20 @@ class Worker:
         # One ffmpeg at a time, but a job's output check, upload and notice overlap the
         # next job's ffmpeg instead of idling the CPU between them: two handler threads,
         # kept from job to job (a thread, and its database connections, per job costs).
-        handlers = ThreadPoolExecutor(2, thread_name_prefix=f"autotranscode-{self.name}-job")
+        handlers = ThreadPoolExecutor(
+            2, thread_name_prefix=f"autotranscode-{self.name}-job", initializer=self._polite
+        )
         finishing: Future[None] | None = None
         last: Handoff | None = None  # the job whose ffmpeg ended last
         # Leases renewed and the beat kept until the last handler is done, not just the loop.
         with self._leases, self.heartbeat:
             try:
                 while not stop.is_set():
+                    if self.hours is not None and (closed := self.hours.wait(datetime.now())):
+                        if last is not None:
+                            last.go.set()  # no next ffmpeg comes before the hours
+                        stop.wait(closed)
+                        continue
                     # Just after an ffmpeg ends, only look: if no job is there, the last
                     # job's output checks need not wait for the next ffmpeg.
                     quick = last is not None and not last.go.is_set()
@@ -374,7 +390,7 @@ class Worker:
             previous if index == 0 else None,
             handoff if last else None,
         )
-        info = transcode(
+        made = remux.make(
             self.ffmpeg,
             tuning.search(),
             source,
@@ -387,12 +403,17 @@ class Worker:
             ran=joblog.ran,
             stamp=stamp,
         )
+        info = made.info
+        if made.action == "remuxed":
+            joblog.say(f"{output.key}: remuxed (streams copied): {made.note}")
         joblog.checked(output.key, info)
         self.hooks.on_output_checked(job=job, output=tmp, info=info)
         scores = tuning.scores(tmp)
         size = self._store_output(tmp, job.output_bucket, output.key)
         joblog.say(f"{output.key}: stored ({size} bytes)")
-        return complete_status(output.key, preset.id, info, size, **scores)
+        return complete_status(
+            output.key, preset.id, info, size, action=made.action, note=made.note, **scores
+        )
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
         """Our own probe, for the facts the recipe needs beyond the client's (every stream,

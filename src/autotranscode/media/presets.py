@@ -26,7 +26,7 @@ from .probe import MediaInfo
 DEFAULT_PRESET = "web-720p"
 #: Part of every preset's digest: bump it when ``recipe`` changes what a preset makes,
 #: so files done with the old recipe are done again with the new one.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 #: Preset fields that name or describe it but do not change its output.
 _NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec", "measure_quality"})
 #: Fields added since digests were first stamped in outputs: left out of the digest while
@@ -94,6 +94,9 @@ class Preset:
     quality: float | None = None
     #: Score the output's VMAF (sampled) even without a target.
     measure_quality: bool = False
+    #: Whether a source that already is what this preset makes (``conform``) is remuxed
+    #: (its streams copied) instead of encoded again; False: always encode.
+    remux: bool = True
     aliases: tuple[str, ...] = field(default=())
     #: A custom preset's definition, sent along with its jobs so workers need no config.
     spec: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -294,6 +297,7 @@ _CUSTOM_FIELDS = {
     "subtitles",
     "quality",
     "measure_quality",
+    "remux",
 }
 #: What a job may change of a built-in preset (``Catalog._chosen``).
 _CHOICES = frozenset({"extends", "audio", "quality", "measure_quality"})
@@ -380,8 +384,8 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
 
     ``extends`` names the base; ``height``, ``crf``, ``max_bitrate_k``,
     ``audio_bitrate_k``, ``hdr``, ``deinterlace``, ``audio`` ("all" or "first"),
-    ``subtitles`` (true or false), ``quality`` ("vmaf:93": the CRF searched per file),
-    ``measure_quality`` and ``extra_args`` change it; extra ffmpeg options must
+    ``subtitles`` and ``remux`` (true or false), ``quality`` ("vmaf:93": the CRF searched
+    per file), ``measure_quality`` and ``extra_args`` change it; extra ffmpeg options must
     be in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point ffmpeg at
     other files or protocols.
     """
@@ -422,10 +426,11 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
             changes[name] = spec[name]
     if "audio" in spec:
         changes["audio"] = _audio(preset_id, spec["audio"])
-    if "subtitles" in spec:
-        if not isinstance(spec["subtitles"], bool):
-            raise ConfigError(f"preset {preset_id}: subtitles must be true or false")
-        changes["subtitles"] = spec["subtitles"]
+    for name in ("subtitles", "remux"):
+        if name in spec:
+            if not isinstance(spec[name], bool):
+                raise ConfigError(f"preset {preset_id}: {name} must be true or false")
+            changes[name] = spec[name]
     changes.update(_quality(replace(base, id=preset_id), spec))
     changes["extra_args"] = check_extra_args(preset_id, spec.get("extra_args", []))
     changes["spec"] = dict(spec)
@@ -484,3 +489,19 @@ def check_extra_args(preset_id: str, extra: object) -> tuple[str, ...]:
                 f"preset {preset_id}: {option} {value} is not allowed (options allowed: {allowed})"
             )
     return tuple(extra)
+
+
+#: The codec each encoder makes, as a probe names it; others are named as they are.
+_CODEC_NAMES = {
+    "libx264": "h264",
+    "libx265": "hevc",
+    "libvpx-vp9": "vp9",
+    "libsvtav1": "av1",
+    "libopus": "opus",
+    "libmp3lame": "mp3",
+}
+
+
+def codec_name(encoder: str | None) -> str | None:
+    """The codec an encoder makes, as a probe of its output names it (libx264: h264)."""
+    return _CODEC_NAMES.get(encoder or "", encoder)

@@ -214,6 +214,9 @@ class MediaInfo:
     color_range: str | None = None
     #: "progressive", "tt", "bb", "tb", "bt", or None when the stream does not say.
     field_order: str | None = None
+    #: Film telecined to 29.97 interlaced frames (3:2 pulldown), as ``interlace.detect``
+    #: finds it: inverse-telecined back to its 23.976 frames rather than deinterlaced.
+    telecined: bool = False
     tracks: tuple[Track, ...] = ()
     chapters: int = 0
     creation_time: str | None = None

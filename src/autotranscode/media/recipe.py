@@ -22,14 +22,19 @@ def ffmpeg_args(
     src: Path | str,
     dst: Path | str,
     tags: Mapping[str, str] | None = None,
+    *,
+    remux: bool = False,
 ) -> list[str]:
     """Arguments after the ffmpeg executable; ``dst`` is a folder for folder kinds.
 
     ``tags``: metadata an audio or video output carries (``stamps``); pictures and
-    folders carry theirs otherwise, as their formats hold no such tags.
+    folders carry theirs otherwise, as their formats hold no such tags. ``remux``: the
+    source's streams copied, not encoded (a source that ``conform``s to the preset).
     """
     preset.check(source)
     args = ["-hide_banner", "-nostdin", "-y", "-i", str(src)]
+    if remux:
+        return [*args, *_remux(preset, source), *_container(preset, tags), str(dst)]
     if preset.kind == "image":
         return [*args, "-map_metadata", "-1", *pictures.poster(preset, source, dst)]
     if preset.kind == "thumbnails":
@@ -43,6 +48,22 @@ def ffmpeg_args(
         args += streams.audio_options(preset)
     args += streams.subtitle_options(preset, source)
     args += streams.metadata(preset, source)
+    return [*args, *_container(preset, tags), *preset.extra_args, str(dst)]
+
+
+def _remux(preset: Preset, source: MediaInfo) -> list[str]:
+    """The streams an encode would carry, copied; text subtitles converted as in an encode."""
+    args = [*streams.maps(preset, source), "-c:v", "copy"]
+    if preset.video_codec == "libx265":
+        args += ["-tag:v", "hvc1"]  # as an encode tags it (``video.encoder_options``)
+    if streams.carries_audio(preset, source):
+        args += ["-c:a", "copy"]
+    return [*args, *streams.subtitle_options(preset, source), *streams.metadata(preset, source)]
+
+
+def _container(preset: Preset, tags: Mapping[str, str] | None) -> list[str]:
+    """The container's options: MP4's index at the front, and the output's own tags."""
+    args: list[str] = []
     movflags = ""
     if preset.extension in (".mp4", ".m4a", ".mov"):
         movflags += "+faststart" if preset.faststart else ""
@@ -52,7 +73,7 @@ def ffmpeg_args(
         args += ["-movflags", movflags]
     for name, value in (tags or {}).items():
         args += ["-metadata", f"{name}={value}"]
-    return [*args, *preset.extra_args, str(dst)]
+    return args
 
 
 def notes(preset: Preset, source: MediaInfo) -> list[str]:
@@ -60,7 +81,9 @@ def notes(preset: Preset, source: MediaInfo) -> list[str]:
     if preset.audio_only or not source.has_video:
         return []
     found = []
-    if interlace.interlaced(source):
+    if interlace.interlaced(source) and source.telecined:
+        found.append("telecined film (3:2 pulldown): inverse-telecined to its own frames")
+    elif interlace.interlaced(source):
         rate = "a frame per field" if preset.deinterlace == "double-rate" else "a frame per frame"
         found.append(f"interlaced source ({source.field_order}): deinterlaced, {rate}")
     found += colour.notes(preset, source)

@@ -33,7 +33,7 @@ import av
 from ..errors import ConfigError, FfmpegKilled, TranscodeError
 from ..text import shown
 from . import hls, recipe, streams
-from .presets import Preset
+from .presets import Preset, codec_name
 from .probe import MediaInfo, probe
 from .stamps import Stamp, write_jpeg_comment, write_sidecar
 
@@ -107,9 +107,12 @@ def command(
     src: Path,
     dst: Path,
     stamp: Stamp | None = None,
+    *,
+    remux: bool = False,
 ) -> list[str]:
     """The exact command line a worker runs (also what ``presets show`` prints)."""
-    args = recipe.ffmpeg_args(preset, source, src, dst, stamp.tags() if stamp else None)
+    tags = stamp.tags() if stamp else None
+    args = recipe.ffmpeg_args(preset, source, src, dst, tags, remux=remux)
     return [ffmpeg, *LOG_ARGS, "-progress", "pipe:1", "-nostats", *args]
 
 
@@ -126,6 +129,7 @@ def transcode(
     ended: Callable[[int], None] | None = None,
     ran: Callable[[FfmpegRun], None] | None = None,
     stamp: Stamp | None = None,
+    remux: bool = False,
 ) -> MediaInfo:
     """Transcode ``src`` into ``dst``, returning the probed output; ``dst`` goes on failure.
 
@@ -134,9 +138,10 @@ def transcode(
     (a worker starts its next ffmpeg then, and may hold the check until it runs); ``ran``
     with its command line and stderr tail, for a log, whether it succeeded or not.
     ``stamp``: what the output is to say it was made from (see ``stamps``). A failed run's
-    TranscodeError carries the command line and stderr tail too.
+    TranscodeError carries the command line and stderr tail too. ``remux``: the streams
+    copied instead (``remux``), checked the same way.
     """
-    cmd = command(ffmpeg, preset, source, src, dst, stamp)
+    cmd = command(ffmpeg, preset, source, src, dst, stamp, remux=remux)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("running %s", subprocess.list2cmdline(cmd))
     if preset.folder:
@@ -485,6 +490,11 @@ def _verify_hls(preset: Preset, source: MediaInfo, folder: Path, problems: list[
             sound = probe(folder / hls.audio_folder(k) / hls.PLAYLIST, rotation=False)
             if sound.audio_codec != _decoder_name(preset.audio_codec):
                 problems.append(f"audio rendition {k}: codec {sound.audio_codec}")
+    for k, _ in enumerate(hls.subtitle_tracks(preset, source)):
+        uri = f"{hls.subtitle_folder(k)}/{hls.PLAYLIST}"
+        playlist = folder / uri
+        if f'URI="{uri}"' not in master or not playlist.is_file() or not hls.segments(playlist):
+            problems.append(f"subtitle rendition {k} is missing")
     return infos[0]
 
 
@@ -496,12 +506,4 @@ def _remove(path: Path) -> None:
 
 
 def _decoder_name(encoder: str | None) -> str | None:
-    names = {
-        "libx264": "h264",
-        "libx265": "hevc",
-        "libvpx-vp9": "vp9",
-        "libsvtav1": "av1",
-        "libopus": "opus",
-        "libmp3lame": "mp3",
-    }
-    return names.get(encoder or "", encoder)
+    return codec_name(encoder)

@@ -154,7 +154,7 @@ class Dashboard:
         with self._lock:
             if self._totals is not None and self._totals[0] == counts:
                 return self._totals[1]
-        totals = status.totals(self.journal)
+        totals = status.totals(self.journal, self.settings.catalog)
         with self._lock:
             self._totals = (counts, totals)
         return totals

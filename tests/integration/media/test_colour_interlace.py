@@ -214,6 +214,46 @@ def test_a_progressive_576_source_is_left_alone(
     assert not any("bwdif" in arg for arg in cmd)
 
 
+@pytest.mark.parametrize(
+    ("codec", "name"),
+    [
+        (("-c:v", "prores_ks", "-pix_fmt", "yuv422p10le"), "prores"),
+        (("-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p"), "dnxhd"),
+    ],
+)
+def test_mastering_codecs_frame_headers_answer_for_progressive_without_a_sample(
+    ffmpeg: str, tmp_path: Path, codec: tuple[str, ...], name: str
+) -> None:
+    """ProRes and DNxHD write in every frame header whether the picture was coded as
+    fields; the sample (a decode of 150 frames) is asked only of codecs that do not. A
+    sharp test pattern is used on purpose: ``idet`` takes it for combing."""
+    src = tmp_path / "master.mov"
+    lavfi = ("-f", "lavfi", "-i", "testsrc2=size=720x576:rate=25:duration=1")
+    subprocess.run([ffmpeg, "-v", "error", *lavfi, *codec, str(src)], check=True)
+    source = probe(src, detail=True)
+    assert interlace.needs_idet(source), "the container says nothing about fields"
+    found, note = interlace.detect(ffmpeg, src, source)
+    assert found == source
+    assert note == f"progressive: the {name} frame headers say so"
+
+
+def test_prores_coded_as_fields_is_sampled_even_when_its_container_says_progressive(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    fields, src = tmp_path / "fields.mov", tmp_path / "says progressive.mov"
+    weave = "tinterlace=mode=interleave_top,setfield=tff"
+    lavfi = ("-f", "lavfi", "-i", "testsrc2=size=720x576:rate=50:duration=1")
+    encode = ("-vf", weave, "-flags", "+ildct", "-c:v", "prores_ks", "-pix_fmt", "yuv422p10le")
+    subprocess.run([ffmpeg, "-v", "error", *lavfi, *encode, str(fields)], check=True)
+    relabel = ("-c", "copy", "-field_order", "progressive")
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(fields), *relabel, str(src)], check=True)
+    source = probe(src, detail=True)
+    assert source.field_order == "progressive"
+    found, note = interlace.detect(ffmpeg, src, source)
+    assert found == replace(source, field_order="tt")
+    assert note is not None and note.startswith("idet: interlaced, top field first")
+
+
 def test_double_rate_makes_a_frame_per_field(
     ffmpeg: str, colour_clips: dict[str, Path], tmp_path: Path
 ) -> None:

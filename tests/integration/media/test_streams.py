@@ -4,6 +4,8 @@ switch: real ffmpeg on generated clips, results read back with PyAV and the m3u8
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -169,12 +171,13 @@ def test_hls_master_playlist_says_what_players_choose_by(ladder: Path) -> None:
 
 def test_hls_several_audio_tracks_are_an_audio_group(ladder: Path) -> None:
     master = m3u8.load(str(ladder / "master.m3u8"))
-    media = [(m.type, m.group_id, m.language, m.name, m.default) for m in master.media]
-    assert media == [
-        ("AUDIO", "audio", "eng", "eng", "YES"),
-        ("AUDIO", "audio", "fra", "Commentaire", "NO"),
+    audio = [m for m in master.media if m.type == "AUDIO"]
+    # BCP 47 tags ("eng" → "en"), each named in its own language.
+    assert [(m.group_id, m.language, m.name, m.default) for m in audio] == [
+        ("audio", "en", "English", "YES"),
+        ("audio", "fr", "Français (Commentaire)", "NO"),
     ]
-    for rendition in master.media:
+    for rendition in audio:
         playlist = m3u8.load(str(ladder / rendition.uri))
         segment = ladder / rendition.uri.rsplit("/", 1)[0] / playlist.segments[0].uri
         assert probe(segment).audio_codec == "aac"
@@ -190,7 +193,57 @@ def test_hls_with_one_audio_track_carries_it_in_every_rendition(
     transcode(find_ffmpeg(), _ladder(audio="first"), probe(src, detail=True), src, folder)
 
     master = m3u8.load(str(folder / "master.m3u8"))
-    assert len(master.media) == 0
+    assert [(m.type, m.language, m.uri) for m in master.media] == [
+        ("SUBTITLES", "en", "subtitles-0/index.m3u8")  # the SRT
+    ]
+    assert not list((folder / "subtitles-0").glob("*.ts")), "the carrier picture is gone"
     for variant in master.playlists:
         assert variant.stream_info.audio is None
+        assert variant.stream_info.subtitles == hls.SUBTITLE_GROUP
         assert probe(folder / variant.uri).audio_codec == "aac"
+
+
+def _first_video_pts(segment: Path) -> int:
+    with av.open(str(segment)) as container:
+        packets = container.demux(container.streams.video[0])
+        return min(p.pts for p in itertools.islice(packets, 10) if p.pts is not None)
+
+
+def _cues(vtt: Path) -> tuple[int, list[tuple[float, str]]]:
+    """A WebVTT segment's X-TIMESTAMP-MAP (MPEG-TS ticks at its local zero) and its cues
+    (start seconds, text)."""
+    lines = vtt.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "WEBVTT"
+    mapping = re.fullmatch(r"X-TIMESTAMP-MAP=MPEGTS:(\d+),LOCAL:00:00:00\.000", lines[1])
+    assert mapping is not None, lines[:3]
+    cues = []
+    for n, line in enumerate(lines):
+        if "-->" in line:
+            minutes, seconds = line.split(" --> ")[0].split(":")[-2:]
+            cues.append((int(minutes) * 60 + float(seconds), lines[n + 1]))
+    return int(mapping[1]), cues
+
+
+def test_hls_text_subtitles_are_webvtt_renditions_in_step_with_the_video(ladder: Path) -> None:
+    master = m3u8.load(str(ladder / "master.m3u8"))
+    subtitles = [m for m in master.media if m.type == "SUBTITLES"]
+    assert [(m.group_id, m.language, m.name, m.forced) for m in subtitles] == [
+        ("subs", "en", "English", "NO"),
+        ("subs", "fr", "Français (Sous-titres)", "NO"),
+    ]
+    assert all(v.stream_info.subtitles == "subs" for v in master.playlists)
+    video = m3u8.load(str(ladder / master.playlists[0].uri))
+    start = _first_video_pts(ladder / "0" / video.segments[0].uri)  # the source's time zero
+    for rendition, word in zip(subtitles, ("Line", "Ligne"), strict=True):
+        playlist = m3u8.load(str(ladder / rendition.uri))
+        assert playlist.is_endlist
+        bounds = _boundaries(playlist)
+        assert bounds[:-1] == _boundaries(video)[:-1]  # the video's segments, the same cuts
+        assert bounds[-1] == pytest.approx(_boundaries(video)[-1], abs=0.2)
+        folder = ladder / rendition.uri.rsplit("/", 1)[0]
+        for n, segment in enumerate(playlist.segments):
+            ticks, cues = _cues(folder / segment.uri)
+            # One cue a segment, shown when the source shows it (0.5 s, 7.5 s, 12.5 s).
+            assert [text for _, text in cues] == [f"{word} {n + 1}"]
+            shown = cues[0][0] + (ticks - start) / 90_000
+            assert shown == pytest.approx((0.5, 7.5, 12.5)[n], abs=0.05)

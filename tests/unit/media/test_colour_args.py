@@ -231,6 +231,12 @@ def test_what_idet_counts_mean(counts: interlace.Counts, order: str | None) -> N
         ({"video_codec": "h264", "height": 1080, "field_order": "progressive"}, True),
         ({"video_codec": "h264", "height": 480, "width": 720}, True),
         ({"video_codec": "mpeg2video", "height": 576, "field_order": "tt"}, False),
+        # Interlaced at 29.97: film telecined, or video? Only the sample tells.
+        (
+            {"video_codec": "mpeg2video", "height": 480, "field_order": "tt", "frame_rate": 29.97},
+            True,
+        ),
+        ({"video_codec": "h264", "height": 1080, "field_order": "bb", "frame_rate": 30.0}, True),
         ({"video_codec": "h264", "height": 720}, False),  # 720p is never interlaced
         ({"video_codec": "h264", "height": 240, "width": 320}, False),
         ({"video_codec": "hevc", "height": 1080}, False),
@@ -240,6 +246,35 @@ def test_what_idet_counts_mean(counts: interlace.Counts, order: str | None) -> N
 )
 def test_idet_is_asked_only_where_interlacing_can_be(facts: dict[str, object], asked: bool) -> None:
     assert interlace.needs_idet(_source(**facts)) is asked  # type: ignore[arg-type]
+
+
+def test_idet_repeated_fields_tell_telecined_film() -> None:
+    stderr = (
+        "[Parsed_idet_0 @ 0x2] Repeated Fields: Neither:    54 Top:    18 Bottom:    18\n"
+        "[Parsed_idet_0 @ 0x2] Multi frame detection: TFF:    86 BFF:     0 "
+        "Progressive:     4 Undetermined:     0\n"
+    )
+    counts = interlace.parse_idet(stderr)
+    assert counts == interlace.Counts(86, 0, 4, 0, repeated_top=18, repeated_bottom=18)
+    assert counts.telecined and "36 repeated fields" in str(counts)
+    assert not interlace.Counts(90, 0, 0, 0).telecined  # video: no field repeats
+    assert not interlace.Counts(0, 0, 2, 0, repeated_top=1, repeated_bottom=1).telecined
+    assert not interlace.Counts(140, 0, 0, 10, repeated_top=10, repeated_bottom=10).telecined
+
+
+@pytest.mark.parametrize("deinterlace", ["frame-rate", "double-rate"])
+def test_telecined_film_is_inverse_telecined_not_deinterlaced(deinterlace: str) -> None:
+    film = _source(720, 480, field_order="bb", frame_rate=29.97, telecined=True)
+    preset = replace(WEB, deinterlace=deinterlace)
+    assert _vf(preset, film)[:4] == [
+        "fieldmatch=order=bff:combmatch=full",
+        "yadif=deint=interlaced",
+        "decimate",
+        "setfield=prog",
+    ]
+    assert recipe.notes(preset, film)[0] == (
+        "telecined film (3:2 pulldown): inverse-telecined to its own frames"
+    )
 
 
 def test_idet_looks_at_a_bounded_sample_past_the_start() -> None:

@@ -181,29 +181,42 @@ def test_hls_keyframes_for_x265() -> None:
 
 
 def test_hls_one_audio_track_goes_in_every_rendition() -> None:
-    args = _hls(_source(ENG, SRT), ladder=(720, 360))
+    args = _hls(_source(ENG), ladder=(720, 360))
     pairs = _pairs(args)
     assert ("-var_stream_map", "v:0,a:0,name:0 v:1,a:1,name:1") in pairs
     assert [b for a, b in pairs if a == "-map"] == ["[o0]", "0:1", "[o1]", "0:1"]
     assert ("-metadata:s:a:1", "language=eng") in pairs
 
 
-def test_hls_several_audio_tracks_are_a_group_encoded_once_each() -> None:
-    pairs = _pairs(_hls(_source(ENG, FRA), ladder=(720, 360)))
+def test_hls_text_subtitles_are_webvtt_each_beside_a_carrier_picture_of_its_own() -> None:
+    fre = replace(SRT, index=5, language="fre", codec="ass")
+    args = _hls(_source(ENG, SRT, PGS, fre), ladder=(720,))
+    pairs = _pairs(args)
     assert (
         "-var_stream_map",
-        "v:0,agroup:audio,name:0 v:1,agroup:audio,name:1"
-        " a:0,agroup:audio,name:audio-0 a:1,agroup:audio,name:audio-1",
+        "v:0,a:0,name:0 v:1,s:0,sgroup:subs,name:subtitles-0 v:2,s:1,sgroup:subs,name:subtitles-1",
     ) in pairs
-    assert [b for a, b in pairs if a == "-map"] == ["[o0]", "[o1]", "0:1", "0:2"]
-    assert ("-c:a:1", "aac") in pairs and ("-metadata:s:a:1", "language=fra") in pairs
+    graph = args[args.index("-filter_complex") + 1]
+    assert "split=3[v0][v1][v2]" in graph and "[v2]scale=16:16:flags=fast_bilinear[o2]" in graph
+    assert [b for a, b in pairs if a == "-map"] == ["[o0]", "0:1", "[o1]", "0:3", "[o2]", "0:5"]
+    assert ("-c:s:0", "webvtt") in pairs and ("-c:s:1", "webvtt") in pairs
+    assert ("-force_key_frames:v:2", "expr:gte(t,n_forced*6)") in pairs
+    assert ("-sc_threshold:v:2", "0") in pairs
+    assert ("-metadata:s:s:1", "language=fre") in pairs
+    assert not any(a.startswith("-map") and b == "0:4" for a, b in pairs), "PGS: pictures"
+
+
+def test_hls_without_subtitles_when_the_preset_says_so() -> None:
+    preset = replace(presets.CATALOG["hls"], subtitles=False)
+    assert hls.subtitle_tracks(preset, _source(ENG, SRT)) == ()
+    assert "sgroup" not in " ".join(_hls(_source(ENG, SRT), subtitles=False))
 
 
 def test_hls_names_and_languages_from_the_source_cannot_break_the_master_playlist() -> None:
     track = replace(FRA, title='say "hi"\n#EXT-X-ENDLIST', language='fr",X')
-    line = hls.media_line(track, 1, True, set())
+    line = hls.media_line(track, 1, True, set(), "audio-1/index.m3u8")
     assert line.count("\n") == 0
-    assert 'NAME="say hi#EXT-X-ENDLIST"' in line and 'LANGUAGE="frX"' in line
+    assert 'NAME="say hi#EXT-X-ENDLIST"' in line and "LANGUAGE" not in line  # no BCP 47 tag
     assert "DEFAULT=YES" in line
 
 

@@ -47,12 +47,38 @@
     return a;
   }
 
+  // The done files by codec and resolution, before and after (totals.library).
+  function showLibrary(lib) {
+    const body = document.querySelector("#library tbody");
+    if (!body) return;
+    body.replaceChildren();
+    for (const side of ["before", "after"]) {
+      const shelves = (lib && lib[side]) || [];
+      shelves.forEach(function (shelf, i) {
+        const row = document.createElement("tr");
+        cell(row, i === 0 ? side : "");
+        cell(row, shown(shelf.codec));
+        cell(row, shelf.resolution);
+        cell(row, String(shelf.files));
+        cell(row, size(shelf.bytes));
+        body.appendChild(row);
+      });
+    }
+    if (!lib || !lib.before.length) {
+      const row = document.createElement("tr");
+      row.className = "empty";
+      cell(row, "no file done yet").colSpan = 5;
+      body.appendChild(row);
+    }
+  }
+
   function showTotals(t) {
     const sized = { bytes_in: 1, bytes_out: 1, bytes_saved: 1 };
     for (const el of document.querySelectorAll("[data-total]")) {
       const key = el.dataset.total;
       el.textContent = sized[key] ? size(t[key]) : String(t[key]);
     }
+    showLibrary(t.library);
     const list = document.getElementById("by-stage");
     if (!list) return;
     list.replaceChildren();
@@ -82,7 +108,7 @@
       const row = document.createElement("tr");
       row.dataset.id = f.id;
       cell(row, link("/files/" + encodeURIComponent(f.id), shown(f.name)));
-      cell(row, f.stage);
+      cell(row, f.note ? f.stage + " (" + shown(f.note) + ")" : f.stage);
       const p = f.progress || {};
       const bar = cell(row, "");
       if (p.percent !== null && p.percent !== undefined) {
