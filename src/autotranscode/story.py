@@ -53,6 +53,7 @@ ADDED_OUTPUT_COLUMNS: dict[str, str] = {
 _OUTPUT_COLUMNS = (
     "preset, status, path, reason, size, duration, width, height, vmaf, crf, action, note"
 )
+_SLOTS = ", ".join("?" * (_OUTPUT_COLUMNS.count(",") + 3))
 
 
 #: A record that counts now: any but one that a later version of its path made history
@@ -123,8 +124,7 @@ class Story:
     def record_output(self, fid: str, output: OutputRecord) -> None:
         """How one output of the file ended (again: the newest word counts)."""
         self.db.execute(
-            f"INSERT OR REPLACE INTO outputs (file_id, {_OUTPUT_COLUMNS}, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO outputs (file_id, {_OUTPUT_COLUMNS}, at) VALUES ({_SLOTS})",
             (
                 fid,
                 output.preset,

@@ -144,4 +144,7 @@ def test_samples_too_big_to_keep_raw_are_packed_losslessly_with_the_same_result(
     raw = quality.search(find_ffmpeg(), web, info, src, tmp_path, TARGET)
     monkeypatch.setattr(quality, "MAX_RAW_BYTES", 0)  # as a 4K source's would be
     packed = quality.search(find_ffmpeg(), web, info, src, tmp_path, TARGET)
-    assert packed == raw
+    assert packed.crf == raw.crf
+    assert [(t.crf, t.size) for t in packed.trials] == [(t.crf, t.size) for t in raw.trials]
+    # The same frames scored: libvmaf's threads may differ in the last digits, no more.
+    assert all(abs(p.vmaf - r.vmaf) < 0.01 for p, r in zip(packed.trials, raw.trials, strict=True))

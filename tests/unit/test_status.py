@@ -303,6 +303,8 @@ def test_status_file_shows_an_output_s_vmaf_and_the_crf_chosen() -> None:
     assert _output_text(made).endswith("VMAF 93.4 at crf 24.5")
     measured = status.Output("web-720p", "done", "/out/a.mp4", vmaf=96.0)
     assert _output_text(measured).endswith("VMAF 96")
+
+
 def test_a_remuxed_output_says_so_in_the_report_its_json_and_status_file(
     journal: Journal, tmp_path: Path
 ) -> None:
