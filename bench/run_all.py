@@ -25,6 +25,7 @@ import dashboard
 import detection
 import hashing
 import overhead
+import quality
 import remux
 import rescan
 import s3
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     "s3": (s3, [], ["--size-mb", "256", "1024", "--rounds", "4"]),
     "hashing": (hashing, ["--size-mb", "256"], ["--size-mb", "1000", "--rounds", "5"]),
     "dashboard": (dashboard, ["--files", "2000"], ["--files", "10000"]),
+    "quality": (quality, ["--seconds", "4", "--size", "640x360", "--long-seconds", "20"], []),
     "remux": (remux, ["--seconds", "10"], ["--seconds", "60", "--rounds", "3"]),
     "rescan": (rescan, ["--files", "5000"], ["--files", "20000"]),
 }

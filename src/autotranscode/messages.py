@@ -171,6 +171,10 @@ class OutputStatus(_Message, frozen=True, kw_only=True):
     height: int | None = None
     size: int | None = field(default=None, name="fileSize")
     percent: float | None = field(default=None, name="percentComplete")
+    #: The output's VMAF, measured on samples (``--quality``, ``--measure-quality``).
+    vmaf: Annotated[float, Meta(ge=0, le=100)] | None = None
+    #: The CRF a quality target chose for this file.
+    crf: Annotated[float, Meta(ge=0, le=63)] | None = None
     #: Our own, on a made output: encoded, or remuxed (its source's streams copied).
     action: OutputAction | None = None
     #: Our own: why it was remuxed, in a few words.

@@ -157,6 +157,8 @@ class Notifier(Subscriber):
                 width=o.width,
                 height=o.height,
                 size=o.size,
+                vmaf=o.vmaf,
+                crf=o.crf,
             )
             for o in outputs
         ]

@@ -71,6 +71,10 @@ class Settings(msgspec.Struct, frozen=True):
     catalog: presets.Catalog = presets.DEFAULT_CATALOG
     #: The audio tracks every output carries ("all" or "first"); None: each preset's own.
     audio: presets.AudioTracks | None = None
+    #: A VMAF target for every preset that can take one ("vmaf:93"); None: each preset's own.
+    quality: str | None = None
+    #: Every video output's VMAF measured (sampled), searched for or not.
+    measure_quality: bool = False
     workers: Annotated[int, Meta(ge=0, le=64)] = DEFAULT_WORKERS
     state_dir: Path = field(default_factory=default_state_dir)
     pattern: tuple[str, ...] = ()
@@ -113,6 +117,13 @@ class Settings(msgspec.Struct, frozen=True):
         failure here without the field's name, so the message carries the option."""
         if self.audio is not None and self.catalog.audio != self.audio:
             msgspec.structs.force_setattr(self, "catalog", self.catalog.with_audio(self.audio))
+        if self.quality is not None or self.measure_quality:
+            try:
+                presets.parse_target("-", self.quality or "vmaf:1")
+            except ConfigError:
+                raise ValueError("--quality: use vmaf:N, N a VMAF score from 1 to 100") from None
+            chosen = self.catalog.with_quality(self.quality, self.measure_quality)
+            msgspec.structs.force_setattr(self, "catalog", chosen)
         try:
             ids = tuple(dict.fromkeys(self.catalog.get(p).id for p in self.preset))
         except ConfigError as exc:

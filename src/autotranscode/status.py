@@ -78,6 +78,10 @@ class Output(msgspec.Struct, frozen=True):
     duration: float | None = None
     width: int | None = None
     height: int | None = None
+    #: VMAF measured on samples of the output (``--quality``, ``--measure-quality``).
+    vmaf: float | None = None
+    #: The CRF a quality target chose for this file.
+    crf: float | None = None
     #: How it was made: "encoded", or "remuxed" (the source's streams copied, ``note`` says
     #: why); None when not known.
     action: OutputAction | None = None
@@ -344,6 +348,8 @@ class _Current:
                         duration=o.duration,
                         width=o.width,
                         height=o.height,
+                        vmaf=o.vmaf,
+                        crf=o.crf,
                         action=o.action,
                         note=o.note,
                     )

@@ -44,8 +44,16 @@ CREATE TABLE IF NOT EXISTS progress (
 """
 #: Columns of ``outputs`` added since it was made: name -> type. An older journal gets them
 #: when it is opened (``Database.add_columns``), so upgrading keeps what it recorded.
-ADDED_OUTPUT_COLUMNS: dict[str, str] = {"action": "TEXT", "note": "TEXT"}
-_OUTPUT_COLUMNS = "preset, status, path, reason, size, duration, width, height, action, note"
+ADDED_OUTPUT_COLUMNS: dict[str, str] = {
+    "vmaf": "REAL",
+    "crf": "REAL",
+    "action": "TEXT",
+    "note": "TEXT",
+}
+_OUTPUT_COLUMNS = (
+    "preset, status, path, reason, size, duration, width, height, vmaf, crf, action, note"
+)
+_SLOTS = ", ".join("?" * (_OUTPUT_COLUMNS.count(",") + 3))
 
 
 #: A record that counts now: any but one that a later version of its path made history
@@ -84,6 +92,10 @@ class OutputRecord:
     duration: float | None = None
     width: int | None = None
     height: int | None = None
+    #: Sampled VMAF against the source (``--quality``, ``--measure-quality``).
+    vmaf: float | None = None
+    #: The CRF a quality target chose.
+    crf: float | None = None
     #: How a made output was made ("encoded", "remuxed"); None when not said (an older
     #: worker, a file placed by ``journal rebuild``).
     action: OutputAction | None = None
@@ -112,8 +124,7 @@ class Story:
     def record_output(self, fid: str, output: OutputRecord) -> None:
         """How one output of the file ended (again: the newest word counts)."""
         self.db.execute(
-            f"INSERT OR REPLACE INTO outputs (file_id, {_OUTPUT_COLUMNS}, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO outputs (file_id, {_OUTPUT_COLUMNS}, at) VALUES ({_SLOTS})",
             (
                 fid,
                 output.preset,
@@ -124,6 +135,8 @@ class Story:
                 output.duration,
                 output.width,
                 output.height,
+                output.vmaf,
+                output.crf,
                 output.action,
                 output.note,
                 time.time(),
@@ -204,7 +217,7 @@ class Story:
 
 def _output(r: tuple[object, ...]) -> OutputRecord:
     """An ``outputs`` row from its preset column on."""
-    preset, status, path, reason, size, duration, width, height, action, note = r
+    preset, status, path, reason, size, duration, width, height, vmaf, crf, action, note = r
     return OutputRecord(
         preset=str(preset),
         status=OutputStatus(str(status)),
@@ -214,6 +227,8 @@ def _output(r: tuple[object, ...]) -> OutputRecord:
         duration=float(duration) if isinstance(duration, int | float) else None,
         width=width if isinstance(width, int) else None,
         height=height if isinstance(height, int) else None,
+        vmaf=float(vmaf) if isinstance(vmaf, int | float) else None,
+        crf=float(crf) if isinstance(crf, int | float) else None,
         action=next((a for a in OUTPUT_ACTIONS if a == action), None),
         note=note if isinstance(note, str) else None,
     )

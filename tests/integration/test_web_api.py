@@ -42,7 +42,10 @@ def finish(journal: Journal, fid: str, out: Path, size: int = 400) -> None:
     for state in TO_CLEANED:
         journal.advance(fid, state)
     journal.story.record_output(
-        fid, OutputRecord("web-720p", OutputStatus.DONE, str(out / f"{fid}.mp4"), size=size)
+        fid,
+        OutputRecord(
+            "web-720p", OutputStatus.DONE, str(out / f"{fid}.mp4"), size=size, vmaf=93.4, crf=24.5
+        ),
     )
 
 
@@ -115,6 +118,7 @@ def test_the_file_page_tells_the_whole_story_and_its_log(
         assert f"<td>{stage}</td>" in page, stage
     assert "frame=  48 fps=0.0" in page and "&lt;b&gt;out&lt;/b&gt;" in page
     assert "400 bytes" in page  # the output's size
+    assert "93.4 (crf 24.5)" in page  # its sampled VMAF and the CRF a target chose
 
 
 def test_the_file_page_says_an_output_was_remuxed_and_why(

@@ -21,7 +21,7 @@ PLACES = ["--config", "--backend", "--state-dir"]
 REPLACING = ["--replace", "--keep-originals", "--keep-days"]
 MAKING = [
     *("--force", "--on-success", "--sidecars", "--in-place", *REPLACING),
-    *("--preset", "--audio", "--pattern", "--workers"),
+    *("--preset", "--audio", "--quality", "--measure-quality", "--pattern", "--workers"),
     *("--hours", "--nice", "--ionice", "--ffmpeg"),
     *("--notify-url", "--on-done"),
 ]

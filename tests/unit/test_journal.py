@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -438,6 +439,32 @@ def test_an_older_journal_gets_the_added_columns(db: Path) -> None:
         assert old is not None and old.state == FileState.CLEANED and old.warning is None
         journal.warn("old", "noted")
         assert (journal.get("old") or old).warning == "noted"
+    finally:
+        journal.close()
+
+
+def test_an_older_journal_s_outputs_get_the_quality_columns(db: Path) -> None:
+    """Outputs recorded before VMAF and CRF were stay, with neither; new ones carry both."""
+    Journal(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            """
+            DROP TABLE outputs;
+            CREATE TABLE outputs (file_id TEXT NOT NULL, preset TEXT NOT NULL,
+                status TEXT NOT NULL, path TEXT, reason TEXT, size INTEGER, duration REAL,
+                width INTEGER, height INTEGER, at REAL NOT NULL, PRIMARY KEY (file_id, preset));
+            INSERT INTO outputs VALUES ('old', 'web-720p', 'done', '/o/a.mp4', NULL, 5, 2.0,
+                320, 240, 1.0);
+            """
+        )
+    conn.close()
+    journal = Journal(db)
+    try:
+        [old] = journal.story.outputs_of("old")
+        assert old.size == 5 and old.vmaf is None and old.crf is None
+        journal.story.record_output("new", replace(old, vmaf=93.2, crf=24.75))
+        [new] = journal.story.outputs_of("new")
+        assert (new.vmaf, new.crf) == (93.2, 24.75)
     finally:
         journal.close()
 

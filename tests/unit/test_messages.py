@@ -130,6 +130,15 @@ def test_notification_round_trip() -> None:
         assert "statusDetail" not in data["outputs"][0]  # None is left out
 
 
+def test_an_output_s_vmaf_and_crf_travel_when_known_and_are_checked() -> None:
+    made = OutputStatus(key="outputs/j/a.mp4", preset_id="web-720p", vmaf=93.41, crf=24.75)
+    data = json.loads(made.to_json())
+    assert (data["vmaf"], data["crf"]) == (93.41, 24.75)
+    assert "vmaf" not in json.loads(OutputStatus(key="outputs/j/a.mp4", preset_id="x").to_json())
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(made.to_json().replace("93.41", "193"), type=OutputStatus)
+
+
 def test_notification_reason() -> None:
     failed = Notification(
         state=State.ERROR,

@@ -68,7 +68,10 @@ def test_done_partly_done_and_failed_files_in_one_vocabulary(
     add(journal, "a", "a.mov", size=1000)
     walk(journal, "a", FileState.CLEANED)
     journal.story.record_output(
-        "a", OutputRecord("web-720p", OutputStatus.DONE, "/out/a.mp4", size=400, duration=2.0)
+        "a",
+        OutputRecord(
+            "web-720p", OutputStatus.DONE, "/out/a.mp4", size=400, duration=2.0, vmaf=93.4, crf=25.5
+        ),
     )
     add(journal, "b", "b.mov", size=3000, presets=("audio-aac", "web-720p"))
     walk(journal, "b", FileState.CLEANED)
@@ -105,6 +108,8 @@ def test_done_partly_done_and_failed_files_in_one_vocabulary(
         ("audio-aac", "failed", "the file has no audio"),
         ("web-720p", "done", None),
     ]
+    assert (by_name["a.mov"].outputs[0].vmaf, by_name["a.mov"].outputs[0].crf) == (93.4, 25.5)
+    assert partly.outputs[1].vmaf is None and partly.outputs[1].crf is None
     assert by_name["c.mov"].reason == "not a readable media file"
     assert by_name["c.mov"].outputs[0].status == "failed"
     [waiting] = report.in_flight
@@ -289,6 +294,15 @@ def test_a_report_is_one_moment_even_while_another_process_finishes_a_file(
     monkeypatch.setattr(status, "totals", real_totals)
     after = status.report(journal, tmp_path)
     assert after.totals.by_stage.get("done") == 2 and len(after.recent) == 2
+
+
+def test_status_file_shows_an_output_s_vmaf_and_the_crf_chosen() -> None:
+    from autotranscode.cli.status import _output_text
+
+    made = status.Output("web-720p", "done", "/out/a.mp4", size=400, vmaf=93.4, crf=24.5)
+    assert _output_text(made).endswith("VMAF 93.4 at crf 24.5")
+    measured = status.Output("web-720p", "done", "/out/a.mp4", vmaf=96.0)
+    assert _output_text(measured).endswith("VMAF 96")
 
 
 def test_a_remuxed_output_says_so_in_the_report_its_json_and_status_file(

@@ -215,6 +215,23 @@ audio_option = setting(
     default_text="each preset's own: all, for the built-in ones",
 )
 
+quality_option = setting(
+    "--quality",
+    envvar="AUTOTRANSCODE_QUALITY",
+    metavar="vmaf:N",
+    help="A VMAF target: each file's CRF is searched (short samples, scored) to reach N at "
+    "the smallest size, e.g. vmaf:93",
+    default_text="each preset's fixed CRF",
+)
+
+measure_quality_option = setting(
+    "--measure-quality",
+    is_flag=True,
+    default=None,
+    envvar="AUTOTRANSCODE_MEASURE_QUALITY",
+    help="Score every video output's VMAF (sampled), with or without --quality",
+)
+
 workers_option = setting(
     "--workers",
     type=int,

@@ -334,6 +334,8 @@ def _output_text(o: model.Output) -> str:
         bits.append(clock_text(o.duration))
     if o.width and o.height:
         bits.append(f"{o.width}x{o.height}")
+    if o.vmaf is not None:
+        bits.append(f"VMAF {o.vmaf:g}" + (f" at crf {o.crf:g}" if o.crf is not None else ""))
     if o.action == "remuxed":
         bits.append(f"remuxed: {shown(o.note or 'streams copied')}")
     return " · ".join(bits)

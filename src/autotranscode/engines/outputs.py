@@ -105,6 +105,8 @@ def complete_status(
     preset_id: str,
     info: MediaInfo,
     size: int,
+    vmaf: float | None = None,
+    crf: float | None = None,
     action: OutputAction | None = None,
     note: str | None = None,
 ) -> OutputStatus:
@@ -116,6 +118,8 @@ def complete_status(
         width=info.width,
         height=info.height,
         size=size,
+        vmaf=vmaf,
+        crf=crf,
         action=action,
         note=note[:MAX_DETAIL] if note else None,
     )

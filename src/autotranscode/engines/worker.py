@@ -62,6 +62,7 @@ from .outputs import (
     failures,
     one_line,
 )
+from .tuning import Tuning
 from .workdirs import clean_stale_workdirs
 
 log = logging.getLogger(__name__)
@@ -380,6 +381,8 @@ class Worker:
         report = ThrottledProgress(self._progress, job, index, source.duration)
         last = index == len(job.outputs) - 1
         stamp = Stamp(content_hash(job), presets.digest(preset))
+        say = functools.partial(_say, joblog, output.key)
+        tuning = Tuning(self.ffmpeg, preset, source, src, self.workdir, report, say, cancel)
         ffmpeg = FfmpegEvents(
             self.hooks,
             job,
@@ -389,11 +392,11 @@ class Worker:
         )
         made = remux.make(
             self.ffmpeg,
-            preset,
+            tuning.search(),
             source,
             src,
             tmp,
-            report,
+            tuning.progress,
             cancel,
             started=ffmpeg.started,
             ended=ffmpeg.ended,
@@ -405,9 +408,12 @@ class Worker:
             joblog.say(f"{output.key}: remuxed (streams copied): {made.note}")
         joblog.checked(output.key, info)
         self.hooks.on_output_checked(job=job, output=tmp, info=info)
+        scores = tuning.scores(tmp)
         size = self._store_output(tmp, job.output_bucket, output.key)
         joblog.say(f"{output.key}: stored ({size} bytes)")
-        return complete_status(output.key, preset.id, info, size, made.action, made.note)
+        return complete_status(
+            output.key, preset.id, info, size, action=made.action, note=made.note, **scores
+        )
 
     def _source_info(self, job: Job, src: Path) -> MediaInfo:
         """Our own probe, for the facts the recipe needs beyond the client's (every stream,
@@ -544,3 +550,7 @@ class WorkerPool:
         for t in self._threads:
             t.join()
         self._threads.clear()
+
+
+def _say(joblog: JobLog, key: str, text: str) -> None:
+    joblog.say(f"{key}: {text}")

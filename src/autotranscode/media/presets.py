@@ -28,7 +28,10 @@ DEFAULT_PRESET = "web-720p"
 #: so files done with the old recipe are done again with the new one.
 RECIPE_VERSION = 3
 #: Preset fields that name or describe it but do not change its output.
-_NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec"})
+_NOT_IN_OUTPUT = frozenset({"id", "description", "aliases", "spec", "measure_quality"})
+#: Fields added since digests were first stamped in outputs: left out of the digest while
+#: they hold these defaults, so a preset that does not use them keeps its digest.
+_NEW_FIELDS: Mapping[str, object] = {"quality": None}
 
 Kind = Literal["video", "audio", "image", "hls", "thumbnails"]
 #: What becomes of an HDR source: kept (10-bit, its tags and metadata) or tone-mapped to SDR.
@@ -87,6 +90,10 @@ class Preset:
     audio: AudioTracks = "all"
     #: Whether the source's text subtitles go along (image subtitles never can).
     subtitles: bool = True
+    #: A VMAF target (``quality = "vmaf:93"``): the CRF is searched per file (``quality``).
+    quality: float | None = None
+    #: Score the output's VMAF (sampled) even without a target.
+    measure_quality: bool = False
     #: Whether a source that already is what this preset makes (``conform``) is remuxed
     #: (its streams copied) instead of encoded again; False: always encode.
     remux: bool = True
@@ -150,6 +157,7 @@ def digest(preset: Preset) -> str:
         f.name: getattr(preset, f.name)
         for f in dataclasses.fields(preset)
         if f.name not in _NOT_IN_OUTPUT
+        and not (f.name in _NEW_FIELDS and getattr(preset, f.name) == _NEW_FIELDS[f.name])
     }
     text = json.dumps({"recipe": RECIPE_VERSION, **fields}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -287,10 +295,12 @@ _CUSTOM_FIELDS = {
     "deinterlace",
     "audio",
     "subtitles",
+    "quality",
+    "measure_quality",
     "remux",
 }
 #: What a job may change of a built-in preset (``Catalog._chosen``).
-_CHOICES = frozenset({"extends", "audio"})
+_CHOICES = frozenset({"extends", "audio", "quality", "measure_quality"})
 
 
 @dataclass(frozen=True)
@@ -305,6 +315,10 @@ class Catalog:
     custom: tuple[Preset, ...] = ()
     #: ``--audio``: the audio tracks every preset carries, whatever it says itself.
     audio: AudioTracks | None = None
+    #: ``--quality vmaf:N``: the target of every preset that can take one (``tunable``).
+    quality: str | None = None
+    #: ``--measure-quality``: every video output's VMAF is measured.
+    measure_quality: bool = False
     _by_id: Mapping[str, Preset] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -322,12 +336,24 @@ class Catalog:
         """This catalog with every preset carrying ``audio`` tracks (``--audio``)."""
         return replace(self, audio=audio)
 
+    def with_quality(self, quality: str | None, measure: bool) -> Catalog:
+        """This catalog with a VMAF target (``--quality``) or scores (``--measure-quality``)."""
+        return replace(self, quality=quality, measure_quality=measure)
+
     def _chosen(self, preset: Preset) -> Preset:
         """``preset`` as this catalog's choices change it; what changed travels in its
         ``spec``, so a worker with another configuration makes the same output."""
-        if self.audio is None or preset.audio == self.audio:
+        changes: dict[str, Any] = {}
+        if self.audio is not None and preset.audio != self.audio:
+            changes["audio"] = self.audio
+        if tunable(preset):
+            if self.quality is not None:
+                changes["quality"] = self.quality
+            if self.measure_quality and not preset.measure_quality:
+                changes["measure_quality"] = True
+        if not changes:
             return preset
-        return build(preset.id, {**(preset.spec or {"extends": preset.id}), "audio": self.audio})
+        return build(preset.id, {**(preset.spec or {"extends": preset.id}), **changes})
 
     def get(self, preset_id: str) -> Preset:
         """A preset by id (custom ones included), or by the Elastic Transcoder id it replaces."""
@@ -358,14 +384,16 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
 
     ``extends`` names the base; ``height``, ``crf``, ``max_bitrate_k``,
     ``audio_bitrate_k``, ``hdr``, ``deinterlace``, ``audio`` ("all" or "first"),
-    ``subtitles`` and ``remux`` (true or false) and ``extra_args`` change it; extra ffmpeg
-    options must be in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point
-    ffmpeg at other files or protocols.
+    ``subtitles`` and ``remux`` (true or false), ``quality`` ("vmaf:93": the CRF searched
+    per file), ``measure_quality`` and ``extra_args`` change it; extra ffmpeg options must
+    be in SAFE_EXTRA_ARGS, so a config file can tune the encode but never point ffmpeg at
+    other files or protocols.
     """
     if preset_id in CATALOG and spec.get("extends") == preset_id and set(spec) <= _CHOICES:
         # A built-in preset as ``--audio`` changed it (``Catalog._chosen``), sent with a job.
-        audio = _audio(preset_id, spec.get("audio", "all"))
-        return replace(CATALOG[preset_id], audio=audio, spec=dict(spec))
+        own = CATALOG[preset_id]
+        audio = _audio(preset_id, spec.get("audio", own.audio))
+        return replace(own, audio=audio, spec=dict(spec), **_quality(own, spec))
     if not _ID.match(preset_id) or preset_id in CATALOG:
         raise ConfigError(f"custom preset name {preset_id!r}: use a new lowercase name")
     unknown = set(spec) - _CUSTOM_FIELDS
@@ -403,9 +431,40 @@ def build(preset_id: str, spec: Mapping[str, Any]) -> Preset:
             if not isinstance(spec[name], bool):
                 raise ConfigError(f"preset {preset_id}: {name} must be true or false")
             changes[name] = spec[name]
+    changes.update(_quality(replace(base, id=preset_id), spec))
     changes["extra_args"] = check_extra_args(preset_id, spec.get("extra_args", []))
     changes["spec"] = dict(spec)
     return replace(base, **changes)
+
+
+def tunable(preset: Preset) -> bool:
+    """Whether a VMAF target can choose this preset's CRF: one video, constant quality."""
+    return preset.kind == "video" and "-crf" in preset.video_args
+
+
+def _quality(base: Preset, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``quality = "vmaf:93"`` and ``measure_quality = true`` of a spec, checked."""
+    changes: dict[str, Any] = {}
+    if "quality" in spec:
+        if not tunable(base):
+            raise ConfigError(f"preset {base.id}: quality needs a video preset with a crf")
+        changes["quality"] = parse_target(base.id, spec["quality"])
+    if "measure_quality" in spec:
+        if not isinstance(spec["measure_quality"], bool) or base.kind != "video":
+            raise ConfigError(f"preset {base.id}: measure_quality must be true or false (video)")
+        changes["measure_quality"] = spec["measure_quality"]
+    return changes
+
+
+def parse_target(preset_id: str, value: object) -> float:
+    """``"vmaf:93"`` → 93.0; ConfigError for anything else."""
+    found = _TARGET.match(value) if isinstance(value, str) else None
+    if found is None or not 1 <= float(found[1]) <= 100:
+        raise ConfigError(f'preset {preset_id}: quality must look like "vmaf:93" (1-100)')
+    return float(found[1])
+
+
+_TARGET = re.compile(r"^vmaf:(\d{1,3}(?:\.\d+)?)$")
 
 
 def _audio(preset_id: str, value: object) -> AudioTracks:

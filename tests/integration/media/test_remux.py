@@ -136,3 +136,26 @@ def test_an_encode_bigger_than_a_copyable_source_gives_way_to_the_remux(tmp_path
     assert dst.stat().st_size < src.stat().st_size + 4096
     assert _video_packets(dst) == _video_packets(src)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "tight.mp4"]
+
+
+@pytest.mark.parametrize("remux_on", [True, False])
+def test_a_quality_target_does_not_search_a_source_that_is_remuxed(
+    web_output: Path, tmp_path: Path, remux_on: bool
+) -> None:
+    """A copy has no CRF: searching one would encode samples for nothing; ``remux = false``
+    asks for an encode, and then the search."""
+    from autotranscode.engines.tuning import Tuning
+
+    spec = {"extends": "web-720p", "quality": "vmaf:93", "remux": remux_on}
+    targeted = presets.build("web-targeted", spec)
+    said: list[str] = []
+    source = probe(web_output, detail=True)
+    tuning = Tuning(find_ffmpeg(), targeted, source, web_output, tmp_path, _ignore, said.append)
+    assert tuning.searches is not remux_on
+    if remux_on:
+        assert tuning.search() is targeted and said == []
+        assert tuning.scores(web_output) == {}  # nothing asked to be measured
+
+
+def _ignore(fraction: float, speed: float | None) -> None:
+    pass
