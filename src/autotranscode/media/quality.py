@@ -18,7 +18,9 @@ The search must cost a small part of the encode it tunes (``bench/quality.py``):
   no more samples are encoded; else a third guess extrapolates from the two: at most
   ``MAX_ROUNDS`` rounds, one when a score lands within ``CLOSE_ENOUGH`` above the target;
 - under a rate cap (``max_bitrate_k``) a lower CRF stops making a larger sample once the
-  cap binds: the search stops there, as lower would only cost time.
+  cap binds: the search stops there, as lower would only cost time, after one more round
+  halfway to the nearest CRF the cap left smaller (``_knee``); a target out of reach
+  gets the largest CRF within ``CLOSE_ENOUGH`` of the best score, not the best at any size.
 
 Scored frames are paired by their index (``setpts=N``) on both sides, not by timestamps
 that containers round differently.
@@ -169,7 +171,16 @@ def search(
             trial = _trial(ffmpeg, with_crf(preset, crf), source, size, reference, sample, cancel)
             log.debug("quality search: crf %s -> vmaf %.2f, %d bytes", crf, trial.vmaf, trial.size)
             trials.append(trial)
-            if target <= trial.vmaf <= target + CLOSE_ENOUGH or _capped(trials, target):
+            if target <= trial.vmaf <= target + CLOSE_ENOUGH:
+                break
+            if _capped(trials, target):
+                knee = _knee(trials, preset)
+                if knee is not None:  # one more round, where the cap starts to bind
+                    trials.append(
+                        _trial(
+                            ffmpeg, with_crf(preset, knee), source, size, reference, sample, cancel
+                        )
+                    )
                 break
             if _bracket(trials, target) is not None:
                 break  # interpolated between the two (``_pick``): no round more needed
@@ -339,6 +350,21 @@ def _capped(trials: Sequence[Trial], target: float) -> bool:
     return same and a.vmaf < target and b.vmaf < target
 
 
+def _knee(trials: Sequence[Trial], preset: Preset) -> float | None:
+    """Under a rate cap, the CRF halfway between the largest capped one and the nearest
+    trial the cap left smaller: the point past which lower CRFs only add bytes lies
+    there (a grainy source: CRF 23 made 0.3 MB, 15 and 7 both 3.4 MB)."""
+    last = trials[-1]
+    capped = [t for t in trials if abs(t.size - last.size) <= SAME_SIZE * max(t.size, last.size)]
+    top = max(t.crf for t in capped)
+    smaller = [t for t in trials if t.crf > top and t.size < last.size * (1 - SAME_SIZE)]
+    if not smaller:
+        return None
+    nearest = min(smaller, key=lambda t: t.crf)
+    knee = float(_crf_text(preset, (top + nearest.crf) / 2))
+    return None if knee in (top, nearest.crf) else knee
+
+
 def _bracket(trials: Sequence[Trial], target: float) -> tuple[Trial, Trial] | None:
     """The tightest pair of trials around the target: one reaching it, one a larger CRF not."""
     good = [t for t in trials if t.vmaf >= target]
@@ -352,9 +378,9 @@ def _bracket(trials: Sequence[Trial], target: float) -> tuple[Trial, Trial] | No
 
 def _pick(trials: Sequence[Trial], target: float, preset: Preset) -> Choice:
     """Between trials around the target, the CRF interpolated for a little above it
-    (``MARGIN``); else the largest CRF that reached the target; none did: the best tried,
-    or under a rate cap the largest CRF of the smallest sizes (lower CRFs make the same
-    output)."""
+    (``MARGIN``); else the largest CRF that reached the target; none did: the largest CRF
+    within ``CLOSE_ENOUGH`` of the best score tried (under a rate cap lower CRFs make the
+    same output, or only a little better for many more bytes)."""
     pair = _bracket(trials, target)
     if pair is not None:
         a, b = pair
@@ -368,10 +394,11 @@ def _pick(trials: Sequence[Trial], target: float, preset: Preset) -> Choice:
     good = [t for t in trials if t.vmaf >= target]
     if good:
         best = max(good, key=lambda t: t.crf)
-    elif _capped(trials, target):
-        best = max(trials[-2:], key=lambda t: t.crf)
     else:
-        best = max(trials, key=lambda t: t.vmaf)
+        # Out of reach (a rate cap, most often): the largest CRF within a point of the best
+        # score seen, not the best at any size (12 times the bytes for 5 points, seen).
+        top = max(t.vmaf for t in trials)
+        best = max((t for t in trials if t.vmaf >= top - CLOSE_ENOUGH), key=lambda t: t.crf)
     return Choice(best.crf, best.vmaf, tuple(trials))
 
 
