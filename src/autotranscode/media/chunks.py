@@ -168,11 +168,13 @@ def expected_frames(chunks: Sequence[Chunk]) -> int | None:
 def chunkable(preset: Preset) -> bool:
     """Whether outputs of ``preset`` can be made in chunks: one video file (not HLS, audio,
     pictures) by an encoder of CHUNK_ENCODERS, without a frame rate of its own (``-r``
-    would make other frames than the packet index counts)."""
+    would make other frames than the packet index counts), and without a VMAF target
+    (its CRF is searched per file, before any chunk could be encoded: not done yet)."""
     return (
         preset.kind == "video"
         and preset.video_codec in CHUNK_ENCODERS
         and "-r" not in preset.extra_args[::2]
+        and preset.quality is None
     )
 
 
@@ -250,17 +252,27 @@ _NO_TAGS = ("-map_metadata", "-1", "-map_chapters", "-1")
 
 
 def _threaded(preset: Preset, threads: int | None) -> Preset:
-    """The preset with x265's own thread pools bounded too (it does not read ``-threads``)."""
-    if not threads or preset.video_codec != "libx265":
+    """The preset with the encoder's own thread pools bounded too: x265 and SVT-AV1 do not
+    read ``-threads`` (SVT-AV1 took 1.6 cores with it set to 1; with ``lp=1``, one)."""
+    own = _THREAD_PARAMS.get(str(preset.video_codec))
+    if not threads or own is None:
         return preset
+    option, template = own
     args = list(preset.video_args)
-    pools = f"pools={threads}:frame-threads={threads}"
-    if "-x265-params" in args:
-        at = args.index("-x265-params") + 1
-        args[at] = f"{args[at]}:{pools}"
+    value = template.format(n=threads)
+    if option in args:
+        at = args.index(option) + 1
+        args[at] = f"{args[at]}:{value}"
     else:
-        args += ["-x265-params", pools]
+        args += [option, value]
     return replace(preset, video_args=tuple(args))
+
+
+#: Encoders that take their thread count in their own parameters: the option and its value.
+_THREAD_PARAMS = {
+    "libx265": ("-x265-params", "pools={n}:frame-threads={n}"),
+    "libsvtav1": ("-svtav1-params", "lp={n}"),
+}
 
 
 def _pairs(args: Sequence[str]) -> list[tuple[str, str]]:

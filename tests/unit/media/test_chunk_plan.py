@@ -106,9 +106,11 @@ def test_which_presets_chunk(preset_id: str, expected: bool) -> None:
     assert chunks.chunkable(CATALOG[preset_id]) is expected
 
 
-def test_a_preset_with_a_frame_rate_of_its_own_does_not_chunk() -> None:
-    """``-r`` makes other frames than the source's packet index counts."""
+def test_a_preset_with_a_frame_rate_of_its_own_or_a_quality_target_does_not_chunk() -> None:
+    """``-r`` makes other frames than the source's packet index counts; a VMAF target's
+    CRF is searched per file, which chunks cannot do each for itself."""
     assert not chunks.chunkable(build("film", {"extends": "web-720p", "extra_args": ["-r", "24"]}))
+    assert not chunks.chunkable(build("aimed", {"extends": "web-720p", "quality": "vmaf:93"}))
     assert chunks.chunkable(build("tuned", {"extends": "web-720p", "extra_args": ["-g", "48"]}))
 
 
@@ -137,7 +139,7 @@ def test_a_chunk_is_video_only_exact_frames_preset_s_encoder_in_matroska() -> No
     assert "-ss" not in first
 
 
-def test_threads_bound_the_decoder_and_the_encoder_x265_s_pools_too() -> None:
+def test_threads_bound_the_decoder_and_the_encoder_x265_s_and_svt_av1_s_pools_too() -> None:
     chunk = Chunk(index=0, start=0.0, end=5.0, frames=None)
     hevc = CATALOG["hevc-1080p"]
     cmd = chunks.chunk_command("ffmpeg", hevc, _source(), Path("i"), Path("o"), chunk, threads=1)
@@ -145,6 +147,11 @@ def test_threads_bound_the_decoder_and_the_encoder_x265_s_pools_too() -> None:
     params = cmd[cmd.index("-x265-params:v") + 1]
     assert params == "log-level=error:pools=1:frame-threads=1"
     assert cmd[cmd.index("-t") + 1] == "5.000000", "no count known: up to the next chunk"
+    av1 = CATALOG["av1-1080p"]
+    cmd = chunks.chunk_command("ffmpeg", av1, _source(), Path("i"), Path("o"), chunk, threads=2)
+    assert cmd[cmd.index("-svtav1-params:v") + 1] == "lp=2"
+    single = chunks.chunk_command("ffmpeg", av1, _source(), Path("i"), Path("o"), chunk)
+    assert "-svtav1-params:v" not in single
 
 
 def test_the_rest_is_the_audio_and_subtitles_whole_without_video() -> None:
