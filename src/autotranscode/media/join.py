@@ -17,6 +17,7 @@ names it (``bad_chunk``), so that chunk alone is encoded again.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import statistics
@@ -167,84 +168,102 @@ def check_chunk(path: Path | str, chunk: Chunk) -> None:
         )
 
 
+def av_gap(path: Path | str) -> float | None:
+    """How much longer the sound of ``path`` lasts than its picture (s; negative: shorter),
+    None without both: measured on the source when it is cut, for ``verify_join``."""
+    found = packets(path)
+    if found.video_end is None or found.audio_end is None:
+        return None
+    return found.audio_end - found.video_end
+
+
 def verify_join(
     joined: Path,
     source: MediaInfo,
     expected_frames: int | None,
     *,
     chunks: Sequence[Chunk] | None = None,
+    source_gap: float | None = None,
     source_path: Path | str | None = None,
 ) -> None:
     """JoinError when ``joined`` is not the whole file its chunks were cut from.
 
     Checks: the frame count (``expected_frames``: ``chunks.expected_frames``), the duration
-    within one frame of ``source``'s, the audio ending with the video (within an audio and a
-    video frame, or as in ``source_path`` when given: a source whose sound outlasts its
-    picture), and video timestamps strictly increasing. ``chunks``: the plan, to name the
-    chunk at fault (``bad_chunk``).
+    within one frame of ``source``'s, video timestamps strictly increasing, and the audio
+    ending with the video within an audio and a video frame: as they do in the source
+    (``source_gap``: ``av_gap`` of the source, or ``source_path`` to measure it here),
+    else together. ``chunks``: the plan; each chunk's part of the output must then hold its
+    own frames, and the chunk at fault is named (``bad_chunk``).
     """
     found = packets(joined)
     if not found.video:
         raise JoinError("the joined output has no video")
     frame = found.frame or (1 / source.frame_rate if source.frame_rate else 0.0)
-    problems: list[str] = []
-    bad: int | None = None
-    dts = [t for t in found.video_dts if t is not None]
-    going_back = next((i for i in range(1, len(dts)) if dts[i] <= dts[i - 1]), None)
-    if going_back is not None:
-        problems.append(f"video decode timestamps go back at {dts[going_back]:.3f}s")
-        bad = _chunk_at(chunks, dts[going_back] - found.video[0])
     ordered = sorted(found.video)
+    problems: list[str] = []
+    blamed: list[int | None] = []
+
+    def fail(problem: str, bad: int | None) -> None:
+        problems.append(problem)
+        blamed.append(bad)
+
+    dts = [t for t in found.video_dts if t is not None]
+    back = next((i for i in range(1, len(dts)) if dts[i] <= dts[i - 1]), None)
+    if back is not None:
+        fail(f"video decode timestamps go back at {dts[back]:.3f}s", _chunk_at(chunks, dts[back]))
     twice = next((i for i in range(1, len(ordered)) if ordered[i] <= ordered[i - 1]), None)
     if twice is not None:
-        problems.append(f"two video frames at {ordered[twice]:.3f}s")
-        bad = bad if bad is not None else _chunk_at(chunks, ordered[twice] - ordered[0])
+        fail(f"two video frames at {ordered[twice]:.3f}s", _chunk_at(chunks, ordered[twice]))
     if expected_frames is not None and len(ordered) != expected_frames:
-        problems.append(f"{len(ordered)} video frames, expected {expected_frames}")
-        bad = bad if bad is not None else _miscounted(chunks, ordered)
+        fail(f"{len(ordered)} video frames, expected {expected_frames}", None)
+    misplaced = _miscounted(chunks, ordered)
+    if misplaced is not None:
+        chunk, held = misplaced
+        said = f"chunk {chunk.index}'s part holds {held} frames, expected {chunk.frames}"
+        fail(said, chunk.index)
     end = max(t for t in (found.video_end, found.audio_end) if t is not None)
     if source.duration is not None and abs(end - source.duration) > frame + ROUNDING_S:
-        problems.append(f"duration {end:.3f}s, the source's {source.duration:.3f}s")
-        bad = bad if bad is not None else _miscounted(chunks, ordered)
+        fail(f"duration {end:.3f}s, the source's {source.duration:.3f}s", None)
     if found.video_end is not None and found.audio_end is not None:
-        gap = found.audio_end - found.video_end
-        allowed = frame + found.audio_frame + ROUNDING_S
-        if source_path is not None:
-            own = packets(source_path)
-            if own.video_end is not None and own.audio_end is not None:
-                gap -= own.audio_end - own.video_end
-        if abs(gap) > allowed:
-            problems.append(
-                f"audio ends at {found.audio_end:.3f}s, video at {found.video_end:.3f}s"
-            )
-            bad = bad if bad is not None else _miscounted(chunks, ordered)
+        if source_gap is None and source_path is not None:
+            source_gap = av_gap(source_path)
+        gap = found.audio_end - found.video_end - (source_gap or 0.0)
+        if abs(gap) > frame + found.audio_frame + ROUNDING_S:
+            said = f"audio ends at {found.audio_end:.3f}s, video at {found.video_end:.3f}s"
+            fail(said + (f" (in the source {source_gap:+.3f}s)" if source_gap else ""), None)
     if problems:
+        bad = next((b for b in blamed if b is not None), None)
         where = f" (chunk {bad})" if bad is not None else ""
         raise JoinError(f"joined output check failed{where}: {'; '.join(problems)}", bad_chunk=bad)
 
 
-def _chunk_at(chunks: Sequence[Chunk] | None, offset: float) -> int | None:
-    """The chunk whose part of the output holds ``offset`` (s from the output's start)."""
+def _chunk_at(chunks: Sequence[Chunk] | None, time: float) -> int | None:
+    """The chunk whose part of the output holds ``time`` (the output's timestamps are the
+    source's, from its start: ``join_command`` places each chunk so)."""
     if not chunks:
         return None
-    origin = chunks[0].start
     return next(
-        (c.index for c in chunks if c.end is None or offset < c.end - origin - ROUNDING_S),
+        (c.index for c in chunks if c.end is None or time < c.end - ROUNDING_S),
         chunks[-1].index,
     )
 
 
-def _miscounted(chunks: Sequence[Chunk] | None, ordered: Sequence[float]) -> int | None:
-    """The first chunk whose part of the output does not hold its planned frames."""
-    if not chunks or not ordered:
+def _miscounted(
+    chunks: Sequence[Chunk] | None, ordered: Sequence[float]
+) -> tuple[Chunk, int] | None:
+    """The first chunk whose part of the output (its times, ``_chunk_at``) does not hold its
+    planned frames, and how many it holds."""
+    if not chunks:
         return None
-    origin, first = chunks[0].start, ordered[0]
     for chunk in chunks:
         if chunk.frames is None:
-            return None
-        low = chunk.start - origin - ROUNDING_S
-        high = chunk.end - origin - ROUNDING_S if chunk.end is not None else float("inf")
-        held = sum(1 for t in ordered if low <= t - first < high)
-        if held != chunk.frames:
-            return chunk.index
+            continue
+        low = bisect.bisect_left(ordered, chunk.start - ROUNDING_S)
+        high = (
+            bisect.bisect_left(ordered, chunk.end - ROUNDING_S)
+            if chunk.end is not None
+            else len(ordered)
+        )
+        if high - low != chunk.frames:
+            return chunk, high - low
     return None

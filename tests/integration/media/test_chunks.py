@@ -137,9 +137,9 @@ def test_the_joined_output_is_the_whole_encode_s_equal(
     ffmpeg: str, source: Source, chunked: Joined, whole: Path
 ) -> None:
     expected = chunks.expected_frames(chunked.plan)
-    join.verify_join(
-        chunked.path, source.info, expected, chunks=chunked.plan, source_path=source.path
-    )
+    gap = join.av_gap(source.path)
+    assert gap is not None and abs(gap) < 0.01
+    join.verify_join(chunked.path, source.info, expected, chunks=chunked.plan, source_gap=gap)
     ours, theirs = join.packets(chunked.path), join.packets(whole)
     frame = 1 / 25
     assert len(ours.video) == len(theirs.video) == 1000
@@ -196,6 +196,20 @@ def test_a_truncated_chunk_file_fails_the_join_s_check_naming_it(
     with pytest.raises(JoinError) as raised:
         join.verify_join(out, source.info, expected, chunks=chunked.plan)
     assert raised.value.bad_chunk == 5
+
+
+def test_a_rest_cut_short_fails_the_join_s_check_of_sound_and_picture(
+    ffmpeg: str, source: Source, chunked: Joined, tmp_path: Path
+) -> None:
+    assert chunked.rest is not None
+    cut = tmp_path / "rest.mkv"
+    data = chunked.rest.read_bytes()
+    cut.write_bytes(data[: len(data) * 7 // 10])
+    out = _join(ffmpeg, PRESET, source, chunked.chunk_paths, cut, chunked.plan, tmp_path / "o.mp4")
+    expected = chunks.expected_frames(chunked.plan)
+    with pytest.raises(JoinError, match="audio ends at") as raised:
+        join.verify_join(out, source.info, expected, chunks=chunked.plan, source_gap=0.0)
+    assert raised.value.bad_chunk is None, "no chunk to redo: the rest is"
 
 
 def test_a_variable_frame_rate_video_joins_frame_for_frame(ffmpeg: str, tmp_path: Path) -> None:
