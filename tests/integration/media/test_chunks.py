@@ -7,16 +7,19 @@ from __future__ import annotations
 import itertools
 import re
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from autotranscode.errors import JoinError
-from autotranscode.media import chunks, join
+from autotranscode.errors import JoinError, TranscodeError
+from autotranscode.media import chunks, join, transcoder
 from autotranscode.media.chunks import Chunk
 from autotranscode.media.presets import CATALOG, Preset
-from autotranscode.media.probe import MediaInfo, probe
+from autotranscode.media.probe import MediaInfo, probe, read_stamp
+from autotranscode.media.stamps import Stamp
 from autotranscode.media.transcoder import find_ffmpeg, transcode
 
 CHUNK_SECONDS = 5.0
@@ -72,27 +75,35 @@ def source(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Source:
 
 
 def _chunked(
-    ffmpeg: str, preset: Preset, src: Source, folder: Path, chunk_seconds: float = CHUNK_SECONDS
+    ffmpeg: str,
+    preset: Preset,
+    src: Source,
+    folder: Path,
+    chunk_seconds: float = CHUNK_SECONDS,
+    *,
+    sound: bool = True,
 ) -> Joined:
-    """``src`` encoded chunk by chunk (one thread each, as a pinned worker would), its rest
-    whole, and joined: the media side of a chunked job, run in order."""
+    """``src`` encoded in chunks by two "workers" (one thread each, as pinned workers
+    would), its rest whole (unless not ``sound``), and joined: a chunked job's media side."""
     folder.mkdir()
     plan = chunks.chunk_plan(src.path, src.info, chunk_seconds)
-    paths = []
-    for chunk in plan:
+
+    def encode(chunk: Chunk) -> Path:
         path = folder / f"chunk{chunk.index:04d}{chunks.CHUNK_SUFFIX}"
         cmd = chunks.chunk_command(ffmpeg, preset, src.info, src.path, path, chunk, threads=1)
         chunks.run(cmd, duration=chunk.length(src.info.duration))
         join.check_chunk(path, chunk)
-        paths.append(path)
+        return path
+
+    with ThreadPoolExecutor(2) as workers:
+        paths = list(workers.map(encode, plan))
     rest = None
-    if chunks.has_rest(preset, src.info):
+    if sound and chunks.has_rest(preset, src.info):
         rest = folder / f"rest{chunks.REST_SUFFIX}"
         cmd = chunks.rest_command(ffmpeg, preset, src.info, src.path, rest)
         chunks.run(cmd, duration=src.info.duration)
-    return Joined(
-        _join(ffmpeg, preset, src, paths, rest, plan, folder / "out.mp4"), plan, paths, rest
-    )
+    out = _join(ffmpeg, preset, src, paths, rest, plan, folder / "out.mp4")
+    return Joined(out, plan, paths, rest)
 
 
 def _join(
@@ -153,12 +164,15 @@ def test_the_joined_output_is_the_whole_encode_s_equal(
     assert [t.codec for t in info.tracks] == ["aac", "mov_text"]
     assert info.chapters == 2
     assert info.tracks[1].language == "eng"
+    transcoder.verify(PRESET, source.info, chunked.path)  # the whole encode's own check
+    assert read_stamp(chunked.path) == Stamp(None, "chunked")
+    assert _top_boxes(chunked.path).index(b"moov") < _top_boxes(chunked.path).index(b"mdat")
     assert _psnr(ffmpeg, chunked.path, source.path) >= _psnr(ffmpeg, whole, source.path) - 0.2
 
 
 def test_no_frame_is_lost_or_doubled_at_a_join(ffmpeg: str, source: Source, tmp_path: Path) -> None:
     """Lossless chunks joined decode to the source's very frames, in order."""
-    joined = _chunked(ffmpeg, LOSSLESS, source, tmp_path / "lossless")
+    joined = _chunked(ffmpeg, LOSSLESS, source, tmp_path / "lossless", sound=False)
     assert _frame_hashes(ffmpeg, joined.path) == _frame_hashes(ffmpeg, source.path)
 
 
@@ -230,6 +244,19 @@ def test_a_variable_frame_rate_video_joins_frame_for_frame(ffmpeg: str, tmp_path
     assert sorted(ours.video) == pytest.approx(sorted(theirs.video), abs=0.002)
 
 
+def test_a_cancelled_chunk_run_stops_and_leaves_no_file(
+    ffmpeg: str, source: Source, chunked: Joined, tmp_path: Path
+) -> None:
+    """Chunks run through the one runner: a cancel stops ffmpeg and removes its output."""
+    dst = tmp_path / "cancelled.mkv"
+    cmd = chunks.chunk_command(ffmpeg, PRESET, source.info, source.path, dst, chunked.plan[0])
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(TranscodeError, match="cancelled"):
+        chunks.run(cmd, duration=5.0, cancel=cancel, output=dst)
+    assert not dst.exists()
+
+
 def _psnr(ffmpeg: str, encoded: Path, reference: Path) -> float:
     """Average PSNR of every frame, paired by index (``quality``'s way)."""
     graph = "[0:v]settb=1/1000,setpts=N[d];[1:v]settb=1/1000,setpts=N[r];[d][r]psnr"
@@ -246,3 +273,18 @@ def _frame_hashes(ffmpeg: str, path: Path) -> list[str]:
     cmd = [ffmpeg, "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return [line.rsplit(",", 1)[-1].strip() for line in out.splitlines() if line[:1] != "#"]
+
+
+def _top_boxes(path: Path) -> list[bytes]:
+    """The MP4's top-level boxes, in order (``+faststart``: moov before mdat)."""
+    data = path.read_bytes()
+    names, at = [], 0
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        names.append(data[at + 4 : at + 8])
+        if size == 1:
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+        if size < 8:
+            break
+        at += size
+    return names
