@@ -18,6 +18,9 @@ re-encoding (``join``): the media side of accelerated transcoding (issue 19).
 - **The rest** (``rest_command``): audio encoded once, whole (cut at video keyframes it
   would click and gap), text subtitles and chapters, into Matroska for the join to copy.
 
+The join and its check are ``join``'s, offered here too (``join_command``, ``verify_join``,
+``check_chunk``, ``av_gap``), with the runner every part goes through (``run``).
+
 What does not chunk: presets other than a single video output (``chunkable``), and
 interlaced sources (the deinterlacer looks at the frames around each one, and inverse
 telecine at cycles of five, which a cut would break; ``chunk_plan`` gives none).
@@ -37,6 +40,10 @@ import av
 
 from ..errors import MediaError
 from . import interlace, streams, video
+from .join import av_gap as av_gap
+from .join import check_chunk as check_chunk
+from .join import join_command as join_command
+from .join import verify_join as verify_join
 from .presets import Preset
 from .probe import MediaInfo
 from .runner import LOG_ARGS
@@ -141,7 +148,11 @@ def plan(
 
 def chunk_plan(src: Path | str, source: MediaInfo, chunk_seconds: float) -> list[Chunk]:
     """The chunks of ``src`` (``plan`` of its keyframes, with each chunk's frame count);
-    [] when it is not to be cut: short, no video, interlaced (see the module's text)."""
+    [] when it is not to be cut: short, no video, interlaced (see the module's text).
+
+    ``source``: the facts a worker encodes by (``probe(detail=True)``, then
+    ``interlace.detect``): the same for the plan, every chunk, the rest and the join.
+    """
     duration = source.duration
     if not source.has_video or not duration or chunk_seconds <= 0:
         return []

@@ -13,6 +13,9 @@ The check (``verify_join``) reads the packets, never decodes: the frame count th
 index promised, the duration within a frame, audio and video ending together, video
 timestamps that only go forward. When it can tell which chunk is wrong, ``JoinError``
 names it (``bad_chunk``), so that chunk alone is encoded again.
+
+A chunk is taken as ``Part``, what ``chunks.Chunk`` is, so that ``chunks`` can offer these
+functions too (``chunks.join_command``…) without the two importing each other.
 """
 
 from __future__ import annotations
@@ -24,17 +27,31 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import av
 
 from ..errors import JoinError
 from . import recipe, streams
-from .chunks import Chunk
 from .presets import Preset
 from .probe import MediaInfo
 from .runner import LOG_ARGS
 
 log = logging.getLogger(__name__)
+
+
+class Part(Protocol):
+    """A part of the video as ``chunks.Chunk`` describes it (its times: the source's)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float | None: ...
+    @property
+    def frames(self) -> int | None: ...
+
 
 #: The concat list's name: the output's, with this added (beside it, removed with it).
 LIST_SUFFIX = ".concat.txt"
@@ -57,7 +74,7 @@ def join_command(
     dst: Path | str,
     tags: Mapping[str, str] | None = None,
     *,
-    chunks: Sequence[Chunk] | None = None,
+    chunks: Sequence[Part] | None = None,
 ) -> list[str]:
     """ffmpeg's command that joins ``chunk_paths`` (in order) and ``rest`` into ``dst``.
 
@@ -72,9 +89,9 @@ def join_command(
     lines = ["ffconcat version 1.0"]
     for n, path in enumerate(chunk_paths):
         lines.append(f"file {_quoted(Path(path).resolve())}")
-        length = chunks[n].length(None) if chunks is not None else None
-        if length is not None:
-            lines.append(f"duration {length:.6f}")
+        end = chunks[n].end if chunks is not None else None
+        if chunks is not None and end is not None:
+            lines.append(f"duration {end - chunks[n].start:.6f}")
     listing.write_text("\n".join(lines) + "\n")
     cmd = [ffmpeg, *LOG_ARGS, "-progress", "pipe:1", "-nostats", "-hide_banner", "-nostdin"]
     cmd += ["-y"]
@@ -152,7 +169,7 @@ def packets(path: Path | str) -> Packets:
     return Packets(tuple(pts), tuple(dts), video_end, audio_end, audio_frame)
 
 
-def check_chunk(path: Path | str, chunk: Chunk) -> None:
+def check_chunk(path: Path | str, chunk: Part) -> None:
     """JoinError naming ``chunk`` when its file lacks frames the plan counts (or has more):
     a chunk job checks its own output so a bad chunk is redone before any join."""
     if chunk.frames is None:
@@ -182,7 +199,7 @@ def verify_join(
     source: MediaInfo,
     expected_frames: int | None,
     *,
-    chunks: Sequence[Chunk] | None = None,
+    chunks: Sequence[Part] | None = None,
     source_gap: float | None = None,
     source_path: Path | str | None = None,
 ) -> None:
@@ -237,7 +254,7 @@ def verify_join(
         raise JoinError(f"joined output check failed{where}: {'; '.join(problems)}", bad_chunk=bad)
 
 
-def _chunk_at(chunks: Sequence[Chunk] | None, time: float) -> int | None:
+def _chunk_at(chunks: Sequence[Part] | None, time: float) -> int | None:
     """The chunk whose part of the output holds ``time`` (the output's timestamps are the
     source's, from its start: ``join_command`` places each chunk so)."""
     if not chunks:
@@ -248,9 +265,7 @@ def _chunk_at(chunks: Sequence[Chunk] | None, time: float) -> int | None:
     )
 
 
-def _miscounted(
-    chunks: Sequence[Chunk] | None, ordered: Sequence[float]
-) -> tuple[Chunk, int] | None:
+def _miscounted(chunks: Sequence[Part] | None, ordered: Sequence[float]) -> tuple[Part, int] | None:
     """The first chunk whose part of the output (its times, ``_chunk_at``) does not hold its
     planned frames, and how many it holds."""
     if not chunks:

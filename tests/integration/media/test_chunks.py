@@ -116,7 +116,7 @@ def _join(
     dst: Path,
 ) -> Path:
     tags = {"autotranscode_preset": "chunked"}
-    cmd = join.join_command(ffmpeg, preset, src.info, paths, rest, dst, tags, chunks=plan)
+    cmd = chunks.join_command(ffmpeg, preset, src.info, paths, rest, dst, tags, chunks=plan)
     chunks.run(cmd, duration=src.info.duration)
     return dst
 
@@ -150,7 +150,7 @@ def test_the_joined_output_is_the_whole_encode_s_equal(
     expected = chunks.expected_frames(chunked.plan)
     gap = join.av_gap(source.path)
     assert gap is not None and abs(gap) < 0.01
-    join.verify_join(chunked.path, source.info, expected, chunks=chunked.plan, source_gap=gap)
+    chunks.verify_join(chunked.path, source.info, expected, chunks=chunked.plan, source_gap=gap)
     ours, theirs = join.packets(chunked.path), join.packets(whole)
     frame = 1 / 25
     assert len(ours.video) == len(theirs.video) == 1000
