@@ -131,6 +131,8 @@ class Packets:
     audio_end: float | None
     #: The longest audio packet: one audio frame.
     audio_frame: float
+    #: The file's duration as FFmpeg tells it (every stream's, subtitles too), like a probe's.
+    duration: float | None = None
 
     @property
     def frame(self) -> float:
@@ -164,9 +166,10 @@ def packets(path: Path | str) -> Packets:
                 else:
                     audio_end = end if audio_end is None else max(audio_end, end)
                     audio_frame = max(audio_frame, end - start)
+            duration = container.duration / av.time_base if container.duration else None
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError, IndexError) as exc:
         raise JoinError(f"the joined output cannot be read: {exc}") from exc
-    return Packets(tuple(pts), tuple(dts), video_end, audio_end, audio_frame)
+    return Packets(tuple(pts), tuple(dts), video_end, audio_end, audio_frame, duration)
 
 
 def check_chunk(path: Path | str, chunk: Part) -> None:
@@ -238,7 +241,8 @@ def verify_join(
         chunk, held = misplaced
         said = f"chunk {chunk.index}'s part holds {held} frames, expected {chunk.frames}"
         fail(said, chunk.index)
-    end = max(t for t in (found.video_end, found.audio_end) if t is not None)
+    # The file's duration as the source's was measured (a probe's: every stream's).
+    end = found.duration or max(t for t in (found.video_end, found.audio_end) if t is not None)
     if source.duration is not None and abs(end - source.duration) > frame + ROUNDING_S:
         fail(f"duration {end:.3f}s, the source's {source.duration:.3f}s", None)
     if found.video_end is not None and found.audio_end is not None:

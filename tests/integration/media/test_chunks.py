@@ -244,6 +244,28 @@ def test_a_variable_frame_rate_video_joins_frame_for_frame(ffmpeg: str, tmp_path
     assert sorted(ours.video) == pytest.approx(sorted(theirs.video), abs=0.002)
 
 
+def test_an_mpeg_ts_source_at_29_97_joins_frame_for_frame_and_in_sync(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    """Its times start at 1.4 s, its picture a little after its sound, and a frame lasts
+    1001/30000 s, which no decimal -ss gives exactly: each chunk still starts on its own
+    keyframe, and the picture starts as far after the sound as in the source."""
+    path = tmp_path / "ntsc.ts"
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
+    cmd += ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30000/1001:duration=12"]
+    cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=12"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-g", "45", "-c:a", "aac", str(path)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    src = Source(path, probe(path))
+    joined = _chunked(ffmpeg, LOSSLESS, src, tmp_path / "ntsc", chunk_seconds=3.0)
+    assert len(joined.plan) >= 3 and joined.plan[0].start > 0
+    gap = chunks.av_gap(path)
+    expected = chunks.expected_frames(joined.plan)
+    chunks.verify_join(joined.path, src.info, expected, chunks=joined.plan, source_gap=gap)
+    assert _frame_hashes(ffmpeg, joined.path) == _frame_hashes(ffmpeg, path)
+    assert min(join.packets(joined.path).video) == pytest.approx(joined.plan[0].start, abs=0.002)
+
+
 def test_a_cancelled_chunk_run_stops_and_leaves_no_file(
     ffmpeg: str, source: Source, chunked: Joined, tmp_path: Path
 ) -> None:
