@@ -13,8 +13,11 @@ re-encoding (``join``): the media side of accelerated transcoding (issue 19).
   starting on a keyframe of its own: every encoder's first frame is one, and nothing in a
   chunk refers to a frame of another.
 - **Chunk files are Matroska**: concatenated by stream copy they keep every frame in its
-  place with B-frames; NUT chunks came out with their first frame two frames late (the
-  B-frame delay), MP4 chunks carry edit lists that the concat demuxer does not apply.
+  place with B-frames (as Av1an's chunks do); it holds every codec we encode, and is
+  written as it goes. NUT chunks came out two frames late (the B-frame delay) and the join
+  0.28 s long; MP4 chunks joined right too (this FFmpeg applies their edit lists), but
+  they depend on that. Matroska counts milliseconds: ``join`` places each chunk by the
+  source's times, so the roundings never add up.
 - **The rest** (``rest_command``): audio encoded once, whole (cut at video keyframes it
   would click and gap), text subtitles and chapters, into Matroska for the join to copy.
 
