@@ -107,7 +107,8 @@ def plan(
     many as ``keyframe_times``; each chunk's ``frames`` is then their sum. Each cut is the
     keyframe nearest ``chunk_seconds`` after the last one, leaving at least
     MIN_CHUNK_FRACTION of it to each side: a keyframe far apart from the others makes a
-    longer chunk, never a tiny one.
+    longer chunk, never a tiny one; less than 1 + MIN_CHUNK_FRACTION of it left is the
+    last chunk, whole.
     """
     if frame_counts is not None and len(frame_counts) != len(keyframe_times):
         raise ValueError("frame_counts must count the frames after each keyframe")
@@ -129,6 +130,8 @@ def plan(
     cuts = [0]
     while True:
         here = times[cuts[-1]]
+        if duration - here < chunk_seconds + least:
+            break  # the rest is one chunk of at most 1.5 chunk_seconds, not two small ones
         low = bisect.bisect_left(times, here + least)
         if low > last_cut:
             break

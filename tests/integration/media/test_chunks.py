@@ -102,7 +102,7 @@ def _chunked(
         rest = folder / f"rest{chunks.REST_SUFFIX}"
         cmd = chunks.rest_command(ffmpeg, preset, src.info, src.path, rest)
         chunks.run(cmd, duration=src.info.duration)
-    out = _join(ffmpeg, preset, src, paths, rest, plan, folder / "out.mp4")
+    out = _join(ffmpeg, preset, src, paths, rest, plan, folder / f"out{preset.extension}")
     return Joined(out, plan, paths, rest)
 
 
@@ -264,6 +264,25 @@ def test_an_mpeg_ts_source_at_29_97_joins_frame_for_frame_and_in_sync(
     chunks.verify_join(joined.path, src.info, expected, chunks=joined.plan, source_gap=gap)
     assert _frame_hashes(ffmpeg, joined.path) == _frame_hashes(ffmpeg, path)
     assert min(join.packets(joined.path).video) == pytest.approx(joined.plan[0].start, abs=0.002)
+
+
+@pytest.mark.parametrize("preset_id", ["hevc-1080p", "webm-vp9", "av1-1080p"])
+def test_hevc_vp9_and_av1_chunks_join_into_what_their_presets_make(
+    ffmpeg: str, tmp_path: Path, preset_id: str
+) -> None:
+    preset = CATALOG[preset_id]
+    path = tmp_path / "short.mp4"
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
+    cmd += ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=8"]
+    cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=8"]
+    cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", str(path)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    src = Source(path, probe(path))
+    joined = _chunked(ffmpeg, preset, src, tmp_path / "out", chunk_seconds=2.0)
+    assert len(joined.plan) == 4
+    expected = chunks.expected_frames(joined.plan)
+    chunks.verify_join(joined.path, src.info, expected, chunks=joined.plan, source_gap=0.0)
+    transcoder.verify(preset, src.info, joined.path)
 
 
 def test_a_cancelled_chunk_run_stops_and_leaves_no_file(

@@ -59,7 +59,9 @@ def test_a_video_shorter_than_two_chunks_or_without_keyframes_to_cut_is_not_chun
 def test_the_last_chunk_runs_to_the_end_and_is_never_a_sliver() -> None:
     found = plan(41.2, [*EVERY_SECOND, 40.0, 41.0], 5.0)
     _contiguous(found)
-    assert found[-1].start <= 41.2 - chunks.MIN_CHUNK_FRACTION * 5.0
+    assert found[-1].start == 35.0, "6.2 s left: one last chunk, not 5 s and 1.2 s"
+    two = plan(8.0, [float(t) for t in range(8)], 2.0)
+    assert [c.start for c in two] == [0.0, 2.0, 4.0, 6.0], "not 6-7 and 7-8"
 
 
 def test_odd_keyframe_spacing_makes_longer_chunks_never_tiny_ones() -> None:
