@@ -3,7 +3,8 @@ re-encoding (``join``): the media side of accelerated transcoding (issue 19).
 
 - **Where to cut**: on the source's keyframes, read from the packet index without decoding
   (``keyframes``), about ``chunk_seconds`` apart (``plan``). A chunk's encode seeks to its
-  keyframe, so decoding it starts there and nothing before it is decoded in vain.
+  keyframe, so decoding it starts there and nothing before it is decoded in vain (in an
+  indexed container, MP4 or Matroska; an MPEG-TS seek lands a little before).
 - **A chunk**: video only, exactly its own frames: an accurate seek to its first frame
   (``-ss`` a microsecond before the keyframe's time: a rounding of the time up would drop
   that frame and leave a hole at the join, one down would take the frame before and double
