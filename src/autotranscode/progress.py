@@ -189,6 +189,10 @@ class Reporter(Subscriber):
         self._clock = clock
         self._lock = threading.Lock()
         self._files: dict[Path, _File] = {}
+        #: Paths whose latest version finished: hooks from other threads can come late (a
+        #: step's "waiting for a worker" after the listener's "done") and must not bring
+        #: the file back; a new version (seen again, queued again) starts over.
+        self._ended: set[Path] = set()
         self._closed = False
         self.done = 0
         #: Delivered with some outputs that could not be made.
@@ -217,6 +221,7 @@ class Reporter(Subscriber):
         with self._lock:
             if self._closed or path in self._files:
                 return
+            self._ended.discard(path)
             f = self._files[path] = _File(shown(path.name), self._clock(), Stage.COPYING_IN)
         self._changed(f)
 
@@ -245,6 +250,10 @@ class Reporter(Subscriber):
         with self._lock:
             if self._closed:
                 return
+            if stage.waiting:
+                self._ended.discard(path)
+            elif path in self._ended and path not in self._files:
+                return  # late word about a version that finished
             f = self._file(path)
             if isinstance(size, int) and size > 0:
                 f.size = size
@@ -259,6 +268,7 @@ class Reporter(Subscriber):
                 f.speed = f.eta = None
             if stage.finished:
                 del self._files[path]
+                self._ended.add(path)
                 f.ended, f.detail, f.output_size = self._clock(), shown(detail or ""), outputs
                 f.failed_outputs = failed_outputs
                 if stage is Stage.FAILED:
@@ -278,7 +288,7 @@ class Reporter(Subscriber):
         except ValueError:
             return
         with self._lock:
-            if self._closed:
+            if self._closed or (path in self._ended and path not in self._files):
                 return
             f = self._file(path)
             moved = f.stage is not now_at

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import msgspec
 import pytest
 
 from autotranscode.engines.tuning import SEARCH_SHARE, Tuning
+from autotranscode.errors import TranscodeError
 from autotranscode.journal import FileState
-from autotranscode.media import presets, quality
+from autotranscode.media import presets, quality, transcoder
 from autotranscode.media.probe import probe
 from autotranscode.media.transcoder import find_ffmpeg, transcode
 from autotranscode.service import Service
@@ -148,3 +150,37 @@ def test_samples_too_big_to_keep_raw_are_packed_losslessly_with_the_same_result(
     assert [(t.crf, t.size) for t in packed.trials] == [(t.crf, t.size) for t in raw.trials]
     # The same frames scored: libvmaf's threads may differ in the last digits, no more.
     assert all(abs(p.vmaf - r.vmaf) < 0.01 for p, r in zip(packed.trials, raw.trials, strict=True))
+
+
+def test_a_cancel_stops_the_running_ffmpeg_of_a_search_and_of_a_score(
+    sources: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that comes while a search's ffmpeg runs stops that ffmpeg (not only the
+    next round), started as the encode's are (``transcoder.spawn``); a cancelled score is
+    not a missing score but the job's cancel."""
+    src = sources["grain.mkv"]
+    info = probe(src, detail=True)
+    cancel = threading.Event()
+    started: list[subprocess.Popen[bytes]] = []
+    spawn = transcoder.spawn
+
+    def spawned(cmd: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        proc = spawn(cmd, **kwargs)
+        started.append(proc)
+        cancel.set()  # the cancel arrives while this ffmpeg runs
+        return proc
+
+    monkeypatch.setattr(transcoder, "spawn", spawned)
+    web = presets.CATALOG["web-720p"]
+    with pytest.raises(TranscodeError, match="cancelled"):
+        quality.search(find_ffmpeg(), web, info, src, tmp_path, TARGET, cancel=cancel)
+    [proc] = started  # and no ffmpeg after it
+    assert proc.returncode not in (None, 0), "stopped, not left to finish"
+    assert not Path(f"/proc/{proc.pid}").exists()
+    assert not list(tmp_path.glob("quality-*"))
+
+    measured = presets.build("web-720p", {"extends": "web-720p", "measure_quality": True})
+    tuning = Tuning(find_ffmpeg(), measured, info, src, tmp_path, lambda *_: None, print, cancel)
+    with pytest.raises(TranscodeError, match="cancelled"):
+        tuning.scores(src)
+    assert len(started) == 1

@@ -47,7 +47,8 @@ SHOWN: dict[str, dict[str, list[str]]] = {
     },
     "library": {
         "Options": [
-            *("--dry-run", "--preset", *REPLACING, "--force", "--pattern", "--workers"),
+            *("--dry-run", "--preset", "--quality", "--measure-quality", *REPLACING),
+            *("--force", "--pattern", "--workers"),
             *("--hours", "--nice", "--ionice"),
             *("--ffmpeg", "--notify-url", "--on-done", *PLACES, "--help"),
         ],

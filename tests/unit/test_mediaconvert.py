@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 import boto3
+import msgspec
 import pytest
 from botocore.stub import Stubber
 
+from autotranscode.engines import open_engine
 from autotranscode.engines.mediaconvert import (
     META_CLIENT,
     META_INPUT,
@@ -24,6 +26,7 @@ from autotranscode.errors import ConfigError, MediaError, MessageError, QueueErr
 from autotranscode.media import presets
 from autotranscode.media.probe import MediaInfo
 from autotranscode.messages import Input, Job, JobOutput, State
+from autotranscode.settings import Settings
 
 ROLE = "arn:aws:iam::123456789012:role/studio-mediaconvert"
 ACCOUNT = "123456789012"
@@ -136,6 +139,64 @@ def test_presets_that_cannot_apply_are_media_errors() -> None:
         job_request(_job("web-720p"), TONE, ROLE, CLIENT)
     with pytest.raises(MediaError, match="audio stream"):
         job_request(_job("audio-aac"), SILENT, ROLE, CLIENT)
+
+
+@pytest.mark.parametrize(
+    "catalog",
+    [
+        presets.DEFAULT_CATALOG.with_quality("vmaf:93", False),
+        presets.DEFAULT_CATALOG.with_quality(None, True),
+        presets.Catalog.define({"tuned": {"extends": "web-720p", "quality": "vmaf:95"}}),
+    ],
+    ids=["--quality", "--measure-quality", "a preset's quality"],
+)
+def test_a_vmaf_target_or_score_is_refused_not_dropped(
+    client: Any, catalog: presets.Catalog, tmp_path: Any
+) -> None:
+    """MediaConvert can neither search a CRF nor score VMAF: a job asking for it fails with a
+    ConfigError that says what to use instead, and no CreateJob is sent (the Stubber has no
+    response queued: a call would fail with another error)."""
+    preset_id = catalog.custom[0].id if catalog.custom else "web-720p"
+    job = _job("web-720p")
+    job = msgspec.structs.replace(
+        job,
+        outputs=(JobOutput(key=f"outputs/a1b2c3/clip.{preset_id}.mp4", preset_id=preset_id),),
+    )
+    engine = MediaConvertEngine(
+        client,
+        role_arn=ROLE,
+        client_id=CLIENT,
+        account=ACCOUNT,
+        output_bucket=OUT_BUCKET,
+        catalog=catalog,
+    )
+    with Stubber(client) as stub:
+        with pytest.raises(ConfigError, match=r"MediaConvert cannot .*--engine workers"):
+            engine.submit(job, PRORES_1080)
+        stub.assert_no_pending_responses()
+    # Up front: opening the engine refuses before it touches AWS (no backend is needed).
+    settings = Settings(
+        engine="mediaconvert",
+        preset=(preset_id,),
+        quality=catalog.quality,
+        measure_quality=catalog.measure_quality,
+        state_dir=tmp_path,
+        catalog=catalog,
+    )
+    with pytest.raises(ConfigError, match=f"preset {preset_id}: MediaConvert cannot"):
+        open_engine(settings, backend=None)  # type: ignore[arg-type]
+
+
+def test_a_preset_that_only_remuxes_differently_still_runs_on_mediaconvert(client: Any) -> None:
+    """``remux`` has no MediaConvert equivalent: the source is encoded (the README says so),
+    and the job is not refused for it."""
+    catalog = presets.Catalog.define({"always": {"extends": "web-720p", "remux": False}})
+    job = msgspec.structs.replace(
+        _job("web-720p"),
+        outputs=(JobOutput(key="outputs/a1b2c3/clip.always.mp4", preset_id="always"),),
+    )
+    request = job_request(job, PHONE_480, ROLE, CLIENT, catalog=catalog)
+    assert request["Settings"]["OutputGroups"][0]["Name"] == "always"
 
 
 @pytest.mark.parametrize(

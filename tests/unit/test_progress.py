@@ -115,6 +115,23 @@ def test_finished_files_leave_the_live_part_as_one_line_and_count_in_the_totals(
     assert lines[-1] == "done 1 · failed 1 · in flight 1 · queued 1 · saved 1.1 MB", lines
 
 
+def test_late_hooks_of_a_finished_file_do_not_bring_it_back(reporter: RichReporter) -> None:
+    """Hooks come from several threads: a step's "waiting for a worker" can arrive after the
+    listener's "done" (seen under load); only a new version (queued, seen) starts over."""
+    path = Path("/drop/a.mov")
+    reporter.on_state(path=path, state=FileState.DISCOVERED)
+    reporter.on_state(path=path, state=FileState.CLEANED)
+    reporter.on_state(path=path, state=FileState.SUBMITTED)
+    reporter.on_progress(path=path, stage="transcoding", fraction=0.5)
+    reporter.on_state(path=path, state=FileState.CLEANED)  # a duplicate "done" counts once
+    lines = view(reporter)
+    assert not [line for line in lines if "a.mov" in line], lines
+    assert lines[-1].startswith("done 1 · failed 0 · in flight 0 · queued 0"), lines
+    reporter.on_state(path=path, state=FileState.DISCOVERED)  # retried, or dropped again
+    reporter.on_state(path=path, state=FileState.SUBMITTED)
+    assert "waiting for a worker" in line_of(view(reporter), "a.mov")
+
+
 def test_a_stop_marks_what_is_unfinished_interrupted(reporter: RichReporter) -> None:
     path = Path("/drop/a.mov")
     with reporter:

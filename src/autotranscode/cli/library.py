@@ -25,9 +25,11 @@ from .options import (
     ffmpeg_option,
     force_option,
     hours_option,
+    measure_quality_option,
     options,
     pattern_option,
     priority_options,
+    quality_option,
     replacing_options,
     setting,
     state_dir_option,
@@ -49,6 +51,8 @@ LIBRARY_PRESET = "hevc-1080p"
     default_text=LIBRARY_PRESET,
 )
 @options(
+    quality_option,
+    measure_quality_option,
     replacing_options,
     force_option,
     pattern_option,

@@ -16,8 +16,9 @@ def open_engine(settings: Settings, backend: Backend) -> Engine:
     if settings.engine == "workers":
         return WorkersEngine(backend)
     from ..backends.aws import AwsBackend
-    from .mediaconvert import MediaConvertEngine, route_events
+    from .mediaconvert import MediaConvertEngine, check_presets, route_events
 
+    check_presets(settings.catalog.get(p) for p in settings.preset)
     if not isinstance(backend, AwsBackend):
         raise ConfigError("--engine mediaconvert needs --backend aws (MediaConvert reads S3)")
     names = backend.names

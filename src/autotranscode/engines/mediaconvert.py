@@ -6,12 +6,19 @@ scoped to those buckets. Its "MediaConvert Job State Change" events reach the
 client's notification queue through an EventBridge rule that matches this
 client's id in the job's userMetadata, and ``read`` turns them into our
 notifications, so the pipeline cannot tell MediaConvert from a worker.
+
+What only our workers do is refused up front (``check_presets``), never silently
+dropped: a VMAF target and VMAF scores (MediaConvert encodes at its own QVBR level and
+scores nothing; mapping ``vmaf:93`` onto a QVBR level would promise a quality nobody
+measured, and the outcome would have no VMAF to show). A preset's ``remux`` has no
+equivalent either: MediaConvert always encodes, a conforming source too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -38,6 +45,23 @@ QVBR_QUALITY = 7
 
 _VIDEO_CODECS = {"libx264": "H_264"}
 _AUDIO_CODECS = {"aac": "AAC"}
+
+
+def check_presets(chosen: Iterable[presets.Preset]) -> None:
+    """ConfigError for a preset asking what only our workers do (see the module); called
+    when the engine opens, before any job, and for each job's outputs."""
+    for preset in chosen:
+        asks = [
+            *(["a VMAF target (quality)"] if preset.quality is not None else []),
+            *(["VMAF scores (measure_quality)"] if preset.measure_quality else []),
+        ]
+        if asks:
+            raise ConfigError(
+                f"preset {preset.id}: MediaConvert cannot do {' or '.join(asks)}: it encodes "
+                f"at its own quality level (QVBR {QVBR_QUALITY}) and measures no VMAF; use "
+                "--engine workers for these, or leave out --quality/--measure-quality (and "
+                "quality/measure_quality in the preset) to use MediaConvert"
+            )
 
 
 def event_pattern(client_id: str) -> dict[str, Any]:
@@ -67,9 +91,11 @@ def job_request(
         inp["VideoSelector"] = {}
     if source.has_audio:
         inp["AudioSelectors"] = {"Audio Selector 1": {"DefaultSelection": "DEFAULT"}}
+    chosen = [catalog.get(out.preset_id) for out in job.outputs]
+    check_presets(chosen)
     groups = [
-        _output_group(job.output_bucket, out.key, catalog.get(out.preset_id), source)
-        for out in job.outputs
+        _output_group(job.output_bucket, out.key, preset, source)
+        for out, preset in zip(job.outputs, chosen, strict=True)
     ]
     request: dict[str, Any] = {
         "Role": role_arn,

@@ -86,7 +86,8 @@ class Tuning:
 
     def scores(self, output: Path) -> dict[str, float]:
         """``vmaf`` and ``crf`` for the output's status: measured (sampled) when asked or
-        searched for, else nothing; a score that cannot be taken is logged, not fatal."""
+        searched for, else nothing; a score that cannot be taken is logged, not fatal (a
+        cancel is raised: the job goes back)."""
         found: dict[str, float] = {}
         if self.choice is not None:
             found["crf"] = self.choice.crf
@@ -94,9 +95,14 @@ class Tuning:
             return found
         try:
             found["vmaf"] = round(
-                quality.measure(self.ffmpeg, self.preset, self.source, self.src, output), 2
+                quality.measure(
+                    self.ffmpeg, self.preset, self.source, self.src, output, self.cancel
+                ),
+                2,
             )
         except TranscodeError as exc:
+            if self.cancel is not None and self.cancel.is_set():
+                raise
             log.warning("VMAF of %s not measured: %s", output, exc)
             self.say(f"VMAF not measured: {exc}")
             return found

@@ -18,24 +18,32 @@ The search must cost a small part of the encode it tunes (``bench/quality.py``):
   no more samples are encoded; else a third guess extrapolates from the two: at most
   ``MAX_ROUNDS`` rounds, one when a score lands within ``CLOSE_ENOUGH`` above the target;
 - under a rate cap (``max_bitrate_k``) a lower CRF stops making a larger sample once the
-  cap binds: the search stops there, as lower would only cost time.
+  cap binds: the search stops there, as lower would only cost time, after one more round
+  halfway to the nearest CRF the cap left smaller (``_knee``); a target out of reach
+  gets the largest CRF within ``CLOSE_ENOUGH`` of the best score, not the best at any size.
 
 Scored frames are paired by their index (``setpts=N``) on both sides, not by timestamps
 that containers round differently.
+
+Each ffmpeg here is started as the encode's is (``transcoder.spawn``: it dies with the
+worker, even one killed with -9) and a cancel stops the one running, not only the next.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError, TranscodeError
-from . import colour, interlace, video
+from . import colour, interlace, transcoder, video
 from .presets import Preset
 from .probe import MediaInfo
 
@@ -155,16 +163,24 @@ def search(
     try:
         if note is not None:
             note(0, MAX_ROUNDS)
-        _reference(ffmpeg, preset, source, src, size, reference)
+        _reference(ffmpeg, preset, source, src, size, reference, cancel)
         for n in range(1, MAX_ROUNDS + 1):
-            if cancel is not None and cancel.is_set():
-                raise TranscodeError("transcode cancelled")
+            _check(cancel)
             if note is not None:
                 note(n, MAX_ROUNDS)
-            trial = _trial(ffmpeg, with_crf(preset, crf), source, size, reference, sample)
+            trial = _trial(ffmpeg, with_crf(preset, crf), source, size, reference, sample, cancel)
             log.debug("quality search: crf %s -> vmaf %.2f, %d bytes", crf, trial.vmaf, trial.size)
             trials.append(trial)
-            if target <= trial.vmaf <= target + CLOSE_ENOUGH or _capped(trials, target):
+            if target <= trial.vmaf <= target + CLOSE_ENOUGH:
+                break
+            if _capped(trials, target):
+                knee = _knee(trials, preset)
+                if knee is not None:  # one more round, where the cap starts to bind
+                    trials.append(
+                        _trial(
+                            ffmpeg, with_crf(preset, knee), source, size, reference, sample, cancel
+                        )
+                    )
                 break
             if _bracket(trials, target) is not None:
                 break  # interpolated between the two (``_pick``): no round more needed
@@ -184,6 +200,7 @@ def measure(
     source: MediaInfo,
     src: Path,
     output: Path,
+    cancel: threading.Event | None = None,
 ) -> float:
     """The output's VMAF against its source, over the search's windows (``windows``)."""
     size = _size(preset, source)
@@ -201,7 +218,7 @@ def measure(
     )
     inputs = [arg for w in spots for arg in _seek(w, output)]
     inputs += [arg for w in spots for arg in _seek(w, src)]
-    return _score(ffmpeg, size, inputs, graph)
+    return _score(ffmpeg, size, inputs, graph, cancel)
 
 
 def _size(preset: Preset, source: MediaInfo) -> tuple[int, int]:
@@ -212,7 +229,13 @@ def _size(preset: Preset, source: MediaInfo) -> tuple[int, int]:
 
 
 def _reference(
-    ffmpeg: str, preset: Preset, source: MediaInfo, src: Path, size: tuple[int, int], dst: Path
+    ffmpeg: str,
+    preset: Preset,
+    source: MediaInfo,
+    src: Path,
+    size: tuple[int, int],
+    dst: Path,
+    cancel: threading.Event | None,
 ) -> None:
     """The samples as the encoder is given them (through the encode's filters, at the
     output's size), decoded once, kept raw: each round encodes and scores from it."""
@@ -235,7 +258,8 @@ def _reference(
             *[arg for w in spots for arg in _seek(w, src)],
             *("-filter_complex", graph, "-map", "[out]", "-c:v", *codec),
             *("-fps_mode", "passthrough", "-f", "nut", str(dst)),
-        ]
+        ],
+        cancel,
     )
 
 
@@ -246,6 +270,7 @@ def _trial(
     size: tuple[int, int],
     reference: Path,
     sample: Path,
+    cancel: threading.Event | None,
 ) -> Trial:
     extra = [a for pair in _pairs(preset.extra_args) if pair[0] not in ("-ar", "-ac") for a in pair]
     _run(
@@ -258,26 +283,34 @@ def _trial(
             *colour.options(preset, source),
             *extra,
             *("-fps_mode", "passthrough", "-f", "matroska", str(sample)),
-        ]
+        ],
+        cancel,
     )
     tag = colour.output(preset, source).setparams()
     graph = f"[0:v]{tag},{_BY_INDEX}[dis];[1:v]{tag},{_BY_INDEX}[ref]"
-    vmaf = _score(ffmpeg, size, ["-i", str(sample), "-i", str(reference)], graph)
+    vmaf = _score(ffmpeg, size, ["-i", str(sample), "-i", str(reference)], graph, cancel)
     return Trial(crf_of(preset), vmaf, sample.stat().st_size)
 
 
-def _score(ffmpeg: str, size: tuple[int, int], inputs: list[str], graph: str) -> float:
+def _score(
+    ffmpeg: str,
+    size: tuple[int, int],
+    inputs: list[str],
+    graph: str,
+    cancel: threading.Event | None,
+) -> float:
     """libvmaf on every SUBSAMPLE-th frame of ``[dis]`` against ``[ref]`` (``graph`` makes
     both from ``inputs``)."""
     vmaf = f"libvmaf=model=version={model(size)}:n_subsample={SUBSAMPLE}:n_threads=2"
-    run = _run(
+    stderr = _run(
         [
             ffmpeg,
             *("-hide_banner", "-nostdin", "-loglevel", "info", *inputs),
             *("-filter_complex", f"{graph};[dis][ref]{vmaf}", "-f", "null", "-"),
-        ]
+        ],
+        cancel,
     )
-    found = _SCORE.findall(run.stderr)
+    found = _SCORE.findall(stderr)
     if not found:
         raise TranscodeError("VMAF: libvmaf printed no score")
     return float(found[-1])
@@ -317,6 +350,21 @@ def _capped(trials: Sequence[Trial], target: float) -> bool:
     return same and a.vmaf < target and b.vmaf < target
 
 
+def _knee(trials: Sequence[Trial], preset: Preset) -> float | None:
+    """Under a rate cap, the CRF halfway between the largest capped one and the nearest
+    trial the cap left smaller: the point past which lower CRFs only add bytes lies
+    there (a grainy source: CRF 23 made 0.3 MB, 15 and 7 both 3.4 MB)."""
+    last = trials[-1]
+    capped = [t for t in trials if abs(t.size - last.size) <= SAME_SIZE * max(t.size, last.size)]
+    top = max(t.crf for t in capped)
+    smaller = [t for t in trials if t.crf > top and t.size < last.size * (1 - SAME_SIZE)]
+    if not smaller:
+        return None
+    nearest = min(smaller, key=lambda t: t.crf)
+    knee = float(_crf_text(preset, (top + nearest.crf) / 2))
+    return None if knee in (top, nearest.crf) else knee
+
+
 def _bracket(trials: Sequence[Trial], target: float) -> tuple[Trial, Trial] | None:
     """The tightest pair of trials around the target: one reaching it, one a larger CRF not."""
     good = [t for t in trials if t.vmaf >= target]
@@ -330,9 +378,9 @@ def _bracket(trials: Sequence[Trial], target: float) -> tuple[Trial, Trial] | No
 
 def _pick(trials: Sequence[Trial], target: float, preset: Preset) -> Choice:
     """Between trials around the target, the CRF interpolated for a little above it
-    (``MARGIN``); else the largest CRF that reached the target; none did: the best tried,
-    or under a rate cap the largest CRF of the smallest sizes (lower CRFs make the same
-    output)."""
+    (``MARGIN``); else the largest CRF that reached the target; none did: the largest CRF
+    within ``CLOSE_ENOUGH`` of the best score tried (under a rate cap lower CRFs make the
+    same output, or only a little better for many more bytes)."""
     pair = _bracket(trials, target)
     if pair is not None:
         a, b = pair
@@ -346,10 +394,11 @@ def _pick(trials: Sequence[Trial], target: float, preset: Preset) -> Choice:
     good = [t for t in trials if t.vmaf >= target]
     if good:
         best = max(good, key=lambda t: t.crf)
-    elif _capped(trials, target):
-        best = max(trials[-2:], key=lambda t: t.crf)
     else:
-        best = max(trials, key=lambda t: t.vmaf)
+        # Out of reach (a rate cap, most often): the largest CRF within a point of the best
+        # score seen, not the best at any size (12 times the bytes for 5 points, seen).
+        top = max(t.vmaf for t in trials)
+        best = max((t for t in trials if t.vmaf >= top - CLOSE_ENOUGH), key=lambda t: t.crf)
     return Choice(best.crf, best.vmaf, tuple(trials))
 
 
@@ -367,20 +416,37 @@ def _pairs(args: Sequence[str]) -> list[tuple[str, str]]:
     return list(zip(args[::2], args[1::2], strict=True))
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        run = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=RUN_TIMEOUT_S,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TranscodeError(f"quality search: ffmpeg failed: {exc}") from exc
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        raise TranscodeError(f"quality search: ffmpeg failed (exit {run.returncode}): {last}")
-    return run
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise TranscodeError("transcode cancelled")
+
+
+def _run(cmd: list[str], cancel: threading.Event | None) -> str:
+    """ffmpeg's stderr once it has succeeded; a cancel stops it (``transcoder.stop``)
+    within ``transcoder.CANCEL_POLL_SECONDS``."""
+    _check(cancel)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = transcoder.spawn(cmd, stdout=subprocess.DEVNULL, stderr=errors)
+        except OSError as exc:
+            raise TranscodeError(f"quality search: ffmpeg failed: {exc}") from exc
+        try:
+            while proc.poll() is None:
+                if cancel is not None and cancel.is_set():
+                    transcoder.stop(proc)
+                    raise TranscodeError("transcode cancelled")
+                if time.monotonic() > deadline:
+                    raise TranscodeError(f"quality search: ffmpeg took over {RUN_TIMEOUT_S:g} s")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(transcoder.CANCEL_POLL_SECONDS)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if proc.returncode != 0:
+        last = (stderr.strip().splitlines() or ["no message"])[-1]
+        raise TranscodeError(f"quality search: ffmpeg failed (exit {proc.returncode}): {last}")
+    return stderr

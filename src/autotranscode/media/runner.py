@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ..errors import ConfigError, FfmpegKilled, TranscodeError
 from ..text import shown
@@ -94,21 +94,12 @@ def run(
     a folder) when the run fails, so nothing half written stays behind.
     """
     ffmpeg = ffmpeg_cmd[0]
-    wrapper = _death_wrapper()
-    if not wrapper:
-        _load_prctl()
     if shutil.which(ffmpeg) is None:
         raise ConfigError(f"cannot run ffmpeg {ffmpeg}: not found or not executable")
     # stderr goes to an unnamed file, read after the exit: no reader thread per job.
     with tempfile.TemporaryFile() as errors:
         try:
-            proc = subprocess.Popen(
-                [*wrapper, *ffmpeg_cmd] if wrapper else ffmpeg_cmd,
-                preexec_fn=None if wrapper else _die_with_parent,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=errors,
-            )
+            proc = spawn(ffmpeg_cmd, stdout=subprocess.PIPE, stderr=errors)
         except OSError as exc:
             raise ConfigError(f"cannot run ffmpeg {ffmpeg}: {exc}") from exc
         try:
@@ -142,6 +133,21 @@ def run(
         f"ffmpeg failed (exit {code}): {detail or 'no error message'}",
         command=done.command,
         stderr=done.stderr,
+    )
+
+
+def spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``cmd`` started (``subprocess.Popen``, stdin from /dev/null) so that it dies with
+    this process, even when we are killed with -9: no ffmpeg runs on, orphaned, after its
+    worker; every ffmpeg a worker starts goes through here."""
+    wrapper = _death_wrapper()
+    if not wrapper:
+        _load_prctl()  # loaded before the fork: the child only calls it
+    return subprocess.Popen(
+        [*wrapper, *cmd] if wrapper else cmd,
+        preexec_fn=None if wrapper else _die_with_parent,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
     )
 
 
@@ -264,7 +270,7 @@ def _death_wrapper() -> tuple[str, ...]:
 def _die_with_parent() -> None:
     """In the child before exec: if we are killed (even with -9), ffmpeg dies too.
 
-    ``run`` loads prctl before forking; the child only calls it.
+    ``spawn`` loads prctl before forking; the child only calls it.
     """
     prctl = _load_prctl()
     if prctl is not None:
@@ -290,7 +296,7 @@ def _follow(
         selector.register(fd, selectors.EVENT_READ)
         while True:
             if cancel is not None and cancel.is_set():
-                _stop(proc)
+                stop(proc)
                 return True
             if not selector.select(CANCEL_POLL_SECONDS if cancel is not None else None):
                 continue
@@ -308,7 +314,8 @@ def _follow(
                 block = {}
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ended as a cancel ends ffmpeg: asked (SIGTERM, it closes its output), then killed."""
     proc.terminate()  # ffmpeg ignores it while blocked in a read or open
     try:
         proc.wait(CANCEL_GRACE_SECONDS)

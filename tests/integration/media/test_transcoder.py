@@ -312,13 +312,15 @@ _ORPHAN_SCRIPT = """
 import sys
 import tempfile
 from pathlib import Path
-from autotranscode.media import presets, transcoder
+from autotranscode.media import presets, quality, transcoder
 from autotranscode.media.probe import MediaInfo
 source = MediaInfo(10.0, "mov", "h264", 640, 360, "aac")
 preset = presets.CATALOG["web-720p"]
-transcoder.transcode(
-    transcoder.find_ffmpeg(), preset, source, Path(sys.argv[1]), Path(sys.argv[2])
-)
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+if sys.argv[3] == "search":
+    quality.search(transcoder.find_ffmpeg(), preset, source, src, dst.parent, 93.0)
+else:
+    transcoder.transcode(transcoder.find_ffmpeg(), preset, source, src, dst)
 """
 
 
@@ -346,16 +348,18 @@ def _alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
+@pytest.mark.parametrize("what", ["transcode", "search"])
 @pytest.mark.parametrize("how", ["setpriv", "preexec"])
-def test_ffmpeg_dies_when_its_worker_is_killed(tmp_path: Path, how: str) -> None:
-    """kill -9 of the worker must not leave ffmpeg running on (here: blocked on a FIFO)."""
+def test_ffmpeg_dies_when_its_worker_is_killed(tmp_path: Path, how: str, what: str) -> None:
+    """kill -9 of the worker must not leave ffmpeg running on (here: blocked on a FIFO),
+    whether it encodes or decodes a quality search's samples."""
     if how == "setpriv":
         assert transcoder._death_wrapper(), "util-linux setpriv is part of every Linux CI image"
     fifo = tmp_path / "input.mov"
     os.mkfifo(fifo)
     # Without setpriv on its PATH, the worker falls back to its preexec_fn.
     env = os.environ | ({"PATH": str(tmp_path)} if how == "preexec" else {})
-    argv = [sys.executable, "-c", _ORPHAN_SCRIPT, fifo, tmp_path / "o.mp4"]
+    argv = [sys.executable, "-c", _ORPHAN_SCRIPT, fifo, tmp_path / "o.mp4", what]
     worker = subprocess.Popen(argv, env=env)
     ffmpeg = None
     try:

@@ -43,6 +43,20 @@ def test_under_a_rate_cap_the_search_stops_where_size_stops_changing() -> None:
     assert not quality._capped([Trial(23, 88.0, 1_000_000), Trial(18, 91.0, 1_600_000)], 93.0)
 
 
+def test_an_unreachable_target_is_not_chased_with_bytes() -> None:
+    """Seen on a grainy source under web-720p's 4 Mbit/s cap: CRF 23 made 0.28 MB at
+    VMAF 72, CRF 15 and 7 both 3.37 MB at ~77. A round halfway finds where the cap starts
+    to bind, and the largest CRF within a point of the best score is kept."""
+    trials = [Trial(23, 72.0, 280_000), Trial(15, 76.9, 3_370_000), Trial(7, 76.5, 3_370_000)]
+    assert quality._capped(trials, 93.0)
+    assert quality._knee(trials, WEB) == 19
+    assert quality._pick(trials, 93.0, WEB).crf == 15
+    trials.append(Trial(19, 76.2, 1_200_000))
+    assert quality._pick(trials, 93.0, WEB).crf == 19
+    # Nothing smaller than the capped trials tried: no knee to look for.
+    assert quality._knee([Trial(23, 88.0, 1_000_000), Trial(18, 88.1, 1_010_000)], WEB) is None
+
+
 def test_crf_steps_follow_the_encoder() -> None:
     vp9 = presets.CATALOG["webm-vp9"]
     assert quality.with_crf(vp9, 33.4).video_args[1] == "33"
