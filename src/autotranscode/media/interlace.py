@@ -32,6 +32,7 @@ import av
 
 from .presets import Preset
 from .probe import MediaInfo
+from .runner import spawn
 
 log = logging.getLogger(__name__)
 
@@ -204,13 +205,18 @@ def detect(ffmpeg: str, src: Path | str, source: MediaInfo) -> tuple[MediaInfo, 
     if source.video_codec in _SCAN_IN_FRAME_HEADER and _coded_whole(src):
         return source, f"progressive: the {source.video_codec} frame headers say so"
     try:
-        run = subprocess.run(
-            [ffmpeg, *idet_args(source, src)],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=IDET_TIMEOUT_S,
-            check=False,
+        # Started as every ffmpeg of a worker is: it dies with the worker (kill -9 too).
+        proc = spawn(
+            [ffmpeg, *idet_args(source, src)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            _, err = proc.communicate(timeout=IDET_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        run = subprocess.CompletedProcess(
+            proc.args, proc.returncode, "", err.decode("utf-8", errors="replace")
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.warning("interlace detection on %s failed: %s", src, exc)

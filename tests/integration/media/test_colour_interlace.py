@@ -294,3 +294,22 @@ def test_a_poster_of_an_interlaced_source_is_not_combed(
     dst = tmp_path / "poster.jpg"
     _make(ffmpeg, presets.CATALOG["poster"], colour_clips["interlaced unflagged.ts"], dst)
     assert _idet(ffmpeg, dst)["single"] == 0
+
+
+def test_the_idet_sample_is_started_to_die_with_its_worker(
+    ffmpeg: str, colour_clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like every ffmpeg a worker starts (``runner.spawn``: gone with the worker, even after
+    kill -9), not a plain subprocess left to run on after it."""
+    started: list[list[str]] = []
+    spawn = interlace.spawn
+
+    def recording(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(cmd)
+        return spawn(cmd, **kwargs)
+
+    monkeypatch.setattr(interlace, "spawn", recording)
+    src = colour_clips["interlaced unflagged.ts"]
+    found, _ = interlace.detect(ffmpeg, src, probe(src, detail=True))
+    assert found.field_order == "tt"
+    assert len(started) == 1 and "idet" in started[0]
