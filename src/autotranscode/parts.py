@@ -1,0 +1,59 @@
+"""A chunked file's progress as the client sees it: the sum of its parts' (``engines.parts``).
+
+Each part of a chunked job (its chunks and the rest) reports PROGRESSING with the file's job
+id and ``userMetadata`` naming the part (``part=c0007``), how many there are (``parts``) and
+its worker; the file's fraction is the mean of its parts' (a part not heard of yet counts
+0, a stored part 1), and its worker line says which parts are done and which run where.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .messages import MAX_CHUNKS
+
+#: Parts named in a worker line at most (the rest are counted).
+SHOWN_RUNNING = 3
+
+
+@dataclass
+class _File:
+    count: int
+    #: Each part heard of: its fraction done and the worker doing it.
+    parts: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+
+class PartsProgress:
+    """What the listener has heard of each chunked file's parts, in memory: progress is shown,
+    never recorded, so a restart starts it again from the parts' next notices."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, _File] = {}
+
+    def heard(
+        self, fid: str, part: str, parts: str | None, fraction: float, worker: str | None
+    ) -> tuple[float, str]:
+        """The file's fraction and its worker line, once ``part`` is at ``fraction``."""
+        try:
+            count = min(max(int(parts or 1), 1), MAX_CHUNKS + 1)
+        except ValueError:
+            count = 1
+        file = self._files.setdefault(fid, _File(count))
+        file.count = max(file.count, count)
+        if len(file.parts) < file.count or part in file.parts:  # bounded by what it said
+            file.parts[part[:16]] = (min(max(fraction, 0.0), 1.0), worker or "?")
+        done = sum(1 for f, _ in file.parts.values() if f >= 1.0)
+        total = sum(f for f, _ in file.parts.values()) / file.count
+        running = [f"{p} on {w}" for p, (f, w) in sorted(file.parts.items()) if f < 1.0]
+        line = f"{done}/{file.count} parts done"
+        if running:
+            more = len(running) - SHOWN_RUNNING
+            line += (
+                "; "
+                + ", ".join(running[:SHOWN_RUNNING])
+                + (f" and {more} more" if more > 0 else "")
+            )
+        return total, line
+
+    def forget(self, fid: str) -> None:
+        self._files.pop(fid, None)
