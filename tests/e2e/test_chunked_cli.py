@@ -1,0 +1,58 @@
+"""``transcode --chunk-seconds`` as a user runs it, with two workers: one long file cut into
+chunks, made by both, joined into one output as an unchunked run makes it; the file's log
+tells the parts; nothing is left in the store or the queues."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+from cli_harness import BACKENDS, Cli, names, open_cli
+
+from conftest import FFMPEG
+
+SECONDS = 20
+
+
+@pytest.fixture(params=BACKENDS)
+def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    yield from open_cli(request, tmp_path, request.param)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("chunked-cli") / "talk.mp4"
+    subprocess.run(
+        [
+            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y"),
+            *("-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={SECONDS}"),
+            *("-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=48000:duration={SECONDS}"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p"),
+            *("-c:a", "aac", "-shortest", str(path)),
+        ],
+        check=True,
+    )
+    return path
+
+
+def test_transcode_with_chunk_seconds_and_two_workers(
+    cli: Cli, long_video: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = cli.run(
+        "transcode", long_video, "--out", out, "--chunk-seconds", "5", "--workers", "2"
+    )
+    assert result.returncode == 0, result.stderr
+    assert names(out) == ["talk.mp4"]
+    with av.open(str(out / "talk.mp4")) as container:
+        assert container.streams.audio, "the rest part's audio was joined in"
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == SECONDS * 25
+    [log_file] = (cli.state_dir / "logs").glob("*.log")
+    text = log_file.read_text()
+    assert "split into 4 chunks" in text and "joined from 4 chunks" in text
+    assert "c0003" in text and "rest" in text  # every part's log is in the file's
+    cli.assert_no_leftovers()
