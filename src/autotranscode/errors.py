@@ -5,7 +5,8 @@
     ├── MediaError           the input or output media is not what we need
     │   ├── ProbeError       the file cannot be read as media
     │   └── TranscodeError   ffmpeg failed, or its output failed the check
-    │       └── FfmpegKilled ffmpeg died of a signal (OOM killer, segfault): retried
+    │       ├── FfmpegKilled ffmpeg died of a signal (OOM killer, segfault): retried
+    │       └── JoinError    a chunked file's joined output failed its check
     ├── BackendError         storage or queues misbehaved (S3/SQS/SNS or the local store)
     │   ├── StorageError     an object could not be stored, fetched or deleted
     │   └── QueueError       a message could not be sent, received or deleted
@@ -74,6 +75,26 @@ class FfmpegKilled(TranscodeError):
     """
 
     retryable: bool = True
+
+
+class JoinError(TranscodeError):
+    """The chunks of a file, joined, are not the file an encode of it would be: frames lost
+    or doubled, a duration or the sound out of step, timestamps that go back.
+
+    ``bad_chunk``: the chunk whose part of the join is wrong, when it can be told; that
+    chunk is to be encoded again (the same join would fail the same way: not retryable).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bad_chunk: int | None = None,
+        command: str | None = None,
+        stderr: str | None = None,
+    ) -> None:
+        super().__init__(message, command=command, stderr=stderr)
+        self.bad_chunk = bad_chunk
 
 
 class BackendError(AutotranscodeError):

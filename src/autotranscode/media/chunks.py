@@ -1,135 +1,303 @@
-"""PLACEHOLDER of branch chunkmedia's module (same API), so the orchestration runs before
-it is merged: fixed-length chunks, x264 video, AAC rest, concat join. Replaced on merge."""
+"""One long video cut into chunks that separate encodes make, to be joined without
+re-encoding (``join``): the media side of accelerated transcoding (issue 19).
+
+- **Where to cut**: on the source's keyframes, read from the packet index without decoding
+  (``keyframes``), about ``chunk_seconds`` apart (``plan``). A chunk's encode seeks to its
+  keyframe, so decoding it starts there and nothing before it is decoded in vain.
+- **A chunk**: video only, exactly its own frames: an accurate seek to its first frame
+  (``-ss`` a microsecond before the keyframe's time: a rounding of the time up would drop
+  that frame and leave a hole at the join, one down would take the frame before and double
+  it), then exactly as many frames as the packet index counts from it to the next chunk
+  (``-frames:v``). Filters and encoder options are the whole-file encode's own
+  (``video.options``), so each chunk is what that encode would make of those frames, but
+  starting on a keyframe of its own: every encoder's first frame is one, and nothing in a
+  chunk refers to a frame of another.
+- **Chunk files are Matroska**: concatenated by stream copy they keep every frame in its
+  place with B-frames; NUT chunks came out with their first frame two frames late (the
+  B-frame delay), MP4 chunks carry edit lists that the concat demuxer does not apply.
+- **The rest** (``rest_command``): audio encoded once, whole (cut at video keyframes it
+  would click and gap), text subtitles and chapters, into Matroska for the join to copy.
+
+What does not chunk: presets other than a single video output (``chunkable``), and
+interlaced sources (the deinterlacer looks at the frames around each one, and inverse
+telecine at cycles of five, which a cut would break; ``chunk_plan`` gives none).
+"""
 
 from __future__ import annotations
 
-import subprocess
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import bisect
+import itertools
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import TranscodeError
+import av
+
+from ..errors import MediaError
+from . import interlace, streams, video
 from .presets import Preset
-from .probe import MediaInfo, probe
+from .probe import MediaInfo
+from .runner import LOG_ARGS
+from .runner import run as run
+
+log = logging.getLogger(__name__)
+
+#: Encoders whose outputs are cut and joined; others (and every other kind) encode whole.
+CHUNK_ENCODERS = frozenset({"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"})
+#: A chunk is at least this part of ``chunk_seconds``: a keyframe nearer the last cut, or
+#: nearer the end, is passed over (the last chunk takes the tail instead).
+MIN_CHUNK_FRACTION = 0.5
+#: The file's suffix of a chunk and of the rest (Matroska: see the module's text).
+CHUNK_SUFFIX = ".mkv"
+REST_SUFFIX = ".mkv"
+#: Options of the preset's that are the audio's (``-ar``, ``-ac``): the rest's, not a chunk's.
+_AUDIO_EXTRAS = frozenset({"-ar", "-ac"})
 
 
 @dataclass(frozen=True)
 class Chunk:
+    """One part of the video, from a keyframe to the next chunk's.
+
+    Times are seconds from the file's start as ffmpeg's ``-ss`` counts them: the source's
+    timestamp of the keyframe less the container's start time (0 for most files).
+    """
+
     index: int
+    #: The keyframe it starts on.
     start: float
+    #: The next chunk's start (exclusive); None for the last chunk, which runs to the end.
     end: float | None
+    #: Video frames in [start, end) from the packet index, when known.
     frames: int | None
 
+    def length(self, duration: float | None) -> float | None:
+        """Its seconds, the last chunk's up to ``duration`` (the file's): for progress."""
+        end = self.end if self.end is not None else duration
+        return None if end is None else max(0.0, end - self.start)
 
-def chunk_plan(src: Path, source: MediaInfo, chunk_seconds: float) -> list[Chunk]:
-    duration = source.duration or 0.0
-    if duration < 2 * chunk_seconds or not source.has_video:
+
+def keyframes(src: Path | str) -> list[float]:
+    """Times (s, see ``Chunk``) of the first video stream's keyframes, from its packets
+    (read, never decoded); MediaError if the file cannot be read."""
+    return _index(src)[0]
+
+
+def plan(
+    duration: float | None,
+    keyframe_times: Sequence[float],
+    chunk_seconds: float,
+    frame_counts: Sequence[int] | None = None,
+) -> list[Chunk]:
+    """Chunks of about ``chunk_seconds``, each starting on a keyframe; [] (no chunking) when
+    the video is shorter than 2 ``chunk_seconds`` or has too few keyframes to cut.
+
+    ``frame_counts``: the frames from each keyframe to the next (the last: to the end), as
+    many as ``keyframe_times``; each chunk's ``frames`` is then their sum. Each cut is the
+    keyframe nearest ``chunk_seconds`` after the last one, leaving at least
+    MIN_CHUNK_FRACTION of it to each side: a keyframe far apart from the others makes a
+    longer chunk, never a tiny one.
+    """
+    if frame_counts is not None and len(frame_counts) != len(keyframe_times):
+        raise ValueError("frame_counts must count the frames after each keyframe")
+    if chunk_seconds <= 0 or not duration or duration < 2 * chunk_seconds:
         return []
-    n = max(2, round(duration / chunk_seconds))
-    step = duration / n
+    counted = frame_counts if frame_counts is not None else [0] * len(keyframe_times)
+    times: list[float] = []
+    counts: list[int] = []
+    for time, count in sorted(zip(keyframe_times, counted, strict=True)):
+        if times and time == times[-1]:
+            counts[-1] += count
+        elif time < duration:
+            times.append(time)
+            counts.append(count)
+    if not times:
+        return []
+    least = MIN_CHUNK_FRACTION * chunk_seconds
+    last_cut = bisect.bisect_right(times, duration - least) - 1
+    cuts = [0]
+    while True:
+        here = times[cuts[-1]]
+        low = bisect.bisect_left(times, here + least)
+        if low > last_cut:
+            break
+        near = bisect.bisect_left(times, here + chunk_seconds, low, last_cut + 1)
+        picks = [i for i in (near - 1, near) if low <= i <= last_cut]
+        cuts.append(min(picks, key=lambda i: abs(times[i] - here - chunk_seconds)))
+    if len(cuts) < 2:
+        return []
+    bounds = [*cuts, len(times)]
     return [
-        Chunk(i, round(i * step, 3), round((i + 1) * step, 3) if i < n - 1 else None, None)
-        for i in range(n)
+        Chunk(
+            index=n,
+            start=times[first],
+            end=times[after] if after < len(times) else None,
+            frames=sum(counts[first:after]) if frame_counts is not None else None,
+        )
+        for n, (first, after) in enumerate(itertools.pairwise(bounds))
     ]
 
 
+def chunk_plan(src: Path | str, source: MediaInfo, chunk_seconds: float) -> list[Chunk]:
+    """The chunks of ``src`` (``plan`` of its keyframes, with each chunk's frame count);
+    [] when it is not to be cut: short, no video, interlaced (see the module's text)."""
+    duration = source.duration
+    if not source.has_video or not duration or chunk_seconds <= 0:
+        return []
+    if duration < 2 * chunk_seconds:
+        return []
+    if interlace.interlaced(source):
+        log.info("interlaced source: encoded whole, as its deinterlacer needs every frame")
+        return []
+    keys, frames = _index(src)
+    ends = [*keys[1:], math.inf]
+    counts = [
+        bisect.bisect_left(frames, after) - bisect.bisect_left(frames, key)
+        for key, after in zip(keys, ends, strict=True)
+    ]
+    return plan(duration, keys, chunk_seconds, counts)
+
+
+def expected_frames(chunks: Sequence[Chunk]) -> int | None:
+    """The frames a join of these chunks holds, when every chunk's count is known."""
+    counts = [c.frames for c in chunks]
+    return None if not counts or None in counts else sum(c or 0 for c in counts)
+
+
 def chunkable(preset: Preset) -> bool:
-    return preset.kind == "video"
+    """Whether outputs of ``preset`` can be made in chunks: one video file (not HLS, audio,
+    pictures) by an encoder of CHUNK_ENCODERS, without a frame rate of its own (``-r``
+    would make other frames than the packet index counts)."""
+    return (
+        preset.kind == "video"
+        and preset.video_codec in CHUNK_ENCODERS
+        and "-r" not in preset.extra_args[::2]
+    )
 
 
 def chunk_command(
     ffmpeg: str,
     preset: Preset,
     source: MediaInfo,
-    src: Path,
-    dst: Path,
+    src: Path | str,
+    dst: Path | str,
     chunk: Chunk,
     *,
     threads: int | None = None,
 ) -> list[str]:
-    size = preset.output_size(source)
-    cmd = [ffmpeg, "-y", "-nostdin", "-loglevel", "error", "-ss", str(chunk.start), "-i", str(src)]
-    if chunk.end is not None:
-        cmd += ["-t", str(chunk.end - chunk.start)]
-    cmd += ["-map", "0:v:0", "-an", "-sn", "-c:v", "libx264", "-preset", "ultrafast"]
-    cmd += ["-pix_fmt", "yuv420p"]
-    if size:
-        cmd += ["-vf", f"scale={size[0]}:{size[1]}"]
-    return [*cmd, str(dst)]
+    """ffmpeg's command for one chunk's video (Matroska at ``dst``): see the module's text.
+
+    ``threads``: decoder and encoder threads (1 for a worker pinned to one core).
+    """
+    preset.check(source)
+    cmd = [ffmpeg, *LOG_ARGS, "-progress", "pipe:1", "-nostats", "-hide_banner", "-nostdin", "-y"]
+    if threads:
+        cmd += ["-threads", str(threads)]
+    if chunk.start > 0:
+        cmd += ["-ss", seek_time(chunk.start)]
+    cmd += ["-i", str(src), "-map", "0:v:0", *video.options(_threaded(preset, threads), source)]
+    if chunk.frames is not None:
+        cmd += ["-frames:v", str(chunk.frames)]
+    elif chunk.end is not None:
+        cmd += ["-t", f"{chunk.end - chunk.start:.6f}"]
+    if threads:
+        cmd += ["-threads", str(threads)]
+    cmd += [a for pair in _pairs(preset.extra_args) if pair[0] not in _AUDIO_EXTRAS for a in pair]
+    return [*cmd, "-an", "-sn", "-dn", *_NO_TAGS, "-f", "matroska", str(dst)]
 
 
-def rest_command(ffmpeg: str, preset: Preset, source: MediaInfo, src: Path, dst: Path) -> list[str]:
-    if not source.has_audio:
-        return []
-    return [
-        ffmpeg,
-        "-y",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-i",
-        str(src),
-        "-vn",
-        "-sn",
-        "-c:a",
-        "aac",
-        "-b:a",
-        f"{preset.audio_bitrate_k}k",
-        str(dst),
-    ]
+def seek_time(start: float) -> str:
+    """``-ss`` for a chunk starting at ``start``: just before it, to the microsecond (the
+    frame before is a whole frame earlier, and ffmpeg's seek rounds to the nearest tick)."""
+    return f"{max(0, math.floor(start * 1e6) - 1) / 1e6:.6f}"
 
 
-def join_command(
-    ffmpeg: str,
-    preset: Preset,
-    source: MediaInfo,
-    chunk_paths: list[Path],
-    rest: Path | None,
-    dst: Path,
-    tags: dict[str, str] | None = None,
+def has_rest(preset: Preset, source: MediaInfo) -> bool:
+    """Whether the output carries more than the video (audio, subtitles): a rest to make."""
+    return bool(streams.audio_specs(preset, source) or streams.subtitle_tracks(preset, source))
+
+
+def rest_command(
+    ffmpeg: str, preset: Preset, source: MediaInfo, src: Path | str, dst: Path | str
 ) -> list[str]:
-    listing = dst.with_suffix(".txt")
-    listing.write_text("".join(f"file '{p}'\n" for p in chunk_paths))
-    cmd = [
-        ffmpeg,
-        "-y",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-f",
-        "concat",
-        "-safe",
-        "0",
-        "-i",
-        str(listing),
-    ]
-    if rest is not None:
-        cmd += ["-i", str(rest), "-map", "0:v", "-map", "1:a"]
-    cmd += ["-c", "copy", "-movflags", "+faststart"]
-    for k, v in (tags or {}).items():
-        cmd += ["-metadata", f"{k}={v}"]
-    return [*cmd, str(dst)]
+    """ffmpeg's command for everything but the video, whole (Matroska at ``dst``): the
+    audio tracks encoded as the whole-file encode does, text subtitles, chapters, tags.
+
+    MediaError when there is nothing but video (``has_rest``): the join then takes none.
+    """
+    if not has_rest(preset, source):
+        raise MediaError("the output carries nothing but its video: there is no rest to make")
+    cmd = [ffmpeg, *LOG_ARGS, "-progress", "pipe:1", "-nostats"]
+    cmd += ["-hide_banner", "-nostdin", "-y", "-i", str(src)]
+    for spec in streams.audio_specs(preset, source):
+        cmd += ["-map", spec]
+    subtitles = streams.subtitle_tracks(preset, source)
+    for track in subtitles:
+        cmd += ["-map", f"0:{track.index}"]
+    if streams.carries_audio(preset, source):
+        cmd += streams.audio_options(preset)
+    matroska = replace(preset, extension=".mkv")  # the join converts them for its container
+    for n, track in enumerate(subtitles):
+        cmd += [f"-c:s:{n}", str(streams.subtitle_codec(matroska, track))]
+    cmd += streams.metadata(preset, source)
+    cmd += [a for pair in _pairs(preset.extra_args) if pair[0] in _AUDIO_EXTRAS for a in pair]
+    return [*cmd, "-f", "matroska", str(dst)]
 
 
-def verify_join(joined: Path, source: MediaInfo, expected_frames: int | None) -> None:
-    info = probe(joined)
-    if source.duration and abs((info.duration or 0) - source.duration) > 0.5:
-        raise TranscodeError(f"joined duration {info.duration} is not {source.duration}")
+#: A chunk carries no tags or chapters: the join sets the output's (``streams.metadata``).
+_NO_TAGS = ("-map_metadata", "-1", "-map_chapters", "-1")
 
 
-def run(
-    cmd: list[str],
-    *,
-    duration: float | None,
-    progress: Callable[[float, float | None], None] | None = None,
-    cancel: threading.Event | None = None,
-    started: Callable[[int, list[str]], None] | None = None,
-    ended: Callable[[int], None] | None = None,
-    ran: Callable[..., None] | None = None,
-) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise TranscodeError(f"ffmpeg failed: {done.stderr.strip()[-300:]}")
-    if progress is not None:
-        progress(1.0, None)
+def _threaded(preset: Preset, threads: int | None) -> Preset:
+    """The preset with x265's own thread pools bounded too (it does not read ``-threads``)."""
+    if not threads or preset.video_codec != "libx265":
+        return preset
+    args = list(preset.video_args)
+    pools = f"pools={threads}:frame-threads={threads}"
+    if "-x265-params" in args:
+        at = args.index("-x265-params") + 1
+        args[at] = f"{args[at]}:{pools}"
+    else:
+        args += ["-x265-params", pools]
+    return replace(preset, video_args=tuple(args))
+
+
+def _pairs(args: Sequence[str]) -> list[tuple[str, str]]:
+    return list(zip(args[::2], args[1::2], strict=True))
+
+
+def _index(src: Path | str) -> tuple[list[float], list[float]]:
+    """The keyframes' times and every frame's, sorted (s, see ``Chunk``), from the packets
+    of the first video stream: read, never decoded. Packets the container marks to be
+    discarded (before an MP4 edit list's start) are no frames of the output."""
+    try:
+        with av.open(str(src), metadata_errors="ignore") as container:
+            stream = next(
+                (
+                    s
+                    for s in container.streams.video
+                    if not (s.disposition & av.stream.Disposition.attached_pic)
+                ),
+                None,
+            )
+            if stream is None or stream.time_base is None:
+                raise MediaError("no video stream to cut")
+            origin = container.start_time / av.time_base if container.start_time else 0.0
+            base = stream.time_base
+            keys: list[float] = []
+            frames: list[float] = []
+            for packet in container.demux(stream):
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if packet.size == 0 or stamp is None or packet.is_discard:
+                    continue
+                time = float(stamp * base) - origin
+                frames.append(time)
+                if packet.is_keyframe:
+                    keys.append(time)
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise MediaError(f"cannot read the video's keyframes: {exc}") from exc
+    if not keys:
+        raise MediaError("the video's packets mark no keyframe")
+    frames.sort()
+    return sorted(set(keys)), frames

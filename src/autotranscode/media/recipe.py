@@ -34,7 +34,7 @@ def ffmpeg_args(
     preset.check(source)
     args = ["-hide_banner", "-nostdin", "-y", "-i", str(src)]
     if remux:
-        return [*args, *_remux(preset, source), *_container(preset, tags), str(dst)]
+        return [*args, *_remux(preset, source), *container_options(preset, tags), str(dst)]
     if preset.kind == "image":
         return [*args, "-map_metadata", "-1", *pictures.poster(preset, source, dst)]
     if preset.kind == "thumbnails":
@@ -48,7 +48,7 @@ def ffmpeg_args(
         args += streams.audio_options(preset)
     args += streams.subtitle_options(preset, source)
     args += streams.metadata(preset, source)
-    return [*args, *_container(preset, tags), *preset.extra_args, str(dst)]
+    return [*args, *container_options(preset, tags), *preset.extra_args, str(dst)]
 
 
 def _remux(preset: Preset, source: MediaInfo) -> list[str]:
@@ -61,7 +61,7 @@ def _remux(preset: Preset, source: MediaInfo) -> list[str]:
     return [*args, *streams.subtitle_options(preset, source), *streams.metadata(preset, source)]
 
 
-def _container(preset: Preset, tags: Mapping[str, str] | None) -> list[str]:
+def container_options(preset: Preset, tags: Mapping[str, str] | None) -> list[str]:
     """The container's options: MP4's index at the front, and the output's own tags."""
     args: list[str] = []
     movflags = ""
