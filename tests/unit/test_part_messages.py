@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from autotranscode.engines.parts import Plan, PlannedChunk, check_part
+from autotranscode.engines.plans import Plan, PlannedChunk, check_part
 from autotranscode.errors import MessageError
 from autotranscode.media.probe import MediaInfo
 from autotranscode.messages import MAX_CHUNKS, Input, Job, JobOutput, Part, parse_job

@@ -37,60 +37,36 @@ import msgspec
 
 from .. import keys
 from ..backends import Backend, Received
-from ..errors import AutotranscodeError, MessageError, ObjectMissing, StorageError, TranscodeError
+from ..errors import (
+    AutotranscodeError,
+    JoinError,
+    MessageError,
+    ObjectMissing,
+    StorageError,
+    TranscodeError,
+)
 from ..filelog import JobLog
-from ..media import chunks, interlace, presets, transcoder
+from ..media import chunks, interlace, join, presets, transcoder
+from ..media.chunks import Chunk
 from ..media.probe import MediaInfo
 from ..media.stamps import Stamp
 from ..messages import MAX_CHUNKS, Job, OutputStatus, Part, State
 from .outputs import complete_status, content_hash, failures, one_line
+from .plans import (
+    PART_EXTENSION,
+    PLAN,
+    Marker,
+    PartObjects,
+    Plan,
+    PlannedChunk,
+    check_part,
+    part_name,
+)
 
 log = logging.getLogger(__name__)
 
-PLAN = "plan.json"
-#: The container of chunks and of the rest: Matroska holds any codec the presets make.
-PART_EXTENSION = ".mkv"
 #: Times a join sends one chunk back for failing the verification before the file fails.
 MAX_CHUNK_REDOS = 2
-#: Times two part boundaries may differ and still be the same (float round trips).
-_EPSILON = 1e-6
-
-
-class PlannedChunk(msgspec.Struct, frozen=True):
-    index: int
-    start: float
-    end: float | None
-    frames: int | None = None
-
-    def chunk(self) -> chunks.Chunk:
-        return chunks.Chunk(self.index, self.start, self.end, self.frames)
-
-
-class Plan(msgspec.Struct, frozen=True):
-    """What the split decided, stored once: every part works from the same facts."""
-
-    chunks: tuple[PlannedChunk, ...]
-    #: The indexes of the job's outputs made of chunks; the others the rest job makes whole.
-    chunked: tuple[int, ...]
-    source: MediaInfo
-    chunk_seconds: float
-
-    @property
-    def count(self) -> int:
-        return len(self.chunks)
-
-    def frames(self) -> int | None:
-        """The frames the joined video must have, when every chunk's count is known."""
-        counts = [c.frames for c in self.chunks]
-        return None if any(n is None for n in counts) else sum(n or 0 for n in counts)
-
-
-class Marker(msgspec.Struct, frozen=True):
-    """A part's last object: the part is stored. The rest's carries its outputs' statuses."""
-
-    worker: str
-    redo: int = 0
-    statuses: tuple[OutputStatus, ...] = ()
 
 
 class Worker(Protocol):
@@ -139,16 +115,13 @@ class Worker(Protocol):
     def _dead_letter(self, message: Received, reason: str) -> None: ...
 
 
-def part_name(kind: str, index: int = 0) -> str:
-    return f"c{index:04d}" if kind == "chunk" else kind
-
-
 class Parts:
     """The part handling of one worker (``Worker.handle`` hands it the jobs it takes)."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.store = worker.backend.store
+        self.objects = PartObjects(self.store, worker.workdir)
 
     @staticmethod
     def takes(job: Job) -> bool:
@@ -159,7 +132,7 @@ class Parts:
         True: answered, its message deleted (or dead-lettered, for a part not in the plan)."""
         if job.part is None:
             return self._split(job, message, cancel, joblog)
-        plan = self._plan(job)
+        plan = self.objects.plan(job)
         if plan is None:
             if job.part.kind == "join" and self._announce_stored(job, None, joblog):
                 self.worker.backend.jobs.delete(message)
@@ -201,7 +174,7 @@ class Parts:
         )
         if not chunked or short or self.worker._already_stored(job) is not None:
             return False  # a whole job, as without --chunk-seconds
-        plan = self._plan(job)
+        plan = self.objects.plan(job)
         if plan is None:
             plan = self._make_plan(job, chunked, cancel, joblog)
             if plan is None:
@@ -214,7 +187,7 @@ class Parts:
             f"split into {plan.count} chunks of about {plan.chunk_seconds:g}s"
             f" and the rest (audio, subtitles, whole outputs)"
         )
-        self._store_log(job, "split", joblog)
+        self.objects.store_log(job, "split", joblog)
         for planned in plan.chunks:
             self._send(
                 job,
@@ -249,7 +222,7 @@ class Parts:
             source=source,
             chunk_seconds=job.chunk_seconds,
         )
-        self._put(job, PLAN, msgspec.json.encode(plan))
+        self.objects.put(job, PLAN, msgspec.json.encode(plan))
         return plan
 
     # -- chunk and rest
@@ -257,29 +230,41 @@ class Parts:
     def _chunk(
         self, job: Job, part: Part, plan: Plan, cancel: threading.Event, joblog: JobLog
     ) -> None:
-        if self._stored(job, part.name):
+        if self.objects.stored(job, part.name):
             joblog.say(f"{part.name}: stored by an earlier attempt")
         else:
-            chunk = plan.chunks[part.index]
-            length = (chunk.end or plan.source.duration or chunk.start + 1) - chunk.start
+            chunk = plan.chunks[part.index].chunk()
+            length = chunk.length(plan.source.duration)
             joblog.say(f"{part.name}: {chunk.start:.3f}s to {chunk.end or 'the end'}")
             with self._source(job, plan) as (src, source):
                 for n, i in enumerate(plan.chunked):
                     preset = self._preset(job, i)
-                    dst = self._tmp(job, f"{i}{PART_EXTENSION}")
-                    cmd = chunks.chunk_command(
-                        self.worker.ffmpeg, preset, source, src, dst, chunk.chunk()
-                    )
+                    dst = self.objects.tmp(job, f"{i}{PART_EXTENSION}")
+                    cmd = chunks.chunk_command(self.worker.ffmpeg, preset, source, src, dst, chunk)
                     progress = self._progress(job, n, len(plan.chunked))
-                    chunks.run(
-                        cmd, duration=length, progress=progress, cancel=cancel, ran=joblog.ran
-                    )
-                    self._put_file(dst, job, f"{part.name}.o{i}{PART_EXTENSION}")
-            self._mark(job, part.name, Marker(self.worker.identity, part.redo), joblog)
+                    for attempt in (1, 2):  # a chunk that fails its own check: made again here
+                        chunks.run(
+                            cmd,
+                            duration=length,
+                            progress=progress,
+                            cancel=cancel,
+                            ran=joblog.ran,
+                            output=dst,
+                        )
+                        try:
+                            join.check_chunk(dst, chunk)
+                            break
+                        except JoinError as exc:
+                            joblog.say(f"{part.name}: {exc}")
+                            dst.unlink(missing_ok=True)
+                            if attempt == 2:
+                                raise
+                    self.objects.put_file(dst, job, f"{part.name}.o{i}{PART_EXTENSION}")
+            self.objects.mark(job, part.name, Marker(self.worker.identity, part.redo), joblog)
         self._done(job, plan)
 
     def _rest(self, job: Job, plan: Plan, cancel: threading.Event, joblog: JobLog) -> None:
-        if self._stored(job, "rest"):
+        if self.objects.stored(job, "rest"):
             joblog.say("rest: stored by an earlier attempt")
             self._done(job, plan)
             return
@@ -288,17 +273,18 @@ class Parts:
             for i, output in enumerate(job.outputs):
                 preset = self._preset(job, i)
                 if i in plan.chunked:
-                    dst = self._tmp(job, f"rest{i}{PART_EXTENSION}")
-                    cmd = chunks.rest_command(self.worker.ffmpeg, preset, source, src, dst)
-                    if cmd:
+                    if chunks.has_rest(preset, source):  # else the join takes the video alone
+                        dst = self.objects.tmp(job, f"rest{i}{chunks.REST_SUFFIX}")
+                        cmd = chunks.rest_command(self.worker.ffmpeg, preset, source, src, dst)
                         chunks.run(
                             cmd,
-                            duration=source.duration or 0.0,
+                            duration=source.duration,
                             cancel=cancel,
                             progress=self._progress(job, i, len(job.outputs)),
                             ran=joblog.ran,
+                            output=dst,
                         )
-                        self._put_file(dst, job, f"rest.o{i}{PART_EXTENSION}")
+                        self.objects.put_file(dst, job, f"rest.o{i}{chunks.REST_SUFFIX}")
                     continue
                 try:
                     statuses.append(
@@ -310,14 +296,22 @@ class Parts:
                     detail = one_line(str(exc))
                     joblog.say(f"{output.key}: failed: {detail}")
                     statuses.append(_error(job, i, detail))
-        self._mark(job, "rest", Marker(self.worker.identity, statuses=tuple(statuses)), joblog)
+        self.objects.mark(
+            job, "rest", Marker(self.worker.identity, statuses=tuple(statuses)), joblog
+        )
         self._done(job, plan)
 
     def _done(self, job: Job, plan: Plan) -> None:
         """Said once a part is stored: its progress at 100 %, and the join if it was the last
         (store, look, send: a part killed between them is taken again and looks again)."""
         self.worker._progress(job, 1.0, None)
-        if not self._missing(job, plan):
+        prefix = keys.parts_prefix(job.job_id)
+        names = set(self.store.keys(job.output_bucket, prefix))
+        if f"{prefix}{PLAN}" not in names:
+            # The file ended meanwhile (failed, cancelled, joined by a copy of this part's
+            # join) and its objects were removed: what this part just stored goes too.
+            self.store.delete_prefix(job.output_bucket, prefix)
+        elif not self.objects.missing(job, plan, names):
             self._send(job, Part(kind="join", count=plan.count))
 
     # -- join
@@ -325,14 +319,14 @@ class Parts:
     def _join(self, job: Job, plan: Plan, cancel: threading.Event, joblog: JobLog) -> None:
         if self._announce_stored(job, plan, joblog):
             return
-        missing = self._missing(job, plan)
+        missing = self.objects.missing(job, plan)
         if missing:
             # Not all there (a part's objects went): those parts again; their end sends a join.
             joblog.say(f"join: parts missing ({', '.join(p.name for p in missing)}); sent again")
             for part in missing:
                 self._send(job, part)
             return
-        rest = self._marker(job, "rest")
+        rest = self.objects.marker(job, "rest")
         made: dict[int, tuple[Path, MediaInfo]] = {}
         work = self.worker.workdir / f"{job.task}-{uuid.uuid4().hex[:8]}"
         work.mkdir(parents=True)
@@ -379,7 +373,7 @@ class Parts:
             key = f"{prefix}{path.name}"
             self.store.download(job.output_bucket, key, path)
             paths.append(path)
-        rest: Path | None = work / f"rest.o{i}{PART_EXTENSION}"
+        rest: Path | None = work / f"rest.o{i}{chunks.REST_SUFFIX}"
         assert rest is not None
         try:
             self.store.download(job.output_bucket, f"{prefix}{rest.name}", rest)
@@ -387,20 +381,39 @@ class Parts:
             rest = None  # nothing but video (the rest job had nothing to make for it)
         dst = work / f"joined-{i}{preset.extension}"
         stamp = Stamp(content_hash(job), presets.digest(preset))
-        cmd = chunks.join_command(
-            self.worker.ffmpeg, preset, plan.source, paths, rest, dst, tags=stamp.tags()
+        cuts = plan.planned()
+        cmd = join.join_command(
+            self.worker.ffmpeg,
+            preset,
+            plan.source,
+            paths,
+            rest,
+            dst,
+            tags=stamp.tags(),
+            chunks=cuts,
         )
-        chunks.run(cmd, duration=plan.source.duration or 0.0, cancel=cancel, ran=joblog.ran)
+        chunks.run(cmd, duration=plan.source.duration, cancel=cancel, ran=joblog.ran, output=dst)
         try:
-            chunks.verify_join(dst, plan.source, plan.frames())
+            self._verify(job, plan, dst, cuts)
             info = transcoder.verify(preset, plan.source, dst)
-        except TranscodeError as exc:
-            bad = getattr(exc, "bad_chunk", None)
-            if isinstance(bad, int) and 0 <= bad < plan.count:
-                raise _BadChunk(bad, exc) from exc
+        except JoinError as exc:
+            if exc.bad_chunk is not None and 0 <= exc.bad_chunk < plan.count:
+                raise _BadChunk(exc.bad_chunk, exc) from exc
             raise
         joblog.checked(job.outputs[i].key, info)
         return dst, info
+
+    def _verify(self, job: Job, plan: Plan, dst: Path, planned: list[Chunk]) -> None:
+        """``join.verify_join``; when it blames no chunk, again against the source itself
+        (fetched only then: a source whose sound outlasts its picture is not a bad join)."""
+        expected = chunks.expected_frames(planned)
+        try:
+            join.verify_join(dst, plan.source, expected, chunks=planned)
+        except JoinError as exc:
+            if exc.bad_chunk is not None:
+                raise
+            with self.store.local_path(job.input.bucket, job.input.key, dst.parent) as src:
+                join.verify_join(dst, plan.source, expected, chunks=planned, source_path=src)
 
     def _redo(
         self, job: Job, plan: Plan, index: int, error: TranscodeError, joblog: JobLog
@@ -408,12 +421,12 @@ class Parts:
         """Chunk ``index`` failed the verification: deleted and sent again alone, never
         delivered; after MAX_CHUNK_REDOS times the file fails."""
         name = part_name("chunk", index)
-        marker = self._marker(job, name)
+        marker = self.objects.marker(job, name)
         redo = marker.redo if marker is not None else 0
         if redo >= MAX_CHUNK_REDOS:
             raise TranscodeError(f"chunk {name} failed the join's check {redo + 1} times: {error}")
         joblog.say(f"join: chunk {name} failed the check ({error}); made again")
-        self._store_log(job, "join", joblog)
+        self.objects.store_log(job, "join", joblog)
         prefix = keys.parts_prefix(job.job_id)
         self.store.delete(job.output_bucket, f"{prefix}{name}.json")  # the marker first
         for i in plan.chunked:
@@ -450,7 +463,7 @@ class Parts:
             sizes = {i: self.store.size(job.output_bucket, job.outputs[i].key) for i in chunked}
         except StorageError:
             return False
-        rest = self._marker(job, "rest") if plan is not None else None
+        rest = self.objects.marker(job, "rest") if plan is not None else None
         statuses = {s.key: s for s in rest.statuses} if rest is not None else {}
         ordered = []
         for i, output in enumerate(job.outputs):
@@ -468,7 +481,9 @@ class Parts:
 
     def _whole_status(self, job: Job, i: int) -> OutputStatus:
         output = job.outputs[i]
-        if self.store.keys(job.output_bucket, f"{output.key}/") or self._exists(job, output.key):
+        if self.store.keys(job.output_bucket, f"{output.key}/") or self.objects.exists(
+            job, output.key
+        ):
             return OutputStatus(key=output.key, preset_id=output.preset_id)
         return _error(job, i, "not made")
 
@@ -477,7 +492,7 @@ class Parts:
         then the parts go."""
         failed = failures(statuses)
         joblog.say(f"job {job.job_id} " + (f"ended in ERROR: {failed}" if failed else "completed"))
-        joblog.include(self._part_logs(job))
+        joblog.include(self.objects.part_logs(job))
         key = joblog.store(
             self.store, job.output_bucket, job.job_id, self.worker.workdir, whole=True
         )
@@ -490,90 +505,9 @@ class Parts:
 
     # -- the objects
 
-    def _missing(self, job: Job, plan: Plan) -> list[Part]:
-        """The parts whose markers are not stored, as the parts to send again."""
-        prefix = keys.parts_prefix(job.job_id)
-        names = set(self.store.keys(job.output_bucket, prefix))
-        missing = [
-            Part(kind="chunk", index=c.index, count=plan.count, start=c.start, end=c.end)
-            for c in plan.chunks
-            if f"{prefix}{part_name('chunk', c.index)}.json" not in names
-        ]
-        if f"{prefix}rest.json" not in names:
-            missing.append(Part(kind="rest", count=plan.count))
-        return missing
-
     def _send(self, job: Job, part: Part) -> None:
         body = msgspec.structs.replace(job, part=part, chunk_seconds=None)
         self.worker.backend.jobs.send(body.to_json())
-
-    def _plan(self, job: Job) -> Plan | None:
-        data = self._get(job, PLAN)
-        if data is None:
-            return None
-        try:
-            return msgspec.json.decode(data, type=Plan)
-        except msgspec.MsgspecError as exc:
-            raise StorageError(f"job {job.job_id}: its stored plan is unreadable: {exc}") from exc
-
-    def _marker(self, job: Job, name: str) -> Marker | None:
-        data = self._get(job, f"{name}.json")
-        return None if data is None else msgspec.json.decode(data, type=Marker)
-
-    def _mark(self, job: Job, name: str, marker: Marker, joblog: JobLog) -> None:
-        self._store_log(job, name, joblog)
-        self._put(job, f"{name}.json", msgspec.json.encode(marker))
-
-    def _stored(self, job: Job, name: str) -> bool:
-        return self._exists(job, f"{keys.parts_prefix(job.job_id)}{name}.json")
-
-    def _exists(self, job: Job, key: str) -> bool:
-        try:
-            self.store.size(job.output_bucket, key)
-        except StorageError:
-            return False
-        return True
-
-    def _get(self, job: Job, name: str) -> bytes | None:
-        tmp = self._tmp(job, name)
-        try:
-            self.store.download(job.output_bucket, f"{keys.parts_prefix(job.job_id)}{name}", tmp)
-            return tmp.read_bytes()
-        except ObjectMissing:
-            return None
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _put(self, job: Job, name: str, data: bytes) -> None:
-        tmp = self._tmp(job, name)
-        tmp.write_bytes(data)
-        self._put_file(tmp, job, name)
-
-    def _put_file(self, path: Path, job: Job, name: str) -> None:
-        self.store.put(path, job.output_bucket, f"{keys.parts_prefix(job.job_id)}{name}")
-
-    def _tmp(self, job: Job, name: str) -> Path:
-        self.worker.workdir.mkdir(parents=True, exist_ok=True)
-        return self.worker.workdir / f"{job.task}-{uuid.uuid4().hex[:8]}-{name}"
-
-    def _store_log(self, job: Job, name: str, joblog: JobLog) -> None:
-        joblog.store(self.store, job.output_bucket, job.job_id, self.worker.workdir, part=name)
-
-    def _part_logs(self, job: Job) -> str:
-        """The split's and every part's logs, in order: the file's log tells them all."""
-        prefix = keys.parts_prefix(job.job_id)
-        names = sorted(
-            k.removeprefix(prefix).removesuffix(".log")
-            for k in self.store.keys(job.output_bucket, prefix)
-            if k.endswith(".log")
-        )
-        order = {"split": 0, "rest": 2, "join": 3}
-        texts = []
-        for name in sorted(names, key=lambda n: (order.get(n, 1), n)):
-            data = self._get(job, f"{name}.log")
-            if data:
-                texts.append(data.decode(errors="replace"))
-        return "".join(texts)
 
     @contextmanager
     def _source(self, job: Job, plan: Plan | None = None) -> Iterator[tuple[Path, MediaInfo]]:
@@ -602,20 +536,6 @@ class _BadChunk(Exception):
     def __init__(self, index: int, error: TranscodeError) -> None:
         super().__init__(str(error))
         self.index, self.error = index, error
-
-
-def check_part(part: Part, plan: Plan) -> None:
-    """MessageError unless ``part`` is one the stored plan made (a forged or stale part)."""
-    if part.count != plan.count:
-        raise MessageError(f"part {part.name} of {part.count} parts; the plan has {plan.count}")
-    if part.kind != "chunk":
-        return
-    planned = plan.chunks[part.index]
-    end_differs = (part.end is None) != (planned.end is None) or (
-        part.end is not None and planned.end is not None and abs(part.end - planned.end) > _EPSILON
-    )
-    if abs(part.start - planned.start) > _EPSILON or end_differs:
-        raise MessageError(f"part {part.name} is not the plan's chunk {planned.index}")
 
 
 def _error(job: Job, i: int, detail: str) -> OutputStatus:
