@@ -274,3 +274,25 @@ def test_a_chunk_failing_every_time_fails_the_file(
     assert note.state == State.ERROR
     assert f"failed the join's check {parts.MAX_CHUNK_REDOS + 1} times" in note.reason
     assert backend.jobs.count() == 0
+
+
+def test_outputs_that_do_not_chunk_are_made_whole_beside_the_chunked_one(
+    local: Settings, local_backend: Backend, long_clip: Path, tmp_path: Path
+) -> None:
+    backend = local_backend
+    job = send_job(backend, long_clip, ("web-720p", "hls", "audio-aac"), detected=None)
+    [taken] = backend.jobs.receive(wait=5)
+    backend.jobs.delete(taken)
+    backend.jobs.send(msgspec.structs.replace(job, chunk_seconds=CHUNK_SECONDS).to_json())
+    with serving(local, backend, workers=2):
+        [note] = answers(backend, 1).values()
+    assert note.state == State.COMPLETED, note.reason
+    video, hls, audio = note.outputs
+    assert video.duration and abs(video.duration - SECONDS) < 0.05 and video.height == 240
+    assert hls.size and audio.size
+    store = backend.store
+    assert any(k.endswith(".m3u8") for k in store.keys(store.output_bucket, f"{hls.key}/"))
+    text = fetched(backend, keys.log_key(job.job_id), tmp_path / "log").read_text()
+    assert f"{hls.key}: not chunked (HLS" in text and f"{audio.key}: not chunked (audio" in text
+    assert left_over(backend, job) == [k for k in left_over(backend, job) if hls.key in k]
+    assert backend.jobs.count() == 0

@@ -105,14 +105,15 @@ def test_a_chunked_file_s_progress_is_the_mean_of_its_parts() -> None:
     progress = PartsProgress()
     assert progress.heard("f", "c0000", "5", 0.5, "host:1/w0") == (
         pytest.approx(0.1),
-        "0/5 parts done; c0000 on host:1/w0",
+        "5 parts: 0 done, c0000 on host:1/w0, 4 waiting",
     )
     progress.heard("f", "c0001", "5", 1.0, "host:2/w1")
     fraction, line = progress.heard("f", "c0000", "5", 1.0, "host:1/w0")
-    assert fraction == pytest.approx(0.4) and line == "2/5 parts done"
+    assert fraction == pytest.approx(0.4) and line == "5 parts: 2 done, 3 waiting"
     for n in range(2, 9):  # a part beyond the count it said is not taken
         fraction, line = progress.heard("f", f"c000{n}", "5", 0.5, "h")
-    assert fraction <= 1.0 and line.startswith("2/5 parts done; c0002 on h, c0003 on h, c0004")
-    assert progress.heard("g", "rest", "bogus", 0.5, None)[1] == "0/1 parts done; rest on ?"
+    assert fraction == pytest.approx(0.7)
+    assert line == "5 parts: 2 done, c0002 on h, c0003 on h, c0004 on h"
+    assert progress.heard("g", "rest", "bogus", 0.5, None)[1] == "1 parts: 0 done, rest on ?"
     progress.forget("f")
     assert progress.heard("f", "c0000", "2", 0.0, "h")[0] == 0.0

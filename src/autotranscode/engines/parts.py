@@ -46,7 +46,7 @@ from ..errors import (
     TranscodeError,
 )
 from ..filelog import JobLog
-from ..media import chunks, interlace, join, presets, transcoder
+from ..media import chunks, conform, interlace, join, presets, transcoder
 from ..media.chunks import Chunk
 from ..media.probe import MediaInfo
 from ..media.stamps import Stamp
@@ -164,25 +164,21 @@ class Parts:
 
     def _split(self, job: Job, message: Received, cancel: threading.Event, joblog: JobLog) -> bool:
         assert job.chunk_seconds is not None
-        resolved = [self.worker.catalog.resolve(o.preset_id, o.preset_spec) for o in job.outputs]
-        chunked = tuple(i for i, p in enumerate(resolved) if chunks.chunkable(p))
         detected = job.input.detected
-        short = (
-            detected is not None
-            and detected.duration_millis is not None
-            and detected.duration_millis / 1000 < 2 * job.chunk_seconds
-        )
-        if not chunked or short or self.worker._already_stored(job) is not None:
+        if not _chunked(self._presets(job))[0]:
+            joblog.say("not chunked: none of its outputs is made in chunks")
             return False  # a whole job, as without --chunk-seconds
-        plan = self.objects.plan(job)
+        millis = detected.duration_millis if detected is not None else None
+        if millis is not None and millis < 2000 * job.chunk_seconds:
+            joblog.say(f"not chunked: shorter than two chunks of {job.chunk_seconds:g}s")
+            return False
+        if self.worker._already_stored(job) is not None:
+            return False  # done before: the whole job's path announces it again
+        plan = self.objects.plan(job) or self._make_plan(job, cancel, joblog)
         if plan is None:
-            plan = self._make_plan(job, chunked, cancel, joblog)
-            if plan is None:
-                return False
-        for i, preset in enumerate(resolved):
-            if i not in plan.chunked:
-                why = "HLS keeps its own segments" if preset.kind == "hls" else preset.kind
-                joblog.say(f"{job.outputs[i].key}: not chunked ({why}); made whole")
+            return False
+        for i, why in _chunked(self._presets(job), plan.source)[1].items():
+            joblog.say(f"{job.outputs[i].key}: not chunked ({why}); made whole")
         joblog.say(
             f"split into {plan.count} chunks of about {plan.chunk_seconds:g}s"
             f" and the rest (audio, subtitles, whole outputs)"
@@ -204,14 +200,17 @@ class Parts:
         log.info("%s: job %s split into %d chunks", self.name, job.job_id, plan.count)
         return True
 
-    def _make_plan(
-        self, job: Job, chunked: tuple[int, ...], cancel: threading.Event, joblog: JobLog
-    ) -> Plan | None:
+    def _make_plan(self, job: Job, cancel: threading.Event, joblog: JobLog) -> Plan | None:
         assert job.chunk_seconds is not None
-        with self._source(job) as (src, source):
-            planned = chunks.chunk_plan(src, source, job.chunk_seconds)
+        with self._source(job, joblog=joblog) as (src, source):
+            chunked, _ = _chunked(self._presets(job), source)
+            planned = chunks.chunk_plan(src, source, job.chunk_seconds) if chunked else []
+        if not chunked:
+            joblog.say("not chunked: none of its outputs is encoded in chunks for this source")
+            return None
         if not planned:
-            joblog.say(f"not chunked: too short for chunks of {job.chunk_seconds:g}s")
+            why = "interlaced" if interlace.interlaced(source) else "too short"
+            joblog.say(f"not chunked: {why} for chunks of {job.chunk_seconds:g}s")
             return None
         if len(planned) > MAX_CHUNKS:
             joblog.say(f"not chunked: {len(planned)} chunks, more than {MAX_CHUNKS}")
@@ -452,13 +451,9 @@ class Parts:
     ) -> bool:
         """A join that finds the chunked outputs stored (an earlier join died after storing
         them) announces them again, as a whole job's redelivery does; False if not stored."""
-        chunked = (
-            plan.chunked
-            if plan is not None
-            else tuple(
-                i for i, o in enumerate(job.outputs) if chunks.chunkable(self._preset(job, i))
-            )
-        )
+        # Without the plan (the parts went with an earlier join's end): every file output.
+        files = tuple(i for i, p in enumerate(self._presets(job)) if not p.folder)
+        chunked = plan.chunked if plan is not None else files
         try:
             sizes = {i: self.store.size(job.output_bucket, job.outputs[i].key) for i in chunked}
         except StorageError:
@@ -510,15 +505,22 @@ class Parts:
         self.worker.backend.jobs.send(body.to_json())
 
     @contextmanager
-    def _source(self, job: Job, plan: Plan | None = None) -> Iterator[tuple[Path, MediaInfo]]:
+    def _source(
+        self, job: Job, plan: Plan | None = None, joblog: JobLog | None = None
+    ) -> Iterator[tuple[Path, MediaInfo]]:
         """The input, and the source as the plan saw it (probed here for the plan)."""
         with self.store.local_path(job.input.bucket, job.input.key, self.worker.workdir) as src:
             if plan is not None:
                 yield src, plan.source
                 return
             source = self.worker._source_info(job, src)
-            source, _found = interlace.detect(self.worker.ffmpeg, src, source)
+            source, found = interlace.detect(self.worker.ffmpeg, src, source)
+            if found and joblog is not None:
+                joblog.say(found)
             yield src, source
+
+    def _presets(self, job: Job) -> list[presets.Preset]:
+        return [self.worker.catalog.resolve(o.preset_id, o.preset_spec) for o in job.outputs]
 
     def _preset(self, job: Job, i: int) -> presets.Preset:
         output = job.outputs[i]
@@ -536,6 +538,30 @@ class _BadChunk(Exception):
     def __init__(self, index: int, error: TranscodeError) -> None:
         super().__init__(str(error))
         self.index, self.error = index, error
+
+
+def _chunked(
+    resolved: Sequence[presets.Preset], source: MediaInfo | None = None
+) -> tuple[tuple[int, ...], dict[int, str]]:
+    """The indexes of the outputs made in chunks, and why each other one is made whole (the
+    source's facts, when given, decide a remux: a copy of the streams is never cut)."""
+    chunked: list[int] = []
+    whole: dict[int, str] = {}
+    for i, preset in enumerate(resolved):
+        if not chunks.chunkable(preset):
+            if preset.kind == "hls":
+                whole[i] = "HLS: its renditions' segments come from one whole encode"
+            elif preset.kind == "video":
+                whole[i] = "its encoder or frame rate is not one that chunks"
+            else:
+                whole[i] = f"{preset.kind} outputs are never cut"
+        elif preset.quality is not None or preset.measure_quality:
+            whole[i] = "its VMAF is searched or measured on the whole file"
+        elif source is not None and conform.judge(preset, source).conforms:
+            whole[i] = "the source is remuxed (its streams copied), not encoded"
+        else:
+            chunked.append(i)
+    return tuple(chunked), whole
 
 
 def _error(job: Job, i: int, detail: str) -> OutputStatus:
