@@ -25,11 +25,13 @@ work, never a second different output: every step finds what an earlier one stor
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -49,6 +51,7 @@ from ..filelog import JobLog
 from ..media import chunks, conform, interlace, join, presets, transcoder
 from ..media.chunks import Chunk
 from ..media.probe import MediaInfo
+from ..media.runner import FfmpegRun
 from ..media.stamps import Stamp
 from ..messages import MAX_CHUNKS, Job, OutputStatus, Part, State
 from .outputs import complete_status, content_hash, failures, one_line
@@ -64,6 +67,12 @@ from .plans import (
 )
 
 log = logging.getLogger(__name__)
+
+#: How long a chunk's URL of the input is good for: ffmpeg opens it at once, and may
+#: reconnect (a range request again) while it reads.
+READ_URL_SECONDS = 6 * 3600
+#: The query of a presigned URL, wherever ffmpeg repeats one in its own words.
+_SIGNED = re.compile(r"\?[^\s'\"]*(?:Signature|X-Amz-Credential)[^\s'\"]*")
 
 #: Times a join sends one chunk back for failing the verification before the file fails.
 MAX_CHUNK_REDOS = 2
@@ -235,11 +244,13 @@ class Parts:
             chunk = plan.chunks[part.index].chunk()
             length = chunk.length(plan.source.duration)
             joblog.say(f"{part.name}: {chunk.start:.3f}s to {chunk.end or 'the end'}")
-            with self._source(job, plan) as (src, source):
+            with self._range_source(job, joblog) as (src, ran):
                 for n, i in enumerate(plan.chunked):
                     preset = self._preset(job, i)
                     dst = self.objects.tmp(job, f"{i}{PART_EXTENSION}")
-                    cmd = chunks.chunk_command(self.worker.ffmpeg, preset, source, src, dst, chunk)
+                    cmd = chunks.chunk_command(
+                        self.worker.ffmpeg, preset, plan.source, src, dst, chunk
+                    )
                     progress = self._progress(job, n, len(plan.chunked))
                     for attempt in (1, 2):  # a chunk that fails its own check: made again here
                         chunks.run(
@@ -247,7 +258,7 @@ class Parts:
                             duration=length,
                             progress=progress,
                             cancel=cancel,
-                            ran=joblog.ran,
+                            ran=ran,
                             output=dst,
                         )
                         try:
@@ -518,6 +529,28 @@ class Parts:
             if found and joblog is not None:
                 joblog.say(found)
             yield src, source
+
+    @contextmanager
+    def _range_source(
+        self, job: Job, joblog: JobLog
+    ) -> Iterator[tuple[Path | str, Callable[[FfmpegRun], None]]]:
+        """Where a chunk reads the input: a URL where the store has one (S3: ffmpeg fetches its
+        range alone), else a local copy; and the log's ``ran``, which names the object,
+        never the URL (it is a credential while it lasts)."""
+        bucket, key = job.input.bucket, job.input.key
+        url = self.store.read_url(bucket, key, READ_URL_SECONDS)
+        if url is None:
+            with self.store.local_path(bucket, key, self.worker.workdir) as src:
+                yield src, joblog.ran
+            return
+
+        def hidden(text: str) -> str:
+            return _SIGNED.sub("?(signed)", text.replace(url, f"s3://{bucket}/{key}"))
+
+        def ran(run: FfmpegRun) -> None:
+            joblog.ran(replace(run, command=hidden(run.command), stderr=hidden(run.stderr)))
+
+        yield url, ran
 
     def _presets(self, job: Job) -> list[presets.Preset]:
         return [self.worker.catalog.resolve(o.preset_id, o.preset_spec) for o in job.outputs]
