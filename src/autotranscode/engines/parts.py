@@ -28,6 +28,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,13 +49,19 @@ from ..errors import (
     TranscodeError,
 )
 from ..filelog import JobLog
-from ..media import chunks, conform, interlace, join, presets, transcoder
+from ..media import chunks, interlace, join, presets, transcoder
 from ..media.chunks import Chunk
 from ..media.probe import MediaInfo
 from ..media.runner import FfmpegRun
 from ..media.stamps import Stamp
 from ..messages import MAX_CHUNKS, Job, OutputStatus, Part, State
-from .outputs import complete_status, content_hash, failures, one_line
+from .outputs import (
+    PROGRESS_INTERVAL_SECONDS,
+    complete_status,
+    content_hash,
+    failures,
+    one_line,
+)
 from .plans import (
     PART_EXTENSION,
     PLAN,
@@ -63,6 +70,7 @@ from .plans import (
     Plan,
     PlannedChunk,
     check_part,
+    chunked_outputs,
     part_name,
 )
 
@@ -174,7 +182,7 @@ class Parts:
     def _split(self, job: Job, message: Received, cancel: threading.Event, joblog: JobLog) -> bool:
         assert job.chunk_seconds is not None
         detected = job.input.detected
-        if not _chunked(self._presets(job))[0]:
+        if not chunked_outputs(self._presets(job))[0]:
             joblog.say("not chunked: none of its outputs is made in chunks")
             return False  # a whole job, as without --chunk-seconds
         millis = detected.duration_millis if detected is not None else None
@@ -186,7 +194,7 @@ class Parts:
         plan = self.objects.plan(job) or self._make_plan(job, cancel, joblog)
         if plan is None:
             return False
-        for i, why in _chunked(self._presets(job), plan.source)[1].items():
+        for i, why in chunked_outputs(self._presets(job), plan.source)[1].items():
             joblog.say(f"{job.outputs[i].key}: not chunked ({why}); made whole")
         joblog.say(
             f"split into {plan.count} chunks of about {plan.chunk_seconds:g}s"
@@ -212,7 +220,7 @@ class Parts:
     def _make_plan(self, job: Job, cancel: threading.Event, joblog: JobLog) -> Plan | None:
         assert job.chunk_seconds is not None
         with self._source(job, joblog=joblog) as (src, source):
-            chunked, _ = _chunked(self._presets(job), source)
+            chunked, _ = chunked_outputs(self._presets(job), source)
             planned = chunks.chunk_plan(src, source, job.chunk_seconds) if chunked else []
         if not chunked:
             joblog.say("not chunked: none of its outputs is encoded in chunks for this source")
@@ -560,8 +568,15 @@ class Parts:
         return self.worker.catalog.resolve(output.preset_id, output.preset_spec)
 
     def _progress(self, job: Job, n: int, total: int) -> Callable[[float, float | None], None]:
+        """ffmpeg's reports of run ``n`` of ``total``, as the part's PROGRESSING notices (at
+        most one per PROGRESS_INTERVAL_SECONDS, as a whole job's)."""
+        last = -PROGRESS_INTERVAL_SECONDS
+
         def report(fraction: float, speed: float | None) -> None:
-            if fraction < 1.0:
+            nonlocal last
+            now = time.monotonic()
+            if fraction < 1.0 and now - last >= PROGRESS_INTERVAL_SECONDS:
+                last = now
                 self.worker._progress(job, (n + fraction) / total, speed)
 
         return report
@@ -571,30 +586,6 @@ class _BadChunk(Exception):
     def __init__(self, index: int, error: TranscodeError) -> None:
         super().__init__(str(error))
         self.index, self.error = index, error
-
-
-def _chunked(
-    resolved: Sequence[presets.Preset], source: MediaInfo | None = None
-) -> tuple[tuple[int, ...], dict[int, str]]:
-    """The indexes of the outputs made in chunks, and why each other one is made whole (the
-    source's facts, when given, decide a remux: a copy of the streams is never cut)."""
-    chunked: list[int] = []
-    whole: dict[int, str] = {}
-    for i, preset in enumerate(resolved):
-        if not chunks.chunkable(preset):
-            if preset.kind == "hls":
-                whole[i] = "HLS: its renditions' segments come from one whole encode"
-            elif preset.kind == "video":
-                whole[i] = "its encoder or frame rate is not one that chunks"
-            else:
-                whole[i] = f"{preset.kind} outputs are never cut"
-        elif preset.quality is not None or preset.measure_quality:
-            whole[i] = "its VMAF is searched or measured on the whole file"
-        elif source is not None and conform.judge(preset, source).conforms:
-            whole[i] = "the source is remuxed (its streams copied), not encoded"
-        else:
-            chunked.append(i)
-    return tuple(chunked), whole
 
 
 def _error(job: Job, i: int, detail: str) -> OutputStatus:

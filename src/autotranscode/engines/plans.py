@@ -11,6 +11,7 @@ one it did not make is forged or stale.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -19,7 +20,7 @@ from .. import keys
 from ..backends import ObjectStore
 from ..errors import MessageError, ObjectMissing, StorageError
 from ..filelog import JobLog
-from ..media import chunks
+from ..media import chunks, conform, presets
 from ..media.chunks import Chunk
 from ..media.probe import MediaInfo
 from ..messages import Job, OutputStatus, Part
@@ -68,6 +69,30 @@ class Marker(msgspec.Struct, frozen=True):
 
 def part_name(kind: str, index: int = 0) -> str:
     return f"c{index:04d}" if kind == "chunk" else kind
+
+
+def chunked_outputs(
+    resolved: Sequence[presets.Preset], source: MediaInfo | None = None
+) -> tuple[tuple[int, ...], dict[int, str]]:
+    """The indexes of the outputs made in chunks, and why each other one is made whole (the
+    source's facts, when given, decide a remux: a copy of the streams is never cut)."""
+    chunked: list[int] = []
+    whole: dict[int, str] = {}
+    for i, preset in enumerate(resolved):
+        if not chunks.chunkable(preset):
+            if preset.kind == "hls":
+                whole[i] = "HLS: its renditions' segments come from one whole encode"
+            elif preset.kind == "video":
+                whole[i] = "its encoder or frame rate is not one that chunks"
+            else:
+                whole[i] = f"{preset.kind} outputs are never cut"
+        elif preset.quality is not None or preset.measure_quality:
+            whole[i] = "its VMAF is searched or measured on the whole file"
+        elif source is not None and conform.judge(preset, source).conforms:
+            whole[i] = "the source is remuxed (its streams copied), not encoded"
+        else:
+            chunked.append(i)
+    return tuple(chunked), whole
 
 
 class PartObjects:
