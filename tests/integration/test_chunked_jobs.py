@@ -299,3 +299,29 @@ def test_outputs_that_do_not_chunk_are_made_whole_beside_the_chunked_one(
     assert f"{hls.key}: not chunked (HLS" in text and f"{audio.key}: not chunked (audio" in text
     assert left_over(backend, job) == [k for k in left_over(backend, job) if hls.key in k]
     assert backend.jobs.count() == 0
+
+
+def test_a_split_taken_again_sends_only_the_parts_not_stored(
+    local: Settings, local_backend: Backend, long_clip: Path
+) -> None:
+    backend = local_backend
+    job = send_chunked(backend, long_clip)
+    worker = make_worker(local, backend)
+    [split] = backend.jobs.receive(wait=5)
+    worker.handle(split)
+    [first] = backend.jobs.receive(wait=5)
+    part = parse_job(first.body).part
+    assert part is not None and part.name == "c0000"
+    worker.handle(first)
+    taken = [backend.jobs.receive(wait=5)[0] for _ in range(backend.jobs.count())]
+    backend.jobs.send(job.to_json())  # the file's job again (a resubmit, a lost delete)
+    [again] = backend.jobs.receive(wait=5)
+    worker.handle(again)
+    again_sent = backend.jobs.receive(wait=5, max_messages=10)
+    assert names_of(again_sent) == names_of(taken) and "c0000" not in names_of(again_sent)
+
+
+def names_of(messages: list[Any]) -> list[str]:
+    """The part names of job messages, in order."""
+    found = [parse_job(m.body).part for m in messages]
+    return [p.name for p in found if p is not None]

@@ -191,7 +191,8 @@ class Parts:
             return False
         if self.worker._already_stored(job) is not None:
             return False  # done before: the whole job's path announces it again
-        plan = self.objects.plan(job) or self._make_plan(job, cancel, joblog)
+        stored = self.objects.plan(job)  # a split taken again: the parts not stored yet
+        plan = stored or self._make_plan(job, cancel, joblog)
         if plan is None:
             return False
         for i, why in chunked_outputs(self._presets(job), plan.source)[1].items():
@@ -201,18 +202,9 @@ class Parts:
             f" and the rest (audio, subtitles, whole outputs)"
         )
         self.objects.store_log(job, "split", joblog)
-        for planned in plan.chunks:
-            self._send(
-                job,
-                Part(
-                    kind="chunk",
-                    index=planned.index,
-                    count=plan.count,
-                    start=planned.start,
-                    end=planned.end,
-                ),
-            )
-        self._send(job, Part(kind="rest", count=plan.count))
+        parts = self.objects.missing(job, plan) if stored is not None else plan.parts()
+        for part in parts or [Part(kind="join", count=plan.count)]:
+            self._send(job, part)
         self.worker.backend.jobs.delete(message)
         log.info("%s: job %s split into %d chunks", self.name, job.job_id, plan.count)
         return True

@@ -58,6 +58,14 @@ class Plan(msgspec.Struct, frozen=True):
     def planned(self) -> list[Chunk]:
         return [c.chunk() for c in self.chunks]
 
+    def parts(self) -> list[Part]:
+        """The jobs the split sends: one per chunk, and the rest."""
+        every = [
+            Part(kind="chunk", index=c.index, count=self.count, start=c.start, end=c.end)
+            for c in self.chunks
+        ]
+        return [*every, Part(kind="rest", count=self.count)]
+
 
 class Marker(msgspec.Struct, frozen=True):
     """A part's last object: the part is stored. The rest's carries its outputs' statuses."""
@@ -108,14 +116,7 @@ class PartObjects:
         prefix = keys.parts_prefix(job.job_id)
         if names is None:
             names = set(self.store.keys(job.output_bucket, prefix))
-        missing = [
-            Part(kind="chunk", index=c.index, count=plan.count, start=c.start, end=c.end)
-            for c in plan.chunks
-            if f"{prefix}{part_name('chunk', c.index)}.json" not in names
-        ]
-        if f"{prefix}rest.json" not in names:
-            missing.append(Part(kind="rest", count=plan.count))
-        return missing
+        return [p for p in plan.parts() if f"{prefix}{p.name}.json" not in names]
 
     def plan(self, job: Job) -> Plan | None:
         data = self.get(job, PLAN)
