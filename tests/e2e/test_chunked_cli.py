@@ -4,14 +4,17 @@ tells the parts; nothing is left in the store or the queues."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
 from cli_harness import Cli, names, open_cli
+from test_crash_resume import assert_nothing_outlives, kill_alone, processes_mentioning
 
 from conftest import FFMPEG
 
@@ -58,4 +61,48 @@ def test_transcode_with_chunk_seconds_and_two_workers(
     split = re.search(r"split into (\d+) chunks", text)
     assert split and int(split[1]) >= 3 and f"joined from {split[1]} chunks" in text
     assert "c0002:" in text and "rest" in text  # every part's log is in the file's
+    cli.assert_no_leftovers()
+
+
+def _ancestors(pid: int) -> set[int]:
+    """``pid``'s parent, grandparent… (a death wrapper may stand between worker and ffmpeg)."""
+    found = set()
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for _ in range(4):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rpartition(")")[2].split()[1])
+            found.add(pid)
+    return found
+
+
+def test_a_worker_killed_mid_chunk_has_that_chunk_made_again(
+    cli: Cli, long_video: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    workers = [cli.start(f"worker{n}", "worker", "--workers", "1") for n in (1, 2)]
+    client = cli.start(
+        "transcode", "transcode", long_video, "--out", out, "--chunk-seconds", "3", "--workers", "0"
+    )
+    victim, chunk = None, None
+    deadline = time.monotonic() + 60
+    while victim is None:
+        assert time.monotonic() < deadline, "no chunk's ffmpeg was seen"
+        for pid, cmd in processes_mentioning("-frames:v").items():
+            named = re.search(r"-(c\d{4})-[0-9a-f]{8}-\d+\.mkv", cmd)
+            owner = [w for w in workers if w.popen.pid in _ancestors(pid)]
+            if named and owner:
+                victim, chunk = owner[0], named[1]
+                break
+        time.sleep(0.005)
+    kill_alone(victim)  # mid-chunk: its ffmpeg dies with it, its lease is taken back
+    assert_nothing_outlives(cli.state_dir, (client, *[w for w in workers if w is not victim]))
+    assert client.wait_exit(120) == 0, client
+    assert names(out) == ["talk.mp4"]
+    with av.open(str(out / "talk.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == SECONDS * 25
+    [log_file] = (cli.state_dir / "logs").glob("*.log")
+    assert len(re.findall(rf"{chunk}: \d", log_file.read_text())) == 1  # made once, in the end
+    for w in workers:
+        if w is not victim:
+            w.stop()
     cli.assert_no_leftovers()
