@@ -11,6 +11,8 @@ A stop (Ctrl+C, SIGTERM) hands the job back without counting an attempt.
 Bad media for one output only (an audio preset on a file without audio, an
 encoder error) fails that output; the others are still made and stored, and the
 ERROR notification says how each output ended, as Elastic Transcoder's did.
+A job with ``chunkSeconds`` (one long file across many workers) and the parts it is split
+into are handled by ``parts``, inside the same lease, attempt and stop rules.
 """
 
 from __future__ import annotations
