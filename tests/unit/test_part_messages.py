@@ -5,12 +5,14 @@ and the client's sum of the parts' progress."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from autotranscode import settings
 from autotranscode.engines.plans import Plan, PlannedChunk, check_part
-from autotranscode.errors import MessageError
+from autotranscode.errors import ConfigError, MessageError
 from autotranscode.media.probe import MediaInfo
 from autotranscode.messages import MAX_CHUNKS, Input, Job, JobOutput, Part, parse_job
 from autotranscode.parts import PartsProgress
@@ -117,3 +119,13 @@ def test_a_chunked_file_s_progress_is_the_mean_of_its_parts() -> None:
     assert progress.heard("g", "rest", "bogus", 0.5, None)[1] == "1 parts: 0 done, rest on ?"
     progress.forget("f")
     assert progress.heard("f", "c0000", "2", 0.0, "h")[0] == 0.0
+
+
+def test_chunk_seconds_is_a_setting_bounded_like_the_job_field(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("chunk-seconds = 60\n")
+    assert settings.build(settings.load_file(config)).chunk_seconds == 60.0
+    assert settings.build({}).chunk_seconds is None  # off unless asked for
+    for wrong in (1, 4000, "often"):
+        with pytest.raises(ConfigError, match="chunk"):
+            settings.build({"chunk_seconds": wrong})

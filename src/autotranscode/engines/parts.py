@@ -349,7 +349,9 @@ class Parts:
                 size = path.stat().st_size
                 self.store.put(path, job.output_bucket, key)
                 joblog.say(f"{key}: joined from {plan.count} chunks and stored ({size} bytes)")
-                statuses[key] = complete_status(key, job.outputs[i].preset_id, info, size)
+                statuses[key] = complete_status(
+                    key, job.outputs[i].preset_id, info, size, action="encoded"
+                )
         except _BadChunk as bad:
             self._redo(job, plan, bad.index, bad.error, joblog)
             return
@@ -411,6 +413,9 @@ class Parts:
                 raise _BadChunk(exc.bad_chunk, exc) from exc
             raise
         joblog.checked(job.outputs[i].key, info)
+        for used in [*paths, rest]:  # the next output's chunks need the room
+            if used is not None:
+                used.unlink(missing_ok=True)
         return dst, info
 
     def _verify(self, job: Job, plan: Plan, dst: Path, planned: list[Chunk]) -> None:
