@@ -41,6 +41,8 @@ class PartsProgress:
             count = 1
         file = self._files.setdefault(fid, _File(count))
         file.count = max(file.count, count)
+        if part == "join":  # every part is done: the join's own progress is the file's
+            return fraction, f"{file.count} parts done; joining on {worker or '?'}"
         if len(file.parts) < file.count or part in file.parts:  # bounded by what it said
             file.parts[part[:16]] = (min(max(fraction, 0.0), 1.0), worker or "?")
         done = sum(1 for f, _ in file.parts.values() if f >= 1.0)

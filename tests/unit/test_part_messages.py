@@ -117,6 +117,7 @@ def test_a_chunked_file_s_progress_is_the_mean_of_its_parts() -> None:
     assert fraction == pytest.approx(0.7)
     assert line == "5 parts: 2 done, c0002 on h, c0003 on h, c0004 on h"
     assert progress.heard("g", "rest", "bogus", 0.5, None)[1] == "1 parts: 0 done, rest on ?"
+    assert progress.heard("f", "join", "5", 0.25, "h") == (0.25, "5 parts done; joining on h")
     progress.forget("f")
     assert progress.heard("f", "c0000", "2", 0.0, "h")[0] == 0.0
 

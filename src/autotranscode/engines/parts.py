@@ -404,7 +404,15 @@ class Parts:
             tags=stamp.tags(),
             chunks=cuts,
         )
-        chunks.run(cmd, duration=plan.source.duration, cancel=cancel, ran=joblog.ran, output=dst)
+        progress = self._progress(job, plan.chunked.index(i), len(plan.chunked))
+        chunks.run(
+            cmd,
+            duration=plan.source.duration,
+            progress=progress,
+            cancel=cancel,
+            ran=joblog.ran,
+            output=dst,
+        )
         try:
             self._verify(job, plan, dst, cuts)
             info = transcoder.verify(preset, plan.source, dst)
