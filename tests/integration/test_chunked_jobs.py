@@ -100,6 +100,31 @@ def frames_and_duration(path: Path) -> tuple[int, float, float]:
     return frames, lengths[0], lengths[1]
 
 
+def psnr(made: Path, source: Path) -> float:
+    """The average PSNR (dB) of ``made`` against ``source``, frame by frame."""
+    run = subprocess.run(
+        [
+            find_ffmpeg(),
+            "-hide_banner",
+            "-i",
+            str(made),
+            "-i",
+            str(source),
+            "-lavfi",
+            "[0:v][1:v]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"PSNR .* average:([0-9.]+)", run.stderr)
+    assert found, run.stderr[-2000:]
+    return float(found[1])
+
+
 def left_over(backend: Backend, job: Job) -> list[str]:
     """What a chunked job left in the store beyond its outputs and its log."""
     store = backend.store
@@ -152,6 +177,8 @@ def test_a_chunked_file_ends_as_the_unchunked_one_with_nothing_left(
     expected = frames_and_duration(reference)
     assert frames == expected[0] == SECONDS * 25
     assert abs(video - expected[1]) <= 0.001 and abs(audio - expected[2]) <= 0.03
+    # Its quality against the source is the unchunked encode's (issue 19: within 0.2 dB).
+    assert abs(psnr(made, long_clip) - psnr(reference, long_clip)) <= 0.2
     log_text = fetched(backend, keys.log_key(chunked.job_id), tmp_path / "log").read_text()
     split = re.search(r"split into (\d+) chunks", log_text)
     assert split and int(split[1]) >= 3 and f"joined from {split[1]} chunks" in log_text
