@@ -93,8 +93,12 @@ class Store(Protocol):
 class JobLog:
     """One job's log as its worker tells it: timestamped lines, ffmpeg's words indented."""
 
-    def __init__(self, worker: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, worker: str, clock: Callable[[], float] = time.time, part: str | None = None
+    ) -> None:
+        """``part``: the name of the part of a chunked job this log tells (kept apart)."""
         self.worker = worker
+        self.part = part
         self._clock = clock
         self._lines: list[str] = []
         #: What earlier attempts of the job (other workers, maybe) told, before this one.
@@ -129,7 +133,7 @@ class JobLog:
         tmp = workdir / f"{job_id}-{uuid.uuid4().hex[:8]}.earlier.log"
         try:
             workdir.mkdir(parents=True, exist_ok=True)
-            store.download(bucket, keys.log_key(job_id), tmp)
+            store.download(bucket, keys.log_key(job_id, self.part), tmp)
             self._earlier = _read_bounded(tmp)
         except (AutotranscodeError, OSError) as exc:
             log.debug("%s: job %s: no earlier log (%s)", self.worker, job_id, exc)
@@ -138,11 +142,27 @@ class JobLog:
         if self._earlier and not self._earlier.endswith("\n"):
             self._earlier += "\n"
 
-    def store(self, store: Store, bucket: str, job_id: str, workdir: Path) -> str | None:
+    def include(self, text: str) -> None:
+        """Tell ``text`` (the logs of a chunked job's parts) before this log's own lines."""
+        if text and not text.endswith("\n"):
+            text += "\n"
+        self._earlier += text
+
+    def store(
+        self,
+        store: Store,
+        bucket: str,
+        job_id: str,
+        workdir: Path,
+        *,
+        part: str | None = None,
+        whole: bool = False,
+    ) -> str | None:
         """Store the log beside the job's outputs (``keys.log_key``), through a file in
         ``workdir``; its key, or None if it could not be stored: a job does not fail for
-        its log's sake."""
-        key = keys.log_key(job_id)
+        its log's sake. A part's log goes among the parts (``part``, else this log's own),
+        unless ``whole``: the file's log, which the client keeps."""
+        key = keys.log_key(job_id, None if whole else (part or self.part))
         tmp = workdir / f"{job_id}-{uuid.uuid4().hex[:8]}.log"
         try:
             workdir.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,12 @@ def job_for(
     backend: Backend,
     source: MediaInfo | None,
     catalog: presets.Catalog,
+    chunk_seconds: float | None = None,
 ) -> Job:
     """The job for ``record``: ``names``, the output keys (in preset order) -> file names;
     ``source``, a fresh probe of the upload, which spares the worker a probe of its own
-    (None on a resume: the file may differ from what was uploaded, so the worker probes)."""
+    (None on a resume: the file may differ from what was uploaded, so the worker probes);
+    ``chunk_seconds``: a long video is cut into chunks for many workers (``--chunk-seconds``)."""
     assert record.job_id and record.input_key
     detected = DetectedProperties.of(source, record.size) if source else None
     wanted = [catalog.get(p) for p in record.presets]
@@ -47,6 +49,7 @@ def job_for(
         ),
         topic=backend.topic.arn,
         user_metadata=_metadata(record, backend.client_id),
+        chunk_seconds=chunk_seconds,
     )
 
 

@@ -106,9 +106,18 @@ def output_key(job_id: str, stem: str, preset_id: str, extension: str) -> str:
     return f"{OUTPUT_PREFIX}{job_id}/{safe_name(stem)}.{preset_id}{extension}"
 
 
-def log_key(job_id: str) -> str:
-    """Where a job's log is stored: beside its outputs, so what removes them removes it."""
+def log_key(job_id: str, part: str | None = None) -> str:
+    """Where a job's log is stored: beside its outputs, so what removes them removes it; a
+    part's (``part``: its name, ``c0007``) among the job's parts."""
+    if part is not None:
+        return f"{parts_prefix(job_id)}{part}.log"
     return f"{OUTPUT_PREFIX}{check_job_id(job_id)}/{job_id}.log"
+
+
+def parts_prefix(job_id: str) -> str:
+    """Where a chunked job's plan and parts are kept (``engines.parts``): under its outputs'
+    prefix, so the client's removal of the job's objects removes them too."""
+    return f"{OUTPUT_PREFIX}{check_job_id(job_id)}/parts/"
 
 
 def worker_key(identity: str) -> str:

@@ -20,6 +20,7 @@ from .engines.heartbeat import MAX_FIELD
 from .errors import AutotranscodeError, BackendError, JournalError, MessageError, ObjectMissing
 from .journal import RESUBMIT, FileRecord, FileState, Journal
 from .messages import Notification, State
+from .parts import PartsProgress
 from .procs import yield_cpu_to_ffmpeg
 from .progress import Subscriber
 
@@ -83,6 +84,8 @@ class Listener:
         self._thread: threading.Thread | None = None
         #: When each file waiting for a notice last heard of its job (or we started).
         self._heard: dict[str, float] = {}
+        #: The parts heard of, for each chunked file (``parts``).
+        self._parts = PartsProgress()
 
     def start(self, resume: bool) -> None:
         """``resume``: look after every unfinished file, not only those in flight here
@@ -230,7 +233,9 @@ class Listener:
         self._heard[record.id] = time.monotonic()
         if note.state == State.PROGRESSING:
             self._on_progress(record, note)
-        elif note.state == State.COMPLETED:
+            return
+        self._parts.forget(record.id)
+        if note.state == State.COMPLETED:
             self._on_completed(record, note)
         elif note.state == State.ERROR:
             self._on_error(record, note)
@@ -246,6 +251,10 @@ class Listener:
         else:  # engines that report one figure for the whole job
             fraction = float(note.user_metadata.get("percent", 0.0)) / 100
         worker = note.user_metadata.get("worker")  # a message's word: bounded, shown as text
+        part = note.user_metadata.get("part")
+        if part is not None:  # a chunked file: its parts' progress summed
+            parts = note.user_metadata.get("parts")
+            fraction, worker = self._parts.heard(record.id, part, parts, fraction, worker)
         self.hooks.on_progress(
             path=record.path,
             stage="transcoding",

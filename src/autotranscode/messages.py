@@ -33,6 +33,14 @@ MAX_LOG_TAIL = 16 * 1024
 ERROR_CODE = 4000
 #: Outputs per job, as Elastic Transcoder allowed.
 MAX_OUTPUTS = 30
+#: ``chunkSeconds`` bounds: shorter chunks cost more than they gain (a keyframe and a job
+#: each); longer than an hour is no chunking at all.
+MIN_CHUNK_SECONDS = 2.0
+MAX_CHUNK_SECONDS = 3600.0
+#: Chunks of one file at most (a 2-hour source at the shortest chunks, with room).
+MAX_CHUNKS = 9999
+#: The longest source a part may point into (a week): bounds a forged part's times.
+MAX_MEDIA_SECONDS = 7 * 24 * 3600.0
 
 _Count = Annotated[int, Meta(ge=0)]
 _Pixels = Annotated[int, Meta(ge=1, le=65536)]
@@ -123,6 +131,38 @@ class JobOutput(_Message, frozen=True, kw_only=True):
         keys.check_key(self.key, keys.OUTPUT_PREFIX)
 
 
+_Seconds = Annotated[float, Meta(ge=0, le=MAX_MEDIA_SECONDS)]
+PartKind = Literal["chunk", "rest", "join"]
+
+
+class Part(_Message, frozen=True, kw_only=True):
+    """Which piece of a chunked job a job message is (``engines.parts``): a chunk's video, the
+    rest (audio, subtitles, outputs made whole), or the join. Its job keeps the file's job
+    id, so the client, the queues and every notice see one job; ``name`` tells the pieces
+    apart (``c0007``, ``rest``, ``join``), deterministic, so a repeated split sends the same.
+    Bounds are checked here; a worker also checks a part against the stored plan."""
+
+    kind: PartKind
+    index: Annotated[int, Meta(ge=0, lt=MAX_CHUNKS)] = 0
+    count: Annotated[int, Meta(ge=1, le=MAX_CHUNKS)]
+    start: _Seconds = 0.0
+    end: _Seconds | None = None
+    #: How many times a join sent this chunk back for a verification failure.
+    redo: Annotated[int, Meta(ge=0, le=100)] = 0
+
+    def __post_init__(self) -> None:
+        if self.index >= self.count:
+            raise ValueError(f"part index {self.index} is not below its count {self.count}")
+        if self.kind != "chunk" and (self.index or self.start or self.end is not None):
+            raise ValueError(f"a {self.kind} part has no index, start or end")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"a part ending at {self.end} before it starts at {self.start}")
+
+    @property
+    def name(self) -> str:
+        return f"c{self.index:04d}" if self.kind == "chunk" else self.kind
+
+
 class Job(_Message, frozen=True, kw_only=True):
     """A transcoding job as sent on the job queue."""
 
@@ -134,11 +174,26 @@ class Job(_Message, frozen=True, kw_only=True):
     outputs: Annotated[tuple[JobOutput, ...], Meta(min_length=1, max_length=MAX_OUTPUTS)]
     topic: _Arn = field(name="topicArn")
     user_metadata: dict[str, str] = field(default_factory=dict, name="userMetadata")
+    #: Cut a long video into chunks of about this many seconds, each a job (``--chunk-seconds``).
+    chunk_seconds: Annotated[float, Meta(ge=MIN_CHUNK_SECONDS, le=MAX_CHUNK_SECONDS)] | None = (
+        field(default=None, name="chunkSeconds")
+    )
+    #: Set on the jobs a chunked job is split into; None on the file's own job.
+    part: Part | None = None
 
     def __post_init__(self) -> None:
         if self.version != SCHEMA_VERSION:
             raise ValueError(f"unsupported job schema version {self.version}")
         keys.check_job_id(self.job_id)
+        prefix = f"{keys.OUTPUT_PREFIX}{self.job_id}/"
+        if self.part is not None and any(not o.key.startswith(prefix) for o in self.outputs):
+            # A part's objects live beside its outputs: nowhere else is theirs to write.
+            raise ValueError(f"a part of job {self.job_id} with outputs outside {prefix}")
+
+    @property
+    def task(self) -> str:
+        """This message's own name: the job id, with the part's for a part (logs, heartbeats)."""
+        return self.job_id if self.part is None else f"{self.job_id}-{self.part.name}"
 
 
 class State(StrEnum):

@@ -88,6 +88,7 @@ class Pipeline:
         #: What each preset makes: part of a file's identity, so changed settings redo it.
         self._digests = tuple(presets.digest(p) for p in self.presets)
         self.pipeline_id = settings.name
+        self.chunk_seconds = settings.chunk_seconds
         self.on_success = settings.on_success
         self.sidecars = () if settings.in_place else settings.sidecars  # in place: the stem stays
         self._gate = Gate(Hours.parse(settings.hours) if settings.hours else None)
@@ -481,7 +482,9 @@ class Pipeline:
         assert record.job_id
         # The keys the journal holds for the outputs, in preset order: the job asks for them.
         names = outbox.output_names(self.catalog, record.job_id, record.path, record.presets)
-        job = jobs.job_for(record, names, self.pipeline_id, self.backend, source, self.catalog)
+        job = jobs.job_for(
+            record, names, self.pipeline_id, self.backend, source, self.catalog, self.chunk_seconds
+        )
         if record.outputs != names:
             # Known before the job exists: its notifications can come before submit() returns.
             self.journal.advance(

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .hours import Hours
 from .media import presets
 from .media.probe import DEFAULT_EXTENSIONS
-from .messages import MAX_OUTPUTS, located
+from .messages import MAX_CHUNK_SECONDS, MAX_OUTPUTS, MIN_CHUNK_SECONDS, located
 from .procs import IoPriority
 from .sidecars import DEFAULT_PATTERNS as DEFAULT_SIDECARS
 from .sidecars import parse as parse_sidecars
@@ -106,6 +106,9 @@ class Settings(msgspec.Struct, frozen=True):
     nice: Annotated[int, Meta(ge=0, le=19)] | None = None
     ionice: str | None = None
     rescan: Annotated[float, Meta(ge=1, le=86400)] = DEFAULT_RESCAN_SECONDS
+    #: A video longer than about twice this is cut into chunks of about this many seconds,
+    #: transcoded by many workers at once and joined (``engines.parts``); None: whole files.
+    chunk_seconds: Annotated[float, Meta(ge=MIN_CHUNK_SECONDS, le=MAX_CHUNK_SECONDS)] | None = None
     # aws backend
     name: str = DEFAULT_NAME
     endpoint_url: str | None = None

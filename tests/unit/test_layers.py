@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         *("pipeline", "listener", "scheduler", "identity", "jobs", "sources", "outcomes"),
         *("recovery", "watcher", "progress", "deploy", "status", "notify", "waiting"),
-        *("delivery", "inventory", "library", "plan"),
+        *("delivery", "inventory", "library", "plan", "parts"),
     ),
     ("service",),
     ("cli", "web", "__main__"),

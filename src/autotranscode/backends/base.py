@@ -156,6 +156,12 @@ class ObjectStore(abc.ABC):
     def local_path(self, bucket: str, key: str, workdir: Path) -> Iterator[Path]:
         """A readable local file with the object's content, for as long as the block runs."""
 
+    def read_url(self, bucket: str, key: str, expires: float) -> str | None:
+        """A URL that ffmpeg can read the object from, by ranges, for ``expires`` seconds;
+        None where the store has none (read it through ``local_path``). A chunk of a long
+        file (``engines.parts``) reads only its range instead of fetching the whole file."""
+        return None
+
     @abc.abstractmethod
     def size(self, bucket: str, key: str) -> int: ...
 

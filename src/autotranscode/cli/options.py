@@ -307,6 +307,16 @@ dry_run_option = click.option(
 replacing_options = options(replace_option, keep_originals_option, keep_days_option)
 
 
+chunk_seconds_option = setting(
+    "--chunk-seconds",
+    type=float,
+    metavar="N",
+    envvar="AUTOTRANSCODE_CHUNK_SECONDS",
+    help="Cut a video longer than about 2N seconds into chunks of about N seconds, "
+    "transcoded by many workers at once and joined (2 to 3600; 60 suits the aws backend)",
+    default_text="off: each file is one job",
+)
+
 hours_option = setting(
     "--hours",
     metavar="HH:MM-HH:MM,...",

@@ -11,6 +11,8 @@ A stop (Ctrl+C, SIGTERM) hands the job back without counting an attempt.
 Bad media for one output only (an audio preset on a file without audio, an
 encoder error) fails that output; the others are still made and stored, and the
 ERROR notification says how each output ended, as Elastic Transcoder's did.
+A job with ``chunkSeconds`` (one long file across many workers) and the parts it is split
+into are handled by ``parts``, inside the same lease, attempt and stop rules.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from .outputs import (
     failures,
     one_line,
 )
+from .parts import Parts
 from .tuning import Tuning
 from .workdirs import clean_stale_workdirs
 
@@ -125,6 +128,7 @@ class Worker:
         self._leases = Leases(backend.jobs, visibility, name)
         self.identity = worker_identity(name)
         self.heartbeat = Heartbeat(backend.store, self.identity, workdir)
+        self.parts = Parts(self)
 
     def run(self, stop: threading.Event) -> None:
         """Process jobs until ``stop`` is set; a job under way is stopped and released."""
@@ -219,7 +223,7 @@ class Worker:
             log.warning("%s: rejected a job message: %s", self.name, exc)
             self._dead_letter(message, f"rejected: {exc}")
             return
-        joblog = JobLog(self.name)
+        joblog = JobLog(self.name, part=job.part.name if job.part else None)
         if message.receive_count > 1:
             joblog.resume(self.backend.store, job.output_bucket, job.job_id, self.workdir)
         joblog.say(
@@ -237,8 +241,10 @@ class Worker:
         cancel = stop or threading.Event()
         try:
             with self._leases.hold(message):
-                self.heartbeat.working(message.receipt, job.job_id, job.input.key)
+                self.heartbeat.working(message.receipt, job.task, job.input.key)
                 self.hooks.on_job_received(job=job, receive_count=message.receive_count)
+                if self.parts.takes(job) and self.parts.handle(job, message, cancel, joblog):
+                    return  # a chunked job's split or part (``parts``): answered there
                 outputs = self._transcode(job, cancel, joblog, handoff, previous)
         except (AutotranscodeError, OSError) as exc:
             if cancel.is_set():
@@ -471,6 +477,8 @@ class Worker:
         ]
         meta = dict(job.user_metadata)
         meta["worker"] = self.identity
+        if job.part is not None:  # the client sums a chunked file's parts (``parts``)
+            meta |= {"part": job.part.name, "parts": str(job.part.count + 1)}
         if speed:
             meta["speed"] = f"{speed:.2f}"
         if eta is not None:

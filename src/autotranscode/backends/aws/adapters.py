@@ -92,6 +92,14 @@ class S3Store(ObjectStore):
             self.download(bucket, key, dest)
             yield dest
 
+    def read_url(self, bucket: str, key: str, expires: float) -> str:
+        """A presigned GET: ffmpeg seeks in it with range requests (``https`` is built in)."""
+        with boundary(StorageError, f"presigning s3://{bucket}/{key}"):
+            url: str = self._s3.meta.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires)
+            )
+        return url
+
     def size(self, bucket: str, key: str) -> int:
         with boundary(StorageError, f"reading the size of s3://{bucket}/{key}"):
             return int(self._s3.Object(bucket, key).content_length)
