@@ -1,0 +1,95 @@
+"""``--chunk-scenes`` on a real clip: hard scene cuts at known times, a keyframe at each and
+every 2 s; the chunks' cuts land on the scene cuts' keyframes within the window, on the
+plain ones elsewhere, and the scdet pass failing or running out of time only means plain cuts."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from autotranscode.errors import TranscodeError
+from autotranscode.media import chunks, scenes, transcoder
+from autotranscode.media.probe import probe
+
+RATE = 25
+#: Frames of each scene: cuts at 3.4, 7.12, 10.6, 13.2 and 17.52 s; 21 s in all.
+SCENE_FRAMES = (85, 93, 87, 65, 108, 87)
+SOURCES = ("testsrc2", "mandelbrot", "smptebars", "testsrc", "pal100bars", "rgbtestsrc")
+CUTS = (3.4, 7.12, 10.6, 13.2, 17.52)
+CHUNK_SECONDS = 4.0
+
+
+@pytest.fixture(scope="module")
+def ffmpeg() -> str:
+    return transcoder.find_ffmpeg()
+
+
+@pytest.fixture(scope="module")
+def scene_clip(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six different pictures one after the other, with keyframes forced at every cut and
+    every 2 s (and none elsewhere)."""
+    dst = tmp_path_factory.mktemp("scenes") / "scenes.mp4"
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
+    graph = ""
+    for n, (source, frames) in enumerate(zip(SOURCES, SCENE_FRAMES, strict=True)):
+        cmd += ["-f", "lavfi", "-i", f"{source}=s=320x240:r={RATE}"]
+        graph += (
+            f"[{n}:v]trim=end_frame={frames},setpts=PTS-STARTPTS,format=yuv420p,setsar=1[v{n}];"
+        )
+    graph += "".join(f"[v{n}]" for n in range(len(SOURCES)))
+    graph += f"concat=n={len(SOURCES)}:v=1:a=0[v]"
+    total = sum(SCENE_FRAMES) / RATE
+    keys = sorted({*(float(t) for t in range(0, int(total), 2)), *CUTS})
+    cmd += ["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast"]
+    cmd += ["-x264-params", "keyint=500:scenecut=0", "-forced-idr", "1"]
+    cmd += ["-force_key_frames", ",".join(f"{t:g}" for t in keys), str(dst)]
+    subprocess.run(cmd, check=True)
+    return dst
+
+
+def test_cuts_land_on_the_scene_cuts_keyframes_within_the_window(
+    ffmpeg: str, scene_clip: Path
+) -> None:
+    keys = chunks.keyframes(scene_clip)
+    assert all(any(abs(k - cut) < 1e-6 for k in keys) for cut in CUTS)
+    source = probe(scene_clip)
+    plain = chunks.chunk_plan(scene_clip, source, CHUNK_SECONDS)
+    assert [c.start for c in plain] == pytest.approx([0.0, 4.0, 8.0, 12.0, 16.0, 18.0])
+    said: list[str] = []
+    planned = chunks.chunk_plan(
+        scene_clip, source, CHUNK_SECONDS, scene_cuts=True, ffmpeg=ffmpeg, say=said.append
+    )
+    # 13.2 is 1.4 s before the ideal 14.6 (10.6 + 4), outside the window of 1 s: plain 14.
+    assert [c.start for c in planned] == pytest.approx([0.0, *CUTS[:3], 14.0, CUTS[4]])
+    assert sum(c.frames or 0 for c in planned) == sum(SCENE_FRAMES)
+    assert all(c.end == n.start for c, n in itertools.pairwise(planned))
+    assert len(said) == 1
+    assert re.fullmatch(
+        r"scene changes: 5 scene changes in [0-9.]+s, over the whole video; 4 of 5 cuts on one",
+        said[0],
+    )
+
+
+def test_a_failed_pass_leaves_the_plain_cuts(scene_clip: Path) -> None:
+    source = probe(scene_clip)
+    said: list[str] = []
+    failed = chunks.chunk_plan(
+        scene_clip, source, CHUNK_SECONDS, scene_cuts=True, ffmpeg="/bin/false", say=said.append
+    )
+    assert failed == chunks.chunk_plan(scene_clip, source, CHUNK_SECONDS)
+    assert said == ["scene changes: none (the pass failed); 0 of 5 cuts on one"]
+
+
+def test_the_pass_is_bounded_and_stops_with_its_job(ffmpeg: str, scene_clip: Path) -> None:
+    cut_short = scenes.scene_changes(ffmpeg, scene_clip, 21.0, seconds=0.0)
+    assert cut_short is not None and not cut_short.complete
+    assert "out of time" in str(cut_short)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(TranscodeError, match="cancelled"):
+        scenes.scene_changes(ffmpeg, scene_clip, 21.0, cancel=cancel)
