@@ -32,7 +32,7 @@ def ffmpeg() -> str:
 @pytest.fixture(scope="module")
 def scene_clip(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six different pictures one after the other, with keyframes forced at every cut and
-    every 2 s (and none elsewhere)."""
+    every 2 s (and none elsewhere), B-frames between them (the pass skips those)."""
     dst = tmp_path_factory.mktemp("scenes") / "scenes.mp4"
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
     graph = ""
@@ -45,7 +45,7 @@ def scene_clip(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     graph += f"concat=n={len(SOURCES)}:v=1:a=0[v]"
     total = sum(SCENE_FRAMES) / RATE
     keys = sorted({*(float(t) for t in range(0, int(total), 2)), *CUTS})
-    cmd += ["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast"]
+    cmd += ["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast"]
     cmd += ["-x264-params", "keyint=500:scenecut=0", "-forced-idr", "1"]
     cmd += ["-force_key_frames", ",".join(f"{t:g}" for t in keys), str(dst)]
     subprocess.run(cmd, check=True)
