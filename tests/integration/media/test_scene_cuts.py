@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import subprocess
 import threading
 from pathlib import Path
 
@@ -16,10 +15,11 @@ from autotranscode.errors import TranscodeError
 from autotranscode.media import chunks, scenes, transcoder
 from autotranscode.media.probe import probe
 
+from conftest import make_scene_clip
+
 RATE = 25
 #: Frames of each scene: cuts at 3.4, 7.12, 10.6, 13.2 and 17.52 s; 21 s in all.
 SCENE_FRAMES = (85, 93, 87, 65, 108, 87)
-SOURCES = ("testsrc2", "mandelbrot", "smptebars", "testsrc", "pal100bars", "rgbtestsrc")
 CUTS = (3.4, 7.12, 10.6, 13.2, 17.52)
 CHUNK_SECONDS = 4.0
 
@@ -31,25 +31,8 @@ def ffmpeg() -> str:
 
 @pytest.fixture(scope="module")
 def scene_clip(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six different pictures one after the other, with keyframes forced at every cut and
-    every 2 s (and none elsewhere), B-frames between them (the pass skips those)."""
     dst = tmp_path_factory.mktemp("scenes") / "scenes.mp4"
-    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
-    graph = ""
-    for n, (source, frames) in enumerate(zip(SOURCES, SCENE_FRAMES, strict=True)):
-        cmd += ["-f", "lavfi", "-i", f"{source}=s=320x240:r={RATE}"]
-        graph += (
-            f"[{n}:v]trim=end_frame={frames},setpts=PTS-STARTPTS,format=yuv420p,setsar=1[v{n}];"
-        )
-    graph += "".join(f"[v{n}]" for n in range(len(SOURCES)))
-    graph += f"concat=n={len(SOURCES)}:v=1:a=0[v]"
-    total = sum(SCENE_FRAMES) / RATE
-    keys = sorted({*(float(t) for t in range(0, int(total), 2)), *CUTS})
-    cmd += ["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast"]
-    cmd += ["-x264-params", "keyint=500:scenecut=0", "-forced-idr", "1"]
-    cmd += ["-force_key_frames", ",".join(f"{t:g}" for t in keys), str(dst)]
-    subprocess.run(cmd, check=True)
-    return dst
+    return make_scene_clip(ffmpeg, dst, SCENE_FRAMES, RATE)
 
 
 def test_cuts_land_on_the_scene_cuts_keyframes_within_the_window(
