@@ -217,7 +217,7 @@ def chunk_plan(
         at = scene_keyframes(keys, found.times) if found else set()
         on = sum(1 for c in moved[1:] if bisect.bisect_left(keys, c.start) in at)
         said = f"scene changes: {found}" if found else "scene changes: none (the pass failed)"
-        say(f"{said}; {on} of {len(moved) - 1} cuts on one")
+        say(f"{said}; {on} of {len(moved) - 1} cuts moved to one")
     return moved
 
 

@@ -65,7 +65,7 @@ class Scenes:
 
     def __str__(self) -> str:
         seen = "the whole video" if self.complete else "part of the video (out of time)"
-        return f"{len(self.times)} scene changes in {self.seconds:.1f}s, over {seen}"
+        return f"{len(self.times)} found in {self.seconds:.1f}s over {seen}"
 
 
 def budget(duration: float | None) -> float:

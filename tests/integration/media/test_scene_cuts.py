@@ -53,7 +53,7 @@ def test_cuts_land_on_the_scene_cuts_keyframes_within_the_window(
     assert all(c.end == n.start for c, n in itertools.pairwise(planned))
     assert len(said) == 1
     assert re.fullmatch(
-        r"scene changes: 5 scene changes in [0-9.]+s, over the whole video; 4 of 5 cuts on one",
+        r"scene changes: 5 found in [0-9.]+s over the whole video; 4 of 5 cuts moved to one",
         said[0],
     )
 
@@ -65,7 +65,7 @@ def test_a_failed_pass_leaves_the_plain_cuts(scene_clip: Path) -> None:
         scene_clip, source, CHUNK_SECONDS, scene_cuts=True, ffmpeg="/bin/false", say=said.append
     )
     assert failed == chunks.chunk_plan(scene_clip, source, CHUNK_SECONDS)
-    assert said == ["scene changes: none (the pass failed); 0 of 5 cuts on one"]
+    assert said == ["scene changes: none (the pass failed); 0 of 5 cuts moved to one"]
 
 
 def test_the_pass_is_bounded_and_stops_with_its_job(ffmpeg: str, scene_clip: Path) -> None:
