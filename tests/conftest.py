@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import subprocess
 import threading
@@ -451,3 +453,30 @@ def stream_clips(media_dir: Path) -> dict[str, Path]:
     subprocess.run(cmd, check=True, capture_output=True)
     made["scenes.mkv"] = media_dir / "scenes.mkv"
     return made
+
+
+#: Pictures that differ from each other at a glance: one per scene of ``make_scene_clip``.
+SCENE_SOURCES = ("testsrc2", "mandelbrot", "smptebars", "testsrc", "pal100bars", "rgbtestsrc")
+
+
+def make_scene_clip(ffmpeg: str, dst: Path, scene_frames: tuple[int, ...], rate: int) -> Path:
+    """A 320x240 H.264 clip of hard scene cuts (a different picture for each of
+    ``scene_frames``, at most six), with keyframes forced at every cut and every 2 s and
+    none elsewhere, B-frames between them (``--chunk-scenes``' tests)."""
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
+    graph = ""
+    for n, (source, frames) in enumerate(zip(SCENE_SOURCES, scene_frames, strict=False)):
+        cmd += ["-f", "lavfi", "-i", f"{source}=s=320x240:r={rate}"]
+        graph += f"[{n}:v]trim=end_frame={frames},setpts=PTS-STARTPTS,"
+        graph += f"format=yuv420p,setsar=1[v{n}];"
+    graph += "".join(f"[v{n}]" for n in range(len(scene_frames)))
+    graph += f"concat=n={len(scene_frames)}:v=1:a=0[v]"
+    cuts = list(itertools.accumulate(f / rate for f in scene_frames[:-1]))
+    total = sum(scene_frames) / rate
+    keys = sorted({*(float(t) for t in range(0, math.ceil(total), 2)), *cuts})
+    cmd += ["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast"]
+    cmd += ["-x264-params", "keyint=500:scenecut=0", "-forced-idr", "1"]
+    # A millisecond early: the first frame at or after each time is the cut's, however rounded.
+    cmd += ["-force_key_frames", ",".join(f"{max(0.0, t - 0.001):.3f}" for t in keys), str(dst)]
+    subprocess.run(cmd, check=True)
+    return dst

@@ -26,11 +26,13 @@ def job_for(
     source: MediaInfo | None,
     catalog: presets.Catalog,
     chunk_seconds: float | None = None,
+    chunk_scenes: bool = False,
 ) -> Job:
     """The job for ``record``: ``names``, the output keys (in preset order) -> file names;
     ``source``, a fresh probe of the upload, which spares the worker a probe of its own
     (None on a resume: the file may differ from what was uploaded, so the worker probes);
-    ``chunk_seconds``: a long video is cut into chunks for many workers (``--chunk-seconds``)."""
+    ``chunk_seconds``: a long video is cut into chunks for many workers (``--chunk-seconds``),
+    at scene changes where near with ``chunk_scenes`` (``--chunk-scenes``)."""
     assert record.job_id and record.input_key
     detected = DetectedProperties.of(source, record.size) if source else None
     wanted = [catalog.get(p) for p in record.presets]
@@ -50,6 +52,7 @@ def job_for(
         topic=backend.topic.arn,
         user_metadata=_metadata(record, backend.client_id),
         chunk_seconds=chunk_seconds,
+        chunk_scenes=True if chunk_seconds is not None and chunk_scenes else None,
     )
 
 

@@ -178,6 +178,8 @@ class Job(_Message, frozen=True, kw_only=True):
     chunk_seconds: Annotated[float, Meta(ge=MIN_CHUNK_SECONDS, le=MAX_CHUNK_SECONDS)] | None = (
         field(default=None, name="chunkSeconds")
     )
+    #: With ``chunkSeconds``: cuts prefer scene changes (``--chunk-scenes``).
+    chunk_scenes: bool | None = field(default=None, name="chunkScenes")
     #: Set on the jobs a chunked job is split into; None on the file's own job.
     part: Part | None = None
 

@@ -88,7 +88,8 @@ class Pipeline:
         #: What each preset makes: part of a file's identity, so changed settings redo it.
         self._digests = tuple(presets.digest(p) for p in self.presets)
         self.pipeline_id = settings.name
-        self.chunk_seconds = settings.chunk_seconds
+        #: ``--chunk-seconds`` and ``--chunk-scenes``, as ``jobs.job_for`` takes them.
+        self.chunking = (settings.chunk_seconds, settings.chunk_scenes)
         self.on_success = settings.on_success
         self.sidecars = () if settings.in_place else settings.sidecars  # in place: the stem stays
         self._gate = Gate(Hours.parse(settings.hours) if settings.hours else None)
@@ -483,7 +484,7 @@ class Pipeline:
         # The keys the journal holds for the outputs, in preset order: the job asks for them.
         names = outbox.output_names(self.catalog, record.job_id, record.path, record.presets)
         job = jobs.job_for(
-            record, names, self.pipeline_id, self.backend, source, self.catalog, self.chunk_seconds
+            record, names, self.pipeline_id, self.backend, source, self.catalog, *self.chunking
         )
         if record.outputs != names:
             # Known before the job exists: its notifications can come before submit() returns.

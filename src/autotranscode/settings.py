@@ -109,6 +109,9 @@ class Settings(msgspec.Struct, frozen=True):
     #: A video longer than about twice this is cut into chunks of about this many seconds,
     #: transcoded by many workers at once and joined (``engines.parts``); None: whole files.
     chunk_seconds: Annotated[float, Meta(ge=MIN_CHUNK_SECONDS, le=MAX_CHUNK_SECONDS)] | None = None
+    #: With chunk_seconds: cuts prefer keyframes at scene changes (``media.scenes``: one
+    #: cheap decode of the video on the worker that splits it).
+    chunk_scenes: bool = False
     # aws backend
     name: str = DEFAULT_NAME
     endpoint_url: str | None = None

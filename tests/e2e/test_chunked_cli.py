@@ -1,6 +1,7 @@
 """``transcode --chunk-seconds`` as a user runs it, with two workers: one long file cut into
-chunks, made by both, joined into one output as an unchunked run makes it; the file's log
-tells the parts; nothing is left in the store or the queues."""
+chunks (at scene changes where near, ``--chunk-scenes``), made by both, joined into one
+output as an unchunked run makes it; the file's log tells the parts and the scene pass;
+nothing is left in the store or the queues."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_transcode_with_chunk_seconds_and_two_workers(
 ) -> None:
     out = tmp_path / "out"
     result = cli.run(
-        "transcode", long_video, "--out", out, "--chunk-seconds", "5", "--workers", "2"
+        *("transcode", long_video, "--out", out, "--chunk-seconds", "5", "--chunk-scenes"),
+        *("--workers", "2"),
     )
     assert result.returncode == 0, result.stderr
     assert names(out) == ["talk.mp4"]
@@ -61,6 +63,7 @@ def test_transcode_with_chunk_seconds_and_two_workers(
     split = re.search(r"split into (\d+) chunks", text)
     assert split and int(split[1]) >= 3 and f"joined from {split[1]} chunks" in text
     assert "c0002:" in text and "rest" in text  # every part's log is in the file's
+    assert re.search(r"scene changes: \d+ found in .* over the whole video; \d+ of", text)
     cli.assert_no_leftovers()
 
 

@@ -22,7 +22,7 @@ REPLACING = ["--replace", "--keep-originals", "--keep-days"]
 MAKING = [
     *("--force", "--on-success", "--sidecars", "--in-place", *REPLACING),
     *("--preset", "--audio", "--quality", "--measure-quality", "--pattern", "--workers"),
-    *("--chunk-seconds", "--hours", "--nice", "--ionice", "--ffmpeg"),
+    *("--chunk-seconds", "--chunk-scenes", "--hours", "--nice", "--ionice", "--ffmpeg"),
     *("--notify-url", "--on-done"),
 ]
 DEPLOYMENT = ["--config", "--endpoint-url", "--region", "--profile", "--name"]

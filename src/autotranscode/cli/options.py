@@ -316,6 +316,14 @@ chunk_seconds_option = setting(
     "transcoded by many workers at once and joined (2 to 3600; 60 suits the aws backend)",
     default_text="off: each file is one job",
 )
+chunk_scenes_option = setting(
+    "--chunk-scenes",
+    is_flag=True,
+    default=None,
+    envvar="AUTOTRANSCODE_CHUNK_SCENES",
+    help="With --chunk-seconds: cut at a keyframe on a scene change near each cut where "
+    "there is one (costs one low-resolution decode of the video before its chunks start)",
+)
 
 hours_option = setting(
     "--hours",

@@ -213,7 +213,19 @@ class Parts:
         assert job.chunk_seconds is not None
         with self._source(job, joblog=joblog) as (src, source):
             chunked, _ = chunked_outputs(self._presets(job), source)
-            planned = chunks.chunk_plan(src, source, job.chunk_seconds) if chunked else []
+            planned = (
+                chunks.chunk_plan(
+                    src,
+                    source,
+                    job.chunk_seconds,
+                    scene_cuts=bool(job.chunk_scenes),
+                    ffmpeg=self.worker.ffmpeg,
+                    cancel=cancel,
+                    say=joblog.say,
+                )
+                if chunked
+                else []
+            )
         if not chunked:
             joblog.say("not chunked: none of its outputs is encoded in chunks for this source")
             return None
@@ -525,7 +537,7 @@ class Parts:
     # -- the objects
 
     def _send(self, job: Job, part: Part) -> None:
-        body = msgspec.structs.replace(job, part=part, chunk_seconds=None)
+        body = msgspec.structs.replace(job, part=part, chunk_seconds=None, chunk_scenes=None)
         self.worker.backend.jobs.send(body.to_json())
 
     @contextmanager

@@ -4,7 +4,10 @@ re-encoding (``join``): the media side of accelerated transcoding (issue 19).
 - **Where to cut**: on the source's keyframes, read from the packet index without decoding
   (``keyframes``), about ``chunk_seconds`` apart (``plan``). A chunk's encode seeks to its
   keyframe, so decoding it starts there and nothing before it is decoded in vain (in an
-  indexed container, MP4 or Matroska; an MPEG-TS seek lands a little before).
+  indexed container, MP4 or Matroska; an MPEG-TS seek lands a little before). Asked
+  to (``--chunk-scenes``), a cut prefers a keyframe at a scene change (``scenes``: one
+  cheap decode of the whole video) within SCENE_WINDOW of where it would be: still a
+  keyframe, so seeking to it stays exact.
 - **A chunk**: video only, exactly its own frames: an accurate seek to its first frame
   (``-ss`` a microsecond before the keyframe's time: a rounding of the time up would drop
   that frame and leave a hole at the join, one down would take the frame before and double
@@ -36,14 +39,15 @@ import bisect
 import itertools
 import logging
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
 
 from ..errors import MediaError
-from . import interlace, streams, video
+from . import interlace, scenes, streams, video
 from .join import av_gap as av_gap
 from .join import check_chunk as check_chunk
 from .join import join_command as join_command
@@ -60,6 +64,10 @@ CHUNK_ENCODERS = frozenset({"libx264", "libx265", "libvpx-vp9", "libaom-av1", "l
 #: A chunk is at least this part of ``chunk_seconds``: a keyframe nearer the last cut, or
 #: nearer the end, is passed over (the last chunk takes the tail instead).
 MIN_CHUNK_FRACTION = 0.5
+#: With scene changes: a cut moves to a keyframe at one if it is this part of
+#: ``chunk_seconds`` or nearer to where it would be, so a chunk's length stays within
+#: 1 +- 2 SCENE_WINDOW of it.
+SCENE_WINDOW = 0.25
 #: The file's suffix of a chunk and of the rest (Matroska: see the module's text).
 CHUNK_SUFFIX = ".mkv"
 REST_SUFFIX = ".mkv"
@@ -100,6 +108,8 @@ def plan(
     keyframe_times: Sequence[float],
     chunk_seconds: float,
     frame_counts: Sequence[int] | None = None,
+    scene_times: Sequence[float] = (),
+    match: float = scenes.MATCH_SECONDS,
 ) -> list[Chunk]:
     """Chunks of about ``chunk_seconds``, each starting on a keyframe; [] (no chunking) when
     the video is shorter than 2 ``chunk_seconds`` or has too few keyframes to cut.
@@ -109,7 +119,9 @@ def plan(
     keyframe nearest ``chunk_seconds`` after the last one, leaving at least
     MIN_CHUNK_FRACTION of it to each side: a keyframe far apart from the others makes a
     longer chunk, never a tiny one; less than 1 + MIN_CHUNK_FRACTION of it left is the
-    last chunk, whole.
+    last chunk, whole. ``scene_times``: scene changes (``scenes``); a keyframe within
+    ``match`` of one is a scene's, and the one of those nearest the ideal cut, within
+    SCENE_WINDOW of it, is taken instead.
     """
     if frame_counts is not None and len(frame_counts) != len(keyframe_times):
         raise ValueError("frame_counts must count the frames after each keyframe")
@@ -126,7 +138,9 @@ def plan(
             counts.append(count)
     if not times:
         return []
+    at_scenes = scene_keyframes(times, scene_times, match)
     least = MIN_CHUNK_FRACTION * chunk_seconds
+    window = SCENE_WINDOW * chunk_seconds
     last_cut = bisect.bisect_right(times, duration - least) - 1
     cuts = [0]
     while True:
@@ -136,9 +150,13 @@ def plan(
         low = bisect.bisect_left(times, here + least)
         if low > last_cut:
             break
-        near = bisect.bisect_left(times, here + chunk_seconds, low, last_cut + 1)
+        ideal = here + chunk_seconds
+        near = bisect.bisect_left(times, ideal, low, last_cut + 1)
         picks = [i for i in (near - 1, near) if low <= i <= last_cut]
-        cuts.append(min(picks, key=lambda i: abs(times[i] - here - chunk_seconds)))
+        first = bisect.bisect_left(times, ideal - window, low, last_cut + 1)
+        after = bisect.bisect_right(times, ideal + window, low, last_cut + 1)
+        picks = [i for i in range(first, after) if i in at_scenes] or picks
+        cuts.append(min(picks, key=lambda i: abs(times[i] - ideal)))
     if len(cuts) < 2:
         return []
     bounds = [*cuts, len(times)]
@@ -153,12 +171,42 @@ def plan(
     ]
 
 
-def chunk_plan(src: Path | str, source: MediaInfo, chunk_seconds: float) -> list[Chunk]:
+def scene_keyframes(
+    times: Sequence[float], scene_times: Sequence[float], match: float = scenes.MATCH_SECONDS
+) -> set[int]:
+    """The indexes in ``times`` (sorted keyframe times) of the keyframes at a scene change:
+    for each of ``scene_times``, the keyframe nearest it, if within ``match``."""
+    found = set()
+    for scene in scene_times:
+        at = bisect.bisect_left(times, scene)
+        nearest = min(
+            (i for i in (at - 1, at) if 0 <= i < len(times)),
+            key=lambda i: abs(times[i] - scene),
+            default=None,
+        )
+        if nearest is not None and abs(times[nearest] - scene) <= match:
+            found.add(nearest)
+    return found
+
+
+def chunk_plan(
+    src: Path | str,
+    source: MediaInfo,
+    chunk_seconds: float,
+    *,
+    scene_cuts: bool = False,
+    ffmpeg: str | None = None,
+    cancel: threading.Event | None = None,
+    say: Callable[[str], None] | None = None,
+) -> list[Chunk]:
     """The chunks of ``src`` (``plan`` of its keyframes, with each chunk's frame count);
     [] when it is not to be cut: short, no video, interlaced (see the module's text).
 
     ``source``: the facts a worker encodes by (``probe(detail=True)``, then
     ``interlace.detect``): the same for the plan, every chunk, the rest and the join.
+    ``scene_cuts`` (``--chunk-scenes``): cuts prefer scene changes that ``ffmpeg`` finds
+    (``scenes.scene_changes``, stopped by ``cancel``); ``say`` tells the file's log what
+    the pass found and how many cuts moved. Without any found, the cuts are the plain ones.
     """
     duration = source.duration
     if not source.has_video or not duration or chunk_seconds <= 0:
@@ -174,7 +222,19 @@ def chunk_plan(src: Path | str, source: MediaInfo, chunk_seconds: float) -> list
         bisect.bisect_left(frames, after) - bisect.bisect_left(frames, key)
         for key, after in zip(keys, ends, strict=True)
     ]
-    return plan(duration, keys, chunk_seconds, counts)
+    planned = plan(duration, keys, chunk_seconds, counts)
+    if not scene_cuts or not planned:
+        return planned
+    if ffmpeg is None:
+        raise ValueError("scene cuts need an ffmpeg to look for them with")
+    found = scenes.scene_changes(ffmpeg, src, duration, cancel=cancel)
+    moved = plan(duration, keys, chunk_seconds, counts, found.times) if found else planned
+    if say is not None:
+        at = scene_keyframes(keys, found.times) if found else set()
+        on = sum(1 for c in moved[1:] if bisect.bisect_left(keys, c.start) in at)
+        said = f"scene changes: {found}" if found else "scene changes: none (the pass failed)"
+        say(f"{said}; {on} of {len(moved) - 1} cuts moved to one")
+    return moved
 
 
 def expected_frames(chunks: Sequence[Chunk]) -> int | None:
