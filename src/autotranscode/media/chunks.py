@@ -196,7 +196,8 @@ def chunk_command(
         cmd += ["-threads", str(threads)]
     if chunk.start > 0:
         cmd += ["-ss", seek_time(chunk.start)]
-    cmd += ["-i", str(src), "-map", "0:v:0", *video.options(_threaded(preset, threads), source)]
+    encode = video.options(video.threaded(preset, threads), source)
+    cmd += ["-i", str(src), "-map", "0:v:0", *encode]
     if chunk.frames is not None:
         cmd += ["-frames:v", str(chunk.frames)]
     elif chunk.end is not None:
@@ -247,20 +248,6 @@ def rest_command(
 
 #: A chunk carries no tags or chapters: the join sets the output's (``streams.metadata``).
 _NO_TAGS = ("-map_metadata", "-1", "-map_chapters", "-1")
-
-
-def _threaded(preset: Preset, threads: int | None) -> Preset:
-    """The preset with x265's own thread pools bounded too (it does not read ``-threads``)."""
-    if not threads or preset.video_codec != "libx265":
-        return preset
-    args = list(preset.video_args)
-    pools = f"pools={threads}:frame-threads={threads}"
-    if "-x265-params" in args:
-        at = args.index("-x265-params") + 1
-        args[at] = f"{args[at]}:{pools}"
-    else:
-        args += ["-x265-params", pools]
-    return replace(preset, video_args=tuple(args))
 
 
 def _pairs(args: Sequence[str]) -> list[tuple[str, str]]:

@@ -7,6 +7,8 @@ it is made small.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import MediaError
 from . import colour, interlace
 from .presets import Preset
@@ -41,6 +43,24 @@ def options(preset: Preset, source: MediaInfo) -> list[str]:
         *("-vf", chain, *encoder_options(preset), *colour.options(preset, source)),
         *("-fps_mode", "passthrough"),
     ]
+
+
+def threaded(preset: Preset, threads: int | None) -> Preset:
+    """The preset with its encoder held to ``threads`` threads (None: ffmpeg's choice, one
+    per CPU the process may use): for a worker pinned to a core, where more threads than
+    cores only take turns. x265 gets its own pools bounded too (it does not read
+    ``-threads``)."""
+    if not threads or preset.kind not in ("video", "hls"):
+        return preset
+    args = [*preset.video_args, "-threads", str(threads)]
+    if preset.video_codec == "libx265":
+        pools = f"pools={threads}:frame-threads={threads}"
+        if "-x265-params" in args:
+            at = args.index("-x265-params") + 1
+            args[at] = f"{args[at]}:{pools}"
+        else:
+            args += ["-x265-params", pools]
+    return replace(preset, video_args=tuple(args))
 
 
 def per_stream(args: tuple[str, ...], spec: str) -> list[str]:
