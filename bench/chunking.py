@@ -9,8 +9,9 @@ footage and a rate cap binds), a keyframe every 2 s, AAC stereo.
 
 1. **The real pipeline**: ``autotranscode worker --workers 1`` processes on the local
    backend, each pinned to ONE core (``os.sched_setaffinity`` before exec; ffmpeg inherits
-   it, and with one allowed CPU ffmpeg and x264 pick one thread each: ``av_cpu_count`` and
-   x264's processor count read the affinity mask), and a ``transcode --workers 0`` client
+   it) with ``--threads 1`` (with one allowed CPU ffmpeg and x264 would pick one encoder
+   thread anyway: ``av_cpu_count`` and x264's CPU count read the affinity mask), and a
+   ``transcode --workers 0`` client
    sharing their state dir (unpinned: it hashes, submits and waits). Timed from the
    client's start to its exit (output delivered): one worker vs two, chunked, the same
    pinning, alternating which goes first; and the unchunked whole-file encode on one
@@ -57,7 +58,7 @@ from benchlib import (
     workdir,
 )
 
-from autotranscode.media import chunks, join, presets, transcoder
+from autotranscode.media import chunks, join, presets, transcoder, video
 from autotranscode.media.probe import probe
 
 TARGET = 1.8
@@ -176,7 +177,10 @@ def pipeline(
     procs = [
         PinnedProc(
             f"worker{n}-{tag}",
-            autotranscode("worker", "--backend", "local", "--state-dir", state, "--workers", "1"),
+            autotranscode(
+                "worker",
+                *("--backend", "local", "--state-dir", state, "--workers", "1", "--threads", "1"),
+            ),
             env,
             tmp / "logs",
             {n},
@@ -282,7 +286,8 @@ def media_costs(clip: Path, tmp: Path, preset_id: str, chunk_seconds: float) -> 
         join.verify_join(joined, info, chunks.expected_frames(planned), chunks=planned)
         verify = time.perf_counter() - start
     whole_path = folder / f"whole{preset.extension}"
-    whole = pinned(transcoder.command(ff, preset, info, clip, whole_path))
+    one = video.threaded(preset, 1)
+    whole = pinned(transcoder.command(ff, one, info, clip, whole_path))
     two = two_runners(
         [chunk_cmd(n) for n in range(len(planned))] + [rest_cmd],
         lambda: join.join_command(ff, preset, info, paths, rest_path, joined, chunks=planned),
