@@ -4,8 +4,8 @@ worker pinned to one core, and the model of a 2-hour file on many workers.
     .venv/bin/python bench/chunking.py --quick    # 20 s clip, chunks of 5 s (~3 min)
     .venv/bin/python bench/chunking.py            # 60 s 1080p clip, chunks of 10 s (~10 min)
 
-The source: 1080p25 H.264 (testsrc2 with temporal noise, so the encoder works as on camera
-footage and a rate cap binds), a keyframe every 2 s, AAC stereo.
+The source: 1080p25 H.264 at about 20 Mbit/s (testsrc2 with temporal noise, so the encoder
+works as on camera footage and a rate cap binds), a keyframe every 2 s, AAC stereo.
 
 1. **The real pipeline**: ``autotranscode worker --workers 1`` processes on the local
    backend, each pinned to ONE core (``os.sched_setaffinity`` before exec; ffmpeg inherits
@@ -87,12 +87,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def make_source(dest: Path, seconds: float) -> Path:
-    """1080p25 H.264 with motion and grain, a keyframe every 2 s (50 frames), AAC stereo."""
+    """1080p25 H.264 with motion and grain at about 20 Mbit/s (a camera file's rate; the
+    model's source), a keyframe every 2 s (50 frames), AAC stereo."""
     cmd = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-y"]
     cmd += ["-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=25:duration={seconds}"]
     cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
-    cmd += ["-vf", "noise=alls=12:allf=t", "-c:v", "libx264", "-preset", "ultrafast"]
-    cmd += ["-crf", "20", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"]
+    cmd += ["-vf", "noise=alls=10:allf=t", "-c:v", "libx264", "-preset", "ultrafast"]
+    cmd += ["-crf", "23", "-maxrate", "20M", "-bufsize", "40M"]
+    cmd += ["-g", "50", "-keyint_min", "50", "-sc_threshold", "0"]
     cmd += ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k", "-ac", "2", "-shortest"]
     subprocess.run([*cmd, str(dest)], check=True)
     return dest
