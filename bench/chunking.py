@@ -245,6 +245,7 @@ class MediaCosts:
     verify: float  # verify_join's packet read
     whole: float
     output_bytes: int
+    source_bytes: int
     two_core: float  # the same steps by two pinned runners, chunks then rest, then the join
     whole_path: Path
     joined_path: Path
@@ -306,6 +307,7 @@ def media_costs(clip: Path, tmp: Path, preset_id: str, chunk_seconds: float) -> 
         verify=verify,
         whole=whole,
         output_bytes=joined.stat().st_size,
+        source_bytes=clip.stat().st_size,
         two_core=two,
         whole_path=whole_path,
         joined_path=joined,
@@ -349,7 +351,7 @@ class Rates:
 
     encode: float  # chunk encode s per source s
     rest: float  # rest (audio) s per source s
-    split: float  # keyframe index s per source s
+    split_mbytes: float  # keyframe index: MB of source read per second (it reads every packet)
     join: float  # join (concat, mux, verify) s per source s
     per_chunk: float  # s a chunk costs beyond its encode (queue, store, check, progress)
     per_file: float  # s a file costs beyond its media steps (hash, submit, probe, deliver)
@@ -391,7 +393,8 @@ def model(
     rest = seconds * r.rest + src
     jobs = [rest, *chunk_jobs] if rest_first else [*chunk_jobs, rest]
     join_s = seconds * r.join + (2 * r.transfer(seconds, r.out_mbits) if aws else 0.0)
-    return r.per_file + seconds * r.split + src + schedule(jobs, workers) + join_s
+    split = seconds * r.source_mbits / 8 / r.split_mbytes
+    return r.per_file + split + src + schedule(jobs, workers) + join_s
 
 
 def whole_model(r: Rates, seconds: float, aws: bool) -> float:
@@ -447,7 +450,7 @@ def model_tables(r: Rates) -> list[Table]:
     )
     m.notes.append(
         f"rates (measured, one core): encode {r.encode:.3f} s/s, rest {r.rest:.4f} s/s, "
-        f"split {r.split:.5f} s/s, join {r.join:.5f} s/s, {r.per_chunk:.2f} s per chunk, "
+        f"split {r.split_mbytes:.0f} MB/s, join {r.join:.5f} s/s, {r.per_chunk:.2f} s per chunk, "
         f"{r.per_file:.2f} s per file; output {r.out_mbits:.1f} Mbit/s"
     )
     m.notes.append(
@@ -613,7 +616,12 @@ def measure(args: argparse.Namespace) -> list[Table]:
         ["step", "wall s", "per source s", "note"],
     )
     s = costs.seconds
-    c.add("split (keyframe index)", costs.split, f"{costs.split / s:.5f}", "packets, no decode")
+    c.add(
+        "split (keyframe index)",
+        costs.split,
+        f"{costs.split / s:.5f}",
+        f"every packet read, none decoded: {costs.source_bytes / 1e6 / costs.split:.0f} MB/s",
+    )
     c.add(
         f"chunk encodes ({costs.chunk_count})",
         sum(costs.chunk_walls),
@@ -636,7 +644,7 @@ def measure(args: argparse.Namespace) -> list[Table]:
     rates = Rates(
         encode=costs.encode_rate,
         rest=costs.rest / s,
-        split=costs.split / s,
+        split_mbytes=costs.source_bytes / 1e6 / costs.split,
         join=(costs.join + costs.verify) / s,
         per_chunk=max(per_chunk, 0.0),
         per_file=per_file,
