@@ -13,7 +13,7 @@ from pathlib import Path
 
 import av
 import pytest
-from cli_harness import Cli, names, open_cli
+from cli_harness import Cli, names, open_cli, wait_until
 from test_crash_resume import assert_nothing_outlives, kill_alone, processes_mentioning
 
 from conftest import FFMPEG
@@ -75,6 +75,14 @@ def _ancestors(pid: int) -> set[int]:
     return found
 
 
+def _gone(pid: int) -> bool:
+    """Exited (a zombie no parent reaped yet has exited too)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def test_a_worker_killed_mid_chunk_has_that_chunk_made_again(
     cli: Cli, long_video: Path, tmp_path: Path
 ) -> None:
@@ -83,7 +91,7 @@ def test_a_worker_killed_mid_chunk_has_that_chunk_made_again(
     client = cli.start(
         "transcode", "transcode", long_video, "--out", out, "--chunk-seconds", "3", "--workers", "0"
     )
-    victim, chunk = None, None
+    victim, chunk, encoder = None, None, 0
     deadline = time.monotonic() + 60
     while victim is None:
         assert time.monotonic() < deadline, "no chunk's ffmpeg was seen"
@@ -91,11 +99,11 @@ def test_a_worker_killed_mid_chunk_has_that_chunk_made_again(
             named = re.search(r"-(c\d{4})-[0-9a-f]{8}-\d+\.mkv", cmd)
             owner = [w for w in workers if w.popen.pid in _ancestors(pid)]
             if named and owner:
-                victim, chunk = owner[0], named[1]
+                victim, chunk, encoder = owner[0], named[1], pid
                 break
         time.sleep(0.005)
     kill_alone(victim)  # mid-chunk: its ffmpeg dies with it, its lease is taken back
-    assert_nothing_outlives(cli.state_dir, (client, *[w for w in workers if w is not victim]))
+    wait_until(lambda: _gone(encoder), "its ffmpeg to die with it", 10)
     assert client.wait_exit(120) == 0, client
     assert names(out) == ["talk.mp4"]
     with av.open(str(out / "talk.mp4")) as container:
@@ -105,4 +113,25 @@ def test_a_worker_killed_mid_chunk_has_that_chunk_made_again(
     for w in workers:
         if w is not victim:
             w.stop()
+    cli.assert_no_leftovers()
+
+
+def test_transcode_killed_while_its_file_is_in_parts_resumes_to_one_output(
+    cli: Cli, long_video: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ("transcode", long_video, "--out", out, "--chunk-seconds", "3", "--workers", "2")
+    first = cli.start("transcode", *args)
+    store = cli.state_dir / "store"
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith("c0000") for p in store.rglob("parts/*")):
+        assert time.monotonic() < deadline and first.popen.poll() is None, first
+        time.sleep(0.01)
+    kill_alone(first)  # its in-process workers die with it, some parts stored, some not
+    assert_nothing_outlives(cli.state_dir)
+    result = cli.run(*args)
+    assert result.returncode == 0, result.stderr
+    assert names(out) == ["talk.mp4"]
+    with av.open(str(out / "talk.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == SECONDS * 25
     cli.assert_no_leftovers()
