@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
+import chunking
 import completion
 import dashboard
 import detection
@@ -46,6 +47,8 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str], list[str]]] = {
     "quality": (quality, ["--seconds", "4", "--size", "640x360", "--long-seconds", "20"], []),
     "remux": (remux, ["--seconds", "10"], ["--seconds", "60", "--rounds", "3"]),
     "rescan": (rescan, ["--files", "5000"], ["--files", "20000"]),
+    # Each worker pinned to one core: 1 vs 2 workers on a chunked file, and the model.
+    "chunking": (chunking, ["--quick"], []),
 }
 
 

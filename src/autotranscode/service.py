@@ -107,6 +107,7 @@ def transcode_workers(s: Settings, backend: Backend, count: int) -> list[Worker]
             nice=s.nice,
             ionice=IoPriority.parse(s.ionice) if s.ionice else None,
             hours=Hours.parse(s.hours) if s.hours else None,
+            threads=s.threads,
         )
         for i in range(count)
     ]

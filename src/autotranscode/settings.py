@@ -105,6 +105,9 @@ class Settings(msgspec.Struct, frozen=True):
     #: Niceness and I/O class of the ffmpeg children (``procs.IoPriority``); None: as ours.
     nice: Annotated[int, Meta(ge=0, le=19)] | None = None
     ionice: str | None = None
+    #: Encoder threads of each ffmpeg a worker runs (a worker pinned to one core: 1);
+    #: None: ffmpeg's choice, one per CPU the process may use.
+    threads: Annotated[int, Meta(ge=1, le=256)] | None = None
     rescan: Annotated[float, Meta(ge=1, le=86400)] = DEFAULT_RESCAN_SECONDS
     #: A video longer than about twice this is cut into chunks of about this many seconds,
     #: transcoded by many workers at once and joined (``engines.parts``); None: whole files.

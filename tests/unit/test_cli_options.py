@@ -61,7 +61,16 @@ SHOWN: dict[str, dict[str, list[str]]] = {
         "Logging options": LOGGING,
     },
     "worker": {
-        "Options": ["--workers", "--hours", "--nice", "--ionice", "--ffmpeg", *PLACES, "--help"],
+        "Options": [
+            "--workers",
+            "--hours",
+            "--nice",
+            "--ionice",
+            "--threads",
+            "--ffmpeg",
+            *PLACES,
+            "--help",
+        ],
         "AWS options": AWS[:-1],
         "Logging options": LOGGING,
     },

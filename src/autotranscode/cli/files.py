@@ -70,6 +70,7 @@ from .options import (
     sidecars_option,
     state_dir_option,
     terminal,
+    threads_option,
     workers_option,
 )
 from .web import dashboard, web_option
@@ -387,6 +388,7 @@ def _summary(results: list[Outcome], interrupted: bool, whole: bool = False) -> 
 )
 @hours_option
 @priority_options
+@threads_option
 @ffmpeg_option
 @config_option
 @backend_option

@@ -348,6 +348,15 @@ ionice_option = setting(
     help="I/O class of the ffmpeg processes: idle, or best-effort:LEVEL (0-7, 7 the lowest)",
     default_text="this process's",
 )
+threads_option = setting(
+    "--threads",
+    type=int,
+    metavar="N",
+    envvar="AUTOTRANSCODE_THREADS",
+    help="Encoder threads of each ffmpeg (1-256; e.g. 1 for a worker pinned to one core "
+    "with taskset, one worker per core)",
+    default_text="ffmpeg's: one per CPU this process may use",
+)
 #: The ffmpeg children's priorities (run, transcode, worker).
 priority_options = options(nice_option, ionice_option)
 rescan_option = setting(

@@ -96,6 +96,7 @@ class Worker(Protocol):
     ffmpeg: str
     workdir: Path
     catalog: presets.Catalog
+    threads: int | None
 
     def _already_stored(self, job: Job) -> tuple[OutputStatus, ...] | None: ...
 
@@ -261,7 +262,13 @@ class Parts:
                     preset = self._preset(job, i)
                     dst = self.objects.tmp(job, f"{i}{PART_EXTENSION}")
                     cmd = chunks.chunk_command(
-                        self.worker.ffmpeg, preset, plan.source, src, dst, chunk
+                        self.worker.ffmpeg,
+                        preset,
+                        plan.source,
+                        src,
+                        dst,
+                        chunk,
+                        threads=self.worker.threads,
                     )
                     progress = self._progress(job, n, len(plan.chunked))
                     for attempt in (1, 2):  # a chunk that fails its own check: made again here

@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..filelog import JobLog
 from ..hours import Hours
-from ..media import interlace, presets, recipe, remux
+from ..media import interlace, presets, recipe, remux, video
 from ..media.probe import MediaInfo, probe
 from ..media.stamps import Stamp
 from ..messages import (
@@ -107,10 +107,12 @@ class Worker:
         nice: int | None = None,
         ionice: IoPriority | None = None,
         hours: Hours | None = None,
+        threads: int | None = None,
     ) -> None:
         """``handoff_wait``: how long a job's output checks wait for the next job's ffmpeg
         to start (see ``Handoff``). ``nice``, ``ionice``: the job threads', so ffmpeg's.
         ``hours``: when a job may start (``--hours``); one running at their end finishes.
+        ``threads``: each encode's encoder threads (``--threads``; None: ffmpeg's choice).
         ``identity`` (``host:pid/name``) names the worker in its heartbeat and in its
         progress notices (``userMetadata.worker``)."""
         self.backend = backend
@@ -125,6 +127,7 @@ class Worker:
         self.handoff_wait = handoff_wait
         self._polite = functools.partial(lower_priority, nice, ionice)
         self.hours = hours
+        self.threads = threads
         self._leases = Leases(backend.jobs, visibility, name)
         self.identity = worker_identity(name)
         self.heartbeat = Heartbeat(backend.store, self.identity, workdir)
@@ -398,7 +401,7 @@ class Worker:
         )
         made = remux.make(
             self.ffmpeg,
-            tuning.search(),
+            video.threaded(tuning.search(), self.threads),
             source,
             src,
             tmp,

@@ -276,7 +276,8 @@ def chunk_command(
         cmd += ["-threads", str(threads)]
     if chunk.start > 0:
         cmd += ["-ss", seek_time(chunk.start)]
-    cmd += ["-i", str(src), "-map", "0:v:0", *video.options(_threaded(preset, threads), source)]
+    encode = video.options(video.threaded(preset, threads), source)
+    cmd += ["-i", str(src), "-map", "0:v:0", *encode]
     if chunk.frames is not None:
         cmd += ["-frames:v", str(chunk.frames)]
     elif chunk.end is not None:
@@ -327,30 +328,6 @@ def rest_command(
 
 #: A chunk carries no tags or chapters: the join sets the output's (``streams.metadata``).
 _NO_TAGS = ("-map_metadata", "-1", "-map_chapters", "-1")
-
-
-def _threaded(preset: Preset, threads: int | None) -> Preset:
-    """The preset with the encoder's own thread pools bounded too: x265 and SVT-AV1 do not
-    read ``-threads`` (SVT-AV1 took 1.6 cores with it set to 1; with ``lp=1``, one)."""
-    own = _THREAD_PARAMS.get(str(preset.video_codec))
-    if not threads or own is None:
-        return preset
-    option, template = own
-    args = list(preset.video_args)
-    value = template.format(n=threads)
-    if option in args:
-        at = args.index(option) + 1
-        args[at] = f"{args[at]}:{value}"
-    else:
-        args += [option, value]
-    return replace(preset, video_args=tuple(args))
-
-
-#: Encoders that take their thread count in their own parameters: the option and its value.
-_THREAD_PARAMS = {
-    "libx265": ("-x265-params", "pools={n}:frame-threads={n}"),
-    "libsvtav1": ("-svtav1-params", "lp={n}"),
-}
 
 
 def _pairs(args: Sequence[str]) -> list[tuple[str, str]]:

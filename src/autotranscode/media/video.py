@@ -7,6 +7,8 @@ it is made small.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import MediaError
 from . import colour, interlace
 from .presets import Preset
@@ -41,6 +43,33 @@ def options(preset: Preset, source: MediaInfo) -> list[str]:
         *("-vf", chain, *encoder_options(preset), *colour.options(preset, source)),
         *("-fps_mode", "passthrough"),
     ]
+
+
+def threaded(preset: Preset, threads: int | None) -> Preset:
+    """The preset with its encoder held to ``threads`` threads (None: ffmpeg's choice, one
+    per CPU the process may use): for a worker pinned to a core, where more threads than
+    cores only take turns. x265 and SVT-AV1 get their own pools bounded too: they do not
+    read ``-threads`` (SVT-AV1 took 1.6 cores with it set to 1; with ``lp=1``, one)."""
+    if not threads or preset.kind not in ("video", "hls"):
+        return preset
+    args = [*preset.video_args, "-threads", str(threads)]
+    own = _THREAD_PARAMS.get(str(preset.video_codec))
+    if own is not None:
+        option, template = own
+        value = template.format(n=threads)
+        if option in args:
+            at = args.index(option) + 1
+            args[at] = f"{args[at]}:{value}"
+        else:
+            args += [option, value]
+    return replace(preset, video_args=tuple(args))
+
+
+#: Encoders that take their thread count in their own parameters: the option and its value.
+_THREAD_PARAMS = {
+    "libx265": ("-x265-params", "pools={n}:frame-threads={n}"),
+    "libsvtav1": ("-svtav1-params", "lp={n}"),
+}
 
 
 def per_stream(args: tuple[str, ...], spec: str) -> list[str]:
