@@ -99,6 +99,23 @@ def test_create_job_requests_are_valid_for_the_service_model(
         stub.assert_no_pending_responses()
 
 
+def test_chunking_asks_for_mediaconvert_s_own_accelerated_transcoding(client: Any) -> None:
+    """Our chunks are our workers' way of splitting a file; MediaConvert splits it itself
+    (accelerated transcoding), so --chunk-seconds becomes that, checked by the model."""
+    job = msgspec.structs.replace(_job("web-720p"), chunk_seconds=60.0)
+    request = job_request(job, PRORES_1080, ROLE, CLIENT)
+    assert request["AccelerationSettings"] == {"Mode": "PREFERRED"}
+    assert "AccelerationSettings" not in job_request(_job("web-720p"), PRORES_1080, ROLE, CLIENT)
+    with Stubber(client) as stub:
+        stub.add_response(
+            "create_job",
+            {"Job": {"Id": "1671476818694-phptj0", "Role": ROLE, "Settings": {}}},
+            expected_params=request,
+        )
+        _engine(client).submit(job, PRORES_1080)
+        stub.assert_no_pending_responses()
+
+
 def test_outputs_land_on_the_keys_the_pipeline_chose_and_are_never_upscaled() -> None:
     job = _job("web-720p", "web-1080p", "audio-aac")
     request = job_request(job, PHONE_480, ROLE, CLIENT)

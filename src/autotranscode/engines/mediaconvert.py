@@ -113,6 +113,11 @@ def job_request(
     }
     if queue_arn:
         request["Queue"] = queue_arn
+    if job.chunk_seconds is not None:
+        # --chunk-seconds asks for one file across many machines: MediaConvert's own
+        # accelerated transcoding does that (its split, its chunk size), where the job is
+        # eligible (long enough, supported outputs); PREFERRED runs the others as usual.
+        request["AccelerationSettings"] = {"Mode": "PREFERRED"}
     return request
 
 
