@@ -67,6 +67,78 @@ def test_transcode_with_chunk_seconds_and_two_workers(
     cli.assert_no_leftovers()
 
 
+@pytest.fixture(params=["local", "aws"])
+def any_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    yield from open_cli(request, tmp_path, request.param)
+
+
+@pytest.fixture(scope="module")
+def forty_seconds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("chunked-40") / "lecture.mp4"
+    subprocess.run(
+        [
+            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y"),
+            *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=40"),
+            *("-f", "lavfi", "-i", "sine=frequency=550:sample_rate=48000:duration=40"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p"),
+            *("-c:a", "aac", "-shortest", str(path)),
+        ],
+        check=True,
+    )
+    return path
+
+
+def _facts(path: Path) -> tuple[int, float, float]:
+    """Frames decoded, and the video's and the audio's durations (s)."""
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        lengths = [float(s.duration * s.time_base) for s in (video, audio)]
+        frames = sum(1 for _ in container.decode(video=0))
+    return frames, lengths[0], lengths[1]
+
+
+def _psnr(made: Path, source: Path) -> float:
+    inputs = ("-i", str(made), "-i", str(source))
+    run = subprocess.run(
+        [FFMPEG, "-hide_banner", *inputs, "-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"PSNR .* average:([0-9.]+)", run.stderr)
+    assert found, run.stderr[-500:]
+    return float(found[1])
+
+
+def test_forty_seconds_in_five_second_chunks_on_two_worker_processes_equal_the_whole_encode(
+    any_cli: Cli, forty_seconds: Path, tmp_path: Path
+) -> None:
+    """Issue 19's own case, on both backends: two ``worker`` processes, a client without
+    workers of its own; the chunked output against an unchunked one of the same file."""
+    cli = any_cli
+    workers = [cli.start(f"worker{n}", "worker", "--workers", "1") for n in (1, 2)]
+    chunked, whole = tmp_path / "chunked", tmp_path / "whole"
+    made = cli.run(
+        *("transcode", forty_seconds, "--out", chunked, "--chunk-seconds", "5", "--workers", "0")
+    )
+    assert made.returncode == 0, made.stderr
+    again = cli.run("transcode", forty_seconds, "--out", whole, "--workers", "0", "--force")
+    assert again.returncode == 0, again.stderr
+    out, reference = chunked / "lecture.mp4", whole / "lecture.mp4"
+    frames, video, audio = _facts(out)
+    expected = _facts(reference)
+    assert frames == expected[0] == 40 * 25
+    assert abs(video - expected[1]) <= 0.04, "within one frame"
+    assert abs((audio - video) - (expected[2] - expected[1])) <= 0.03, "in sync as the whole"
+    assert abs(_psnr(out, forty_seconds) - _psnr(reference, forty_seconds)) <= 0.2
+    logs = sorted((cli.state_dir / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    text = "\n".join(p.read_text() for p in logs)
+    assert re.search(r"split into ([89]|1\d) chunks", text), "40 s in chunks of about 5 s"
+    for w in workers:
+        w.stop()
+    cli.assert_no_leftovers()
+
+
 def _ancestors(pid: int) -> set[int]:
     """``pid``'s parent, grandparent… (a death wrapper may stand between worker and ffmpeg)."""
     found = set()
