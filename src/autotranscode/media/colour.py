@@ -145,6 +145,16 @@ def options(preset: Preset, source: MediaInfo) -> list[str]:
     return output(preset, source).options()
 
 
+def untagged(source: MediaInfo) -> list[str]:
+    """The colour tags the source lacks, by name (players guess where a tag is missing)."""
+    tags = (
+        ("primaries", source.color_primaries),
+        ("transfer", source.color_transfer),
+        ("matrix", source.color_space),
+    )
+    return [name for name, value in tags if value is None]
+
+
 def notes(preset: Preset, source: MediaInfo) -> list[str]:
     """What the file's log says of this output's colour, when it is not simply kept."""
     target = output(preset, source)
@@ -153,15 +163,7 @@ def notes(preset: Preset, source: MediaInfo) -> list[str]:
         return [f"{name} source tone-mapped to BT.709 SDR"]
     if keeps_hdr(preset, source):
         return [f"HDR kept: 10-bit, {target.primaries}/{target.transfer}/{target.matrix}"]
-    missing = [
-        name
-        for name, value in (
-            ("primaries", source.color_primaries),
-            ("transfer", source.color_transfer),
-            ("matrix", source.color_space),
-        )
-        if value is None
-    ]
+    missing = untagged(source)
     if not missing:
         return []
     return [

@@ -156,17 +156,9 @@ def _picture_problem(rule: Conformance, preset: Preset, source: MediaInfo) -> st
         return f"interlaced ({source.field_order})"
     if source.hdr is not None and not rule.hdr:
         return f"HDR ({source.hdr}) for an SDR output"
-    untagged = [
-        name
-        for name, value in (
-            ("primaries", source.color_primaries),
-            ("transfer", source.color_transfer),
-            ("matrix", source.color_space),
-        )
-        if value is None
-    ]
-    if untagged:
-        return f"colour untagged ({', '.join(untagged)})"
+    missing = colour.untagged(source)
+    if missing:
+        return f"colour untagged ({', '.join(missing)})"
     if source.color_range == "pc":
         return "full-range colour"
     return None
