@@ -281,7 +281,15 @@ def _byte_compiled() -> None:
 class Proc:
     """A long-running CLI process (``run``, ``worker``) logging to a file, stopped with Ctrl+C."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        logdir: Path,
+        cpus: set[int] | None = None,
+    ) -> None:
+        """``cpus``: the only CPUs it may use, set before its exec (its children inherit it)."""
         self.name = name
         logdir.mkdir(parents=True, exist_ok=True)
         self.log = logdir / f"{name}.log"
@@ -293,6 +301,7 @@ class Proc:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,
+                preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
             )
 
     def text(self) -> str:

@@ -103,30 +103,6 @@ def make_source(dest: Path, seconds: float) -> Path:
 # -- 1. the real pipeline ------------------------------------------------------------------------
 
 
-class PinnedProc(Proc):
-    """A CLI process allowed on ``cpus`` only, from before its exec (its children inherit it)."""
-
-    def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], logdir: Path, cpus: set[int]
-    ) -> None:
-        def pin() -> None:
-            os.sched_setaffinity(0, cpus)
-
-        logdir.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.log = logdir / f"{name}.log"
-        with self.log.open("wb") as fh:
-            self.popen = subprocess.Popen(
-                argv,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-                preexec_fn=pin,
-            )
-
-
 @contextlib.contextmanager
 def ffmpeg_affinities(roots: Sequence[int]) -> Iterator[dict[int, set[int]]]:
     """Every ffmpeg seen under ``roots`` while the block runs -> the CPUs it was allowed."""
@@ -177,7 +153,7 @@ def pipeline(
     state, out = tmp / f"state-{tag}", tmp / f"out-{tag}"
     env = cli_env()
     procs = [
-        PinnedProc(
+        Proc(
             f"worker{n}-{tag}",
             autotranscode(
                 "worker",
