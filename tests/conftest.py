@@ -480,3 +480,19 @@ def make_scene_clip(ffmpeg: str, dst: Path, scene_frames: tuple[int, ...], rate:
     cmd += ["-force_key_frames", ",".join(f"{max(0.0, t - 0.001):.3f}" for t in keys), str(dst)]
     subprocess.run(cmd, check=True)
     return dst
+
+
+def make_long_clip(dst: Path, seconds: int, frequency: int = 440) -> Path:
+    """A 320x240 25 fps H.264 clip with a tone (AAC), a keyframe every 2 s: long enough to
+    be cut into chunks (``--chunk-seconds``' tests), quick to make."""
+    subprocess.run(
+        [
+            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y"),
+            *("-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"),
+            *("-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate=48000"),
+            *("-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50"),
+            *("-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(dst)),
+        ],
+        check=True,
+    )
+    return dst

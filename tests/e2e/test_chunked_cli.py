@@ -17,7 +17,7 @@ import pytest
 from cli_harness import Cli, names, open_cli, wait_until
 from test_crash_resume import assert_nothing_outlives, kill_alone, processes_mentioning
 
-from conftest import FFMPEG
+from conftest import FFMPEG, make_long_clip
 
 SECONDS = 20
 
@@ -31,17 +31,7 @@ def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("chunked-cli") / "talk.mp4"
-    subprocess.run(
-        [
-            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={SECONDS}"),
-            *("-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=48000:duration={SECONDS}"),
-            *("-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p"),
-            *("-c:a", "aac", "-shortest", str(path)),
-        ],
-        check=True,
-    )
-    return path
+    return make_long_clip(path, SECONDS, 330)
 
 
 def test_transcode_with_chunk_seconds_and_two_workers(
@@ -75,17 +65,7 @@ def any_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
 @pytest.fixture(scope="module")
 def forty_seconds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("chunked-40") / "lecture.mp4"
-    subprocess.run(
-        [
-            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=40"),
-            *("-f", "lavfi", "-i", "sine=frequency=550:sample_rate=48000:duration=40"),
-            *("-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p"),
-            *("-c:a", "aac", "-shortest", str(path)),
-        ],
-        check=True,
-    )
-    return path
+    return make_long_clip(path, 40, 550)
 
 
 def _facts(path: Path) -> tuple[int, float, float]:

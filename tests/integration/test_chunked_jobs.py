@@ -28,7 +28,7 @@ from autotranscode.media.transcoder import find_ffmpeg
 from autotranscode.messages import Job, Part, State, parse_job
 from autotranscode.settings import Settings
 
-from conftest import backend_settings
+from conftest import backend_settings, make_long_clip
 
 #: The clip: long enough for a few chunks of 3 s (keyframes every 2 s), encoded in a blink.
 SECONDS = 12
@@ -38,17 +38,7 @@ CHUNK_SECONDS = 3.0
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("chunked") / "long clip.mp4"
-    subprocess.run(
-        [
-            *(find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={SECONDS}"),
-            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={SECONDS}"),
-            *("-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p"),
-            *("-c:a", "aac", "-shortest", str(path)),
-        ],
-        check=True,
-    )
-    return path
+    return make_long_clip(path, SECONDS, 440)
 
 
 @pytest.fixture(params=["local", "aws"])
