@@ -30,7 +30,7 @@ from . import keys
 from .errors import AutotranscodeError
 from .journal import FileRecord, Journal
 from .media.probe import MediaInfo
-from .media.transcoder import FfmpegRun
+from .media.runner import FfmpegRun
 from .stages import FileState
 from .text import shown
 

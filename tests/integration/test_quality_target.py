@@ -16,7 +16,7 @@ import pytest
 from autotranscode.engines.tuning import SEARCH_SHARE, Tuning
 from autotranscode.errors import TranscodeError
 from autotranscode.journal import FileState
-from autotranscode.media import presets, quality, transcoder
+from autotranscode.media import presets, quality, runner
 from autotranscode.media.probe import probe
 from autotranscode.media.transcoder import find_ffmpeg, transcode
 from autotranscode.service import Service
@@ -156,13 +156,13 @@ def test_a_cancel_stops_the_running_ffmpeg_of_a_search_and_of_a_score(
     sources: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A cancel that comes while a search's ffmpeg runs stops that ffmpeg (not only the
-    next round), started as the encode's are (``transcoder.spawn``); a cancelled score is
+    next round), started as the encode's are (``runner.spawn``); a cancelled score is
     not a missing score but the job's cancel."""
     src = sources["grain.mkv"]
     info = probe(src, detail=True)
     cancel = threading.Event()
     started: list[subprocess.Popen[bytes]] = []
-    spawn = transcoder.spawn
+    spawn = runner.spawn
 
     def spawned(cmd: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
         proc = spawn(cmd, **kwargs)
@@ -170,7 +170,7 @@ def test_a_cancel_stops_the_running_ffmpeg_of_a_search_and_of_a_score(
         cancel.set()  # the cancel arrives while this ffmpeg runs
         return proc
 
-    monkeypatch.setattr(transcoder, "spawn", spawned)
+    monkeypatch.setattr(runner, "spawn", spawned)
     web = presets.CATALOG["web-720p"]
     with pytest.raises(TranscodeError, match="cancelled"):
         quality.search(find_ffmpeg(), web, info, src, tmp_path, TARGET, cancel=cancel)

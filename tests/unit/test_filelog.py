@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autotranscode import filelog
-from autotranscode.media.transcoder import FfmpegRun
+from autotranscode.media.runner import FfmpegRun
 
 
 def test_a_file_s_log_is_named_by_its_id_in_the_state_dir_s_logs_folder(tmp_path: Path) -> None:

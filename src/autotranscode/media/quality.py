@@ -25,17 +25,14 @@ The search must cost a small part of the encode it tunes (``bench/quality.py``):
 Scored frames are paired by their index (``setpts=N``) on both sides, not by timestamps
 that containers round differently.
 
-Each ffmpeg here is started as the encode's is (``transcoder.spawn``: it dies with the
+Each ffmpeg here is run as the encode's is (``runner.run``: it dies with the
 worker, even one killed with -9) and a cancel stops the one running, not only the next.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError, TranscodeError
-from . import colour, interlace, transcoder, video
+from . import colour, interlace, runner, video
 from .presets import Preset
 from .probe import MediaInfo
 
@@ -422,31 +419,17 @@ def _check(cancel: threading.Event | None) -> None:
 
 
 def _run(cmd: list[str], cancel: threading.Event | None) -> str:
-    """ffmpeg's stderr once it has succeeded; a cancel stops it (``transcoder.stop``)
-    within ``transcoder.CANCEL_POLL_SECONDS``."""
+    """ffmpeg's stderr once it has succeeded; run as every encode is (``runner.run``: it dies
+    with the worker, a cancel stops it at once), within RUN_TIMEOUT_S."""
     _check(cancel)
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    with tempfile.TemporaryFile() as errors:
-        try:
-            proc = transcoder.spawn(cmd, stdout=subprocess.DEVNULL, stderr=errors)
-        except OSError as exc:
-            raise TranscodeError(f"quality search: ffmpeg failed: {exc}") from exc
-        try:
-            while proc.poll() is None:
-                if cancel is not None and cancel.is_set():
-                    transcoder.stop(proc)
-                    raise TranscodeError("transcode cancelled")
-                if time.monotonic() > deadline:
-                    raise TranscodeError(f"quality search: ffmpeg took over {RUN_TIMEOUT_S:g} s")
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(transcoder.CANCEL_POLL_SECONDS)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace")
-    if proc.returncode != 0:
-        last = (stderr.strip().splitlines() or ["no message"])[-1]
-        raise TranscodeError(f"quality search: ffmpeg failed (exit {proc.returncode}): {last}")
-    return stderr
+    bound = runner.Deadline(cancel, time.monotonic() + RUN_TIMEOUT_S)
+    said: list[runner.FfmpegRun] = []
+    try:
+        runner.run(cmd, duration=None, cancel=bound, ran=said.append)
+    except TranscodeError as exc:
+        if cancel is not None and cancel.is_set():
+            raise
+        if bound.expired:
+            raise TranscodeError(f"quality search: ffmpeg took over {RUN_TIMEOUT_S:g} s") from exc
+        raise TranscodeError(f"quality search: {exc}") from exc
+    return said[-1].stderr

@@ -26,8 +26,9 @@ from ..stages import OutputAction
 from . import conform
 from .presets import Preset
 from .probe import MediaInfo
+from .runner import FfmpegRun, ProgressFn
 from .stamps import Stamp
-from .transcoder import FfmpegRun, ProgressFn, transcode
+from .transcoder import transcode
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,24 @@ def run(
         command=done.command,
         stderr=done.stderr,
     )
+
+
+class Deadline(threading.Event):
+    """A cancel for ``run`` that is set by the job's cancel or by a deadline (``run`` asks
+    ``is_set`` about twice a second): a time cap without a timer thread to clean up."""
+
+    def __init__(self, cancel: threading.Event | None, deadline: float) -> None:
+        super().__init__()
+        self._cancel, self._deadline = cancel, deadline
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self._deadline
+
+    def is_set(self) -> bool:
+        return (
+            super().is_set() or (self._cancel is not None and self._cancel.is_set()) or self.expired
+        )
 
 
 def spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:

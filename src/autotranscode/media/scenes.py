@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TranscodeError
-from .runner import run
+from .runner import Deadline, run
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def scene_changes(
     (``budget`` of ``duration`` by default); None when the pass failed (the plain cuts
     then). TranscodeError if ``cancel`` stopped it: the job stops, as for any other run."""
     began = time.monotonic()
-    bound = _Bound(cancel, began + (seconds if seconds is not None else budget(duration)))
+    bound = Deadline(cancel, began + (seconds if seconds is not None else budget(duration)))
     with tempfile.TemporaryDirectory(prefix="scenes-") as work:
         found = Path(work) / "scenes.txt"
         try:
@@ -135,24 +135,6 @@ def scene_changes(
     scenes = Scenes(tuple(parse(text)), time.monotonic() - began, complete)
     log.info("scene detection on %s: %s", src, scenes)
     return scenes
-
-
-class _Bound(threading.Event):
-    """A cancel for ``runner.run`` that is set by the job's cancel or by a deadline
-    (``run`` asks ``is_set`` about twice a second): no timer thread to clean up."""
-
-    def __init__(self, cancel: threading.Event | None, deadline: float) -> None:
-        super().__init__()
-        self._cancel, self._deadline = cancel, deadline
-
-    @property
-    def expired(self) -> bool:
-        return time.monotonic() >= self._deadline
-
-    def is_set(self) -> bool:
-        return (
-            super().is_set() or (self._cancel is not None and self._cancel.is_set()) or self.expired
-        )
 
 
 def _escaped(path: str) -> str:

@@ -24,21 +24,7 @@ from .presets import Preset, codec_name
 from .probe import MediaInfo, probe
 
 # What callers and tests have always found here, now ``runner``'s.
-from .runner import CANCEL_POLL_SECONDS as CANCEL_POLL_SECONDS
-from .runner import LOG_ARGS as LOG_ARGS
-from .runner import MAX_REASON_CHARS as MAX_REASON_CHARS
-from .runner import STDERR_HEAD_BYTES as STDERR_HEAD_BYTES
-from .runner import STDERR_HEAD_LINES as STDERR_HEAD_LINES
-from .runner import STDERR_TAIL_BYTES as STDERR_TAIL_BYTES
-from .runner import STDERR_TAIL_LINES as STDERR_TAIL_LINES
-from .runner import FfmpegRun as FfmpegRun
-from .runner import ProgressFn as ProgressFn
-from .runner import _death_wrapper as _death_wrapper
-from .runner import read_stderr as read_stderr
-from .runner import remove, run
-from .runner import spawn as spawn
-from .runner import stop as stop
-from .runner import telling_line as telling_line
+from .runner import LOG_ARGS, FfmpegRun, ProgressFn, remove, run
 from .stamps import Stamp, write_jpeg_comment, write_sidecar
 
 log = logging.getLogger(__name__)

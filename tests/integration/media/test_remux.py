@@ -14,8 +14,9 @@ import pytest
 
 from autotranscode.media import presets, remux
 from autotranscode.media.probe import MediaInfo, probe, read_stamp
+from autotranscode.media.runner import FfmpegRun
 from autotranscode.media.stamps import Stamp
-from autotranscode.media.transcoder import FfmpegRun, find_ffmpeg
+from autotranscode.media.transcoder import find_ffmpeg
 
 from conftest import CREATION_TIME
 

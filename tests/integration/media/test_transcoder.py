@@ -19,7 +19,7 @@ import imageio_ffmpeg
 import pytest
 
 from autotranscode.errors import ConfigError, MediaError, ProbeError, TranscodeError
-from autotranscode.media import presets, transcoder
+from autotranscode.media import presets, runner, transcoder
 from autotranscode.media import probe as media
 from autotranscode.media.probe import MediaInfo
 
@@ -354,7 +354,7 @@ def test_ffmpeg_dies_when_its_worker_is_killed(tmp_path: Path, how: str, what: s
     """kill -9 of the worker must not leave ffmpeg running on (here: blocked on a FIFO),
     whether it encodes or decodes a quality search's samples."""
     if how == "setpriv":
-        assert transcoder._death_wrapper(), "util-linux setpriv is part of every Linux CI image"
+        assert runner._death_wrapper(), "util-linux setpriv is part of every Linux CI image"
     fifo = tmp_path / "input.mov"
     os.mkfifo(fifo)
     # Without setpriv on its PATH, the worker falls back to its preexec_fn.
@@ -528,7 +528,7 @@ def test_every_probe_finds_what_ffmpegs_full_probe_finds(clips: dict[str, Clip])
 # --- what ffmpeg said: the telling line, the bounded tail, the command -------------------------
 
 
-def _said(ffmpeg: str, *args: str, log_args: tuple[str, ...] = transcoder.LOG_ARGS) -> str:
+def _said(ffmpeg: str, *args: str, log_args: tuple[str, ...] = runner.LOG_ARGS) -> str:
     """What ffmpeg writes on stderr for ``args``, read as ``transcode`` reads it."""
     with tempfile.TemporaryFile() as errors:
         done = subprocess.run(
@@ -538,7 +538,7 @@ def _said(ffmpeg: str, *args: str, log_args: tuple[str, ...] = transcoder.LOG_AR
             check=False,
         )
         assert done.returncode != 0
-        return transcoder.read_stderr(errors)
+        return runner.read_stderr(errors)
 
 
 @pytest.mark.parametrize(
@@ -569,22 +569,22 @@ def test_the_telling_line_is_ffmpeg_s_first_error_not_its_last(
         "a missing input": ["-i", str(tmp_path / "gone.mp4"), out],
     }[case]
     said = _said(ffmpeg, *args)
-    assert transcoder.telling_line(said) == cause, said
+    assert runner.telling_line(said) == cause, said
     if case == "an encoder option out of range":
         errors = [line for line in said.splitlines() if "[error]" in line]
         assert cause in errors[0] and "Nothing was written into output file" in errors[-1]
         # An ffmpeg that does not tag its lines by level: found by its words, context cut.
         untagged = _said(ffmpeg, *args, log_args=("-loglevel", "info"))
         assert "[error]" not in untagged
-        assert transcoder.telling_line(untagged) == cause, untagged
+        assert runner.telling_line(untagged) == cause, untagged
 
 
 def test_the_telling_line_is_one_printable_line_of_bounded_length() -> None:
-    assert transcoder.telling_line("") == ""
-    assert transcoder.telling_line("[info] all went well\n") == "all went well"
-    line = transcoder.telling_line("[error] bad \x1b[31mred\x1b[0m " + "x" * 1000)
+    assert runner.telling_line("") == ""
+    assert runner.telling_line("[info] all went well\n") == "all went well"
+    line = runner.telling_line("[error] bad \x1b[31mred\x1b[0m " + "x" * 1000)
     assert "\x1b" not in line and line.startswith("bad \\x1b[31mred")
-    assert len(line) == transcoder.MAX_REASON_CHARS and line.endswith("…")
+    assert len(line) == runner.MAX_REASON_CHARS and line.endswith("…")
 
 
 def test_ffmpeg_s_stderr_is_kept_bounded_first_lines_and_last() -> None:
@@ -593,20 +593,18 @@ def test_ffmpeg_s_stderr_is_kept_bounded_first_lines_and_last() -> None:
     lines = [f"[warning] frame {n} is damaged" for n in range(20_000)]
     with tempfile.TemporaryFile() as errors:
         errors.write("\n".join(lines).encode())
-        kept = transcoder.read_stderr(errors).splitlines()
-    head, tail = transcoder.STDERR_HEAD_LINES, transcoder.STDERR_TAIL_LINES
+        kept = runner.read_stderr(errors).splitlines()
+    head, tail = runner.STDERR_HEAD_LINES, runner.STDERR_TAIL_LINES
     assert kept[:head] == lines[:head]
     assert kept[-tail:] == lines[-tail:]
     assert len(kept) == head + 1 + tail and "left out" in kept[head]
-    assert (
-        len("\n".join(kept).encode()) < transcoder.STDERR_HEAD_BYTES + transcoder.STDERR_TAIL_BYTES
-    )
+    assert len("\n".join(kept).encode()) < runner.STDERR_HEAD_BYTES + runner.STDERR_TAIL_BYTES
 
 
 def test_every_run_is_told_with_its_command_line_and_what_ffmpeg_said(
     ffmpeg: str, clips: dict[str, Clip], broken: dict[str, Path], tmp_path: Path
 ) -> None:
-    runs: list[transcoder.FfmpegRun] = []
+    runs: list[runner.FfmpegRun] = []
     commands: list[list[str]] = []
     _transcode(
         ffmpeg,
