@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: How often the live display redraws: its clocks tick and a waiting file's bar moves.
 REFRESH_PER_SECOND = 4
+#: Finished paths remembered against late hooks (``Reporter._ended``).
+ENDED_KEPT = 1024
 #: Cells of a file's bar in the live display.
 BAR_WIDTH = 24
 #: Cells a file name may take in the live display before it is cut with "…".
@@ -192,7 +194,8 @@ class Reporter(Subscriber):
         #: Paths whose latest version finished: hooks from other threads can come late (a
         #: step's "waiting for a worker" after the listener's "done") and must not bring
         #: the file back; a new version (seen again, queued again) starts over.
-        self._ended: set[Path] = set()
+        #: Kept in order, the latest ENDED_KEPT: late hooks come seconds late, not files later.
+        self._ended: dict[Path, None] = {}
         self._closed = False
         self.done = 0
         #: Delivered with some outputs that could not be made.
@@ -221,7 +224,7 @@ class Reporter(Subscriber):
         with self._lock:
             if self._closed or path in self._files:
                 return
-            self._ended.discard(path)
+            self._ended.pop(path, None)
             f = self._files[path] = _File(shown(path.name), self._clock(), Stage.COPYING_IN)
         self._changed(f)
 
@@ -251,7 +254,7 @@ class Reporter(Subscriber):
             if self._closed:
                 return
             if stage.waiting:
-                self._ended.discard(path)
+                self._ended.pop(path, None)
             elif path in self._ended and path not in self._files:
                 return  # late word about a version that finished
             f = self._file(path)
@@ -268,7 +271,9 @@ class Reporter(Subscriber):
                 f.speed = f.eta = None
             if stage.finished:
                 del self._files[path]
-                self._ended.add(path)
+                self._ended[path] = None
+                if len(self._ended) > ENDED_KEPT:
+                    del self._ended[next(iter(self._ended))]
                 f.ended, f.detail, f.output_size = self._clock(), shown(detail or ""), outputs
                 f.failed_outputs = failed_outputs
                 if stage is Stage.FAILED:
