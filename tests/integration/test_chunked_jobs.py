@@ -353,3 +353,40 @@ def names_of(messages: list[Any]) -> list[str]:
     """The part names of job messages, in order."""
     found = [parse_job(m.body).part for m in messages]
     return [p.name for p in found if p is not None]
+
+
+@pytest.mark.parametrize("forgery", ["garbage", "an output it does not have", "past the end"])
+def test_a_damaged_plan_fails_the_file_at_once_with_its_reason(
+    local: Settings, local_backend: Backend, long_clip: Path, forgery: str, tmp_path: Path
+) -> None:
+    """A plan.json damaged or forged in the store (its bytes, an output index past the job's,
+    a chunk outside the source) fails the file with a one-line reason on its first attempt:
+    never an IndexError out of the worker, never a chunk made from it, never retried."""
+    backend = local_backend
+    job = send_chunked(backend, long_clip)
+    worker = make_worker(local, backend)
+    [split] = backend.jobs.receive(wait=5)
+    worker.handle(split)
+    store, key = backend.store, f"{keys.parts_prefix(job.job_id)}{plans.PLAN}"
+    path = tmp_path / plans.PLAN
+    store.download(store.output_bucket, key, path)
+    plan = msgspec.json.decode(path.read_bytes(), type=plans.Plan)
+    if forgery == "garbage":
+        path.write_bytes(b"\x00\xff{not a plan")
+    elif forgery == "an output it does not have":
+        path.write_bytes(msgspec.json.encode(msgspec.structs.replace(plan, chunked=(99,))))
+    else:
+        last = msgspec.structs.replace(plan.chunks[-1], start=SECONDS * 40.0)
+        forged = msgspec.structs.replace(plan, chunks=(*plan.chunks[:-1], last))
+        path.write_bytes(msgspec.json.encode(forged))
+    store.put(path, store.output_bucket, key)
+    while batch := backend.jobs.receive(wait=0.2):
+        worker.handle(batch[0])  # every part: none raises, none is made from the plan
+    notes = []
+    while got := backend.notifications.receive(wait=0, max_messages=10):
+        notes += [WorkersEngine(backend).read(m.body) for m in got]
+        for m in got:
+            backend.notifications.delete(m)
+    ended = [n for n in notes if n.state != State.PROGRESSING]
+    assert ended and all(n.state == State.ERROR for n in ended)
+    assert all("plan" in (n.reason or "") and "\n" not in (n.reason or "") for n in ended)
