@@ -390,3 +390,29 @@ def test_a_damaged_plan_fails_the_file_at_once_with_its_reason(
     ended = [n for n in notes if n.state != State.PROGRESSING]
     assert ended and all(n.state == State.ERROR for n in ended)
     assert all("plan" in (n.reason or "") and "\n" not in (n.reason or "") for n in ended)
+
+
+def test_a_long_video_with_one_keyframe_says_why_it_is_not_chunked(
+    local: Settings, local_backend: Backend, tmp_path: Path
+) -> None:
+    """12 s with a single keyframe cannot be cut at 3 s: made whole, and the file's log says
+    so (not "too short", which it is not)."""
+    src = tmp_path / "one keyframe.mp4"
+    subprocess.run(
+        [
+            *(find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"),
+            *("-i", f"testsrc2=size=160x120:rate=25:duration={SECONDS}", "-c:v", "libx264"),
+            *("-preset", "ultrafast", "-x264-params", "keyint=1000:min-keyint=1000:scenecut=0"),
+            *("-pix_fmt", "yuv420p", str(src)),
+        ],
+        check=True,
+    )
+    backend = local_backend
+    job = send_chunked(backend, src)
+    worker = make_worker(local, backend)
+    [message] = backend.jobs.receive(wait=5)
+    worker.handle(message)
+    [note] = answers(backend, 1).values()
+    assert note.state == State.COMPLETED, note.reason
+    text = fetched(backend, keys.log_key(job.job_id), tmp_path / "log").read_text()
+    assert "not chunked: too few keyframes to cut into chunks of 3s" in text, text

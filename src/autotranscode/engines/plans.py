@@ -21,7 +21,7 @@ from .. import keys
 from ..backends import ObjectStore
 from ..errors import MessageError, ObjectMissing, PlanError, StorageError
 from ..filelog import JobLog
-from ..media import chunks, conform, presets
+from ..media import chunks, conform, interlace, presets
 from ..media.chunks import Chunk
 from ..media.probe import MediaInfo
 from ..messages import MAX_CHUNKS, Job, OutputStatus, Part
@@ -193,6 +193,17 @@ class PartObjects:
             if data:
                 texts.append(data.decode(errors="replace"))
         return "".join(texts)
+
+
+def unchunked_reason(source: MediaInfo, chunk_seconds: float) -> str:
+    """Why ``chunks.chunk_plan`` made no chunks of ``source``, for the file's log."""
+    if interlace.interlaced(source):
+        return f"interlaced, for chunks of {chunk_seconds:g}s"
+    if not source.duration:
+        return "its duration is unknown (a raw stream?): nothing to cut it by"
+    if source.duration < 2 * chunk_seconds:
+        return f"too short for chunks of {chunk_seconds:g}s"
+    return f"too few keyframes to cut into chunks of {chunk_seconds:g}s"
 
 
 def plan_fault(plan: Plan, outputs: int) -> str | None:
