@@ -416,3 +416,32 @@ def test_a_long_video_with_one_keyframe_says_why_it_is_not_chunked(
     assert note.state == State.COMPLETED, note.reason
     text = fetched(backend, keys.log_key(job.job_id), tmp_path / "log").read_text()
     assert "not chunked: too few keyframes to cut into chunks of 3s" in text, text
+
+
+def test_sound_that_starts_late_keeps_its_place_in_a_chunked_output(
+    local: Settings, local_backend: Backend, tmp_path: Path
+) -> None:
+    """Audio starting 3 s into the video (leading silence not stored): the rest keeps that
+    start and the join must too; it was joined at 0 and the file failed its check
+    ("audio ends at 9.04s, video at 12.00s") though it transcodes whole."""
+    src = tmp_path / "late sound.mp4"
+    subprocess.run(
+        [
+            *(find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"),
+            *("-i", f"testsrc2=size=160x120:rate=25:duration={SECONDS}", "-itsoffset", "3"),
+            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={SECONDS - 3}"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p"),
+            *("-c:a", "aac", str(src)),
+        ],
+        check=True,
+    )
+    backend = local_backend
+    send_chunked(backend, src)
+    with serving(local, backend, workers=1):
+        [note] = answers(backend, 1).values()
+    assert note.state == State.COMPLETED, note.reason
+    made = fetched(backend, note.outputs[0].key, tmp_path / "made.mp4")
+    with av.open(str(made)) as container:
+        audio = container.streams.audio[0]
+        assert audio.start_time is not None and audio.time_base is not None
+        assert abs(float(audio.start_time * audio.time_base) - 3) < 0.05
