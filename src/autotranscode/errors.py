@@ -115,6 +115,13 @@ class ObjectMissing(StorageError):
     retryable: bool = False
 
 
+class PlanError(StorageError):
+    """A chunked job's stored plan is unreadable or not one a split makes (damaged, forged)."""
+
+    #: The same bytes are read again: the file fails at once, with the plan's fault.
+    retryable: bool = False
+
+
 class QueueError(BackendError):
     """A message could not be sent, received or deleted."""
 

@@ -141,6 +141,14 @@ class Settings(msgspec.Struct, frozen=True):
             # A job with more would be refused by every worker.
             raise ValueError(f"--preset: at most {MAX_OUTPUTS} presets (outputs) per file")
         msgspec.structs.force_setattr(self, "preset", ids or (presets.DEFAULT_PRESET,))
+        if self.quality is not None and not any(
+            self.catalog.get(p).quality is not None for p in self.preset
+        ):
+            # Else the target would be ignored without a word (HLS, audio, pictures).
+            raise ValueError(
+                f"--quality: none of the presets ({', '.join(self.preset)}) can take a VMAF"
+                " target; it needs a video preset with a crf"
+            )
         msgspec.structs.force_setattr(self, "sidecars", parse_sidecars(self.sidecars))
         for option, check in (("hours", Hours.parse), ("ionice", IoPriority.parse)):
             value = getattr(self, option)

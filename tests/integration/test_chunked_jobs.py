@@ -343,3 +343,95 @@ def names_of(messages: list[Any]) -> list[str]:
     """The part names of job messages, in order."""
     found = [parse_job(m.body).part for m in messages]
     return [p.name for p in found if p is not None]
+
+
+@pytest.mark.parametrize("forgery", ["garbage", "an output it does not have", "past the end"])
+def test_a_damaged_plan_fails_the_file_at_once_with_its_reason(
+    local: Settings, local_backend: Backend, long_clip: Path, forgery: str, tmp_path: Path
+) -> None:
+    """A plan.json damaged or forged in the store (its bytes, an output index past the job's,
+    a chunk outside the source) fails the file with a one-line reason on its first attempt:
+    never an IndexError out of the worker, never a chunk made from it, never retried."""
+    backend = local_backend
+    job = send_chunked(backend, long_clip)
+    worker = make_worker(local, backend)
+    [split] = backend.jobs.receive(wait=5)
+    worker.handle(split)
+    store, key = backend.store, f"{keys.parts_prefix(job.job_id)}{plans.PLAN}"
+    path = tmp_path / plans.PLAN
+    store.download(store.output_bucket, key, path)
+    plan = msgspec.json.decode(path.read_bytes(), type=plans.Plan)
+    if forgery == "garbage":
+        path.write_bytes(b"\x00\xff{not a plan")
+    elif forgery == "an output it does not have":
+        path.write_bytes(msgspec.json.encode(msgspec.structs.replace(plan, chunked=(99,))))
+    else:
+        last = msgspec.structs.replace(plan.chunks[-1], start=SECONDS * 40.0)
+        forged = msgspec.structs.replace(plan, chunks=(*plan.chunks[:-1], last))
+        path.write_bytes(msgspec.json.encode(forged))
+    store.put(path, store.output_bucket, key)
+    while batch := backend.jobs.receive(wait=0.2):
+        worker.handle(batch[0])  # every part: none raises, none is made from the plan
+    notes = []
+    while got := backend.notifications.receive(wait=0, max_messages=10):
+        notes += [WorkersEngine(backend).read(m.body) for m in got]
+        for m in got:
+            backend.notifications.delete(m)
+    ended = [n for n in notes if n.state != State.PROGRESSING]
+    assert ended and all(n.state == State.ERROR for n in ended)
+    assert all("plan" in (n.reason or "") and "\n" not in (n.reason or "") for n in ended)
+
+
+def test_a_long_video_with_one_keyframe_says_why_it_is_not_chunked(
+    local: Settings, local_backend: Backend, tmp_path: Path
+) -> None:
+    """12 s with a single keyframe cannot be cut at 3 s: made whole, and the file's log says
+    so (not "too short", which it is not)."""
+    src = tmp_path / "one keyframe.mp4"
+    subprocess.run(
+        [
+            *(find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"),
+            *("-i", f"testsrc2=size=160x120:rate=25:duration={SECONDS}", "-c:v", "libx264"),
+            *("-preset", "ultrafast", "-x264-params", "keyint=1000:min-keyint=1000:scenecut=0"),
+            *("-pix_fmt", "yuv420p", str(src)),
+        ],
+        check=True,
+    )
+    backend = local_backend
+    job = send_chunked(backend, src)
+    worker = make_worker(local, backend)
+    [message] = backend.jobs.receive(wait=5)
+    worker.handle(message)
+    [note] = answers(backend, 1).values()
+    assert note.state == State.COMPLETED, note.reason
+    text = fetched(backend, keys.log_key(job.job_id), tmp_path / "log").read_text()
+    assert "not chunked: too few keyframes to cut into chunks of 3s" in text, text
+
+
+def test_sound_that_starts_late_keeps_its_place_in_a_chunked_output(
+    local: Settings, local_backend: Backend, tmp_path: Path
+) -> None:
+    """Audio starting 3 s into the video (leading silence not stored): the rest keeps that
+    start and the join must too; it was joined at 0 and the file failed its check
+    ("audio ends at 9.04s, video at 12.00s") though it transcodes whole."""
+    src = tmp_path / "late sound.mp4"
+    subprocess.run(
+        [
+            *(find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"),
+            *("-i", f"testsrc2=size=160x120:rate=25:duration={SECONDS}", "-itsoffset", "3"),
+            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={SECONDS - 3}"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p"),
+            *("-c:a", "aac", str(src)),
+        ],
+        check=True,
+    )
+    backend = local_backend
+    send_chunked(backend, src)
+    with serving(local, backend, workers=1):
+        [note] = answers(backend, 1).values()
+    assert note.state == State.COMPLETED, note.reason
+    made = fetched(backend, note.outputs[0].key, tmp_path / "made.mp4")
+    with av.open(str(made)) as container:
+        audio = container.streams.audio[0]
+        assert audio.start_time is not None and audio.time_base is not None
+        assert abs(float(audio.start_time * audio.time_base) - 3) < 0.05

@@ -184,3 +184,27 @@ def test_a_cancel_stops_the_running_ffmpeg_of_a_search_and_of_a_score(
     with pytest.raises(TranscodeError, match="cancelled"):
         tuning.scores(src)
     assert len(started) == 1
+
+
+def test_a_picture_too_small_for_vmaf_is_encoded_at_the_presets_crf(tmp_path: Path) -> None:
+    """libvmaf crashes (SIGSEGV) on a picture 16 px or less a side: a VMAF target on such
+    a video is not searched (said in the file's log) and the output is made at the preset's
+    own CRF, as without the target; a score of it is skipped in one line, never a crash."""
+    src = tmp_path / "tiny.mp4"
+    subprocess.run(
+        [
+            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"),
+            *("-i", "testsrc2=size=16x16:rate=25:duration=1", "-pix_fmt", "yuv420p", str(src)),
+        ],
+        check=True,
+    )
+    info = probe(src, detail=True)
+    said: list[str] = []
+    targeted = presets.build("web-720p", {"extends": "web-720p", "quality": "vmaf:93"})
+    tuning = Tuning(find_ffmpeg(), targeted, info, src, tmp_path, lambda *_: None, said.append)
+    assert tuning.search() == targeted
+    assert any("not searched" in line and "16x16" in line for line in said), said
+    out = tmp_path / "out.mp4"
+    transcode(find_ffmpeg(), targeted, info, src, out)
+    with pytest.raises(TranscodeError, match="too small"):
+        quality.measure(find_ffmpeg(), targeted, info, src, out)

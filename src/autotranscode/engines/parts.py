@@ -72,6 +72,7 @@ from .plans import (
     check_part,
     chunked_outputs,
     part_name,
+    unchunked_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -231,8 +232,7 @@ class Parts:
             joblog.say("not chunked: none of its outputs is encoded in chunks for this source")
             return None
         if not planned:
-            why = "interlaced" if interlace.interlaced(source) else "too short"
-            joblog.say(f"not chunked: {why} for chunks of {job.chunk_seconds:g}s")
+            joblog.say(f"not chunked: {unchunked_reason(source, job.chunk_seconds)}")
             return None
         if len(planned) > MAX_CHUNKS:
             joblog.say(f"not chunked: {len(planned)} chunks, more than {MAX_CHUNKS}")

@@ -10,6 +10,7 @@ one it did not make is forged or stale.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,12 +19,12 @@ import msgspec
 
 from .. import keys
 from ..backends import ObjectStore
-from ..errors import MessageError, ObjectMissing, StorageError
+from ..errors import MessageError, ObjectMissing, PlanError, StorageError
 from ..filelog import JobLog
-from ..media import chunks, conform, presets
+from ..media import chunks, conform, interlace, presets
 from ..media.chunks import Chunk
 from ..media.probe import MediaInfo
-from ..messages import Job, OutputStatus, Part
+from ..messages import MAX_CHUNKS, Job, OutputStatus, Part
 
 PLAN = "plan.json"
 #: The container of chunks and of the rest (``chunks``: Matroska).
@@ -126,9 +127,13 @@ class PartObjects:
         if data is None:
             return None
         try:
-            return msgspec.json.decode(data, type=Plan)
+            plan = msgspec.json.decode(data, type=Plan)
         except msgspec.MsgspecError as exc:
-            raise StorageError(f"job {job.job_id}: its stored plan is unreadable: {exc}") from exc
+            raise PlanError(f"job {job.job_id}: its stored plan is unreadable: {exc}") from exc
+        fault = plan_fault(plan, len(job.outputs))
+        if fault:
+            raise PlanError(f"job {job.job_id}: its stored plan is not a split's: {fault}")
+        return plan
 
     def marker(self, job: Job, name: str) -> Marker | None:
         data = self.get(job, f"{name}.json")
@@ -188,6 +193,36 @@ class PartObjects:
             if data:
                 texts.append(data.decode(errors="replace"))
         return "".join(texts)
+
+
+def unchunked_reason(source: MediaInfo, chunk_seconds: float) -> str:
+    """Why ``chunks.chunk_plan`` made no chunks of ``source``, for the file's log."""
+    if interlace.interlaced(source):
+        return f"interlaced, for chunks of {chunk_seconds:g}s"
+    if not source.duration:
+        return "its duration is unknown (a raw stream?): nothing to cut it by"
+    if source.duration < 2 * chunk_seconds:
+        return f"too short for chunks of {chunk_seconds:g}s"
+    return f"too few keyframes to cut into chunks of {chunk_seconds:g}s"
+
+
+def plan_fault(plan: Plan, outputs: int) -> str | None:
+    """Why ``plan`` is not one a split of a job of ``outputs`` outputs makes (damaged or
+    forged in the store), or None: every part indexes its chunks and outputs by it."""
+    if not 2 <= plan.count <= MAX_CHUNKS:
+        return f"{plan.count} chunks"
+    if any(not 0 <= i < outputs for i in plan.chunked) or len(set(plan.chunked)) != len(
+        plan.chunked
+    ):
+        return f"chunked outputs {list(plan.chunked)} of {outputs}"
+    duration = plan.source.duration
+    for n, c in enumerate(plan.chunks):
+        end = plan.chunks[n + 1].start if n + 1 < plan.count else None
+        if c.index != n or not math.isfinite(c.start) or c.start < 0 or c.end != end:
+            return f"chunk {n} is not the one after the chunk before it"
+        if duration is not None and c.start >= duration:
+            return f"chunk {n} starts at {c.start:g}s, past the source's {duration:g}s"
+    return None
 
 
 def check_part(part: Part, plan: Plan) -> None:

@@ -60,6 +60,10 @@ class Tuning:
         if not self.searches or self.preset.quality is None:
             return self.preset
         target = self.preset.quality
+        small = quality.too_small(self.preset, self.source)
+        if small:
+            self.say(f"VMAF {target:g} not searched: {small}; encoded at the preset's crf")
+            return self.preset
         self.say(f"searching the CRF for VMAF {target:g} on samples of the source")
         self.report(0.0, None)
         choice = quality.search(

@@ -31,7 +31,7 @@ from typing import Protocol
 
 import av
 
-from ..errors import JoinError
+from ..errors import JoinError, MediaError
 from . import recipe, streams
 from .presets import Preset
 from .probe import MediaInfo
@@ -100,6 +100,10 @@ def join_command(
         cmd += ["-itsoffset", f"{chunks[0].start:.6f}"]
     cmd += ["-f", "concat", "-safe", "0", "-i", str(listing)]
     if rest is not None:
+        late = start_time(rest)
+        if late > 0:
+            # The sound starts after the picture: ffmpeg would move the rest's start to 0.
+            cmd += ["-itsoffset", f"{late:.6f}"]
         cmd += ["-i", str(rest)]
     cmd += ["-map", "0:v:0"]
     if rest is not None:
@@ -112,6 +116,19 @@ def join_command(
     cmd += ["-map_chapters", "1" if rest is not None else "-1"]
     cmd += streams.metadata(preset, source)
     return [*cmd, *recipe.container_options(preset, tags), str(dst)]
+
+
+def start_time(path: Path | str) -> float:
+    """The container's start time (s): the rest's is its first sound's, which may be late
+    (0 for a file not there: ffmpeg's join then says it is missing)."""
+    if not Path(path).exists():
+        return 0.0
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            start = container.start_time
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot read {Path(path).name}: {exc}") from exc
+    return start / av.time_base if start else 0.0
 
 
 def _quoted(path: Path) -> str:

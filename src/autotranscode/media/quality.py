@@ -56,6 +56,8 @@ SAMPLE_SECONDS = 2.0
 SECONDS_PER_SAMPLE = 30.0
 #: A file this short is sampled whole: windows would cover most of it anyway.
 WHOLE_BELOW_SECONDS = 8.0
+#: libvmaf crashes (SIGSEGV) on a picture 16 px or less a side: smaller ones are not scored.
+MIN_SIDE = 32
 #: libvmaf scores one frame in this many (``n_subsample``).
 SUBSAMPLE = 3
 MAX_ROUNDS = 3
@@ -222,7 +224,18 @@ def _size(preset: Preset, source: MediaInfo) -> tuple[int, int]:
     size = preset.output_size(source)
     if size is None:
         raise TranscodeError("the output has no picture to score")
+    fault = too_small(preset, source)
+    if fault:
+        raise TranscodeError(fault)
     return size
+
+
+def too_small(preset: Preset, source: MediaInfo) -> str | None:
+    """Why the output's picture cannot be scored (under MIN_SIDE a side), or None."""
+    size = preset.output_size(source)
+    if size is None or min(size) >= MIN_SIDE:
+        return None
+    return f"the picture is {size[0]}x{size[1]}, too small for VMAF (under {MIN_SIDE} px a side)"
 
 
 def _reference(

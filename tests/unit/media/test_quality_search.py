@@ -88,3 +88,11 @@ def test_quality_is_checked_and_only_given_to_presets_that_can_take_it() -> None
     assert presets.DEFAULT_CATALOG.resolve("web-720p", spec).quality == 95.0
     with pytest.raises(ConfigError, match="--quality: use vmaf:N"):
         build({"quality": "psnr:40"})
+
+
+@pytest.mark.parametrize("chosen", [["hls"], ["audio-aac"], ["audio-mp3", "poster"]])
+def test_quality_with_no_preset_that_can_take_it_is_refused(chosen: list[str]) -> None:
+    """``--quality`` with only presets it cannot tune (HLS, audio, pictures) would be
+    ignored without a word: refused in one line instead, naming them."""
+    with pytest.raises(ConfigError, match="--quality: none of the presets"):
+        build({"quality": "vmaf:90", "preset": chosen})
